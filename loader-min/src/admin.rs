@@ -1,0 +1,329 @@
+//! Administrator-side wire types shared by mig-api and mig-console (docs/api.md lists the routes).
+
+use crate::dictionary::DictName;
+use crate::error::{Error, Result};
+use crate::protocol::Environment;
+use crate::statement::{Entry, Platform};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// MIG's signed-token header.
+pub const PGP_AUTH_HEADER: &str = "X-PGPAUTHORIZATION";
+/// Per-investigator API key header.
+pub const API_KEY_HEADER: &str = "X-MIGAPIKEY";
+
+/// A parsed `X-PGPAUTHORIZATION` value: `1;<ts>;<nonce>;<de-armored signature>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthToken {
+    pub timestamp: Timestamp,
+    pub nonce: String,
+    /// The de-armored signature (empty before signing).
+    pub signature: String,
+}
+
+impl AuthToken {
+    /// A fresh unsigned token; `nonce` must be unpredictable (the console uses a CSPRNG).
+    pub fn new(timestamp: Timestamp, nonce: String) -> Self {
+        AuthToken {
+            timestamp,
+            nonce,
+            signature: String::new(),
+        }
+    }
+
+    /// The bytes the investigator signs: `1;<ts>;<nonce>\n`.
+    pub fn signed_data(&self) -> String {
+        format!("1;{};{}\n", self.timestamp, self.nonce)
+    }
+
+    /// The header value.
+    pub fn header_value(&self) -> String {
+        format!("1;{};{};{}", self.timestamp, self.nonce, self.signature)
+    }
+
+    /// Parses a header value; every part is checked, nothing is trusted.
+    pub fn parse(value: &str) -> Result<Self> {
+        let bad = |m: &str| Error::Config(format!("{PGP_AUTH_HEADER}: {m}"));
+        if value.len() > 8192 {
+            return Err(bad("too long"));
+        }
+        let mut parts = value.splitn(4, ';');
+        let (Some(v), Some(ts), Some(nonce), Some(sig)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected 1;<timestamp>;<nonce>;<signature>"));
+        };
+        if v != "1" {
+            return Err(bad("unsupported token version"));
+        }
+        if nonce.is_empty()
+            || nonce.len() > 128
+            || !nonce.bytes().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(bad("nonce must be 1 to 128 ASCII letters and digits"));
+        }
+        let timestamp = Timestamp::parse(ts).map_err(|e| bad(&e.to_string()))?;
+        Ok(AuthToken {
+            timestamp,
+            nonce: nonce.to_string(),
+            signature: sig.to_string(),
+        })
+    }
+}
+
+/// MIG's permission bits (`investigator.go`), plus `PermPlugin` for targeting plugins.
+pub const PERMISSIONS: &[(&str, u64)] = &[
+    ("PermSearch", 1),
+    ("PermAction", 2),
+    ("PermActionCreate", 4),
+    ("PermCommand", 8),
+    ("PermAgent", 16),
+    ("PermDashboard", 32),
+    ("PermLoader", 64),
+    ("PermLoaderStatus", 128),
+    ("PermLoaderExpect", 256),
+    ("PermLoaderKey", 512),
+    ("PermLoaderNew", 1024),
+    ("PermManifest", 2048),
+    ("PermManifestSign", 4096),
+    ("PermManifestNew", 8192),
+    ("PermManifestStatus", 16384),
+    ("PermManifestLoaders", 32768),
+    ("PermInvestigator", 65536),
+    ("PermInvestigatorCreate", 131072),
+    ("PermInvestigatorUpdate", 262144),
+    ("PermPlugin", 524288),
+];
+
+/// MIG's permission sets. `Default` is always applied, as MIG's `setperms` does.
+pub const PERMISSION_SETS: &[(&str, u64)] = &[
+    ("Default", 1 | 2 | 4 | 8 | 16 | 32),
+    ("PermManifest", 2048 | 4096 | 8192 | 16384 | 32768),
+    ("PermLoader", 64 | 128 | 256 | 512 | 1024),
+    ("PermAdmin", 65536 | 131072 | 262144 | 524288),
+];
+
+/// The value of one named bit.
+pub fn permission_bit(name: &str) -> Option<u64> {
+    PERMISSIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| *b)
+}
+
+/// Parses a list of set or bit names (`PermAdmin,PermManifest,PermSearch`) into a bitmask that
+/// always includes the `Default` set. A set name wins over the bit of the same name.
+pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<u64> {
+    let mut mask = PERMISSION_SETS[0].1;
+    for n in names {
+        let n = n.as_ref().trim();
+        if n.is_empty() {
+            continue;
+        }
+        let v = PERMISSION_SETS
+            .iter()
+            .find(|(s, _)| *s == n)
+            .map(|(_, m)| *m)
+            .or_else(|| permission_bit(n))
+            .ok_or_else(|| Error::Config(format!("unknown permission or set {n:?}")))?;
+        mask |= v;
+    }
+    Ok(mask)
+}
+
+/// The names of the bits set in `mask`.
+pub fn permission_names(mask: u64) -> Vec<String> {
+    PERMISSIONS
+        .iter()
+        .filter(|(_, b)| mask & b != 0)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// `POST manifests`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewManifest {
+    pub name: String,
+    pub target: String,
+    pub platform: Platform,
+    /// How long the statement stays valid; the API's default when absent.
+    #[serde(default)]
+    pub valid_days: Option<u32>,
+    /// The tar.gz, standard base64.
+    pub archive: String,
+}
+
+/// A manifest as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestRecord {
+    pub id: u64,
+    pub name: String,
+    pub target: String,
+    pub status: String,
+    pub platform: Platform,
+    pub created: Timestamp,
+    pub issued: Timestamp,
+    pub expires: Timestamp,
+    /// Names of the investigators whose signatures verified.
+    pub signers: Vec<String>,
+    pub entries: Vec<Entry>,
+    /// The exact signed statement text.
+    pub statement: String,
+}
+
+/// `POST manifests/<id>/signatures`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewSignature {
+    /// An armored detached signature over the statement bytes.
+    pub signature: String,
+}
+
+/// `POST manifests/<id>/status` and `POST loaders/<id>/status`, `investigators/<id>/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: String,
+}
+
+/// The last report a loader sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastReport {
+    pub serial: u64,
+    pub result: String,
+    pub message: String,
+    pub time: Timestamp,
+}
+
+/// A loader as the API shows it (never its key).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoaderRecord {
+    pub id: u64,
+    pub name: String,
+    pub prefix: String,
+    pub agentname: Option<String>,
+    pub enabled: bool,
+    pub expectenv: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub lastseen: Option<Timestamp>,
+    pub environment: Option<Environment>,
+    pub tags: BTreeMap<String, String>,
+    pub last_report: Option<LastReport>,
+}
+
+/// `POST loaders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewLoader {
+    pub name: String,
+    #[serde(default)]
+    pub expectenv: Option<String>,
+}
+
+/// The answer to creating a loader or rotating its key: the key is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoaderKeyIssued {
+    pub loader: LoaderRecord,
+    pub key: String,
+}
+
+/// `POST loaders/<id>/expectenv`; empty or absent clears it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpectEnv {
+    #[serde(default)]
+    pub expectenv: Option<String>,
+}
+
+/// `POST loaders/<id>/attributes`: replaces the administrator-owned attributes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attributes {
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// An investigator as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InvestigatorRecord {
+    pub id: u64,
+    pub name: String,
+    pub fingerprint: String,
+    pub status: String,
+    pub permissions: Vec<String>,
+    pub created: Timestamp,
+    pub has_apikey: bool,
+}
+
+/// `POST investigators`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewInvestigator {
+    pub name: String,
+    /// Armored OpenPGP public key.
+    pub publickey: String,
+    /// Set or bit names; `Default` is always added.
+    pub permissions: Vec<String>,
+}
+
+/// `POST investigators/<id>/permissions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PermissionChange {
+    pub permissions: Vec<String>,
+}
+
+/// `POST investigators/<id>/apikey` answer, shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyIssued {
+    pub apikey: String,
+}
+
+/// A targeting plugin as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginRecord {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub functions: Vec<String>,
+    pub builtin: bool,
+    pub created: Timestamp,
+}
+
+/// `POST plugins`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewPlugin {
+    pub name: String,
+    /// The `.wasm` module, standard base64.
+    pub wasm: String,
+}
+
+/// True when every entry of a manifest names a dictionary file (the API refuses other names).
+pub fn entries_are_dictionary_names(entries: &[Entry]) -> bool {
+    entries.iter().all(|e| DictName::parse(&e.name).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trips_and_rejects_junk() {
+        let mut t = AuthToken::new(Timestamp(1_796_013_216), "abc123".into());
+        assert_eq!(t.signed_data(), "1;2026-11-30T04:33:36Z;abc123\n");
+        t.signature = "AAAA==ab12".into();
+        assert_eq!(AuthToken::parse(&t.header_value()).unwrap(), t);
+        for bad in [
+            "2;2026-11-30T04:33:36Z;abc;sig",
+            "1;yesterday;abc;sig",
+            "1;2026-11-30T04:33:36Z;a b;sig",
+            "1;2026-11-30T04:33:36Z",
+        ] {
+            assert!(AuthToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn permission_sets_expand_and_default_is_always_there() {
+        let m = parse_permissions(&["PermManifest"]).unwrap();
+        assert_eq!(m & 1, 1, "Search from Default");
+        assert_ne!(m & permission_bit("PermManifestStatus").unwrap(), 0);
+        assert_eq!(m & permission_bit("PermLoaderNew").unwrap(), 0);
+        assert!(parse_permissions(&["PermManifests"]).is_err());
+        let names = permission_names(parse_permissions(&["PermAdmin"]).unwrap());
+        assert!(names.contains(&"PermInvestigatorCreate".to_string()));
+    }
+}

@@ -1,0 +1,430 @@
+//! M-of-N verification of detached OpenPGP signatures over the exact statement bytes.
+//! design §4: count distinct primary-key fingerprints from the built-in keyring that made a valid
+//! signature; ignore and report unknown or bad signatures; accept only at or above the threshold.
+
+use crate::error::{Error, Result};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
+
+/// A set of administrator public keys whose bindings verified when they were loaded.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    keys: Vec<SignedPublicKey>,
+}
+
+/// Upper-case hex fingerprint, as GnuPG prints it.
+pub fn fingerprint_hex(key: &impl KeyDetails) -> String {
+    format!("{:x}", key.fingerprint()).to_uppercase()
+}
+
+/// Parses one armored public key; `what` names it in errors.
+pub fn parse_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
+    let (key, _) = SignedPublicKey::from_string(armored).map_err(|e| Error::Key {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    // A subkey counts for its primary only when the primary really bound it.
+    key.verify_bindings().map_err(|e| Error::Key {
+        what: what.to_string(),
+        reason: format!("self-signatures do not verify: {e}"),
+    })?;
+    Ok(key)
+}
+
+impl Keyring {
+    /// Loads armored public keys; each is named (file name, investigator) for error messages.
+    pub fn from_armored<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut out: Vec<SignedPublicKey> = Vec::new();
+        for (what, armored) in keys {
+            let key = parse_public_key(what, armored)?;
+            if out.iter().any(|k| k.fingerprint() == key.fingerprint()) {
+                return Err(Error::Key {
+                    what: what.to_string(),
+                    reason: "the same key is listed twice".into(),
+                });
+            }
+            out.push(key);
+        }
+        Ok(Keyring { keys: out })
+    }
+
+    /// A keyring of already parsed keys.
+    pub fn from_keys(keys: Vec<SignedPublicKey>) -> Self {
+        Keyring { keys }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The primary fingerprints, upper-case hex.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| fingerprint_hex(&k.primary_key))
+            .collect()
+    }
+
+    /// Which primary key (by index) made `sig` over `data`, trying the primary and its subkeys.
+    fn signer_of(&self, sig: &DetachedSignature, data: &[u8]) -> Option<usize> {
+        self.keys.iter().position(|k| {
+            sig.verify(&k.primary_key, data).is_ok()
+                || k.public_subkeys
+                    .iter()
+                    .any(|s| sig.verify(&s.key, data).is_ok())
+        })
+    }
+
+    /// Whether any key (primary or subkey) of the ring matches an issuer the signature names.
+    fn knows_issuer(&self, sig: &DetachedSignature) -> Option<String> {
+        let ids = sig.signature.issuer_key_id();
+        let fps = sig.signature.issuer_fingerprint();
+        for k in &self.keys {
+            let mut candidates: Vec<(pgp::types::KeyId, pgp::types::Fingerprint)> =
+                vec![(k.primary_key.legacy_key_id(), k.primary_key.fingerprint())];
+            candidates.extend(
+                k.public_subkeys
+                    .iter()
+                    .map(|s| (s.key.legacy_key_id(), s.key.fingerprint())),
+            );
+            if candidates
+                .iter()
+                .any(|(id, fp)| ids.contains(&id) || fps.contains(&fp))
+            {
+                return Some(fingerprint_hex(&k.primary_key));
+            }
+        }
+        None
+    }
+}
+
+/// The outcome of verifying a set of signatures: who counted, and why every other one did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Distinct primary fingerprints that made a valid signature, in the order first seen.
+    pub valid: Vec<String>,
+    /// One line per signature that did not count.
+    pub ignored: Vec<String>,
+}
+
+impl Verdict {
+    /// Accepts when at least `threshold` distinct keys signed; a threshold below 1 is refused.
+    pub fn require(self, threshold: usize) -> Result<Self> {
+        if threshold == 0 {
+            return Err(Error::Config(
+                "the signature threshold must be at least 1".into(),
+            ));
+        }
+        if self.valid.len() >= threshold {
+            Ok(self)
+        } else {
+            Err(Error::NotEnoughSignatures {
+                got: self.valid.len(),
+                need: threshold,
+                ignored: self.ignored,
+            })
+        }
+    }
+}
+
+/// Verifies every armored detached signature over `data` against `keyring`.
+pub fn verify(keyring: &Keyring, data: &[u8], signatures: &[String]) -> Verdict {
+    let mut v = Verdict::default();
+    for (i, armored) in signatures.iter().enumerate() {
+        let n = i + 1;
+        let sig = match DetachedSignature::from_string(armored) {
+            Ok((sig, _)) => sig,
+            Err(e) => {
+                v.ignored.push(format!(
+                    "signature #{n} is not an armored OpenPGP signature: {e}"
+                ));
+                continue;
+            }
+        };
+        match keyring.signer_of(&sig, data) {
+            Some(k) => {
+                let fp = fingerprint_hex(&keyring.keys[k].primary_key);
+                if v.valid.contains(&fp) {
+                    v.ignored.push(format!(
+                        "signature #{n} is another signature by {fp}, counted once"
+                    ));
+                } else {
+                    v.valid.push(fp);
+                }
+            }
+            None => match keyring.knows_issuer(&sig) {
+                Some(fp) => v.ignored.push(format!(
+                    "signature #{n} by {fp} does not verify over the statement"
+                )),
+                None => {
+                    let who: Vec<String> = sig
+                        .signature
+                        .issuer_key_id()
+                        .iter()
+                        .map(|id| {
+                            id.as_ref()
+                                .iter()
+                                .map(|b| format!("{b:02X}"))
+                                .collect::<String>()
+                        })
+                        .collect();
+                    let who = if who.is_empty() {
+                        "an unnamed key".to_string()
+                    } else {
+                        format!("key id {}", who.join(","))
+                    };
+                    v.ignored.push(format!(
+                        "signature #{n} is by {who}, which is not in the keyring"
+                    ));
+                }
+            },
+        }
+    }
+    v
+}
+
+/// The MIG "de-armored" form used in `X-PGPAUTHORIZATION`: base64 body and `=CRC` on one line.
+pub fn dearmor(armored: &str) -> Result<String> {
+    let text = armored.replace("\r\n", "\n");
+    let start = text
+        .find("\n\n")
+        .ok_or_else(|| Error::Sign("armor has no blank line after its header".into()))?;
+    let end = text
+        .find("\n-----END")
+        .ok_or_else(|| Error::Sign("armor has no END line".into()))?;
+    if end < start {
+        return Err(Error::Sign("armor END line before its body".into()));
+    }
+    Ok(text[start + 2..end].lines().map(str::trim).collect())
+}
+
+/// The inverse of [`dearmor`]: 64-column lines, the `=CRC` line when present, BEGIN/END lines.
+pub fn rearmor(flat: &str) -> Result<String> {
+    if flat.is_empty()
+        || !flat
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=')
+    {
+        return Err(Error::Sign(
+            "de-armored signature holds characters outside base64".into(),
+        ));
+    }
+    let (body, crc) = match flat.rfind('=') {
+        Some(p) if p + 5 == flat.len() && p > 0 => (&flat[..p], Some(&flat[p..])),
+        _ => (flat, None),
+    };
+    let mut out = String::from("-----BEGIN PGP SIGNATURE-----\n\n");
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).map_err(|e| Error::Sign(e.to_string()))?);
+        out.push('\n');
+    }
+    if let Some(crc) = crc {
+        out.push_str(crc);
+        out.push('\n');
+    }
+    out.push_str("-----END PGP SIGNATURE-----\n");
+    Ok(out)
+}
+
+#[cfg(feature = "sign")]
+pub use self::signing::*;
+
+#[cfg(feature = "sign")]
+mod signing {
+    use super::*;
+    use pgp::composed::{ArmorOptions, KeyType, SecretKeyParamsBuilder, SignedSecretKey};
+    use pgp::crypto::hash::HashAlgorithm;
+    use pgp::types::{KeyVersion, Password};
+
+    /// Reads an armored secret key.
+    pub fn parse_secret_key(what: &str, armored: &str) -> Result<SignedSecretKey> {
+        SignedSecretKey::from_string(armored)
+            .map(|(k, _)| k)
+            .map_err(|e| Error::Key {
+                what: what.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// An armored detached signature over `data`, made with the secret primary key.
+    pub fn sign_detached(key: &SignedSecretKey, passphrase: &str, data: &[u8]) -> Result<String> {
+        let pw = Password::from(passphrase);
+        let sig = DetachedSignature::sign_binary_data(
+            rand::thread_rng(),
+            &key.primary_key,
+            &pw,
+            HashAlgorithm::Sha256,
+            data,
+        )
+        .map_err(|e| Error::Sign(e.to_string()))?;
+        sig.to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::Sign(e.to_string()))
+    }
+
+    /// A new v4 Ed25519 (legacy EdDSA) signing key that GnuPG 2.2 also reads; returns the secret
+    /// key and its armored public half.
+    pub fn generate_key(user_id: &str) -> Result<(SignedSecretKey, String)> {
+        let mut b = SecretKeyParamsBuilder::default();
+        b.version(KeyVersion::V4)
+            .key_type(KeyType::Ed25519Legacy)
+            .can_certify(true)
+            .can_sign(true)
+            .primary_user_id(user_id.to_string());
+        let params = b.build().map_err(|e| Error::Sign(e.to_string()))?;
+        let sec = params
+            .generate(rand::thread_rng())
+            .map_err(|e| Error::Sign(e.to_string()))?;
+        let public = sec
+            .to_public_key()
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::Sign(e.to_string()))?;
+        Ok((sec, public))
+    }
+
+    /// The armored secret key, for writing a key file.
+    pub fn armor_secret_key(key: &SignedSecretKey) -> Result<String> {
+        key.to_armored_string(ArmorOptions::default())
+            .map_err(|e| Error::Sign(e.to_string()))
+    }
+}
+
+#[cfg(all(test, feature = "sign"))]
+mod tests {
+    use super::*;
+
+    fn ring(keys: &[&str]) -> Keyring {
+        Keyring::from_armored(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (if i == 0 { "a" } else { "b" }, *k)),
+        )
+        .unwrap()
+    }
+
+    struct Admins {
+        secret: Vec<pgp::composed::SignedSecretKey>,
+        public: Vec<String>,
+    }
+
+    fn admins(n: usize) -> Admins {
+        let (secret, public) = (0..n)
+            .map(|i| generate_key(&format!("admin{i} <a{i}@example.org>")).unwrap())
+            .unzip();
+        Admins { secret, public }
+    }
+
+    const DATA: &[u8] = br#"{"format":1,"serial":3}"#;
+
+    fn sigs(a: &Admins, who: &[usize], data: &[u8]) -> Vec<String> {
+        who.iter()
+            .map(|&i| sign_detached(&a.secret[i], "", data).unwrap())
+            .collect()
+    }
+
+    fn keyring_of(a: &Admins, who: &[usize]) -> Keyring {
+        Keyring::from_armored(who.iter().map(|&i| ("admin", a.public[i].as_str()))).unwrap()
+    }
+
+    #[test]
+    fn two_of_three_is_accepted() {
+        let a = admins(3);
+        let v = verify(&keyring_of(&a, &[0, 1, 2]), DATA, &sigs(&a, &[0, 2], DATA))
+            .require(2)
+            .unwrap();
+        assert_eq!(v.valid.len(), 2);
+        assert!(v.ignored.is_empty());
+    }
+
+    #[test]
+    fn one_of_two_is_refused() {
+        let a = admins(2);
+        let e = verify(&keyring_of(&a, &[0, 1]), DATA, &sigs(&a, &[1], DATA))
+            .require(2)
+            .unwrap_err();
+        assert!(e.to_string().contains("got 1, need 2"), "{e}");
+    }
+
+    #[test]
+    fn same_key_signing_twice_counts_once() {
+        let a = admins(2);
+        let v = verify(&keyring_of(&a, &[0, 1]), DATA, &sigs(&a, &[0, 0], DATA));
+        assert_eq!(v.valid.len(), 1);
+        assert!(v.ignored[0].contains("counted once"), "{:?}", v.ignored);
+        assert!(v.require(2).is_err());
+    }
+
+    #[test]
+    fn unknown_signer_plus_enough_known_ones_is_accepted() {
+        let a = admins(3);
+        let v = verify(&keyring_of(&a, &[0, 1]), DATA, &sigs(&a, &[2, 0, 1], DATA))
+            .require(2)
+            .unwrap();
+        assert_eq!(v.valid.len(), 2);
+        assert_eq!(v.ignored.len(), 1);
+        assert!(
+            v.ignored[0].contains("not in the keyring"),
+            "{:?}",
+            v.ignored
+        );
+    }
+
+    #[test]
+    fn one_byte_changed_fails_every_signature() {
+        let a = admins(2);
+        let s = sigs(&a, &[0, 1], DATA);
+        let mut tampered = DATA.to_vec();
+        tampered[5] ^= 1;
+        let v = verify(&keyring_of(&a, &[0, 1]), &tampered, &s);
+        assert!(v.valid.is_empty());
+        assert_eq!(v.ignored.len(), 2);
+        assert!(
+            v.ignored.iter().all(|m| m.contains("does not verify")),
+            "{:?}",
+            v.ignored
+        );
+    }
+
+    #[test]
+    fn garbage_signatures_are_reported_not_fatal() {
+        let a = admins(1);
+        let mut s = sigs(&a, &[0], DATA);
+        s.push("not a signature".into());
+        let v = verify(&keyring_of(&a, &[0]), DATA, &s).require(1).unwrap();
+        assert_eq!(v.ignored.len(), 1);
+        assert!(v.ignored[0].contains("#2"));
+    }
+
+    #[test]
+    fn zero_threshold_is_refused() {
+        assert!(Verdict::default().require(0).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_and_bad_armor_are_refused_when_loading() {
+        let a = admins(1);
+        assert!(
+            Keyring::from_armored([("x", a.public[0].as_str()), ("y", a.public[0].as_str())])
+                .is_err()
+        );
+        let e = Keyring::from_armored([("admin1.asc", "garbage")]).unwrap_err();
+        assert!(e.to_string().contains("admin1.asc"), "{e}");
+        let _ = ring(&[a.public[0].as_str()]);
+    }
+
+    #[test]
+    fn dearmor_round_trips() {
+        let a = admins(1);
+        let s = sigs(&a, &[0], DATA).remove(0);
+        let flat = dearmor(&s).unwrap();
+        assert!(!flat.contains('\n'));
+        let back = rearmor(&flat).unwrap();
+        assert!(verify(&keyring_of(&a, &[0]), DATA, &[back])
+            .require(1)
+            .is_ok());
+        assert!(rearmor("abc;def").is_err());
+    }
+}
