@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod dictionary;
 pub mod error;
+#[cfg(feature = "client")]
+pub mod http;
 pub mod protocol;
 pub mod signature;
 pub mod statement;

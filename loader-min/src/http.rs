@@ -1,0 +1,390 @@
+//! The blocking HTTPS client of mig-loader and mig-console: ureq on rustls + ring, the API's CA
+//! pinned (or the system roots), absolute deadlines, capped bodies, HTTPS_PROXY and NO_PROXY.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+
+/// Where system root certificates are looked for when no CA is pinned.
+const SYSTEM_CA_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+/// The largest CA bundle read from disk.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// How a [`Client`] reaches the API.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// PEM of the CA the API's certificate must chain to; `None` trusts the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Allow `http://` URLs (only for tests; the build configuration decides).
+    pub allow_plain_http: bool,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Absolute time allowed for any single request, body included.
+    pub request_timeout: Duration,
+    /// A proxy from the build configuration; otherwise `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`
+    /// are used unless `NO_PROXY` names the API host.
+    pub proxy: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            ca_pem: None,
+            allow_plain_http: false,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            proxy: None,
+            user_agent: concat!("mig-loader/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// An HTTP client bound to one API base URL.
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+    request_timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+/// A response whose body has not been read yet.
+pub struct Response {
+    pub status: u16,
+    url: String,
+    inner: ureq::http::Response<ureq::Body>,
+}
+
+/// An HTTP method the protocol uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    authority.split(':').next().unwrap_or("")
+}
+
+/// Whether `NO_PROXY` (comma-separated hosts, `.suffix`, or `*`) exempts `host`.
+pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    no_proxy
+        .split(',')
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .any(|e| {
+            let e = e.split(':').next().unwrap_or("").to_string();
+            e == "*"
+                || host == e.trim_start_matches('.')
+                || host.ends_with(&format!(".{}", e.trim_start_matches('.')))
+        })
+}
+
+fn env_any(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn proxy_for(cfg: &HttpConfig, base: &str) -> Result<Option<ureq::Proxy>> {
+    let explicit = cfg.proxy.clone().filter(|p| !p.is_empty());
+    let chosen = match explicit {
+        Some(p) => Some(p),
+        None => {
+            let https = base.starts_with("https://");
+            let from_env = if https {
+                env_any(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"])
+            } else {
+                env_any(&["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
+            };
+            let exempt = env_any(&["NO_PROXY", "no_proxy"])
+                .is_some_and(|np| no_proxy_matches(&np, host_of(base)));
+            from_env.filter(|_| !exempt)
+        }
+    };
+    chosen
+        .map(|p| ureq::Proxy::new(&p).map_err(|e| Error::Config(format!("proxy {p:?}: {e}"))))
+        .transpose()
+}
+
+fn root_certs(cfg: &HttpConfig) -> Result<Vec<Certificate<'static>>> {
+    let (pem, what) = match &cfg.ca_pem {
+        Some(p) => (p.clone(), "the pinned CA".to_string()),
+        None => {
+            let path = SYSTEM_CA_FILES
+                .iter()
+                .find(|p| std::path::Path::new(p).is_file())
+                .ok_or_else(|| {
+                    Error::Config("no CA is pinned and no system CA bundle was found".into())
+                })?;
+            let mut buf = Vec::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_CA_FILE).read_to_end(&mut buf))
+                .map_err(|e| Error::io("read", path, e))?;
+            (buf, path.to_string())
+        }
+    };
+    let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+            Ok(_) => None,
+            Err(e) => Some(Err(Error::Config(format!("{what}: {e}")))),
+        })
+        .collect::<Result<_>>()?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("{what} holds no certificate")));
+    }
+    Ok(certs)
+}
+
+impl Client {
+    /// A client for `base_url` (which ends in `/`). Refuses `http://` unless allowed.
+    pub fn new(cfg: &HttpConfig, base_url: &str) -> Result<Self> {
+        let plain = base_url.starts_with("http://");
+        if !(base_url.starts_with("https://") || plain) {
+            return Err(Error::Config(format!(
+                "API URL {base_url:?} is neither https:// nor http://"
+            )));
+        }
+        if plain && !cfg.allow_plain_http {
+            return Err(Error::Config(format!(
+                "API URL {base_url} is plain http://, which this build does not allow"
+            )));
+        }
+        let base = if base_url.ends_with('/') {
+            base_url.to_string()
+        } else {
+            format!("{base_url}/")
+        };
+        let mut tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+        if !plain {
+            tls = tls.root_certs(RootCerts::Specific(Arc::new(root_certs(cfg)?)));
+        } else {
+            // Never used for plain http, but ureq refuses an agent without roots.
+            tls = tls.root_certs(RootCerts::Specific(Arc::new(Vec::new())));
+        }
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .proxy(proxy_for(cfg, &base)?)
+            .http_status_as_error(false)
+            .https_only(!cfg.allow_plain_http)
+            .max_redirects(0)
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_global(Some(cfg.request_timeout))
+            .user_agent(cfg.user_agent.as_str())
+            .max_response_header_size(16 * 1024)
+            .build();
+        Ok(Client {
+            agent: ureq::Agent::new_with_config(config),
+            base,
+            request_timeout: cfg.request_timeout,
+            deadline: None,
+        })
+    }
+
+    /// Sets an absolute deadline (the run's) that no request may pass.
+    pub fn with_deadline(mut self, at: Instant) -> Self {
+        self.deadline = Some(at);
+        self
+    }
+
+    /// The absolute URL of `path` under the base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path.trim_start_matches('/'))
+    }
+
+    /// The time this request may take: its own cap, cut by the run's deadline.
+    fn budget(&self, url: &str) -> Result<Duration> {
+        match self.deadline {
+            None => Ok(self.request_timeout),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::Deadline(format!("no time left for {url}")));
+                }
+                Ok(left.min(self.request_timeout))
+            }
+        }
+    }
+
+    /// Sends one request. The body of the answer is read by the caller, capped.
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
+        let url = self.url(path);
+        let budget = self.budget(&url)?;
+        let m = match method {
+            Method::Get => ureq::http::Method::GET,
+            Method::Post => ureq::http::Method::POST,
+            Method::Delete => ureq::http::Method::DELETE,
+        };
+        let mut b = ureq::http::Request::builder().method(m).uri(&url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if body.is_some() {
+            b = b.header("Content-Type", "application/json");
+        }
+        let http_err = |e: &dyn std::fmt::Display| Error::Http {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        let req = b
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|e| http_err(&e))?;
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_global(Some(budget))
+            .build();
+        let inner = self.agent.run(req).map_err(|e| http_err(&e))?;
+        Ok(Response {
+            status: inner.status().as_u16(),
+            url,
+            inner,
+        })
+    }
+
+    /// POSTs a JSON value.
+    pub fn post_json<T: serde::Serialize>(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        value: &T,
+    ) -> Result<Response> {
+        let body = serde_json::to_vec(value).map_err(|e| Error::Json {
+            what: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.request(Method::Post, path, headers, Some(&body))
+    }
+}
+
+impl Response {
+    /// The URL this answered.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A header's value, if present and ASCII.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.inner
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Reads the whole body, refusing more than `cap` bytes.
+    pub fn read_capped(self, cap: u64) -> Result<Vec<u8>> {
+        let url = self.url;
+        let mut body = self.inner.into_body();
+        body.with_config()
+            .limit(cap)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::TooLarge {
+                    what: format!("response from {url}"),
+                    limit: cap,
+                },
+                other => Error::Http {
+                    url: url.clone(),
+                    reason: other.to_string(),
+                },
+            })
+    }
+
+    /// The body as a stream, refusing more than `cap` bytes.
+    pub fn into_reader(self, cap: u64) -> impl Read {
+        self.inner
+            .into_body()
+            .into_with_config()
+            .limit(cap)
+            .reader()
+    }
+
+    /// Turns a non-2xx status into an error that carries the API's message.
+    pub fn error_for_status(self, cap: u64) -> Result<Self> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let (url, status) = (self.url.clone(), self.status);
+        let body = self.read_capped(cap).unwrap_or_default();
+        let message = serde_json::from_slice::<crate::protocol::ErrorBody>(&body)
+            .map(|b| b.error.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+        Err(Error::Status {
+            url,
+            status,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_rules() {
+        assert!(no_proxy_matches(
+            "localhost,.example.org",
+            "api.example.org"
+        ));
+        assert!(no_proxy_matches("example.org", "example.org"));
+        assert!(no_proxy_matches("*", "anything"));
+        assert!(no_proxy_matches("127.0.0.1:1664", "127.0.0.1"));
+        assert!(!no_proxy_matches("example.org", "badexample.org"));
+        assert!(!no_proxy_matches("", "example.org"));
+    }
+
+    #[test]
+    fn host_is_extracted_from_urls() {
+        assert_eq!(
+            host_of("https://user@api.example.org:1664/api/v2/"),
+            "api.example.org"
+        );
+        assert_eq!(host_of("http://[::1]:8080/x"), "::1");
+        assert_eq!(host_of("https://127.0.0.1/"), "127.0.0.1");
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_allowed() {
+        let cfg = HttpConfig::default();
+        let e = Client::new(&cfg, "http://127.0.0.1:1/api/v2/")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        let cfg = HttpConfig {
+            allow_plain_http: true,
+            ..HttpConfig::default()
+        };
+        assert!(Client::new(&cfg, "http://127.0.0.1:1/api/v2/").is_ok());
+        assert!(Client::new(&cfg, "ftp://x/").is_err());
+    }
+}
