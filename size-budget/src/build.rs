@@ -1,0 +1,45 @@
+//! Building mig-loader the way `make mig-loader` does, but unstripped so that symbols can be
+//! attributed, then stripped with binutils to measure what ships.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Built {
+    pub unstripped: PathBuf,
+    pub stripped: PathBuf,
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+pub fn loader() -> Result<Built, String> {
+    let root = workspace_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    // The loader is built on its own so that no other member unifies features into it.
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .env("CARGO_PROFILE_LOADER_STRIP", "false")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "-p", "loader-min", "--bin", "mig-loader", "--profile", "loader"])
+        .args(["--target", "x86_64-unknown-linux-musl"])
+        .status()
+        .map_err(|e| format!("run {cargo}: {e}"))?;
+    if !status.success() {
+        return Err(format!("building mig-loader failed ({status})"));
+    }
+    let unstripped = target_dir.join("x86_64-unknown-linux-musl/loader/mig-loader");
+    let stripped = target_dir.join("size-budget/mig-loader.stripped");
+    std::fs::create_dir_all(target_dir.join("size-budget")).map_err(|e| format!("mkdir: {e}"))?;
+    let st = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&unstripped)
+        .status()
+        .map_err(|e| format!("run strip (binutils): {e}"))?;
+    if !st.success() {
+        return Err(format!("strip {} failed", unstripped.display()));
+    }
+    Ok(Built { unstripped, stripped })
+}
