@@ -99,7 +99,7 @@ impl<'a> Elf<'a> {
         let symtab = sections.iter().find(|s| s.kind == SHT_SYMTAB).ok_or("no .symtab (binary is stripped)")?;
         let strtab = sections.get(symtab.link as usize).ok_or("symtab without string table")?;
         let mut out = BTreeMap::new();
-        let n = if symtab.entsize == 0 { 0 } else { symtab.size / symtab.entsize };
+        let n = symtab.size.checked_div(symtab.entsize).unwrap_or(0);
         for i in 0..n {
             let b = symtab.offset + i * symtab.entsize;
             let name = self.cstr(strtab.offset + u64::from(u32_at(self.data, b)?))?;

@@ -35,7 +35,7 @@ fn run() -> Result<bool, String> {
     let elf = elf::Elf::parse(&data)?;
     let is_static = elf.is_static()?;
     let mut by_crate: Vec<(String, u64)> = elf.bytes_by_crate()?.into_iter().collect();
-    by_crate.sort_by(|a, b| b.1.cmp(&a.1));
+    by_crate.sort_by_key(|c| std::cmp::Reverse(c.1));
     let size = std::fs::metadata(&built.stripped).map_err(|e| format!("stat {}: {e}", built.stripped.display()))?.len();
 
     println!("mig-loader (x86_64-unknown-linux-musl, profile loader): {}", built.stripped.display());
