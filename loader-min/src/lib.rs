@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod dictionary;
+#[cfg(feature = "client")]
+pub mod engine;
 pub mod error;
 #[cfg(feature = "client")]
 pub mod http;

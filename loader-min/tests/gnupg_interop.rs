@@ -43,8 +43,7 @@ impl Gpg {
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.unwrap_or_default()).unwrap();
         drop(input);
-        let out = child.wait_with_output().unwrap();
-        out
+        child.wait_with_output().unwrap()
     }
 
     fn ok(&self, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {

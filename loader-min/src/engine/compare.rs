@@ -1,0 +1,118 @@
+//! Compare the local sha256 of every dictionary file with the statement (reference §2.11), and
+//! decide what to fetch. Hashing streams the file with a small buffer.
+
+use super::layout::Layout;
+use super::log;
+use crate::dictionary::{self, DictName};
+use crate::error::{Error, Result};
+use crate::statement::{Entry, Statement};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The read buffer for hashing and downloading.
+pub const BUFFER: usize = 64 * 1024;
+
+/// Lower-hex sha256 of a file, `None` when it does not exist.
+pub fn sha256_file(path: &Path) -> Result<Option<String>> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; BUFFER];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(Some(hex(&h.finalize())))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One entry to fetch, with whether a file is at its place now.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub name: DictName,
+    pub entry: Entry,
+    pub existed: bool,
+}
+
+/// What differs between the host and the statement.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+}
+
+/// Compares in dictionary order; entries the dictionary does not know are ignored (but signed).
+pub fn compare(layout: &Layout, statement: &Statement) -> Result<Plan> {
+    for e in &statement.entries {
+        if e.dict_name().is_none() {
+            log::step(format!(
+                "entry {:?} is not in the dictionary, ignoring",
+                e.name
+            ));
+        }
+    }
+    let mut plan = Plan::default();
+    for name in dictionary::ALL {
+        let Some(entry) = statement.entry(name) else {
+            continue;
+        };
+        let target = layout.target(name)?;
+        log::step(format!("comparing {name} {}", layout.display_path(name)));
+        let have = sha256_file(&target)?;
+        log::step(format!(
+            "we have {}",
+            have.as_deref().unwrap_or("not found")
+        ));
+        log::step(format!("they have {}", entry.sha256));
+        if have.as_deref() == Some(entry.sha256.as_str()) {
+            fix_mode(&target, name.mode())?;
+            continue;
+        }
+        log::step(format!("refreshing {name}"));
+        plan.changes.push(Change {
+            name,
+            entry: entry.clone(),
+            existed: have.is_some(),
+        });
+    }
+    Ok(plan)
+}
+
+/// MIG's entryPermCheck: an unchanged file gets the dictionary mode back if it drifted.
+fn fix_mode(path: &Path, mode: u32) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    if meta.permissions().mode() & 0o7777 != mode {
+        log::step(format!("fixing mode of {} to {mode:o}", path.display()));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("chmod", path, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_a_file_streams_and_missing_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        assert_eq!(sha256_file(&p).unwrap(), None);
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&p).unwrap().unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! The loader's configuration: the built-in part (made by build.rs, holds everything that decides
+//! trust) and the optional run-time INI file `<root>/etc/mig/mig-loader.cfg` (MIG's format, the
+//! dictionary's `loaderconfig` entry), which may only move the API URL, add tags and switch
+//! discovery. design §4: nothing read at run time can lower the threshold or add keys.
+
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+/// The largest run-time configuration file read.
+pub const MAX_RUNTIME_CONFIG: u64 = 64 * 1024;
+
+/// The configuration baked into the binary by build.rs from the TOML named by `LOADERCONF`.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildConfig {
+    /// The TOML the binary was built from (for messages).
+    pub source: &'static str,
+    /// Built from the development configuration (publicly known keys): warn on every run.
+    pub development: bool,
+    pub api_url: &'static str,
+    /// (file name, PEM) of the CA pinned for the API; `None` trusts the system roots.
+    pub ca_pem: Option<(&'static str, &'static str)>,
+    pub allow_plain_http: bool,
+    pub proxy: Option<&'static str>,
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub run_timeout_secs: u64,
+    /// REQUIREDSIGNATURES: at least 1 (build.rs refuses less).
+    pub required_signatures: u64,
+    /// (file name, armored public key) of each administrator.
+    pub keys: &'static [(&'static str, &'static str)],
+    pub tags: &'static [(&'static str, &'static str)],
+    pub discover_public_ip: bool,
+    pub discover_aws_metadata: bool,
+    pub trigger_timeout_secs: u64,
+    pub health_timeout_secs: u64,
+}
+
+impl BuildConfig {
+    /// The HTTP client settings for the API: only the built-in configuration decides them.
+    pub fn http(&self) -> HttpConfig {
+        HttpConfig {
+            ca_pem: self.ca_pem.map(|(_, pem)| pem.as_bytes().to_vec()),
+            allow_plain_http: self.allow_plain_http,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            proxy: self.proxy.map(str::to_string),
+            user_agent: concat!("mig-loader/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// What the run-time file may set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub api: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub discover_public_ip: Option<bool>,
+    pub discover_aws_metadata: Option<bool>,
+    /// Lines that were read but have no effect (said once in the log).
+    pub ignored: Vec<String>,
+}
+
+/// The effective settings of one run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub build: BuildConfig,
+    pub api_url: String,
+    pub tags: BTreeMap<String, String>,
+    pub discover_public_ip: bool,
+    pub discover_aws_metadata: bool,
+}
+
+impl Settings {
+    /// The built-in configuration with the run-time file's allowed changes applied.
+    pub fn new(build: BuildConfig, rt: &RuntimeConfig) -> Self {
+        let mut tags: BTreeMap<String, String> = build
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tags.extend(rt.tags.clone());
+        Settings {
+            build,
+            api_url: rt.api.clone().unwrap_or_else(|| build.api_url.to_string()),
+            tags,
+            discover_public_ip: rt.discover_public_ip.unwrap_or(build.discover_public_ip),
+            discover_aws_metadata: rt
+                .discover_aws_metadata
+                .unwrap_or(build.discover_aws_metadata),
+        }
+    }
+
+    pub fn trigger_timeout(&self) -> Duration {
+        Duration::from_secs(self.build.trigger_timeout_secs)
+    }
+
+    pub fn health_timeout(&self) -> Duration {
+        Duration::from_secs(self.build.health_timeout_secs)
+    }
+}
+
+impl RuntimeConfig {
+    /// Reads `path` if it exists; a missing file is the empty configuration.
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let mut text = String::new();
+        file.take(MAX_RUNTIME_CONFIG + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("read", path, e))?;
+        if text.len() as u64 > MAX_RUNTIME_CONFIG {
+            return Err(Error::TooLarge {
+                what: format!("configuration file {}", path.display()),
+                limit: MAX_RUNTIME_CONFIG,
+            });
+        }
+        Self::parse(&text).map_err(|m| Error::Config(format!("{}: {m}", path.display())))
+    }
+
+    /// Parses MIG's gcfg INI subset: `[loader]` with `api`, `tags = key:value` (repeatable),
+    /// `discoverpublicip`/`discoverawsmeta` on|off; keys are case-insensitive.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut cfg = RuntimeConfig::default();
+        let mut section = String::new();
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('[') {
+                let name = rest
+                    .strip_suffix(']')
+                    .ok_or_else(|| format!("line {n}: unterminated section header"))?;
+                section = name.trim().to_ascii_lowercase();
+                if !matches!(section.as_str(), "loader" | "logging") {
+                    return Err(format!("line {n}: unknown section [{name}]"));
+                }
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {n}: expected `name = value`"))?;
+            let key = key.trim().to_ascii_lowercase();
+            let value = unquote(value.trim());
+            match (section.as_str(), key.as_str()) {
+                ("", _) => return Err(format!("line {n}: `{key}` outside a section")),
+                ("logging", _) => {
+                    cfg.ignored.push(format!(
+                        "[logging] {key}: mig-loader logs to stdout and stderr"
+                    ));
+                }
+                ("loader", "api") => {
+                    if !(value.starts_with("https://") || value.starts_with("http://"))
+                        || value.chars().any(char::is_whitespace)
+                    {
+                        return Err(format!("line {n}: api must be an http(s) URL"));
+                    }
+                    cfg.api = Some(value.to_string());
+                }
+                ("loader", "tags") => {
+                    // MIG: "key:value", spaces trimmed; unlike MIG a value may contain ':'.
+                    let (k, v) = value
+                        .split_once(':')
+                        .ok_or_else(|| format!("line {n}: tags must be key:value"))?;
+                    let (k, v) = (k.trim(), v.trim());
+                    if k.is_empty() {
+                        return Err(format!("line {n}: tag with an empty name"));
+                    }
+                    cfg.tags.insert(k.to_string(), v.to_string());
+                }
+                ("loader", "discoverpublicip") => {
+                    cfg.discover_public_ip =
+                        Some(on_off(value).ok_or_else(|| {
+                            format!("line {n}: discoverpublicip must be on or off")
+                        })?)
+                }
+                ("loader", "discoverawsmeta") => {
+                    cfg.discover_aws_metadata =
+                        Some(on_off(value).ok_or_else(|| {
+                            format!("line {n}: discoverawsmeta must be on or off")
+                        })?)
+                }
+                // reference §8.5: the threshold and the keys are built in, never read here.
+                ("loader", "requiredsignatures" | "proxies") => cfg.ignored.push(format!(
+                    "[loader] {key}: ignored, the built-in configuration decides it"
+                )),
+                ("loader", other) => return Err(format!("line {n}: unknown key `{other}`")),
+                _ => unreachable!("sections are checked when entered"),
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+fn on_off(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Some(true),
+        "off" | "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: BuildConfig = BuildConfig {
+        source: "test.toml",
+        development: true,
+        api_url: "https://api.example.org/api/v2/",
+        ca_pem: None,
+        allow_plain_http: false,
+        proxy: None,
+        connect_timeout_secs: 1,
+        request_timeout_secs: 2,
+        run_timeout_secs: 3,
+        required_signatures: 2,
+        keys: &[],
+        tags: &[("operator", "myorg")],
+        discover_public_ip: true,
+        discover_aws_metadata: false,
+        trigger_timeout_secs: 4,
+        health_timeout_secs: 5,
+    };
+
+    #[test]
+    fn mig_style_file_moves_url_and_tags_only() {
+        let rt = RuntimeConfig::parse(
+            "# comment\n[Loader]\n  API = \"http://127.0.0.1:9/api/v2/\"\n tags = env:prod\n tags = team : sec:ops\n discoverpublicip = off\n requiredsignatures = 0\n[logging]\nmode = stdout\n",
+        )
+        .unwrap();
+        assert_eq!(rt.api.as_deref(), Some("http://127.0.0.1:9/api/v2/"));
+        assert_eq!(rt.tags["team"], "sec:ops");
+        assert_eq!(rt.ignored.len(), 2, "{:?}", rt.ignored);
+        let s = Settings::new(SAMPLE, &rt);
+        assert_eq!(s.api_url, "http://127.0.0.1:9/api/v2/");
+        assert_eq!(s.tags["operator"], "myorg");
+        assert_eq!(s.tags["env"], "prod");
+        assert!(!s.discover_public_ip);
+        assert_eq!(s.build.required_signatures, 2);
+    }
+
+    #[test]
+    fn malformed_files_are_refused_with_the_line() {
+        for (text, want) in [
+            ("[loader]\napi\n", "line 2"),
+            ("[keys]\n", "unknown section"),
+            ("api = x\n", "outside a section"),
+            ("[loader]\ntags = nocolon\n", "key:value"),
+            ("[loader]\ndiscoverawsmeta = maybe\n", "on or off"),
+            ("[loader]\nkeys = /tmp/evil.asc\n", "unknown key"),
+            ("[loader]\napi = ftp://x/\n", "http(s)"),
+        ] {
+            let e = RuntimeConfig::parse(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_oversized_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mig-loader.cfg");
+        assert_eq!(RuntimeConfig::load(&p).unwrap(), RuntimeConfig::default());
+        std::fs::write(&p, "#".repeat(MAX_RUNTIME_CONFIG as usize + 1)).unwrap();
+        let e = RuntimeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("mig-loader.cfg"), "{e}");
+        std::fs::write(&p, "[loader]\nbogus = 1\n").unwrap();
+        let e = RuntimeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("mig-loader.cfg") && e.contains("bogus"), "{e}");
+    }
+}

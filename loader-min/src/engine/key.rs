@@ -1,0 +1,65 @@
+//! The loader key: first line of `<root>/etc/mig/mig-loader.key`, exactly 40 ASCII alphanumerics
+//! (reference §2.4). Its secret part never reaches a log or an error message.
+
+use crate::error::{Error, Result};
+use crate::protocol::LoaderKey;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest key file read.
+const MAX_KEY_FILE: u64 = 4096;
+
+/// Reads and validates the key file.
+pub fn load(path: &Path) -> Result<LoaderKey> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::LoaderKey(format!(
+                "key file {} does not exist: put the 40-character key that `create loader` printed there",
+                path.display()
+            ))
+        } else {
+            Error::io("open loader key file", path, e)
+        }
+    })?;
+    let mut buf = Vec::new();
+    file.take(MAX_KEY_FILE)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io("read loader key file", path, e))?;
+    let text = String::from_utf8_lossy(&buf);
+    LoaderKey::from_file_content(&text).map_err(|e| {
+        let reason = match e {
+            Error::LoaderKey(m) => m,
+            other => other.to_string(),
+        };
+        Error::LoaderKey(format!(
+            "{}: first line must be exactly 40 ASCII letters and digits ({reason})",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mig-loader.key");
+        let e = load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("does not exist") && e.contains("mig-loader.key"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "AbCdEfGh0123456789abcdefghijklmnopqrstuv\nsecond line\n",
+        )
+        .unwrap();
+        assert_eq!(load(&p).unwrap().prefix(), "AbCdEfGh");
+        std::fs::write(&p, "AbCdEfGh0123456789abcdefghijklmnopqrst-v\n").unwrap();
+        let e = load(&p).unwrap_err().to_string();
+        assert!(e.contains("mig-loader.key") && e.contains("40"), "{e}");
+        assert!(!e.contains("0123456789abcdef"), "the key leaked: {e}");
+    }
+}

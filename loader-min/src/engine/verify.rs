@@ -1,0 +1,79 @@
+//! Ask for the statement and decide whether to believe it. design §4: count distinct primary-key
+//! fingerprints from the built-in keyring over the exact bytes; verify first, parse second; then
+//! refuse an expired statement, another platform, or a serial below the installed one.
+
+use super::log;
+use crate::error::{Error, Result};
+use crate::http::Client;
+use crate::protocol::{
+    LoaderKey, ManifestRequest, ManifestResponse, LOADER_KEY_HEADER, MANIFEST_PATH,
+    MAX_MANIFEST_RESPONSE,
+};
+use crate::signature::{self, Keyring};
+use crate::statement::{Expectations, Serial, Statement};
+
+/// The largest error body read from the API.
+pub const MAX_ERROR_BODY: u64 = 16 * 1024;
+
+/// `POST loader/manifest`.
+pub fn request(api: &Client, key: &LoaderKey, req: &ManifestRequest) -> Result<ManifestResponse> {
+    log::step(format!(
+        "requesting manifest from {}",
+        api.url(MANIFEST_PATH)
+    ));
+    let resp = api
+        .post_json(MANIFEST_PATH, &[(LOADER_KEY_HEADER, key.as_str())], req)?
+        .error_for_status(MAX_ERROR_BODY)?;
+    let url = resp.url().to_string();
+    let body = resp.read_capped(MAX_MANIFEST_RESPONSE)?;
+    ManifestResponse::parse(&body).map_err(|e| match e {
+        Error::Json { reason, .. } => Error::Json {
+            what: format!("manifest response from {url}"),
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// A statement that was refused, with the serial it carried when it could be read.
+#[derive(Debug)]
+pub struct Rejected {
+    pub serial: Serial,
+    pub error: Error,
+}
+
+/// Verifies the signatures, then parses and checks the statement.
+pub fn verify(
+    keyring: &Keyring,
+    required: usize,
+    resp: &ManifestResponse,
+    expect: &Expectations,
+) -> std::result::Result<Statement, Rejected> {
+    let bytes = resp.statement.as_bytes();
+    let verdict = signature::verify(keyring, bytes, &resp.signatures);
+    for why in &verdict.ignored {
+        log::step(format!("ignoring {why}"));
+    }
+    let verdict = verdict.require(required).map_err(|error| Rejected {
+        serial: Serial(0),
+        error,
+    })?;
+    log::step(format!(
+        "{} valid signatures in manifest ({})",
+        verdict.valid.len(),
+        verdict.valid.join(", ")
+    ));
+    let statement = Statement::parse(bytes).map_err(|error| Rejected {
+        serial: Serial(0),
+        error,
+    })?;
+    statement.check(expect).map_err(|error| Rejected {
+        serial: statement.serial,
+        error,
+    })?;
+    log::step(format!(
+        "manifest {:?} serial {} for {} expires {}",
+        statement.name, statement.serial.0, statement.platform, statement.expires
+    ));
+    Ok(statement)
+}
