@@ -1,0 +1,27 @@
+//! mig-console: the administrators' console for manifests, loaders, investigators and targeting
+//! plugins. One grammar (MIG's) for the interactive session and for scripts; start at
+//! [`cli::main`], then [`session`] and [`grammar`].
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod editor;
+pub mod error;
+pub mod grammar;
+pub mod ini;
+pub mod investigator;
+pub mod loader;
+pub mod manifest;
+pub mod plugin;
+pub mod process;
+pub mod search;
+pub mod session;
+pub mod signer;
+pub mod table;
+pub mod tty;
+pub mod ui;
+pub mod words;
+
+pub use error::{Error, Result};

@@ -1,0 +1,405 @@
+//! `create manifest` and the manifest reader (`manifest 34>`): sign with care, inspect, fetch,
+//! disable, reset.
+
+use crate::api::typed;
+use crate::archive;
+use crate::error::{Error, Result};
+use crate::grammar::{ManifestAction, NewManifestArgs, MANIFEST_HELP};
+use crate::session::{Flow, Session};
+use crate::table::{self, clean, clean_text, pretty};
+use base64::Engine;
+use loader_min::admin::{LoaderRecord, ManifestRecord, NewManifest, NewSignature, StatusChange};
+use loader_min::dictionary::{self, DictName};
+use loader_min::statement::{Platform, Statement, MAX_STATEMENT_BYTES};
+use loader_min::time::Timestamp;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Names shorter than this are refused, as MIG did.
+const MIN_NAME: usize = 3;
+
+/// `create manifest`: MIG's three prompts (name, target, content path) for what flags did not
+/// give; platform and validity from flags or defaults.
+pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
+    if a.prompt_all && s.ui.can_prompt() {
+        s.ui.say("Entering manifest creation mode.");
+    }
+    let name = match a.name {
+        Some(n) => n,
+        None => {
+            let n = s.ui.ask(
+                "Please provide the name of the new manifest",
+                "name> ",
+                "--name",
+                "the manifest's name",
+            )?;
+            s.ui.say(format!("Name: '{n}'"));
+            n
+        }
+    };
+    if name.chars().count() < MIN_NAME {
+        return Err(Error::Usage(format!(
+            "manifest name {name:?} is shorter than {MIN_NAME} characters"
+        )));
+    }
+    let target = match a.target {
+        Some(t) => t,
+        None => {
+            let t = s.ui.ask(
+                "Please provide loader targeting string for manifest.",
+                "target> ",
+                "--target",
+                "the target expression",
+            )?;
+            s.ui.say(format!("Target: '{t}'"));
+            t
+        }
+    };
+    if target.trim().is_empty() {
+        return Err(Error::Usage("the target expression is empty".into()));
+    }
+    let content = match a.content {
+        Some(p) => p,
+        None => crate::config::expand_home(&s.ui.ask(
+            "Please enter path to new manifest archive content.",
+            "contentpath> ",
+            "--content",
+            "the manifest archive (tar.gz)",
+        )?),
+    };
+    let host = Platform::host();
+    let platform = Platform {
+        os: a.os.unwrap_or(host.os),
+        arch: a.arch.unwrap_or(host.arch),
+    };
+    // The archive is checked here so a wrong file is refused before it is uploaded.
+    let bytes = archive::read_capped(&content)?;
+    let entries = archive::entries(&bytes[..], &content.display().to_string())?;
+    if entries.is_empty() {
+        return Err(Error::Archive(format!(
+            "{} holds no file",
+            content.display()
+        )));
+    }
+    if let Some(bad) = entries.iter().find(|e| DictName::parse(&e.name).is_none()) {
+        let names: Vec<&str> = dictionary::ALL.iter().map(|d| d.as_str()).collect();
+        return Err(Error::Archive(format!(
+            "{}: {:?} is not a file a manifest may hold ({})",
+            content.display(),
+            bad.name,
+            names.join(", ")
+        )));
+    }
+    let new = NewManifest {
+        name,
+        target,
+        platform,
+        valid_days: a.valid_days,
+        archive: base64::engine::general_purpose::STANDARD.encode(&bytes),
+    };
+    if s.ui.can_prompt() && !s.ui.opts.yes {
+        let mut shown = serde_json::to_value(&new).unwrap_or(Value::Null);
+        shown["archive"] = Value::String("...".into());
+        s.ui.say(pretty(&shown));
+        s.ui.say(format!("{} ({} bytes):", content.display(), bytes.len()));
+        s.ui.say_raw(&table::entries(&entries));
+    }
+    s.ui.confirm("create manifest?")?;
+    let v = s.api()?.post("manifests", &new)?;
+    let rec: ManifestRecord = typed(&v, "POST manifests")?;
+    if s.ui.opts.json {
+        s.ui.json(&v);
+    } else {
+        s.ui.say(format!(
+            "Manifest successfully created with ID {} (status {})",
+            rec.id,
+            clean(&rec.status)
+        ));
+    }
+    Ok(())
+}
+
+/// An open manifest.
+pub struct Reader {
+    id: u64,
+    record: ManifestRecord,
+    raw: Value,
+}
+
+impl Reader {
+    /// Fetches manifest `id`.
+    pub fn load(s: &mut Session, id: u64) -> Result<Self> {
+        let raw = s.api()?.get(&format!("manifests/{id}"))?;
+        let record = typed(&raw, &format!("GET manifests/{id}"))?;
+        Ok(Reader { id, record, raw })
+    }
+
+    fn reload(&mut self, s: &mut Session) -> Result<()> {
+        *self = Reader::load(s, self.id)?;
+        Ok(())
+    }
+
+    fn replace(&mut self, v: Value, what: &str) -> Result<()> {
+        self.record = typed(&v, what)?;
+        self.raw = v;
+        Ok(())
+    }
+
+    /// `manifest 34> `.
+    pub fn prompt(&self) -> String {
+        format!("manifest {}> ", self.id)
+    }
+
+    /// What MIG printed on entering the reader.
+    pub fn banner(&self, s: &mut Session) {
+        s.ui.say(
+            "Entering manifest reader mode. Type exit or press ctrl+d to leave. help may help.",
+        );
+        s.ui.say(format!("Manifest: '{}'.", clean(&self.record.name)));
+        s.ui.say(format!("Status '{}'.", clean(&self.record.status)));
+    }
+
+    /// Runs one reader command.
+    pub fn run(&mut self, s: &mut Session, a: ManifestAction) -> Result<Flow> {
+        let id = self.id;
+        match a {
+            ManifestAction::Sign { content } => self.sign(s, content.as_deref())?,
+            ManifestAction::Json => {
+                if s.ui.opts.json {
+                    s.ui.json(&self.raw);
+                } else {
+                    let mut shown = self.raw.clone();
+                    if let Some(o) = shown.as_object_mut() {
+                        o.remove("statement");
+                    }
+                    s.ui.say(pretty(&shown));
+                    s.ui.say("statement:");
+                    s.ui.say(clean_text(&self.record.statement));
+                }
+            }
+            ManifestAction::Entry | ManifestAction::Shasum => {
+                if s.ui.opts.json {
+                    s.ui.json(&self.raw["entries"]);
+                } else if a == ManifestAction::Entry {
+                    s.ui.say_raw(&table::entries(&self.record.entries));
+                } else {
+                    s.ui.say_raw(&table::shasum(&self.record.entries));
+                }
+            }
+            ManifestAction::Fetch(path) => self.fetch(s, &path)?,
+            ManifestAction::Loaders => {
+                let v = s.api()?.get(&format!("manifests/{id}/loaders"))?;
+                let rows: Vec<LoaderRecord> = typed(&v, &format!("GET manifests/{id}/loaders"))?;
+                if s.ui.opts.json {
+                    s.ui.json(&v);
+                } else if rows.is_empty() {
+                    s.ui.say(format!(
+                        "No enabled loader matches the target of manifest {id} now."
+                    ));
+                } else {
+                    s.ui.say_raw(&table::loaders(&rows));
+                }
+            }
+            ManifestAction::Disable => {
+                s.ui.confirm(&format!("disable manifest {id}? This is final."))?;
+                self.set_status(s, "disabled")?;
+                self.report(s, format!("Manifest {id} has been disabled"));
+            }
+            ManifestAction::Reset => {
+                s.ui.confirm(&format!(
+                    "reset manifest {id} to staged, removing its signatures?"
+                ))?;
+                self.set_status(s, "staged")?;
+                self.report(
+                    s,
+                    format!("Manifest {id} has been reset to staged; its signatures were removed"),
+                );
+            }
+            ManifestAction::Reload => {
+                self.reload(s)?;
+                self.report(s, "reloaded".into());
+            }
+            ManifestAction::Help => s.ui.say(MANIFEST_HELP),
+            ManifestAction::Exit => return Ok(Flow::Leave),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The record in JSON mode, otherwise `message`.
+    fn report(&self, s: &mut Session, message: String) {
+        if s.ui.opts.json {
+            s.ui.json(&self.raw);
+        } else {
+            s.ui.say(message);
+        }
+    }
+
+    fn set_status(&mut self, s: &mut Session, status: &str) -> Result<()> {
+        let path = format!("manifests/{}/status", self.id);
+        let v = s.api()?.post(
+            &path,
+            &StatusChange {
+                status: status.into(),
+            },
+        )?;
+        self.replace(v, &format!("POST {path}"))
+    }
+
+    /// Shows the statement, checks it (and the local archive with --content), confirms, then
+    /// signs exactly the bytes the API serves.
+    fn sign(&mut self, s: &mut Session, content: Option<&Path>) -> Result<()> {
+        let id = self.id;
+        let path = format!("manifests/{id}/statement");
+        let bytes = s.api()?.get_bytes(&path, MAX_STATEMENT_BYTES as u64)?;
+        self.reload(s)?;
+        if self.record.statement.as_bytes() != bytes.as_slice() {
+            return Err(Error::BadAnswer {
+                what: format!("GET {path}"),
+                reason: "the statement differs from the one in the manifest record; not signing"
+                    .into(),
+            });
+        }
+        let st = Statement::parse(&bytes).map_err(|e| Error::BadAnswer {
+            what: format!("GET {path}"),
+            reason: e.to_string(),
+        })?;
+        if st.serial.0 != id {
+            return Err(Error::BadAnswer {
+                what: format!("GET {path}"),
+                reason: format!(
+                    "the statement's serial {} is not manifest {id}; not signing",
+                    st.serial.0
+                ),
+            });
+        }
+        self.show_statement(s, &st, &bytes);
+        if let Some(local) = content {
+            let here = archive::entries_of_file(local)?;
+            let diffs = archive::differences(&st.entries, &here);
+            if !diffs.is_empty() {
+                return Err(Error::Archive(format!(
+                    "refusing to sign manifest {id}: {} differs from the statement:\n  {}",
+                    local.display(),
+                    diffs.join("\n  ")
+                )));
+            }
+            s.ui.say(format!(
+                "The local archive {} holds the same {} entries, byte for byte.",
+                local.display(),
+                here.len()
+            ));
+        }
+        let now = Timestamp::now();
+        if st.expires <= now {
+            return Err(Error::Usage(format!(
+                "refusing to sign manifest {id}: its statement expired at {}",
+                st.expires
+            )));
+        }
+        let signer = s.signer()?;
+        s.ui.confirm(&format!("sign manifest {id} with {}?", signer.describe()))?;
+        let signature = signer.sign(&bytes)?;
+        let path = format!("manifests/{id}/signatures");
+        let v = s.api()?.post(&path, &NewSignature { signature })?;
+        self.replace(v, &format!("POST {path}"))?;
+        if s.ui.opts.json {
+            s.ui.json(&self.raw);
+        } else {
+            s.ui.say("Manifest signature has been accepted");
+            s.ui.say(format!(
+                "Status '{}', signed by: {}",
+                clean(&self.record.status),
+                clean(&self.record.signers.join(", "))
+            ));
+        }
+        Ok(())
+    }
+
+    fn show_statement(&self, s: &mut Session, st: &Statement, bytes: &[u8]) {
+        let digest: String = Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        s.ui.say(format!(
+            "Statement of manifest {} ({} bytes, sha256 {digest}):",
+            self.id,
+            bytes.len()
+        ));
+        s.ui.say(format!("  name:     {}", clean(&st.name)));
+        s.ui.say(format!("  serial:   {}", st.serial.0));
+        s.ui.say(format!("  platform: {}", clean(&st.platform.to_string())));
+        s.ui.say(format!("  issued:   {}", st.issued));
+        s.ui.say(format!("  expires:  {}", st.expires));
+        s.ui.say(format!("  target:   {}", clean(&self.record.target)));
+        let signers = if self.record.signers.is_empty() {
+            "nobody yet".to_string()
+        } else {
+            clean(&self.record.signers.join(", "))
+        };
+        s.ui.say(format!(
+            "  status:   {}, signed by {signers}",
+            clean(&self.record.status)
+        ));
+        s.ui.say(format!("  entries ({}):", st.entries.len()));
+        s.ui.say_raw(&table::entries(&st.entries));
+    }
+
+    /// Writes the archive to `path` (never over an existing file) and checks its entries
+    /// against the statement.
+    fn fetch(&self, s: &mut Session, path: &Path) -> Result<()> {
+        let id = self.id;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Usage(format!("refusing to overwrite {}", path.display()))
+                } else {
+                    Error::io("create", path, e)
+                }
+            })?;
+        let written = s
+            .api()?
+            .download(
+                &format!("manifests/{id}/archive"),
+                archive::MAX_ARCHIVE,
+                &mut f,
+            )
+            .and_then(|n| {
+                f.sync_all()
+                    .map(|_| n)
+                    .map_err(|e| Error::io("sync", path, e))
+            });
+        let n = match written {
+            Ok(n) => n,
+            Err(e) => {
+                drop(f);
+                let _ = std::fs::remove_file(path);
+                return Err(e);
+            }
+        };
+        let entries = archive::entries_of_file(path)?;
+        let diffs = archive::differences(&self.record.entries, &entries);
+        if !diffs.is_empty() {
+            return Err(Error::Archive(format!(
+                "the archive written to {} differs from the statement of manifest {id}:\n  {}",
+                path.display(),
+                diffs.join("\n  ")
+            )));
+        }
+        if s.ui.opts.json {
+            s.ui.json(
+                &serde_json::json!({"path": path, "bytes": n, "entries": self.raw["entries"]}),
+            );
+        } else {
+            s.ui.say(format!(
+                "Archive of manifest {id} written to {} ({n} bytes); its {} entries match the statement.",
+                path.display(),
+                entries.len()
+            ));
+        }
+        Ok(())
+    }
+}

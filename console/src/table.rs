@@ -1,0 +1,202 @@
+//! Readable tables, as in MIG's transcripts. Every cell comes from the API, so control
+//! characters are replaced before they reach the terminal and long cells are cut.
+
+use loader_min::admin::{LoaderRecord, ManifestRecord, PluginRecord};
+use loader_min::statement::Entry;
+
+/// Replaces control characters (escape sequences, carriage returns) with `?`.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Cleans each line of a multi-line text (pretty JSON, a statement), keeping the newlines.
+pub fn clean_text(text: &str) -> String {
+    text.lines().map(clean).collect::<Vec<_>>().join("\n")
+}
+
+/// A JSON value, pretty and cleaned, for a human.
+pub fn pretty(v: &serde_json::Value) -> String {
+    clean_text(&serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// `s` cleaned, cut to `width` characters (ending in `...` when cut) and padded to it.
+pub fn cell(s: &str, width: usize) -> String {
+    let s = clean(s);
+    let n = s.chars().count();
+    if n <= width {
+        format!("{s}{}", " ".repeat(width - n))
+    } else {
+        let keep = width.saturating_sub(3);
+        format!("{}...", s.chars().take(keep).collect::<String>())
+    }
+}
+
+/// MIG's manifest search table.
+pub fn manifests(rows: &[ManifestRecord]) -> String {
+    let mut out = String::from(
+        "- ID - + ----      Name      ---- + -- Status -- + -------------- Target -------- + ---- Timestamp ---\n",
+    );
+    for m in rows {
+        out.push_str(&format!(
+            "{:>6}   {}   {}   {}   {}\n",
+            m.id,
+            cell(&m.name, 24),
+            cell(&m.status, 12),
+            cell(&m.target, 30),
+            m.created
+        ));
+    }
+    out
+}
+
+/// MIG's loader search table.
+pub fn loaders(rows: &[LoaderRecord]) -> String {
+    let mut out = String::from(
+        "- ID - + ----      Name      ---- + ----   Agent Name   ---- + -- Enabled - + -- Last Used ---\n",
+    );
+    for l in rows {
+        let last = l
+            .lastseen
+            .map_or_else(|| "never".to_string(), |t| t.to_string());
+        out.push_str(&format!(
+            "{:>6}   {}   {}   {}   {}\n",
+            l.id,
+            cell(&l.name, 24),
+            cell(l.agentname.as_deref().unwrap_or("unset"), 24),
+            cell(if l.enabled { "true" } else { "false" }, 12),
+            last
+        ));
+    }
+    out
+}
+
+/// Targeting plugins.
+pub fn plugins(rows: &[PluginRecord]) -> String {
+    let mut out = String::from(
+        "----      Name      ---- + ---- SHA256 ---- + --- Size --- + Builtin + ---- Functions ----\n",
+    );
+    for p in rows {
+        out.push_str(&format!(
+            "{}   {}   {:>12}   {}   {}\n",
+            cell(&p.name, 24),
+            cell(&p.sha256, 16),
+            p.size,
+            cell(if p.builtin { "yes" } else { "no" }, 7),
+            clean(&p.functions.join(", "))
+        ));
+    }
+    out
+}
+
+/// A manifest's files as the loader is given them: name, size, sha256.
+pub fn entries(rows: &[Entry]) -> String {
+    let mut out = String::from("----   Name   ---- + ---- Size ---- + ---------------------------- SHA256 ----------------------------\n");
+    for e in rows {
+        out.push_str(&format!(
+            "{}   {:>14}   {}\n",
+            cell(&e.name, 18),
+            e.size,
+            clean(&e.sha256)
+        ));
+    }
+    out
+}
+
+/// `sha256  name`, sorted by name, as `sha256sum` prints.
+pub fn shasum(rows: &[Entry]) -> String {
+    let mut sorted: Vec<&Entry> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted
+        .iter()
+        .map(|e| format!("{}  {}\n", clean(&e.sha256), clean(&e.name)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loader_min::statement::Platform;
+    use loader_min::time::Timestamp;
+
+    fn manifest(name: &str, target: &str) -> ManifestRecord {
+        ManifestRecord {
+            id: 34,
+            name: name.into(),
+            target: target.into(),
+            status: "staged".into(),
+            platform: Platform {
+                os: "linux".into(),
+                arch: "amd64".into(),
+            },
+            created: Timestamp::parse("2016-05-12T19:56:20Z").unwrap(),
+            issued: Timestamp(0),
+            expires: Timestamp(1),
+            signers: vec![],
+            entries: vec![],
+            statement: String::new(),
+        }
+    }
+
+    #[test]
+    fn manifest_rows_line_up_as_in_the_transcript() {
+        let t = manifests(&[manifest("a new manifest", "env#>>'{os}'='linux'")]);
+        assert_eq!(
+            t.lines().nth(1).unwrap(),
+            "    34   a new manifest             staged         env#>>'{os}'='linux'             2016-05-12T19:56:20Z"
+        );
+    }
+
+    #[test]
+    fn long_cells_are_cut_and_escapes_neutralised() {
+        let t = manifests(&[manifest(
+            &"n".repeat(40),
+            "\x1b[2Jenv#>>'{os}'='linux' AND tags#>>'{x}'='y'",
+        )]);
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.contains(&format!("{}...", "n".repeat(21))), "{row}");
+        assert!(!row.contains('\x1b'), "{row}");
+        assert!(row.contains("?[2Jenv"), "{row}");
+        assert_eq!(cell("abc", 5), "abc  ");
+    }
+
+    #[test]
+    fn loader_rows_show_unset_agent_and_never_seen() {
+        let l = LoaderRecord {
+            id: 12,
+            name: "corbomite.internal".into(),
+            prefix: "abcdefgh".into(),
+            agentname: None,
+            enabled: false,
+            expectenv: None,
+            attributes: Default::default(),
+            lastseen: None,
+            environment: None,
+            tags: Default::default(),
+            last_report: None,
+        };
+        assert_eq!(
+            loaders(&[l]).lines().nth(1).unwrap(),
+            "    12   corbomite.internal         unset                      false          never"
+        );
+    }
+
+    #[test]
+    fn shasum_is_sorted_by_name() {
+        let e = |n: &str, c: char| Entry {
+            name: n.into(),
+            sha256: c.to_string().repeat(64),
+            size: 1,
+        };
+        let s = shasum(&[e("mig-agent", 'b'), e("configuration", 'a')]);
+        assert_eq!(
+            s,
+            format!(
+                "{}  configuration\n{}  mig-agent\n",
+                "a".repeat(64),
+                "b".repeat(64)
+            )
+        );
+    }
+}
