@@ -1,0 +1,398 @@
+//! Test helpers for mig-loader: a temporary root, a stand-in API ([`server`]), a stand-in agent
+//! script that records its calls, signed statements made with the committed development keys,
+//! and a runner for the real binary (built with the development configuration, which trusts
+//! conf/dev-keys/admin1 and admin2; admin3 is the unknown key).
+#![allow(dead_code)]
+
+pub mod server;
+
+use loader_min::signature::{parse_secret_key, sign_detached};
+use loader_min::statement::{Entry, Platform, Serial, Statement, FORMAT};
+use loader_min::time::Timestamp;
+use server::{ManifestMode, Server};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const LOADER_KEY: &str = "AbCdEfGh0123456789abcdefghijklmnopqrstuv";
+pub const LOADER: &str = env!("CARGO_BIN_EXE_mig-loader");
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
+    static KEYS: OnceLock<Vec<pgp::composed::SignedSecretKey>> = OnceLock::new();
+    &KEYS.get_or_init(|| {
+        (1..=3)
+            .map(|i| {
+                let p = format!(
+                    "{}/../conf/dev-keys/admin{i}.sec.asc",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                parse_secret_key(&p, &std::fs::read_to_string(&p).unwrap()).unwrap()
+            })
+            .collect()
+    })[n - 1]
+}
+
+/// The stand-in mig-agent: records `<version> <argv>` in `<dir>/calls`; `-u` marks it running
+/// (writes its version to `<dir>/running`) unless it is unhealthy, `-q shutdown` clears it, and
+/// `-q pid` succeeds only while it is running.
+pub fn agent_script(dir: &Path, version: &str, healthy: bool) -> Vec<u8> {
+    let start = if healthy {
+        format!("echo {version} > \"$d/running\"")
+    } else {
+        ":".to_string()
+    };
+    format!(
+        "#!/bin/sh\n# stand-in mig-agent {version}\nd='{}'\necho \"{version} $*\" >> \"$d/calls\"\ncase \"$*\" in\n  '-u') {start}; exit 0 ;;\n  '-q shutdown') rm -f \"$d/running\"; exit 0 ;;\n  '-q pid') [ -f \"$d/running\" ] && exit 0; exit 1 ;;\nesac\nexit 2\n",
+        dir.display()
+    )
+    .into_bytes()
+}
+
+/// One generation of managed files: dictionary name → content.
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub serial: u64,
+    pub files: BTreeMap<&'static str, Vec<u8>>,
+}
+
+impl Generation {
+    pub fn entries(&self) -> Vec<Entry> {
+        self.files
+            .iter()
+            .map(|(name, body)| Entry {
+                name: name.to_string(),
+                sha256: sha256_hex(body),
+                size: body.len() as u64,
+            })
+            .collect()
+    }
+
+    /// A statement for this host, valid from a minute ago for a day.
+    pub fn statement(&self) -> Statement {
+        let now = Timestamp::now().0;
+        Statement {
+            format: FORMAT,
+            serial: Serial(self.serial),
+            name: format!("generation {}", self.serial),
+            platform: Platform::host(),
+            issued: Timestamp(now - 60),
+            expires: Timestamp(now + 86_400),
+            entries: self.entries(),
+        }
+    }
+}
+
+/// A manifest response body signed by the given admins (1, 2: built in; 3: unknown).
+pub fn signed_response(statement: &Statement, signers: &[usize]) -> String {
+    let bytes = statement.to_bytes().unwrap();
+    let signatures: Vec<String> = signers
+        .iter()
+        .map(|&n| sign_detached(admin_key(n), "", &bytes).unwrap())
+        .collect();
+    serde_json::json!({
+        "statement": String::from_utf8(bytes).unwrap(),
+        "signatures": signatures,
+    })
+    .to_string()
+}
+
+/// A temporary root, its agent's call log, and the stand-in API.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub agent_dir: PathBuf,
+    pub server: Server,
+}
+
+/// Dictionary paths on Linux, relative to the root.
+pub fn rel_path(name: &str) -> &'static str {
+    match name {
+        "mig-agent" => "sbin/mig-agent",
+        "mig-loader" => "sbin/mig-loader",
+        "configuration" => "etc/mig/mig-agent.cfg",
+        "agentcert" => "etc/mig/agent.crt",
+        "agentkey" => "etc/mig/agent.key",
+        "cacert" => "etc/mig/ca.crt",
+        "loaderconfig" => "etc/mig/mig-loader.cfg",
+        other => panic!("not a dictionary name: {other}"),
+    }
+}
+
+impl Fixture {
+    /// A root with /sbin, /etc/mig, the loader key and a run-time configuration that points the
+    /// loader at the stand-in API.
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let agent_dir = dir.path().join("agent");
+        for d in [root.join("sbin"), root.join("etc/mig"), agent_dir.clone()] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let server = Server::start();
+        std::fs::write(
+            root.join("etc/mig/mig-loader.key"),
+            format!("{LOADER_KEY}\n"),
+        )
+        .unwrap();
+        let f = Fixture {
+            dir,
+            root,
+            agent_dir,
+            server,
+        };
+        std::fs::write(f.path("loaderconfig"), f.runtime_config()).unwrap();
+        f
+    }
+
+    /// The content of `/etc/mig/mig-loader.cfg` that points at this fixture's server.
+    pub fn runtime_config(&self) -> Vec<u8> {
+        format!(
+            "[loader]\napi = \"{}\"\ntags = suite:loader-tests\n",
+            self.server.base_url()
+        )
+        .into_bytes()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(rel_path(name))
+    }
+
+    pub fn read(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path(name)).ok()
+    }
+
+    pub fn agent(&self, version: &str) -> Vec<u8> {
+        agent_script(&self.agent_dir, version, true)
+    }
+
+    pub fn unhealthy_agent(&self, version: &str) -> Vec<u8> {
+        agent_script(&self.agent_dir, version, false)
+    }
+
+    /// The calls the agent recorded, one `<version> <args>` per line.
+    pub fn agent_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.agent_dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn clear_agent_calls(&self) {
+        let _ = std::fs::remove_file(self.agent_dir.join("calls"));
+    }
+
+    /// Which agent version runs, if any.
+    pub fn running_agent(&self) -> Option<String> {
+        std::fs::read_to_string(self.agent_dir.join("running"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// A generation with a healthy agent `v<serial>` and a few other files; the run-time
+    /// configuration is not managed by it (it must keep pointing at the server).
+    pub fn generation(&self, serial: u64) -> Generation {
+        let mut files = BTreeMap::new();
+        files.insert("mig-agent", self.agent(&format!("v{serial}")));
+        files.insert(
+            "configuration",
+            format!("[agent]\ngeneration = {serial}\n").into_bytes(),
+        );
+        files.insert("agentkey", format!("secret key {serial}\n").into_bytes());
+        files.insert("agentcert", format!("cert {serial}\n").into_bytes());
+        Generation { serial, files }
+    }
+
+    /// Offers `g` signed by admins 1 and 2, and serves its files.
+    pub fn publish(&self, g: &Generation) {
+        self.publish_signed(g, &g.statement(), &[1, 2]);
+    }
+
+    pub fn publish_signed(&self, g: &Generation, st: &Statement, signers: &[usize]) {
+        for body in g.files.values() {
+            self.server.add_file(&sha256_hex(body), body.clone());
+        }
+        self.server
+            .set_manifest(ManifestMode::Serve(signed_response(st, signers)));
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(LOADER);
+        c.args(args).arg("--root").arg(&self.root);
+        for v in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "MIG_LOADER_CRASH_AT",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("NO_PROXY", "127.0.0.1");
+        c
+    }
+
+    /// Runs the loader to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
+        c.envs(env.iter().copied());
+        Run(c.output().unwrap())
+    }
+
+    /// Starts the loader without waiting.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Asserts that every file of `g` is installed with its content, and nothing is left beside.
+    pub fn assert_generation(&self, g: &Generation) {
+        for (name, body) in &g.files {
+            assert_eq!(
+                self.read(name).as_ref(),
+                Some(body),
+                "{name} is not from generation {}",
+                g.serial
+            );
+        }
+        self.assert_no_leftovers();
+    }
+
+    /// No staged or previous files, and no journal.
+    pub fn assert_no_leftovers(&self) {
+        for name in [
+            "mig-agent",
+            "mig-loader",
+            "configuration",
+            "agentcert",
+            "agentkey",
+            "cacert",
+            "loaderconfig",
+        ] {
+            for suffix in [".mig-new", ".mig-prev", ".old", ".loader"] {
+                let p = PathBuf::from(format!("{}{suffix}", self.path(name).display()));
+                assert!(!p.exists(), "{} was left behind", p.display());
+            }
+        }
+        assert!(
+            !self.root.join("var/lib/mig/mig-loader.journal").exists(),
+            "journal left behind"
+        );
+    }
+
+    pub fn installed_serial(&self) -> Option<u64> {
+        std::fs::read_to_string(self.root.join("var/lib/mig/mig-loader.serial"))
+            .ok()
+            .map(|s| s.trim().parse().unwrap())
+    }
+
+    /// Every file under the root with its size, mode, mtime and content hash.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                if m.is_dir() {
+                    walk(&p, out);
+                }
+                let content = if m.is_file() {
+                    sha256_hex(&std::fs::read(&p).unwrap())
+                } else {
+                    String::new()
+                };
+                out.insert(
+                    p,
+                    format!(
+                        "{} {:o} {:?} {content}",
+                        m.len(),
+                        m.permissions().mode(),
+                        m.modified().unwrap()
+                    ),
+                );
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.root, &mut out);
+        out
+    }
+
+    /// The reports the server received, as JSON.
+    pub fn reports(&self) -> Vec<serde_json::Value> {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/loader/report"))
+            .map(|r| r.json())
+            .collect()
+    }
+
+    pub fn file_requests(&self) -> Vec<server::Request> {
+        self.server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.contains("/loader/files/"))
+            .collect()
+    }
+}
+
+/// The outcome of one loader run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout(), self.stderr())
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.0.status.success(),
+            "loader failed ({:?}):\n{}",
+            self.0.status,
+            self.all()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_failed_with(&self, needle: &str) -> &Self {
+        assert_eq!(self.code(), Some(1), "expected exit 1:\n{}", self.all());
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.all()
+        );
+        self
+    }
+}

@@ -1,0 +1,616 @@
+//! mig-loader end to end: the real binary (development configuration) against a stand-in API on
+//! 127.0.0.1, installing into a temporary root, with a stand-in agent that records its calls.
+//! Run with `cargo test -p loader-min --all-features` (signing needs the `sign` feature).
+#![cfg(feature = "sign")]
+
+mod common;
+
+use common::server::{FileMode, ManifestMode};
+use common::{sha256_hex, Fixture, LOADER_KEY};
+use loader_min::time::Timestamp;
+
+fn installed(f: &Fixture, serial: u64) -> common::Generation {
+    let g = f.generation(serial);
+    f.publish(&g);
+    f.run(&[]).assert_ok();
+    f.server.clear_requests();
+    f.clear_agent_calls();
+    g
+}
+
+#[test]
+fn first_install_puts_every_file_in_place_and_starts_the_agent() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    f.publish(&g);
+    let run = f.run(&[]);
+    run.assert_ok();
+    f.assert_generation(&g);
+    assert_eq!(f.installed_serial(), Some(1));
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    let out = run.stdout();
+    for line in [
+        "comparing mig-agent /sbin/mig-agent",
+        "we have not found",
+        &format!("they have {}", sha256_hex(&g.files["mig-agent"])),
+        "refreshing mig-agent",
+        "2 valid signatures in manifest",
+        "fetching file from http://127.0.0.1:",
+        "validating staged file",
+        "installing staged file",
+        "running triggers due to modification",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let mode = |n: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(f.path(n)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("mig-agent"), 0o700);
+    assert_eq!(mode("agentkey"), 0o600);
+    assert_eq!(mode("agentcert"), 0o644);
+    // The manifest request carries the key and MIG's environment; a report closes the run.
+    let reqs = f.server.requests();
+    let manifest = reqs
+        .iter()
+        .find(|r| r.path.ends_with("/loader/manifest"))
+        .unwrap();
+    assert_eq!(manifest.header("X-LOADERKEY"), Some(LOADER_KEY));
+    let body = manifest.json();
+    assert_eq!(body["agent"]["environment"]["os"], "linux");
+    assert_eq!(body["agent"]["tags"]["operator"], "myorg");
+    assert_eq!(body["agent"]["tags"]["suite"], "loader-tests");
+    assert_eq!(body["have"]["serial"], 0);
+    assert!(
+        !run.all().contains(&LOADER_KEY[8..]),
+        "the key's secret was logged"
+    );
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["result"], "installed");
+    assert_eq!(reports[0]["serial"], 1);
+    assert_eq!(
+        reports[0]["files"]["mig-agent"],
+        sha256_hex(&g.files["mig-agent"])
+    );
+    assert_eq!(
+        f.agent_calls(),
+        vec!["v1 -q shutdown", "v1 -u", "v1 -q pid"],
+        "triggers then health check"
+    );
+    assert!(run.stderr().contains("development configuration"));
+}
+
+#[test]
+fn no_change_run_makes_one_request_and_writes_nothing() {
+    let f = Fixture::new();
+    installed(&f, 1);
+    let before = f.snapshot();
+    let run = f.run(&[]);
+    run.assert_ok();
+    assert!(
+        run.stdout().contains("all files are current"),
+        "{}",
+        run.all()
+    );
+    let reqs = f.server.requests();
+    assert_eq!(
+        reqs.len(),
+        1,
+        "{:?}",
+        reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(reqs[0].path.ends_with("/loader/manifest"));
+    assert_eq!(f.snapshot(), before, "a no-change run wrote to the root");
+    // MIG's no-change behaviour: the agent is only asked whether it runs.
+    assert_eq!(f.agent_calls(), vec!["v1 -q pid"]);
+}
+
+#[test]
+fn no_change_run_restarts_a_stopped_agent() {
+    let f = Fixture::new();
+    installed(&f, 1);
+    std::fs::remove_file(f.agent_dir.join("running")).unwrap();
+    f.run(&[]).assert_ok();
+    assert_eq!(
+        f.agent_calls(),
+        vec!["v1 -q pid", "v1 -q shutdown", "v1 -u"]
+    );
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+}
+
+#[test]
+fn upgrade_fetches_only_the_changed_files() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let mut g2 = g1.clone();
+    g2.serial = 2;
+    g2.files.insert("mig-agent", f.agent("v2"));
+    g2.files.insert("cacert", b"new CA\n".to_vec());
+    f.publish(&g2);
+    let run = f.run(&[]);
+    run.assert_ok();
+    f.assert_generation(&g2);
+    let fetched: Vec<String> = f
+        .file_requests()
+        .iter()
+        .map(|r| r.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let mut want = vec![
+        sha256_hex(&g2.files["mig-agent"]),
+        sha256_hex(&g2.files["cacert"]),
+    ];
+    want.sort();
+    let mut got = fetched.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(f.installed_serial(), Some(2));
+    assert_eq!(f.running_agent().as_deref(), Some("v2"));
+    assert_eq!(f.reports()[0]["result"], "installed");
+    assert!(run.stdout().contains("renaming existing file"));
+}
+
+#[test]
+fn tampered_body_is_refused_and_nothing_changes() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let mut g2 = f.generation(2);
+    g2.files
+        .insert("configuration", b"[agent]\nv = 2\n".to_vec());
+    f.publish(&g2);
+    f.server
+        .set_file_mode(&sha256_hex(&g2.files["configuration"]), FileMode::Tampered);
+    let run = f.run(&[]);
+    run.assert_failed_with("configuration from http://127.0.0.1:");
+    assert!(run.stderr().contains("tampered"), "{}", run.all());
+    f.assert_generation(&g1);
+    assert_eq!(f.installed_serial(), Some(1));
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    assert!(!f.agent_calls().iter().any(|c| c.ends_with("-u")));
+    assert_eq!(f.reports()[0]["result"], "failed");
+}
+
+#[test]
+fn body_longer_than_signed_is_aborted() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let g2 = f.generation(2);
+    f.publish(&g2);
+    f.server
+        .set_file_mode(&sha256_hex(&g2.files["mig-agent"]), FileMode::Longer);
+    let run = f.run(&[]);
+    run.assert_failed_with("longer than its signed size");
+    assert!(
+        run.stderr().contains("mig-agent from http://"),
+        "{}",
+        run.all()
+    );
+    f.assert_generation(&g1);
+    assert_eq!(f.reports()[0]["result"], "failed");
+}
+
+#[test]
+fn stalled_server_hits_the_deadline() {
+    let f = Fixture::new();
+    f.server
+        .set_manifest(ManifestMode::Stall(String::from("{}")));
+    let run = f.run(&[]);
+    run.assert_failed_with("/api/v2/loader/manifest");
+    assert!(
+        run.stderr().to_lowercase().contains("timeout")
+            || run.stderr().to_lowercase().contains("timed out"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(f.installed_serial(), None);
+}
+
+#[test]
+fn stalled_file_download_hits_the_deadline_and_changes_nothing() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let g2 = f.generation(2);
+    f.publish(&g2);
+    f.server
+        .set_file_mode(&sha256_hex(&g2.files["agentcert"]), FileMode::Stall);
+    let run = f.run(&[]);
+    run.assert_failed_with("/api/v2/loader/files/");
+    assert!(
+        run.stderr().to_lowercase().contains("timeout"),
+        "{}",
+        run.all()
+    );
+    f.assert_generation(&g1);
+}
+
+#[test]
+fn connection_dropped_mid_file_is_resumed_with_range() {
+    let f = Fixture::new();
+    let mut g = f.generation(1);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    g.files.insert("agentcert", big.clone());
+    f.publish(&g);
+    let sha = sha256_hex(&big);
+    f.server.set_file_mode(&sha, FileMode::DropAfter(100_000));
+    let run = f.run(&[]);
+    run.assert_ok();
+    f.assert_generation(&g);
+    let tries: Vec<_> = f
+        .file_requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&sha))
+        .collect();
+    assert_eq!(tries.len(), 2, "{}", run.all());
+    assert_eq!(tries[0].header("Range"), None);
+    assert_eq!(tries[1].header("Range"), Some("bytes=100000-"));
+    assert!(
+        run.stdout().contains("resuming at byte 100000"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn expired_statement_is_refused_and_agent_keeps_running() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let g2 = f.generation(2);
+    let mut st = g2.statement();
+    st.issued = Timestamp(st.issued.0 - 10 * 86_400);
+    st.expires = Timestamp(st.issued.0 + 86_400);
+    f.publish_signed(&g2, &st, &[1, 2]);
+    let run = f.run(&[]);
+    run.assert_failed_with("expired");
+    f.assert_generation(&g1);
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    assert_eq!(f.agent_calls(), vec!["v1 -q pid"]);
+    let r = &f.reports()[0];
+    assert_eq!(r["result"], "rejected");
+    assert_eq!(r["serial"], 2);
+    assert!(r["message"].as_str().unwrap().contains("expired"));
+    assert!(f.file_requests().is_empty());
+}
+
+#[test]
+fn older_serial_is_refused_and_agent_untouched() {
+    let f = Fixture::new();
+    let g5 = installed(&f, 5);
+    let g4 = f.generation(4);
+    f.publish(&g4);
+    let run = f.run(&[]);
+    run.assert_failed_with("older than installed serial 5");
+    f.assert_generation(&g5);
+    assert_eq!(f.installed_serial(), Some(5));
+    assert_eq!(f.agent_calls(), vec!["v5 -q pid"]);
+    assert_eq!(f.reports()[0]["result"], "rejected");
+    assert_eq!(f.reports()[0]["serial"], 4);
+    assert!(f.file_requests().is_empty());
+}
+
+#[test]
+fn wrong_platform_is_refused() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    let mut st = g.statement();
+    st.platform.os = "darwin".into();
+    f.publish_signed(&g, &st, &[1, 2]);
+    let run = f.run(&[]);
+    run.assert_failed_with("statement is for platform darwin/");
+    assert_eq!(f.read("mig-agent"), None);
+    assert_eq!(f.reports()[0]["result"], "rejected");
+    assert!(f.file_requests().is_empty());
+}
+
+#[test]
+fn one_of_two_signatures_is_refused() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    f.publish_signed(&g, &g.statement(), &[1]);
+    let run = f.run(&[]);
+    run.assert_failed_with("not enough valid signatures (got 1, need 2)");
+    assert_eq!(f.read("mig-agent"), None);
+    let r = &f.reports()[0];
+    assert_eq!(r["result"], "rejected");
+    assert_eq!(
+        r["serial"], 0,
+        "an unverified statement's serial is not believed"
+    );
+    assert!(f.file_requests().is_empty());
+}
+
+#[test]
+fn unknown_key_does_not_count() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    f.publish_signed(&g, &g.statement(), &[1, 3]);
+    let run = f.run(&[]);
+    run.assert_failed_with("got 1, need 2");
+    assert!(run.all().contains("not in the keyring"), "{}", run.all());
+    assert_eq!(f.read("mig-agent"), None);
+    // Two known signatures plus the unknown one are enough.
+    f.publish_signed(&g, &g.statement(), &[3, 2, 1]);
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g);
+}
+
+#[test]
+fn tampered_statement_fails_every_signature() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    let body = common::signed_response(&g.statement(), &[1, 2]);
+    let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let st = v["statement"]
+        .as_str()
+        .unwrap()
+        .replace("\"serial\":1", "\"serial\":9");
+    v["statement"] = st.into();
+    f.server.set_manifest(ManifestMode::Serve(v.to_string()));
+    f.run(&[]).assert_failed_with("got 0, need 2");
+}
+
+#[test]
+fn unhealthy_agent_after_swap_restores_and_restarts_previous_generation() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let mut g2 = f.generation(2);
+    g2.files.insert("mig-agent", f.unhealthy_agent("v2"));
+    g2.files
+        .insert("cacert", b"a CA that did not exist before\n".to_vec());
+    f.publish(&g2);
+    let run = f.run(&[]);
+    run.assert_failed_with("agent unhealthy after install");
+    f.assert_generation(&g1);
+    assert_eq!(f.read("cacert"), None, "a file new in g2 must go");
+    assert_eq!(f.installed_serial(), Some(1));
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    let calls = f.agent_calls();
+    assert_eq!(&calls[..2], ["v2 -q shutdown", "v2 -u"], "{calls:?}");
+    assert!(calls.iter().any(|c| c == "v2 -q pid"));
+    assert_eq!(
+        &calls[calls.len() - 2..],
+        ["v1 -q shutdown", "v1 -u"],
+        "{calls:?}"
+    );
+    assert!(run.stdout().contains("rolling back"), "{}", run.all());
+    assert_eq!(f.reports()[0]["result"], "rolled_back");
+    assert_eq!(
+        f.reports()[0]["files"]["mig-agent"],
+        sha256_hex(&g1.files["mig-agent"])
+    );
+}
+
+#[test]
+fn unhealthy_first_install_is_removed() {
+    let f = Fixture::new();
+    let mut g = f.generation(1);
+    g.files.insert("mig-agent", f.unhealthy_agent("v1"));
+    f.publish(&g);
+    f.run(&[]).assert_failed_with("agent unhealthy");
+    for name in g.files.keys() {
+        assert_eq!(
+            f.read(name),
+            None,
+            "{name} stayed after a failed first install"
+        );
+    }
+    f.assert_no_leftovers();
+    assert_eq!(f.installed_serial(), None);
+}
+
+#[test]
+fn kill_at_each_install_step_leaves_old_or_new_generation() {
+    for step in [
+        "after_stage",
+        "after_journal",
+        "mid_swap",
+        "after_swap",
+        "after_triggers",
+        "before_commit",
+    ] {
+        let f = Fixture::new();
+        let g1 = installed(&f, 1);
+        let mut g2 = f.generation(2);
+        g2.files.insert("cacert", b"new in generation 2\n".to_vec());
+        f.publish(&g2);
+        let crashed = f.run_env(&[], &[("MIG_LOADER_CRASH_AT", step)]);
+        assert_ne!(crashed.code(), Some(0), "{step}: {}", crashed.all());
+        assert!(
+            crashed
+                .stdout()
+                .contains(&format!("MIG_LOADER_CRASH_AT={step}")),
+            "{step}: {}",
+            crashed.all()
+        );
+        if step == "mid_swap" {
+            // The crash really left a mixed host: only the first entry (dictionary order) is new.
+            assert_eq!(f.read("mig-agent").as_ref(), Some(&g2.files["mig-agent"]));
+            assert_eq!(f.read("agentcert").as_ref(), Some(&g1.files["agentcert"]));
+        }
+        // The next run recovers before it talks to the API, even when the API is down.
+        f.server
+            .set_manifest(ManifestMode::Error(503, "maintenance".into()));
+        let recovered = f.run(&[]);
+        assert_eq!(recovered.code(), Some(1), "{step}: {}", recovered.all());
+        f.assert_generation(&g1);
+        assert_eq!(f.read("cacert"), None, "{step}");
+        assert_eq!(f.installed_serial(), Some(1), "{step}");
+        assert_eq!(f.running_agent().as_deref(), Some("v1"), "{step}");
+        // And the run after that installs generation 2 in full.
+        f.publish(&g2);
+        f.run(&[]).assert_ok();
+        f.assert_generation(&g2);
+        assert_eq!(f.installed_serial(), Some(2), "{step}");
+        assert_eq!(f.running_agent().as_deref(), Some("v2"), "{step}");
+    }
+}
+
+#[test]
+fn two_runs_at_once_the_second_exits_cleanly() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    f.publish(&g);
+    let body = common::signed_response(&g.statement(), &[1, 2]);
+    f.server.set_manifest(ManifestMode::Stall(body));
+    let first = f.spawn(&[]);
+    f.server.wait_for("/loader/manifest");
+    let second = f.run(&[]);
+    second.assert_ok();
+    assert!(
+        second
+            .stdout()
+            .contains("another mig-loader run holds the lock"),
+        "{}",
+        second.all()
+    );
+    f.server.release();
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    f.assert_generation(&g);
+    let manifests = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/loader/manifest"))
+        .count();
+    assert_eq!(manifests, 1, "the second run must not have asked");
+}
+
+#[test]
+fn check_mode_restarts_a_stopped_agent_and_nothing_else() {
+    let f = Fixture::new();
+    installed(&f, 1);
+    f.run(&["-c"]).assert_ok();
+    assert_eq!(f.agent_calls(), vec!["v1 -q pid"]);
+    std::fs::remove_file(f.agent_dir.join("running")).unwrap();
+    f.clear_agent_calls();
+    f.run(&["-c"]).assert_ok();
+    assert_eq!(
+        f.agent_calls(),
+        vec!["v1 -q pid", "v1 -q shutdown", "v1 -u"]
+    );
+    assert!(
+        f.server.requests().is_empty(),
+        "-c must not talk to the API"
+    );
+}
+
+#[test]
+fn loader_replaces_itself() {
+    let f = Fixture::new();
+    // The loader runs from the place it manages; the new "version" is the same program with
+    // bytes appended (an ELF file still runs with trailing data).
+    let me = std::fs::read(common::LOADER).unwrap();
+    std::fs::write(f.path("mig-loader"), &me).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f.path("mig-loader"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+    }
+    let mut next = me.clone();
+    next.extend_from_slice(b"\nnext generation\n");
+    let mut g = f.generation(1);
+    g.files.insert("mig-loader", next.clone());
+    f.publish(&g);
+    let out = std::process::Command::new(f.path("mig-loader"))
+        .arg("--root")
+        .arg(&f.root)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.read("mig-loader"), Some(next));
+    f.assert_no_leftovers();
+    // The new binary runs and finds nothing to do.
+    f.server.clear_requests();
+    let out = std::process::Command::new(f.path("mig-loader"))
+        .arg("--root")
+        .arg(&f.root)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all files are current"));
+}
+
+#[test]
+fn old_mig_copies_of_secrets_are_removed() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    std::fs::write(
+        format!("{}.old", f.path("agentkey").display()),
+        "old secret",
+    )
+    .unwrap();
+    std::fs::write(format!("{}.loader", f.path("mig-agent").display()), "stale").unwrap();
+    f.publish(&g);
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g);
+}
+
+#[test]
+fn bad_loader_key_is_named_and_nothing_is_asked() {
+    let f = Fixture::new();
+    std::fs::write(f.root.join("etc/mig/mig-loader.key"), "short\n").unwrap();
+    f.run(&[]).assert_failed_with("etc/mig/mig-loader.key");
+    std::fs::remove_file(f.root.join("etc/mig/mig-loader.key")).unwrap();
+    f.run(&[]).assert_failed_with("does not exist");
+    assert!(f.server.requests().is_empty());
+}
+
+#[test]
+fn api_errors_name_the_url_and_message() {
+    let f = Fixture::new();
+    f.server.set_manifest(ManifestMode::Error(
+        401,
+        "loader key unknown or disabled".into(),
+    ));
+    f.run(&[])
+        .assert_failed_with("/api/v2/loader/manifest answered HTTP 401: loader key unknown");
+}
+
+#[test]
+fn malformed_runtime_configuration_is_named() {
+    let f = Fixture::new();
+    std::fs::write(f.path("loaderconfig"), "[loader]\nrequiredsignatures\n").unwrap();
+    f.run(&[]).assert_failed_with("mig-loader.cfg: line 2");
+}
+
+#[test]
+fn runtime_configuration_cannot_lower_the_threshold() {
+    let f = Fixture::new();
+    let mut cfg = f.runtime_config();
+    cfg.extend_from_slice(b"requiredsignatures = 1\n");
+    std::fs::write(f.path("loaderconfig"), cfg).unwrap();
+    let g = f.generation(1);
+    f.publish_signed(&g, &g.statement(), &[1]);
+    let run = f.run(&[]);
+    run.assert_failed_with("got 1, need 2");
+    assert!(
+        run.stdout().contains("requiredsignatures: ignored"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn same_serial_with_a_locally_changed_file_is_repaired() {
+    let f = Fixture::new();
+    let g = installed(&f, 1);
+    std::fs::write(f.path("configuration"), "edited by hand").unwrap();
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g);
+    assert_eq!(f.file_requests().len(), 1);
+    assert_eq!(f.installed_serial(), Some(1));
+}
