@@ -17,3 +17,37 @@ test: test-plugins
 test-plugins:
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
 
+
+# ---- mig-loader for endpoints (design §2.1). A built-in configuration is required:
+#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml   → bin/linux/amd64/mig-loader
+#   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml   → dist/mig-loader_<version>_amd64.deb
+.PHONY: mig-loader deb-loader
+
+LOADER_TRIPLE  := x86_64-unknown-linux-musl
+LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
+LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
+DEB_ROOT       := $(LOADER_TARGET)/deb-loader
+
+mig-loader:
+	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
+	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
+	mkdir -p bin/linux/amd64
+	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) build -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
+	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/linux/amd64/mig-loader
+
+deb-loader: mig-loader
+	rm -rf $(DEB_ROOT)
+	install -D -m 0755 bin/linux/amd64/mig-loader $(DEB_ROOT)/sbin/mig-loader
+	install -d -m 0755 $(DEB_ROOT)/etc/mig
+	install -d -m 0700 $(DEB_ROOT)/var/lib/mig
+	install -D -m 0644 conf/mig-loader.service $(DEB_ROOT)/lib/systemd/system/mig-loader.service
+	install -D -m 0644 conf/mig-loader.timer $(DEB_ROOT)/lib/systemd/system/mig-loader.timer
+	install -D -m 0644 packaging/deb/copyright $(DEB_ROOT)/usr/share/doc/mig-loader/copyright
+	install -D -m 0644 loader-min/README.md $(DEB_ROOT)/usr/share/doc/mig-loader/README.md
+	install -D -m 0644 conf/mig-loader.cron $(DEB_ROOT)/usr/share/doc/mig-loader/examples/mig-loader.cron
+	install -d -m 0755 $(DEB_ROOT)/DEBIAN
+	sed 's/@VERSION@/$(LOADER_VERSION)/' packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	echo "Installed-Size: $$(du -sk $(DEB_ROOT) | cut -f1)" >> $(DEB_ROOT)/DEBIAN/control
+	install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm $(DEB_ROOT)/DEBIAN/
+	mkdir -p dist
+	dpkg-deb --root-owner-group --build $(DEB_ROOT) dist/mig-loader_$(LOADER_VERSION)_amd64.deb
