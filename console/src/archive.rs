@@ -67,9 +67,11 @@ pub fn entries(reader: impl Read, what: &str) -> Result<Vec<Entry>> {
                 continue
             }
             T::Regular | T::Continuous => {}
-            other => return Err(bad(format!(
+            other => {
+                return Err(bad(format!(
                 "{shown:?} is a {other:?}, not a regular file: manifests hold regular files only"
-            ))),
+            )))
+            }
         }
         let name = path
             .file_name()

@@ -90,18 +90,17 @@ pub fn create(s: &mut Session, a: NewInvestigatorArgs) -> Result<()> {
         None => Vec::new(),
     };
     let expanded = checked_permissions(&permissions)?;
-    let new = NewInvestigator {
+    let mut new = NewInvestigator {
         name,
-        publickey,
+        publickey: "...".into(),
         permissions,
     };
     if s.ui.can_prompt() && !s.ui.opts.yes {
-        let mut shown = serde_json::to_value(&new).unwrap_or(Value::Null);
-        shown["publickey"] = Value::String("...".into());
-        s.ui.say(pretty(&shown));
+        s.ui.say(pretty(&new));
         s.ui.say(format!("Permission bits: {}", expanded.join(", ")));
     }
     s.ui.confirm("create investigator?")?;
+    new.publickey = publickey;
     let v = s.api()?.post("investigators", &new)?;
     let rec: InvestigatorRecord = typed(&v, "POST investigators")?;
     if s.ui.opts.json {

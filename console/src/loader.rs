@@ -62,7 +62,7 @@ pub fn create(s: &mut Session, a: NewLoaderArgs) -> Result<()> {
     .filter(|e| !e.is_empty());
     let new = NewLoader { name, expectenv };
     if s.ui.can_prompt() && !s.ui.opts.yes {
-        s.ui.say(pretty(&serde_json::to_value(&new).unwrap_or(Value::Null)));
+        s.ui.say(pretty(&new));
         s.ui.say("Server will assign prefix and key on creation");
     }
     s.ui.confirm("create loader entry?")?;

@@ -91,21 +91,20 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
             names.join(", ")
         )));
     }
-    let new = NewManifest {
+    let mut new = NewManifest {
         name,
         target,
         platform,
         valid_days: a.valid_days,
-        archive: base64::engine::general_purpose::STANDARD.encode(&bytes),
+        archive: "...".into(),
     };
     if s.ui.can_prompt() && !s.ui.opts.yes {
-        let mut shown = serde_json::to_value(&new).unwrap_or(Value::Null);
-        shown["archive"] = Value::String("...".into());
-        s.ui.say(pretty(&shown));
+        s.ui.say(pretty(&new));
         s.ui.say(format!("{} ({} bytes):", content.display(), bytes.len()));
         s.ui.say_raw(&table::entries(&entries));
     }
     s.ui.confirm("create manifest?")?;
+    new.archive = base64::engine::general_purpose::STANDARD.encode(&bytes);
     let v = s.api()?.post("manifests", &new)?;
     let rec: ManifestRecord = typed(&v, "POST manifests")?;
     if s.ui.opts.json {

@@ -271,6 +271,13 @@ impl Session {
 
     /// Prints an error on stderr.
     pub fn report(&mut self, e: &Error) {
+        // Answering no is the user's choice, not a failure of the session.
+        if let Error::Declined(_) = e {
+            if self.ui.interactive {
+                self.ui.say(e.to_string());
+                return;
+            }
+        }
         self.failures += 1;
         self.ui.warn(format!("error: {e}"));
     }

@@ -16,8 +16,9 @@ pub fn clean_text(text: &str) -> String {
     text.lines().map(clean).collect::<Vec<_>>().join("\n")
 }
 
-/// A JSON value, pretty and cleaned, for a human.
-pub fn pretty(v: &serde_json::Value) -> String {
+/// A JSON value (or any serializable record, fields in their order), pretty and cleaned, for
+/// a human.
+pub fn pretty<T: serde::Serialize + ?Sized>(v: &T) -> String {
     clean_text(&serde_json::to_string_pretty(v).unwrap_or_default())
 }
 

@@ -1,0 +1,402 @@
+//! The operator's walk-through against a real mig-api on a loopback port (design §2): script
+//! mode, a piped interactive session, and the refusal to sign a statement that does not match
+//! the local archive. Needs the workspace binaries: `cargo build --workspace --bins` first.
+
+mod support;
+
+use e2e::{dev_key, ApiOptions, ApiServer};
+use sha2::{Digest, Sha256};
+use support::{json, loader_key, manifest_archive, Admin};
+
+/// A mig-api requiring `required` signatures, with admin1 bootstrapped on the server.
+fn api_with_admin1(required: u32) -> ApiServer {
+    let api = ApiServer::start(ApiOptions {
+        required_signatures: required,
+        ..ApiOptions::default()
+    });
+    api.add_investigator(
+        "admin1",
+        &dev_key("admin1.pub.asc"),
+        "PermAdmin,PermManifest,PermLoader",
+    )
+    .ok();
+    api
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn script_mode_walk_through_two_signatures_and_a_loader() {
+    let api = api_with_admin1(2);
+    let admin1 = Admin::with_gpg(&api.base_url, "admin1");
+
+    // admin1 creates the second administrator.
+    let o = admin1.run(&[
+        "create",
+        "investigator",
+        "--name",
+        "admin2",
+        "--pubkey",
+        dev_key("admin2.pub.asc").to_str().unwrap(),
+        "--perms",
+        "PermManifest",
+    ]);
+    assert!(
+        o.ok()
+            .stdout
+            .contains("Investigator 'admin2' successfully created with ID 2"),
+        "{o}"
+    );
+    let admin2 = Admin::with_key_file(&api.base_url, "admin2");
+    let me = json(&admin2.run(&["--json", "investigator", "me", "json"]));
+    assert_eq!(me["name"], "admin2");
+    assert_eq!(
+        me["fingerprint"].as_str().unwrap().to_ascii_uppercase(),
+        e2e::fingerprint(&dev_key("admin2.pub.asc"))
+    );
+
+    // The manifest: a directory packed with GNU tar, targeted at Linux loaders.
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "mig-manifest-int-linux", b"agent v1\n");
+    let created = json(&admin1.run(&[
+        "create",
+        "manifest",
+        "--name",
+        "a new manifest",
+        "--target",
+        "env#>>'{os}'='linux'",
+        "--content",
+        archive.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(created["status"], "staged");
+    assert_eq!(created["entries"].as_array().unwrap().len(), 6);
+    let id = created["id"].as_u64().unwrap().to_string();
+
+    let o = admin1.run(&["search", "manifest", "where", &format!("manifestid={id}")]);
+    let row = o
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.contains("a new manifest"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("staged") && row.contains("env#>>'{os}'='linux'"),
+        "{o}"
+    );
+    assert!(
+        o.stdout.starts_with("Searching manifest where manifestid="),
+        "{o}"
+    );
+    assert!(
+        o.stdout
+            .contains("- ID - + ----      Name      ---- + -- Status --"),
+        "{o}"
+    );
+
+    // admin1 signs through gpg, after checking the statement against the local archive.
+    let o = admin1.run(&[
+        "manifest",
+        &id,
+        "sign",
+        "--content",
+        archive.to_str().unwrap(),
+    ]);
+    let out = &o.ok().stdout;
+    for expected in [
+        &format!("Statement of manifest {id}"),
+        "  name:     a new manifest",
+        &format!("  serial:   {id}"),
+        "  platform: ",
+        "  expires:  ",
+        "holds the same 6 entries, byte for byte",
+        "Manifest signature has been accepted",
+        "Status 'staged', signed by: admin1",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?}: {o}");
+    }
+    assert!(
+        out.contains(&sha256_hex(b"agent v1\n")),
+        "the statement's hashes are shown: {o}"
+    );
+
+    // A second signature by the same investigator does not count twice.
+    admin1.run(&["manifest", &id, "sign"]).failed();
+
+    // admin2 signs with a key file: two distinct administrators, the manifest is active.
+    let o = admin2.run(&["manifest", &id, "sign"]);
+    assert!(
+        o.ok()
+            .stdout
+            .contains("Status 'active', signed by: admin1, admin2"),
+        "{o}"
+    );
+    let rec = json(&admin2.run(&["manifest", &id, "json", "--json"]));
+    assert_eq!(rec["status"], "active");
+
+    // Inspecting: shasum sorted by name, the archive fetched byte for byte, never overwritten.
+    let o = admin2.run(&["manifest", &id, "shasum"]);
+    let lines: Vec<&str> = o.ok().stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{o}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}  agentcert",
+            sha256_hex(b"-----BEGIN CERTIFICATE-----\nAGENT\n-----END CERTIFICATE-----\n")
+        )
+    );
+    assert!(
+        lines.contains(&format!("{}  mig-agent", sha256_hex(b"agent v1\n")).as_str()),
+        "{o}"
+    );
+    let fetched = work.path().join("fetched.tar.gz");
+    let o = admin1.run(&["manifest", &id, "fetch", fetched.to_str().unwrap()]);
+    assert!(
+        o.ok().stdout.contains("its 6 entries match the statement"),
+        "{o}"
+    );
+    assert_eq!(
+        std::fs::read(&fetched).unwrap(),
+        std::fs::read(&archive).unwrap()
+    );
+    let o = admin1.run(&["manifest", &id, "fetch", fetched.to_str().unwrap()]);
+    assert!(o.failed().stderr.contains("refusing to overwrite"), "{o}");
+
+    // The loader: created disabled with its key shown once, then enabled.
+    let o = admin1.run(&[
+        "create",
+        "loader",
+        "--name",
+        "corbomite.internal",
+        "--expectenv",
+        "tags#>>'{operator}'='myorg'",
+    ]);
+    let key = loader_key(&o.ok().stdout);
+    assert_eq!(key.len(), 40, "{o}");
+    assert!(key.bytes().all(|c| c.is_ascii_alphanumeric()), "{key}");
+    let loader_id = o
+        .stdout
+        .split("New entry successfully created (id ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no loader id: {o}"))
+        .to_string();
+    assert!(o.stdout.contains("but is disabled"), "{o}");
+    let o = admin1.run(&["loader", &loader_id, "enable"]);
+    assert!(o.ok().stdout.contains("Loader has been enabled"), "{o}");
+
+    let o = admin1.run(&["search", "loader", "where", "loadername=%corb%"]);
+    let row = o
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.contains("corbomite.internal"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.contains("unset") && row.contains("true"), "{o}");
+    let found = json(&admin1.run(&["--json", "search", "loader", "where", "loadername=%corb%"]));
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["enabled"], true);
+    assert_eq!(found[0]["expectenv"], "tags#>>'{operator}'='myorg'");
+    assert_eq!(found[0]["prefix"].as_str().unwrap(), &key[..8]);
+
+    let o = admin1.run(&["search", "manifest", "where", "status=active"]);
+    assert!(
+        o.ok()
+            .stdout
+            .lines()
+            .any(|l| l.contains("a new manifest") && l.contains("active")),
+        "{o}"
+    );
+
+    // Errors carry the API's status and reason.
+    let o = admin1.run(&["manifest", "999", "json"]);
+    assert!(o.failed().stderr.contains("HTTP 404"), "{o}");
+    let o = admin2.run(&["create", "loader", "--name", "not-allowed"]);
+    assert!(o.failed().stderr.contains("HTTP 403"), "{o}");
+    assert!(
+        o.stderr.contains("PermLoaderNew"),
+        "the missing permission is named: {o}"
+    );
+}
+
+#[test]
+fn sign_refuses_a_local_archive_that_differs_from_the_statement() {
+    let api = api_with_admin1(1);
+    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "v1", b"agent v1\n");
+    let other = manifest_archive(work.path(), "other", b"agent v2, not what was uploaded\n");
+    let created = json(&admin1.run(&[
+        "--json",
+        "create",
+        "manifest",
+        "--name",
+        "refusal",
+        "--target",
+        "env#>>'{os}'='linux'",
+        "--content",
+        archive.to_str().unwrap(),
+    ]));
+    let id = created["id"].as_u64().unwrap().to_string();
+
+    let o = admin1.run(&[
+        "manifest",
+        &id,
+        "sign",
+        "--content",
+        other.to_str().unwrap(),
+    ]);
+    o.failed();
+    assert!(
+        o.stderr
+            .contains(&format!("refusing to sign manifest {id}")),
+        "{o}"
+    );
+    assert!(
+        o.stderr.contains("mig-agent: sha256 differs"),
+        "the differing entry is named: {o}"
+    );
+    assert!(
+        !o.stderr.contains("cacert:"),
+        "only differences are listed: {o}"
+    );
+
+    let rec = json(&admin1.run(&["--json", "manifest", &id, "json"]));
+    assert_eq!(rec["status"], "staged", "nothing was signed");
+    assert_eq!(rec["signers"].as_array().unwrap().len(), 0);
+
+    // With the right archive the single required signature activates it.
+    let o = admin1.run(&[
+        "manifest",
+        &id,
+        "sign",
+        "--content",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(
+        o.ok().stdout.contains("Status 'active', signed by: admin1"),
+        "{o}"
+    );
+}
+
+#[test]
+fn an_interactive_session_through_standard_input() {
+    let api = api_with_admin1(1);
+    let admin1 = Admin::with_gpg(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "mig-manifest-linux", b"agent v1\n");
+    let session = format!(
+        "create manifest\n\
+         a new manifest\n\
+         env#>>'{{os}}'='linux'\n\
+         {}\n\
+         y\n\
+         search manifest where manifestid=1\n\
+         manifest 1\n\
+         entry\n\
+         sign\n\
+         y\n\
+         r\n\
+         json\n\
+         exit\n\
+         create loader\n\
+         corbomite.internal\n\
+         tags#>>'{{operator}}'='myorg'\n\
+         y\n\
+         search loader where loadername=%corb%\n\
+         loader 1\n\
+         enable\n\
+         expectenv tags#>>'{{operator}}'='otherorg' AND env#>>'{{os}}'='linux'\n\
+         key\n\
+         n\n\
+         json\n",
+        archive.display()
+    );
+    // The input ends inside the loader reader: end of input leaves the reader and the console.
+    let o = admin1.session(&session);
+    o.ok();
+    let out = &o.stdout;
+    for expected in [
+        "Connected to http://127.0.0.1:",
+        "as 'admin1' (investigator 1)",
+        "mig> create manifest",
+        "Entering manifest creation mode.",
+        "Please provide the name of the new manifest",
+        "name> a new manifest",
+        "Name: 'a new manifest'",
+        "target> env#>>'{os}'='linux'",
+        "Target: 'env#>>'{os}'='linux''",
+        "Please enter path to new manifest archive content.",
+        "contentpath> ",
+        "\"archive\": \"...\"",
+        "create manifest? (y/n)> y",
+        "Manifest successfully created with ID 1 (status staged)",
+        "Searching manifest where manifestid=1, limited to 100 results",
+        "Entering manifest reader mode. Type exit or press ctrl+d to leave. help may help.",
+        "Manifest: 'a new manifest'.",
+        "Status 'staged'.",
+        "manifest 1> entry",
+        "manifest 1> sign",
+        "sign manifest 1 with gpg key 37050AE08CB33351018A809EFD575A3E1CEB348D? (y/n)> y",
+        "Manifest signature has been accepted",
+        "manifest 1> r",
+        "reloaded",
+        "\"status\": \"active\"",
+        "mig> create loader",
+        "Entering loader creation mode.",
+        "expectenv> tags#>>'{operator}'='myorg'",
+        "Server will assign prefix and key on creation",
+        "create loader entry? (y/n)> y",
+        "New entry successfully created (id 1) but is disabled",
+        "loader 1> enable",
+        "Loader has been enabled",
+        "expectenv set to 'tags#>>'{operator}'='otherorg' AND env#>>'{os}'='linux''",
+        "Its current key stops working. (y/n)> n",
+        "not confirmed, nothing done",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?}: {o}");
+    }
+    let key = loader_key(out);
+    assert_eq!(key.len(), 40);
+    assert_eq!(
+        out.matches("Loader key including prefix").count(),
+        1,
+        "the declined key was not issued: {o}"
+    );
+    // The loader's record after the session: enabled, with the new expectenv.
+    let rec = json(&admin1.run(&["--json", "loader", "1"]));
+    assert_eq!(rec["enabled"], true);
+    assert_eq!(
+        rec["expectenv"],
+        "tags#>>'{operator}'='otherorg' AND env#>>'{os}'='linux'"
+    );
+    assert_eq!(
+        rec["prefix"].as_str().unwrap(),
+        &key[..8],
+        "the key was not rotated"
+    );
+}
+
+#[test]
+fn a_failing_command_in_a_piped_session_makes_it_exit_non_zero() {
+    let api = api_with_admin1(1);
+    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let o = admin1.session("manifest 42 json\nsearch loader where loadername=%x%\n");
+    o.failed();
+    assert!(
+        o.stderr.contains("GET manifests/42") && o.stderr.contains("HTTP 404"),
+        "{o}"
+    );
+    assert!(
+        o.stdout
+            .contains("- ID - + ----      Name      ---- + ----   Agent Name"),
+        "the session went on: {o}"
+    );
+}
