@@ -614,3 +614,22 @@ fn same_serial_with_a_locally_changed_file_is_repaired() {
     assert_eq!(f.file_requests().len(), 1);
     assert_eq!(f.installed_serial(), Some(1));
 }
+
+#[test]
+fn malformed_loaderconfig_in_a_manifest_is_not_installed() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let mut g2 = f.generation(2);
+    g2.files
+        .insert("loaderconfig", b"[loader]\nthis is not ini\n".to_vec());
+    f.publish(&g2);
+    let run = f.run(&[]);
+    run.assert_failed_with("loaderconfig is not usable");
+    f.assert_generation(&g1);
+    assert_eq!(f.read("loaderconfig"), Some(f.runtime_config()));
+    // A usable one is installed with the rest.
+    g2.files.insert("loaderconfig", f.runtime_config());
+    f.publish(&g2);
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g2);
+}

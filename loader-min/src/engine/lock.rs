@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Held for the whole run; dropping it releases the lock.
@@ -19,6 +20,7 @@ pub fn acquire(path: &Path) -> Result<RunLock> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("open lock file", path, e))?;
     match file.try_lock() {

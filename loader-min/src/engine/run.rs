@@ -8,6 +8,7 @@ use super::journal::{Journal, JournalEntry, Phase};
 use super::layout::Layout;
 use super::verify::{self, Rejected};
 use super::{crash, discover, fetch, health, key, lock, log, report, state, swap, triggers};
+use crate::dictionary::DictName;
 use crate::error::{Error, Result};
 use crate::http::Client;
 use crate::protocol::{Have, LoaderKey, ManifestRequest, ReportResult};
@@ -267,11 +268,7 @@ impl Install<'_> {
         log::step("agent is healthy");
         crash::point("before_commit");
         self.commit(&mut journal)?;
-        if plan
-            .changes
-            .iter()
-            .any(|c| c.name == crate::dictionary::DictName::MigLoader)
-        {
+        if plan.changes.iter().any(|c| c.name == DictName::MigLoader) {
             log::step("mig-loader was replaced: the next run uses the new binary");
         }
         self.report(ReportResult::Installed, "");
@@ -286,6 +283,17 @@ impl Install<'_> {
             if let Err(e) = fetch::stage(self.api, self.key, &c.entry, &staged, c.name.mode()) {
                 self.discard_staged(changes);
                 return Err(e);
+            }
+        }
+        // A signed but malformed run-time configuration would stop every later run before it
+        // could fetch a fix: refuse it while the old one is still in place.
+        if changes.iter().any(|c| c.name == DictName::LoaderConfig) {
+            let staged = self.run.layout.staged(DictName::LoaderConfig)?;
+            if let Err(e) = RuntimeConfig::load(&staged) {
+                self.discard_staged(changes);
+                return Err(Error::Config(format!(
+                    "the manifest's loaderconfig is not usable, not installing it: {e}"
+                )));
             }
         }
         log::step(format!("{} file(s) staged and verified", changes.len()));
