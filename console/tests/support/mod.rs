@@ -128,3 +128,161 @@ pub fn loader_key(stdout: &str) -> String {
     let rest = &stdout[at + marker.len()..];
     rest[..rest.find('"').expect("closing quote")].to_string()
 }
+
+/// `mig-console` on a pseudo-terminal (util-linux `script`), driven like a user: wait for
+/// text, then type. Killed on drop if still running.
+pub struct Pty {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+    /// Where the next `expect` starts looking.
+    from: usize,
+}
+
+/// How long the terminal may take to show what a test waits for.
+pub const PTY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Pty {
+    /// Runs `cmd` (its program and arguments, environment kept) on a new terminal.
+    pub fn spawn(cmd: &Command) -> Pty {
+        use std::process::Stdio;
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = quote(cmd.get_program());
+        for a in cmd.get_args() {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        let mut c = Command::new("script");
+        c.args(["-q", "-f", "-e", "-E", "never", "-c", &line, "/dev/null"]);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.env("TERM", "xterm")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .expect("util-linux script (for a pseudo-terminal)");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Pty {
+            stdin: child.stdin.take(),
+            child,
+            chunks: rx,
+            seen: Vec::new(),
+            from: 0,
+        }
+    }
+
+    /// Everything shown so far, escape sequences and carriage returns removed.
+    pub fn screen(&self) -> String {
+        plain(&self.seen)
+    }
+
+    /// Waits until `text` appears after the previous match.
+    #[track_caller]
+    pub fn expect(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + PTY_TIMEOUT;
+        loop {
+            let screen = self.screen();
+            if let Some(at) = screen[self.from.min(screen.len())..].find(text) {
+                self.from += at + text.len();
+                return;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(c) => self.seen.extend_from_slice(&c),
+                Err(_) => panic!("{text:?} did not appear; the terminal shows:\n{screen}"),
+            }
+        }
+    }
+
+    /// Types `keys`.
+    pub fn send(&mut self, keys: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
+        stdin.flush().expect("flush the terminal");
+    }
+
+    /// Waits for the program to exit; returns its status and everything it showed.
+    #[track_caller]
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + PTY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for script") {
+                while let Ok(c) = self.chunks.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.extend_from_slice(&c);
+                }
+                return (status, self.screen());
+            }
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "the terminal session did not end; it shows:\n{}",
+                    self.screen()
+                );
+            }
+            if let Ok(c) = self.chunks.recv_timeout(Duration::from_millis(50)) {
+                self.seen.extend_from_slice(&c);
+            }
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        self.stdin.take();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Terminal output without escape sequences (CSI and OSC) and carriage returns.
+pub fn plain(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                Some('[') => {
+                    while let Some(c) = chars.next() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
