@@ -260,19 +260,19 @@ impl Drop for Pty {
 pub fn plain(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::new();
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
             '\x1b' => match chars.next() {
                 Some('[') => {
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
                             break;
                         }
                     }
                 }
                 Some(']') => {
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if c == '\x07' {
                             break;
                         }
