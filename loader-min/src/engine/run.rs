@@ -228,6 +228,7 @@ impl Install<'_> {
             return self.failed(e);
         }
         crash::point("after_stage");
+        let agent = self.run.agent()?;
         let journal_path = layout.journal_file();
         let mut journal = Journal {
             serial: self.statement.serial,
@@ -246,7 +247,6 @@ impl Install<'_> {
             return self.failed(e);
         }
         crash::point("after_journal");
-        let agent = self.run.agent()?;
         if let Err(e) = swap::swap(layout, &mut journal, &journal_path) {
             return self.roll_back(&journal, e, false);
         }
