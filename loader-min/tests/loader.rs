@@ -633,3 +633,34 @@ fn malformed_loaderconfig_in_a_manifest_is_not_installed() {
     f.run(&[]).assert_ok();
     f.assert_generation(&g2);
 }
+
+#[test]
+fn proxy_from_the_environment_is_used_unless_no_proxy_names_the_api() {
+    let f = Fixture::new();
+    let proxy = common::server::Server::start();
+    let proxy_url = proxy.base_url().replace("/api/v2/", "");
+    // Through the proxy: ureq asks it for a tunnel to the API's host and port.
+    let run = f.run_env(&[], &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "")]);
+    assert_eq!(run.code(), Some(1), "{}", run.all());
+    let via_proxy = proxy.requests();
+    assert_eq!(via_proxy.len(), 1, "{}", run.all());
+    let api_host = f
+        .server
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/api/v2/")
+        .to_string();
+    assert_eq!(
+        (via_proxy[0].method.as_str(), via_proxy[0].path.as_str()),
+        ("CONNECT", api_host.as_str())
+    );
+    assert!(f.server.requests().is_empty());
+    // NO_PROXY names the API host: straight to it.
+    let run = f.run_env(
+        &[],
+        &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.all());
+    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(f.server.requests().len(), 1);
+}
