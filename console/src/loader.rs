@@ -214,7 +214,7 @@ impl Reader {
                 if s.ui.opts.json {
                     s.ui.json(&self.raw);
                 } else {
-                    s.ui.say(pretty(&self.raw));
+                    s.ui.say(pretty(&self.record));
                 }
             }
             LoaderAction::Reload => {

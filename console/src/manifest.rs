@@ -168,10 +168,10 @@ impl Reader {
                 if s.ui.opts.json {
                     s.ui.json(&self.raw);
                 } else {
-                    let mut shown = self.raw.clone();
-                    if let Some(o) = shown.as_object_mut() {
-                        o.remove("statement");
-                    }
+                    // The typed record keeps the fields in their order; the statement follows
+                    // as text, since its exact bytes are what is signed.
+                    let mut shown = self.record.clone();
+                    shown.statement = "(below)".into();
                     s.ui.say(pretty(&shown));
                     s.ui.say("statement:");
                     s.ui.say(clean_text(&self.record.statement));
