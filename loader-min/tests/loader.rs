@@ -581,6 +581,23 @@ fn api_errors_name_the_url_and_message() {
 }
 
 #[test]
+fn expectenv_refusal_is_reported_as_rejected() {
+    let f = Fixture::new();
+    f.server.set_manifest(ManifestMode::Error(
+        403,
+        "loader environment does not match its expectenv".into(),
+    ));
+    f.run(&[]).assert_failed_with("HTTP 403");
+    let reports = f.reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["result"], "rejected");
+    assert!(reports[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expectenv"));
+}
+
+#[test]
 fn malformed_runtime_configuration_is_named() {
     let f = Fixture::new();
     std::fs::write(f.path("loaderconfig"), "[loader]\nrequiredsignatures\n").unwrap();

@@ -158,6 +158,17 @@ impl Run {
         let response = match verify::request(&api, &key, &request) {
             Ok(r) => r,
             Err(e) => {
+                // The API knows this loader but refuses it (expectenv): say so in its record too.
+                if matches!(e, Error::Status { status: 403, .. }) {
+                    report::send(
+                        &api,
+                        &key,
+                        &self.layout,
+                        installed,
+                        ReportResult::Rejected,
+                        &e.to_string(),
+                    );
+                }
                 self.keep_agent_running();
                 return Err(e);
             }
