@@ -23,6 +23,35 @@ fn api_with_admin1(required: u32) -> ApiServer {
     api
 }
 
+/// One `POST loader/manifest` with `key`, reporting this host's platform; returns the status.
+fn loader_asks(base_url: &str, key: &str) -> u16 {
+    use loader_min::protocol::{
+        Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
+    };
+    let cfg = loader_min::http::HttpConfig {
+        allow_plain_http: true,
+        ..Default::default()
+    };
+    let client = loader_min::http::Client::new(&cfg, base_url).unwrap();
+    let host = loader_min::statement::Platform::host();
+    let req = ManifestRequest {
+        agent: Agent {
+            name: "agent.corbomite".into(),
+            environment: Environment {
+                os: host.os,
+                arch: host.arch,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    client
+        .post_json(MANIFEST_PATH, &[(LOADER_KEY_HEADER, key)], &req)
+        .unwrap()
+        .status
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -398,5 +427,220 @@ fn a_failing_command_in_a_piped_session_makes_it_exit_non_zero() {
         o.stdout
             .contains("- ID - + ----      Name      ---- + ----   Agent Name"),
         "the session went on: {o}"
+    );
+}
+
+#[test]
+fn manifest_and_loader_readers_reset_disable_attributes_and_loaders() {
+    let api = api_with_admin1(1);
+    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let o = admin1.run(&["create", "loader", "--name", "corbomite.internal"]);
+    let key = loader_key(&o.ok().stdout);
+    admin1.run(&["loader", "1", "enable"]).ok();
+    // The loader asks once, as mig-loader does: the API now knows its platform and agent name.
+    let status = loader_asks(&api.base_url, &key);
+    assert!(
+        status == 404 || status == 200,
+        "the loader's request was accepted ({status})"
+    );
+    let o = admin1.run(&["search", "loader", "where", "loaderid=1"]);
+    let row = o
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.contains("corbomite.internal"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("agent.corbomite") && !row.contains("never"),
+        "{o}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "bundle", b"agent v1\n");
+    let created = json(&admin1.run(&[
+        "--json",
+        "create",
+        "manifest",
+        "--name",
+        "for corbomite",
+        "--target",
+        "loadername = 'corbomite.internal'",
+        "--content",
+        archive.to_str().unwrap(),
+    ]));
+    let id = created["id"].as_u64().unwrap().to_string();
+
+    // `loaders`: the enabled loaders the target matches now.
+    let o = admin1.run(&["manifest", &id, "loaders"]);
+    assert!(
+        o.ok()
+            .stdout
+            .lines()
+            .any(|l| l.contains("corbomite.internal") && l.contains("true")),
+        "{o}"
+    );
+
+    // sign → active; reset → staged without signatures; sign again; disable is final.
+    admin1.run(&["manifest", &id, "sign"]).ok();
+    let o = admin1.run(&["manifest", &id, "reset"]);
+    assert!(o.ok().stdout.contains("has been reset to staged"), "{o}");
+    let rec = json(&admin1.run(&["--json", "manifest", &id]));
+    assert_eq!(rec["status"], "staged");
+    assert_eq!(rec["signers"].as_array().unwrap().len(), 0);
+    admin1.run(&["manifest", &id, "sign"]).ok();
+    let o = admin1.run(&["manifest", &id, "disable"]);
+    assert!(
+        o.ok()
+            .stdout
+            .contains(&format!("Manifest {id} has been disabled")),
+        "{o}"
+    );
+    assert_eq!(
+        json(&admin1.run(&["--json", "manifest", &id]))["status"],
+        "disabled"
+    );
+    let o = admin1.run(&["manifest", &id, "sign"]);
+    assert!(o.failed().stderr.contains("the API answered HTTP 4"), "{o}");
+
+    // Attributes: replaced, shown, cleared.
+    let o = admin1.run(&["loader", "1", "attributes", "team=ops", "region=eu"]);
+    assert!(
+        o.ok().stdout.contains("attributes set: region=eu team=ops"),
+        "{o}"
+    );
+    let o = admin1.run(&["loader", "1", "attributes"]);
+    assert!(o.ok().stdout.contains("team = ops"), "{o}");
+    assert_eq!(
+        json(&admin1.run(&["--json", "loader", "1"]))["attributes"]["region"],
+        "eu"
+    );
+    let o = admin1.run(&["loader", "1", "attributes", "--clear"]);
+    assert!(o.ok().stdout.contains("attributes cleared"), "{o}");
+
+    // A new key keeps the prefix and changes the secret; a disabled loader is targeted no more.
+    let before = json(&admin1.run(&["--json", "loader", "1"]))["prefix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = admin1.run(&["loader", "1", "key"]);
+    let rotated = loader_key(&o.ok().stdout);
+    assert_eq!(&rotated[..8], before, "{o}");
+    assert_ne!(rotated, key);
+    let o = admin1.run(&["loader", "1", "disable"]);
+    assert!(o.ok().stdout.contains("Loader has been disabled"), "{o}");
+    let o = admin1.run(&["manifest", &id, "loaders"]);
+    assert!(o.ok().stdout.contains("No enabled loader matches"), "{o}");
+
+    // The reader's help and exit, from a piped session.
+    let o = admin1.session(&format!("manifest {id}\nhelp\nexit\nloader 1\nhelp\n"));
+    assert!(o.ok().stdout.contains("fetch PATH"), "{o}");
+    assert!(o.stdout.contains("Status 'disabled'."), "{o}");
+    assert!(o.stdout.contains("attributes [k=v ...]"), "{o}");
+}
+
+#[test]
+fn investigators_permissions_api_keys_and_plugins() {
+    let api = api_with_admin1(1);
+    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let pubkey = dev_key("admin2.pub.asc");
+    let o = admin1.run(&[
+        "create",
+        "investigator",
+        "--name",
+        "admin2",
+        "--pubkey",
+        pubkey.to_str().unwrap(),
+    ]);
+    o.ok();
+    let admin2 = Admin::with_key_file(&api.base_url, "admin2");
+    admin2
+        .run(&["search", "loader", "where", "loadername=%"])
+        .ok();
+    let o = admin2.run(&["create", "loader", "--name", "corbomite.internal"]);
+    assert!(o.failed().stderr.contains("HTTP 403"), "{o}");
+
+    let o = admin1.run(&["investigator", "2", "setperms", "PermLoader"]);
+    assert!(
+        o.ok()
+            .stdout
+            .contains("Permissions of investigator 2 updated"),
+        "{o}"
+    );
+    assert!(o.stdout.contains("PermLoaderNew"), "{o}");
+    let o = admin1.run(&["investigator", "2", "setperms", "PermLoaders"]);
+    assert!(
+        o.failed().stderr.contains("PermLoaders"),
+        "a misspelled set is named: {o}"
+    );
+    admin2
+        .run(&["create", "loader", "--name", "corbomite.internal"])
+        .ok();
+
+    // Disabled, admin2 cannot log in; enabled again, it can.
+    let o = admin1.run(&["investigator", "2", "disable"]);
+    assert!(
+        o.ok().stdout.contains("Investigator 2 is now disabled"),
+        "{o}"
+    );
+    let o = admin2.run(&["investigator", "me"]);
+    assert!(o.failed().stderr.contains("HTTP 401"), "{o}");
+    admin1.run(&["investigator", "2", "enable"]).ok();
+    admin2.run(&["investigator", "me"]).ok();
+
+    // An API key, shown once, authenticates with X-MIGAPIKEY and no signing identity.
+    let o = admin1.run(&["investigator", "2", "apikey"]);
+    let marker = "API key of investigator 2 (shown once): ";
+    let key = o
+        .ok()
+        .stdout
+        .split(marker)
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_else(|| panic!("{o}"));
+    let keyless = Admin::with_key_file(&api.base_url, "admin2");
+    std::fs::write(&keyless.config, format!("[api]\nurl = {}\n", api.base_url)).unwrap();
+    let mut c = keyless.command(&["--json", "investigator", "me"]);
+    c.env("MIG_APIKEY", key.trim());
+    let me = json(&e2e::run(c, None, support::TIMEOUT));
+    assert_eq!(me["name"], "admin2");
+    let o = keyless.run(&["investigator", "me"]);
+    assert!(o.failed().stderr.contains("no credential"), "{o}");
+
+    // Plugins: the built-ins are listed; the API's reasons for refusals are shown.
+    let o = admin1.run(&["plugin", "list"]);
+    assert!(
+        o.ok()
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("expr ") && l.contains("yes")),
+        "{o}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let empty_module = work.path().join("empty.wasm");
+    std::fs::write(&empty_module, b"\0asm\x01\0\0\0").unwrap();
+    let o = admin1.run(&["plugin", "upload", "mine", empty_module.to_str().unwrap()]);
+    assert!(
+        o.failed()
+            .stderr
+            .contains("POST plugins: the API answered HTTP 4"),
+        "{o}"
+    );
+    assert!(
+        o.stderr.contains("\"mine\""),
+        "the API's reason names the plugin: {o}"
+    );
+    let text = work.path().join("notes.txt");
+    std::fs::write(&text, "not wasm").unwrap();
+    let o = admin1.run(&["plugin", "upload", "mine", text.to_str().unwrap()]);
+    assert!(
+        o.failed().stderr.contains("is not a WebAssembly module"),
+        "{o}"
+    );
+    let o = admin1.run(&["plugin", "delete", "expr"]);
+    assert!(
+        o.failed()
+            .stderr
+            .contains("DELETE plugins/expr: the API answered HTTP 4"),
+        "{o}"
     );
 }
