@@ -1,0 +1,59 @@
+//! Targeting: manifest `target` and loader `expectenv` expressions evaluated by sandboxed
+//! WebAssembly plugins (design §5).
+//!
+//! The expression language is itself a plugin (`plugins/expr`, built in); other plugins add
+//! functions such as `rollout('wave-1', 10)` (built in: `rollout`, `semver`; operators
+//! upload more). Each module is validated and compiled once ([`Engine::load_plugin`]) and
+//! every evaluation runs in a fresh instance with fuel, a memory cap and a deadline
+//! ([`limits`]). The ABI is in [`abi`] here and documented for authors in `plugins/sdk`.
+//!
+//! Read [`Engine`] first, then `sandbox.rs` (wasmtime) and `abi.rs` (the wire).
+
+mod abi;
+mod builtin;
+mod engine;
+mod error;
+pub mod limits;
+mod registry;
+mod sandbox;
+#[cfg(test)]
+mod tests;
+
+pub use engine::Engine;
+pub use error::TargetingError;
+
+/// What targeting knows about a loader.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoaderFacts {
+    /// The agent hostname the loader reported (`name` in expressions).
+    pub name: String,
+    /// The loader entry's name (`loadername`).
+    pub loadername: String,
+    /// The environment the loader reported (`env`).
+    pub env: serde_json::Value,
+    /// The tags the loader reported (`tags`).
+    pub tags: serde_json::Value,
+    /// Attributes set by administrators (`attributes`).
+    pub attributes: serde_json::Value,
+}
+
+/// A loaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    /// Hex SHA-256 of the module bytes.
+    pub sha256: String,
+    pub size: u64,
+    /// The functions it adds to the language (none for the evaluator).
+    pub functions: Vec<String>,
+    pub builtin: bool,
+}
+
+/// Counters since the engine started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Expressions evaluated.
+    pub evaluations: u64,
+    /// Expressions whose evaluation failed (plugin failure or evaluation error).
+    pub failures: u64,
+}
