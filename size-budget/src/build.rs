@@ -10,19 +10,32 @@ pub struct Built {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 pub fn loader() -> Result<Built, String> {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let target_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
     // The loader is built on its own so that no other member unifies features into it.
     let status = Command::new(&cargo)
         .current_dir(&root)
         .env("CARGO_PROFILE_LOADER_STRIP", "false")
         .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "-p", "loader-min", "--bin", "mig-loader", "--profile", "loader"])
+        .args([
+            "build",
+            "-p",
+            "loader-min",
+            "--bin",
+            "mig-loader",
+            "--profile",
+            "loader",
+        ])
         .args(["--target", "x86_64-unknown-linux-musl"])
         .status()
         .map_err(|e| format!("run {cargo}: {e}"))?;
@@ -41,5 +54,8 @@ pub fn loader() -> Result<Built, String> {
     if !st.success() {
         return Err(format!("strip {} failed", unstripped.display()));
     }
-    Ok(Built { unstripped, stripped })
+    Ok(Built {
+        unstripped,
+        stripped,
+    })
 }

@@ -77,7 +77,10 @@ impl<'a> Elf<'a> {
                 },
             ));
         }
-        let names = raw.get(shstrndx as usize).map(|(_, s)| s.clone()).ok_or("no section name table")?;
+        let names = raw
+            .get(shstrndx as usize)
+            .map(|(_, s)| s.clone())
+            .ok_or("no section name table")?;
         raw.into_iter()
             .map(|(name_off, mut s)| {
                 s.name = self.cstr(names.offset + u64::from(name_off))?;
@@ -89,15 +92,23 @@ impl<'a> Elf<'a> {
     fn cstr(&self, off: u64) -> Result<String, String> {
         let start = usize::try_from(off).map_err(|_| "offset overflow")?;
         let rest = self.data.get(start..).ok_or("string offset past the end")?;
-        let end = rest.iter().position(|&b| b == 0).ok_or("unterminated string")?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("unterminated string")?;
         Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
     }
 
     /// Bytes of function and object symbols per crate, from `.symtab` (absent once stripped).
     pub fn bytes_by_crate(&self) -> Result<BTreeMap<String, u64>, String> {
         let sections = self.sections()?;
-        let symtab = sections.iter().find(|s| s.kind == SHT_SYMTAB).ok_or("no .symtab (binary is stripped)")?;
-        let strtab = sections.get(symtab.link as usize).ok_or("symtab without string table")?;
+        let symtab = sections
+            .iter()
+            .find(|s| s.kind == SHT_SYMTAB)
+            .ok_or("no .symtab (binary is stripped)")?;
+        let strtab = sections
+            .get(symtab.link as usize)
+            .ok_or("symtab without string table")?;
         let mut out = BTreeMap::new();
         let n = symtab.size.checked_div(symtab.entsize).unwrap_or(0);
         for i in 0..n {
@@ -123,7 +134,12 @@ pub fn crate_of(sym: &str) -> String {
     if let Some(rest) = sym.strip_prefix("_ZN") {
         let id = first_ident(rest).unwrap_or_default();
         // `_ZN4core3ptr..` and generic impls `_ZN50_$LT$..` are attributed by their first word.
-        let id = id.trim_start_matches("_$LT$").split("..").next().unwrap_or("").to_string();
+        let id = id
+            .trim_start_matches("_$LT$")
+            .split("..")
+            .next()
+            .unwrap_or("")
+            .to_string();
         if !id.is_empty() {
             return id.split('$').next().unwrap_or(&id).to_string();
         }
@@ -132,7 +148,10 @@ pub fn crate_of(sym: &str) -> String {
         // v0: `_RNvCs<hash>_<len><crate>` — find the first `C` path root.
         if let Some(p) = rest.find('C') {
             let after = &rest[p + 1..];
-            let after = after.strip_prefix('s').map(|a| &a[a.find('_').map_or(0, |i| i + 1)..]).unwrap_or(after);
+            let after = after
+                .strip_prefix('s')
+                .map(|a| &a[a.find('_').map_or(0, |i| i + 1)..])
+                .unwrap_or(after);
             if let Some(id) = first_ident(after) {
                 return id;
             }
@@ -147,7 +166,10 @@ mod tests {
 
     #[test]
     fn crates_are_read_from_mangled_names() {
-        assert_eq!(crate_of("_ZN3pgp6packet9signature5parse17h0123456789abcdefE"), "pgp");
+        assert_eq!(
+            crate_of("_ZN3pgp6packet9signature5parse17h0123456789abcdefE"),
+            "pgp"
+        );
         assert_eq!(crate_of("_ZN4core3fmt5write17h1E"), "core");
         assert_eq!(crate_of("ring_core_0_17_14__bn_mul_mont"), "[C/asm]");
         assert_eq!(crate_of("_RNvCs1234_6rustls6client"), "rustls");
@@ -166,9 +188,17 @@ mod tests {
     fn this_test_binary_is_read() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let elf = Elf::parse(&exe).unwrap();
-        let names: Vec<String> = elf.sections().unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = elf
+            .sections()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert!(names.iter().any(|n| n == ".text"));
         let by_crate = elf.bytes_by_crate().unwrap();
-        assert!(by_crate.get("size_budget").copied().unwrap_or(0) > 0, "{by_crate:?}");
+        assert!(
+            by_crate.get("size_budget").copied().unwrap_or(0) > 0,
+            "{by_crate:?}"
+        );
     }
 }

@@ -31,15 +31,28 @@ fn main() -> ExitCode {
 fn run() -> Result<bool, String> {
     let only_size = std::env::args().any(|a| a == "--size-only");
     let built = build::loader()?;
-    let data = std::fs::read(&built.unstripped).map_err(|e| format!("read {}: {e}", built.unstripped.display()))?;
+    let data = std::fs::read(&built.unstripped)
+        .map_err(|e| format!("read {}: {e}", built.unstripped.display()))?;
     let elf = elf::Elf::parse(&data)?;
     let is_static = elf.is_static()?;
     let mut by_crate: Vec<(String, u64)> = elf.bytes_by_crate()?.into_iter().collect();
     by_crate.sort_by_key(|c| std::cmp::Reverse(c.1));
-    let size = std::fs::metadata(&built.stripped).map_err(|e| format!("stat {}: {e}", built.stripped.display()))?.len();
+    let size = std::fs::metadata(&built.stripped)
+        .map_err(|e| format!("stat {}: {e}", built.stripped.display()))?
+        .len();
 
-    println!("mig-loader (x86_64-unknown-linux-musl, profile loader): {}", built.stripped.display());
-    println!("  static: {}", if is_static { "yes (no PT_INTERP)" } else { "NO" });
+    println!(
+        "mig-loader (x86_64-unknown-linux-musl, profile loader): {}",
+        built.stripped.display()
+    );
+    println!(
+        "  static: {}",
+        if is_static {
+            "yes (no PT_INTERP)"
+        } else {
+            "NO"
+        }
+    );
     println!(
         "  stripped size: {size} bytes ({:.2} MiB; budget {:.2} MiB; MIG's Go loader {MIG_GO_LOADER} bytes, ratio {:.2})",
         size as f64 / 1048576.0,
@@ -69,7 +82,10 @@ fn run() -> Result<bool, String> {
     );
     println!("  that run: {}", rss.summary);
     if rss.peak_kib > RSS_BUDGET_KIB {
-        println!("FAIL: peak RSS {} KiB exceeds the budget of {RSS_BUDGET_KIB} KiB", rss.peak_kib);
+        println!(
+            "FAIL: peak RSS {} KiB exceeds the budget of {RSS_BUDGET_KIB} KiB",
+            rss.peak_kib
+        );
         ok = false;
     }
     if ok {

@@ -10,6 +10,10 @@
 //! - [`tar_gz`] packs a manifest directory with GNU `tar -czf`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod deployment;
+pub mod host;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,372 @@
+//! The seed's walk-through, end to end, with the real binaries: mig-api (requiredsignatures = 2),
+//! two administrators driving mig-console (one through GnuPG, one with a key file), and the
+//! development mig-loader (built-in threshold 2, admin1 and admin2) installing into a temporary
+//! root with a stand-in mig-agent that records its calls. Then the refusals, each leaving the
+//! running agent untouched with the reason in the loader's output and in the API's record.
+//! Needs the workspace binaries: `cargo build --workspace --bins --all-features` first.
+
+use e2e::deployment::Deployment;
+use e2e::host::{sha256_hex, Host};
+use e2e::{binary, ApiOptions, Output};
+use std::path::{Path, PathBuf};
+
+const LINUX_TARGET: &str = "env#>>'{os}'='linux'";
+const EXPECTENV: &str = "tags#>>'{operator}'='myorg'";
+
+/// The manifest directory of the walk-through; `agent` is the stand-in agent's version.
+fn bundle(host: &Host, agent: &str, configuration: &str) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("mig-agent", host.agent_script(agent, true)),
+        (
+            "mig-loader",
+            b"#!/bin/sh\necho 'a newer mig-loader'\n".to_vec(),
+        ),
+        ("configuration", configuration.as_bytes().to_vec()),
+        (
+            "cacert",
+            b"-----BEGIN CERTIFICATE-----\nRELAY CA\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        (
+            "agentcert",
+            b"-----BEGIN CERTIFICATE-----\nAGENT\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        (
+            "agentkey",
+            b"-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_vec(),
+        ),
+    ]
+}
+
+/// Where each entry lands under the root, and its mode (MIG's bundle dictionary).
+const INSTALLED: &[(&str, &str, u32)] = &[
+    ("mig-agent", "sbin/mig-agent", 0o700),
+    ("mig-loader", "sbin/mig-loader", 0o700),
+    ("configuration", "etc/mig/mig-agent.cfg", 0o600),
+    ("cacert", "etc/mig/ca.crt", 0o644),
+    ("agentcert", "etc/mig/agent.crt", 0o644),
+    ("agentkey", "etc/mig/agent.key", 0o600),
+];
+
+struct World {
+    d: Deployment,
+    host: Host,
+    loader_id: u64,
+    loader: PathBuf,
+}
+
+impl World {
+    /// A deployment, an enabled loader with the walk-through's expectenv, and its host.
+    fn new(opts: ApiOptions) -> World {
+        let d = Deployment::start(opts);
+        let (loader_id, key) = d.enrol_loader("corbomite.internal", Some(EXPECTENV));
+        let host = Host::new(&d.api.base_url, &key);
+        World {
+            d,
+            host,
+            loader_id,
+            loader: binary("mig-loader"),
+        }
+    }
+
+    /// Creates a manifest from `files`, signed by `signers` of (admin1, admin2); returns its id.
+    fn publish(
+        &self,
+        name: &str,
+        files: &[(&'static str, Vec<u8>)],
+        platform: (&str, &str),
+        signers: usize,
+    ) -> u64 {
+        let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let archive = self.d.archive(&name.replace(' ', "-"), &borrowed);
+        let id = self
+            .d
+            .create_manifest(name, LINUX_TARGET, &archive, platform);
+        let admins = [&self.d.admin1, &self.d.admin2];
+        self.d.sign(id, &archive, &admins[..signers]);
+        id
+    }
+
+    fn run_loader(&self) -> Output {
+        self.host.run(&self.loader, &[])
+    }
+
+    fn last_report(&self) -> serde_json::Value {
+        self.d.loader(self.loader_id)["last_report"].clone()
+    }
+
+    /// Installs the walk-through's first manifest and returns its files.
+    fn installed_v1(&self) -> (u64, Vec<(&'static str, Vec<u8>)>) {
+        let files = bundle(
+            &self.host,
+            "v1",
+            "[agent]\nrelay = \"amqp://relay:5671/\"\n",
+        );
+        let id = self.publish("a new manifest", &files, ("linux", "amd64"), 2);
+        self.run_loader().ok();
+        assert_eq!(self.host.running_agent().as_deref(), Some("v1"));
+        (id, files)
+    }
+
+    /// Every file under the root but the loader's note of what it last reported, which each
+    /// report rewrites.
+    fn installed_state(&self) -> std::collections::BTreeMap<PathBuf, (String, u32)> {
+        let mut s = self.host.snapshot();
+        s.remove(Path::new("var/lib/mig/mig-loader.reported"));
+        s
+    }
+
+    /// Runs the loader expecting a refusal that names `reason`, and checks the agent and every
+    /// file were left as they were.
+    #[track_caller]
+    fn refused(&self, reason: &str) -> Output {
+        let before = self.installed_state();
+        let calls_before = self.host.agent_calls().len();
+        let out = self.run_loader();
+        out.failed();
+        assert!(
+            out.stdout.contains(reason) || out.stderr.contains(reason),
+            "reason {reason:?} not shown:\n{out}"
+        );
+        assert_eq!(
+            self.installed_state(),
+            before,
+            "a refused run changed files"
+        );
+        assert_eq!(
+            self.host.running_agent().as_deref(),
+            Some("v1"),
+            "the running agent changed"
+        );
+        let new_calls = &self.host.agent_calls()[calls_before..];
+        assert!(
+            new_calls.iter().all(|c| c.ends_with("-q pid")),
+            "a refused run may only check the agent, it called {new_calls:?}"
+        );
+        out
+    }
+}
+
+fn check_installed(root: &Path, files: &[(&'static str, Vec<u8>)]) {
+    for (name, rel, mode) in INSTALLED {
+        let body = &files.iter().find(|(n, _)| n == name).unwrap().1;
+        let path = root.join(rel);
+        let data = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{} not installed: {e}", path.display()));
+        assert_eq!(sha256_hex(&data), sha256_hex(body), "{name} content");
+        let m = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        ) & 0o777;
+        assert_eq!(m, *mode, "{name} mode {m:o}");
+    }
+}
+
+#[test]
+fn walkthrough_installs_then_changes_nothing_then_upgrades_only_what_changed() {
+    let w = World::new(ApiOptions::default());
+    let files = bundle(&w.host, "v1", "[agent]\nrelay = \"amqp://relay:5671/\"\n");
+    let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let archive = w.d.archive("mig-manifest-int-linux", &borrowed);
+    let id =
+        w.d.create_manifest("a new manifest", LINUX_TARGET, &archive, ("linux", "amd64"));
+    assert_eq!(
+        w.d.sign(id, &archive, &[&w.d.admin1]),
+        "staged",
+        "one signature of two is not enough"
+    );
+    assert_eq!(w.d.sign(id, &archive, &[&w.d.admin2]), "active");
+
+    // First install.
+    let out = w.run_loader();
+    out.ok();
+    for line in [
+        "comparing mig-agent",
+        "we have not found",
+        "refreshing mig-agent",
+        "installing staged file",
+    ] {
+        assert!(
+            out.stdout.contains(line) || out.stderr.contains(line),
+            "missing {line:?}:\n{out}"
+        );
+    }
+    check_installed(&w.host.root, &files);
+    let calls = w.host.agent_calls();
+    assert!(
+        calls.contains(&"v1 -u".to_string()),
+        "the agent was (re)installed as a service: {calls:?}"
+    );
+    assert!(
+        calls.contains(&"v1 -q pid".to_string()),
+        "health was checked: {calls:?}"
+    );
+    assert_eq!(w.host.running_agent().as_deref(), Some("v1"));
+    let report = w.last_report();
+    assert_eq!(report["result"], "installed", "{report}");
+    assert_eq!(report["serial"], id);
+    let record = w.d.loader(w.loader_id);
+    assert_eq!(record["environment"]["os"], "linux", "{record}");
+    assert!(
+        record["agentname"].as_str().is_some_and(|n| !n.is_empty()),
+        "{record}"
+    );
+
+    // A second run changes nothing.
+    let before = w.host.snapshot();
+    let calls_before = w.host.agent_calls().len();
+    let out = w.run_loader();
+    out.ok();
+    assert!(
+        !out.stdout.contains("refreshing"),
+        "nothing to refresh:\n{out}"
+    );
+    assert_eq!(w.host.snapshot(), before);
+    assert!(w.host.agent_calls()[calls_before..]
+        .iter()
+        .all(|c| c.ends_with("-q pid")));
+
+    // A newer manifest changes the agent and its configuration: only those are fetched.
+    let v2 = bundle(&w.host, "v2", "[agent]\nrelay = \"amqp://relay2:5671/\"\n");
+    let id2 = w.publish("agent v2", &v2, ("linux", "amd64"), 2);
+    assert!(id2 > id);
+    let out = w.run_loader();
+    out.ok();
+    let all = format!("{}{}", out.stdout, out.stderr);
+    for changed in ["refreshing mig-agent", "refreshing configuration"] {
+        assert!(all.contains(changed), "missing {changed:?}:\n{out}");
+    }
+    for same in ["mig-loader", "cacert", "agentcert", "agentkey"] {
+        assert!(
+            !all.contains(&format!("refreshing {same}")),
+            "{same} did not change:\n{out}"
+        );
+    }
+    check_installed(&w.host.root, &v2);
+    assert_eq!(w.host.running_agent().as_deref(), Some("v2"));
+    assert_eq!(w.last_report()["serial"], id2);
+}
+
+#[test]
+fn disabled_loader_is_refused_and_agent_untouched() {
+    let w = World::new(ApiOptions::default());
+    w.installed_v1();
+    w.d.admin1
+        .run(&["loader", &w.loader_id.to_string(), "disable"])
+        .ok();
+    w.refused("401");
+    assert!(
+        w.d.api.log().contains("disabled"),
+        "the API logs why it refused:\n{}",
+        w.d.api.log()
+    );
+}
+
+#[test]
+fn expectenv_mismatch_is_refused_and_agent_untouched() {
+    let w = World::new(ApiOptions::default());
+    w.installed_v1();
+    w.d.admin1
+        .run(&[
+            "loader",
+            &w.loader_id.to_string(),
+            "expectenv",
+            "tags#>>'{operator}'='otherorg'",
+        ])
+        .ok();
+    w.refused("expectenv");
+    let report = w.last_report();
+    assert_eq!(report["result"], "rejected", "{report}");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expectenv"),
+        "{report}"
+    );
+}
+
+#[test]
+fn one_signature_of_two_is_refused_and_agent_untouched() {
+    // An API whose own threshold is lower than the loader's (MIG's §3.7 hazard) serves a
+    // manifest with one signature: the loader's built-in threshold of 2 still refuses it.
+    let w = World::new(ApiOptions {
+        required_signatures: 1,
+        ..ApiOptions::default()
+    });
+    w.installed_v1();
+    let v2 = bundle(&w.host, "v2", "changed\n");
+    let id2 = w.publish("one signature", &v2, ("linux", "amd64"), 1);
+    assert_eq!(
+        w.d.admin1.json(&["manifest", &id2.to_string(), "json"])["status"],
+        "active"
+    );
+    w.refused("got 1, need 2");
+    let report = w.last_report();
+    assert_eq!(report["result"], "rejected", "{report}");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("got 1, need 2"),
+        "{report}"
+    );
+    // Unverified bytes are never parsed, so the loader cannot vouch for a serial (id {id2}).
+    assert_eq!(report["serial"], 0, "{report}");
+}
+
+#[test]
+fn tampered_file_body_is_refused_and_agent_untouched() {
+    let w = World::new(ApiOptions::default());
+    w.installed_v1();
+    let v2 = bundle(&w.host, "v2", "[agent]\nrelay = \"amqp://relay2:5671/\"\n");
+    w.publish("agent v2", &v2, ("linux", "amd64"), 2);
+    // Someone with access to the API's disk changes a stored body after it was signed.
+    let sha = sha256_hex(&v2.iter().find(|(n, _)| *n == "configuration").unwrap().1);
+    let blob = w.d.api.dir().join("mig-api-files").join(&sha);
+    assert!(blob.is_file(), "the API keeps bodies in {}", blob.display());
+    std::fs::write(&blob, b"[agent]\nrelay = \"amqp://attacker:5671/\"\n").unwrap();
+    w.refused("configuration");
+    let report = w.last_report();
+    assert_eq!(report["result"], "failed", "{report}");
+}
+
+#[test]
+fn replayed_older_manifest_is_refused_and_agent_untouched() {
+    let w = World::new(ApiOptions::default());
+    let (id1, _) = w.installed_v1();
+    let v2 = bundle(&w.host, "v1", "[agent]\nrelay = \"amqp://relay2:5671/\"\n");
+    let id2 = w.publish("config v2", &v2, ("linux", "amd64"), 2);
+    w.run_loader().ok();
+    assert_eq!(w.last_report()["serial"], id2);
+    // The newest manifest is disabled: the API now offers the older, validly signed one.
+    w.d.admin1
+        .run(&["manifest", &id2.to_string(), "disable"])
+        .ok();
+    w.refused("older");
+    let report = w.last_report();
+    assert_eq!(report["result"], "rejected", "{report}");
+    assert_eq!(report["serial"], id1);
+}
+
+#[test]
+fn manifest_for_another_platform_is_refused_and_agent_untouched() {
+    let w = World::new(ApiOptions::default());
+    w.installed_v1();
+    let arm = bundle(&w.host, "v2", "arm64 build\n");
+    let id = w.publish("arm64 agents", &arm, ("linux", "arm64"), 2);
+    // mig-api only offers a loader the manifests of its reported platform; someone with write
+    // access to its database relabels the arm64 manifest. Its signed statement still says arm64.
+    let db = rusqlite::Connection::open(w.d.api.dir().join("mig-api.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        db.execute(
+            "UPDATE manifests SET arch = 'amd64' WHERE id = ?1",
+            [id as i64]
+        )
+        .unwrap(),
+        1
+    );
+    w.refused("platform");
+    let report = w.last_report();
+    assert_eq!(report["result"], "rejected", "{report}");
+    assert_eq!(report["serial"], id);
+}
