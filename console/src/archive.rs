@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// The largest archive the console uploads or reads.
-pub const MAX_ARCHIVE: u64 = 512 * 1024 * 1024;
+pub const MAX_ARCHIVE: u64 = 256 * 1024 * 1024;
 /// Headers read at most (directories included), so a crafted archive cannot spin forever.
 const MAX_HEADERS: usize = 4096;
 

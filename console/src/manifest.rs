@@ -273,6 +273,12 @@ impl Reader {
             });
         }
         self.show_statement(s, &st, &bytes);
+        // Asking gpg (a smartcard touch, a PIN) for a signature the API must refuse helps nobody.
+        if self.record.status == "disabled" {
+            return Err(Error::Usage(format!(
+                "refusing to sign manifest {id}: it is disabled, and that is final"
+            )));
+        }
         if let Some(local) = content {
             let here = archive::entries_of_file(local)?;
             let diffs = archive::differences(&st.entries, &here);

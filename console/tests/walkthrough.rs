@@ -156,7 +156,13 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
     );
 
     // A second signature by the same investigator does not count twice.
-    admin1.run(&["manifest", &id, "sign"]).failed();
+    let o = admin1.run(&["manifest", &id, "sign"]);
+    assert!(
+        o.failed()
+            .stderr
+            .contains("POST manifests/1/signatures: the API answered HTTP 4"),
+        "{o}"
+    );
 
     // admin2 signs with a key file: two distinct administrators, the manifest is active.
     let o = admin2.run(&["manifest", &id, "sign"]);
@@ -500,7 +506,12 @@ fn manifest_and_loader_readers_reset_disable_attributes_and_loaders() {
         "disabled"
     );
     let o = admin1.run(&["manifest", &id, "sign"]);
-    assert!(o.failed().stderr.contains("the API answered HTTP 4"), "{o}");
+    assert!(
+        o.failed()
+            .stderr
+            .contains("it is disabled, and that is final"),
+        "{o}"
+    );
 
     // Attributes: replaced, shown, cleared.
     let o = admin1.run(&["loader", "1", "attributes", "team=ops", "region=eu"]);
