@@ -158,9 +158,9 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
     // A second signature by the same investigator does not count twice.
     let o = admin1.run(&["manifest", &id, "sign"]);
     assert!(
-        o.failed()
-            .stderr
-            .contains("POST manifests/1/signatures: the API answered HTTP 4"),
+        o.failed().stderr.contains(&format!(
+            "POST manifests/{id}/signatures: the API answered HTTP 4"
+        )),
         "{o}"
     );
 
