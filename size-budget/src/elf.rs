@@ -124,7 +124,8 @@ impl<'a> Elf<'a> {
 }
 
 /// The crate a symbol belongs to: the first path segment of a Rust legacy (`_ZN`) or v0 (`_R`)
-/// mangled name; C symbols are grouped as `[C/asm]`.
+/// mangled name; ring's C and assembly carry a `ring_core_` prefix; other C symbols (musl,
+/// libunwind) are grouped as `[C/asm]`.
 pub fn crate_of(sym: &str) -> String {
     fn first_ident(s: &str) -> Option<String> {
         let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
@@ -133,16 +134,24 @@ pub fn crate_of(sym: &str) -> String {
     }
     if let Some(rest) = sym.strip_prefix("_ZN") {
         let id = first_ident(rest).unwrap_or_default();
-        // `_ZN4core3ptr..` and generic impls `_ZN50_$LT$..` are attributed by their first word.
-        let id = id
-            .trim_start_matches("_$LT$")
-            .split("..")
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !id.is_empty() {
-            return id.split('$').next().unwrap_or(&id).to_string();
+        // `_ZN4core3ptr..` is attributed by its first word, and an impl such as
+        // `_ZN100_$LT$$RF$mut$u20$serde_json..ser..Serializer..` by the first path inside it.
+        let words = id
+            .replace("$LT$", " ")
+            .replace("$RF$", " ")
+            .replace("$u20$", " ")
+            .replace("$u5b$", " ");
+        let first = words
+            .split(' ')
+            .flat_map(|w| w.split(".."))
+            .map(|w| w.trim_start_matches('_'))
+            .find(|w| !w.is_empty() && !matches!(*w, "mut" | "dyn" | "const"));
+        if let Some(w) = first {
+            return w.split('$').next().unwrap_or(w).to_string();
         }
+    }
+    if sym.starts_with("ring_core_") {
+        return "ring".to_string();
     }
     if let Some(rest) = sym.strip_prefix("_R") {
         // v0: `_RNvCs<hash>_<len><crate>` — find the first `C` path root.
@@ -171,7 +180,16 @@ mod tests {
             "pgp"
         );
         assert_eq!(crate_of("_ZN4core3fmt5write17h1E"), "core");
-        assert_eq!(crate_of("ring_core_0_17_14__bn_mul_mont"), "[C/asm]");
+        assert_eq!(crate_of("ring_core_0_17_14__bn_mul_mont"), "ring");
+        assert_eq!(crate_of("memcpy"), "[C/asm]");
+        assert_eq!(
+            crate_of("_ZN100_$LT$$RF$mut$u20$serde_json..ser..Serializer$LT$W$GT$$u20$as$u20$serde_core..ser..Serializer$GT$13serialize_map17he4a54aa6f783f4aeE"),
+            "serde_json"
+        );
+        assert_eq!(
+            crate_of("_ZN50_$LT$pgp..types..Foo$u20$as$u20$core..Bar$GT$3foo17h0E"),
+            "pgp"
+        );
         assert_eq!(crate_of("_RNvCs1234_6rustls6client"), "rustls");
     }
 
