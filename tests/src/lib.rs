@@ -13,6 +13,8 @@
 pub mod admin;
 pub mod deployment;
 pub mod host;
+pub mod measure;
+pub mod musl;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

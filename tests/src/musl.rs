@@ -1,7 +1,9 @@
-//! Building mig-loader the way `make mig-loader` does, but unstripped so that symbols can be
-//! attributed, then stripped with binutils to measure what ships.
+//! The release mig-loader, built the way `make mig-loader` does (static musl, `loader` profile)
+//! but unstripped so that size-budget can attribute symbols, then stripped with binutils to
+//! measure what ships.
 
-use std::path::{Path, PathBuf};
+use crate::workspace_root;
+use std::path::PathBuf;
 use std::process::Command;
 
 pub struct Built {
@@ -9,20 +11,14 @@ pub struct Built {
     pub stripped: PathBuf,
 }
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
+/// Builds mig-loader for x86_64-unknown-linux-musl on its own, so that no other member unifies
+/// features into it, with the development configuration unless `LOADERCONF` is set.
 pub fn loader() -> Result<Built, String> {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    // The loader is built on its own so that no other member unifies features into it.
     let status = Command::new(&cargo)
         .current_dir(&root)
         .env("CARGO_PROFILE_LOADER_STRIP", "false")
@@ -43,8 +39,9 @@ pub fn loader() -> Result<Built, String> {
         return Err(format!("building mig-loader failed ({status})"));
     }
     let unstripped = target_dir.join("x86_64-unknown-linux-musl/loader/mig-loader");
-    let stripped = target_dir.join("size-budget/mig-loader.stripped");
-    std::fs::create_dir_all(target_dir.join("size-budget")).map_err(|e| format!("mkdir: {e}"))?;
+    let out_dir = target_dir.join("size-budget");
+    let stripped = out_dir.join("mig-loader.stripped");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("mkdir {}: {e}", out_dir.display()))?;
     let st = Command::new("strip")
         .arg("-o")
         .arg(&stripped)
