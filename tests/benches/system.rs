@@ -1,0 +1,424 @@
+//! The system benchmark behind BENCHMARKS.md: the release binaries against each other, and
+//! mig-api side by side with nginx serving the same bytes on the same machine in the same run.
+//!
+//!     cargo build --release -p api -p console --bins
+//!     cargo bench -p e2e --bench system
+//!
+//! Needs nginx, wrk and GNU time (`apt-get install nginx wrk time`). Prints markdown tables.
+
+use console::api::{Api, Credential};
+use console::config::{Config, Identity};
+use console::signer::Signer;
+use e2e::deployment::Deployment;
+use e2e::host::{sha256_hex, Host};
+use e2e::measure::{install_once, noise, time_v};
+use e2e::{binary, dev_key, free_port, ApiOptions};
+use loader_min::admin::{ManifestRecord, NewManifest, NewSignature};
+use loader_min::statement::Platform;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Active manifests the API must consider for every loader request.
+const MANIFESTS: usize = 100;
+/// The file body served in the throughput comparison.
+const BODY: usize = 1024 * 1024;
+/// wrk's settings for every comparison: one thread, 8 connections, 5 seconds.
+const WRK: &[&str] = &["-t1", "-c8", "-d5s", "--latency"];
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench system: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn require(tool: &str) -> Result<(), String> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status();
+    if found.map(|s| s.success()).unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(format!("{tool} is missing: apt-get install nginx wrk time"))
+    }
+}
+
+/// admin1's console client, signing in-process with its key file.
+fn admin_api(base_url: &str, admin: &str) -> Result<(Api, Rc<Signer>), String> {
+    let text = format!(
+        "[api]\nurl = {base_url}\n[signing]\nkeyfile = {}\n",
+        dev_key(&format!("{admin}.sec.asc")).display()
+    );
+    let cfg =
+        Config::from_text(Path::new("bench-migrc"), &text, None).map_err(|e| e.to_string())?;
+    let identity = Identity::KeyFile {
+        path: dev_key(&format!("{admin}.sec.asc")),
+    };
+    let signer = Rc::new(Signer::new(&identity, &|_| None).map_err(|e| e.to_string())?);
+    let api = Api::new(
+        &cfg,
+        Credential::Token(signer.clone()),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((api, signer))
+}
+
+/// Creates and activates one manifest through the admin endpoints (two signatures).
+fn publish(
+    admins: &[(Api, Rc<Signer>)],
+    name: &str,
+    target: &str,
+    archive: &Path,
+) -> Result<u64, String> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(archive).map_err(|e| e.to_string())?;
+    let (api1, _) = &admins[0];
+    let rec: ManifestRecord = console::api::typed(
+        &api1
+            .post(
+                "manifests",
+                &NewManifest {
+                    name: name.into(),
+                    target: target.into(),
+                    platform: Platform::host(),
+                    valid_days: None,
+                    archive: base64::engine::general_purpose::STANDARD.encode(bytes),
+                },
+            )
+            .map_err(|e| e.to_string())?,
+        "manifest",
+    )
+    .map_err(|e| e.to_string())?;
+    for (api, signer) in admins {
+        let statement = api
+            .get_bytes(&format!("manifests/{}/statement", rec.id), 1 << 20)
+            .map_err(|e| e.to_string())?;
+        let signature = signer.sign(&statement).map_err(|e| e.to_string())?;
+        api.post(
+            &format!("manifests/{}/signatures", rec.id),
+            &NewSignature { signature },
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(rec.id)
+}
+
+/// A TCP relay that counts the bytes each way, so a loader run's traffic can be measured.
+struct CountingProxy {
+    port: u16,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, counter: Arc<AtomicU64>) {
+    let mut buf = [0u8; 16384];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+impl CountingProxy {
+    fn start(upstream: std::net::SocketAddr) -> Result<CountingProxy, String> {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        let (up, down, connections) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (u, dn, c) = (up.clone(), down.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for client in l.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                let (c2, s2) = (client.try_clone(), server.try_clone());
+                if let (Ok(c2), Ok(s2)) = (c2, s2) {
+                    let (u, dn) = (u.clone(), dn.clone());
+                    std::thread::spawn(move || pump(client, s2, u));
+                    std::thread::spawn(move || pump(server, c2, dn));
+                }
+            }
+        });
+        Ok(CountingProxy {
+            port,
+            up,
+            down,
+            connections,
+        })
+    }
+}
+
+/// Sum of `mig_api_requests_total` from the API's /metrics.
+fn api_requests(d: &Deployment) -> Result<u64, String> {
+    let (status, body) = e2e::http_get(d.api.addr, "/api/v2/metrics", Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    if status != 200 {
+        return Err(format!("metrics answered {status}"));
+    }
+    Ok(String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with("mig_api_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
+}
+
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    /// nginx serving `www` with the same URL layout as mig-api; POST to a static file answers
+    /// the file (the usual `error_page 405 =200 $uri` rule), as the manifest route does.
+    fn start(dir: &Path, www: &Path) -> Result<Nginx, String> {
+        let port = free_port();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nuser root;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {www};\n    default_type application/json;\n    error_page 405 =200 $uri;\n  }}\n}}\n",
+                d = dir.display(),
+                www = www.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let child = Command::new("nginx")
+            .args(["-c"])
+            .arg(&conf)
+            .args(["-p"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start nginx: {e}"))?;
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Nginx { child, port });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "nginx did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("nginx-error.log")).unwrap_or_default()
+        ))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Wrk {
+    rps: f64,
+    transfer: String,
+    p50: String,
+    p99: String,
+}
+
+fn wrk(url: &str, script: &Path) -> Result<Wrk, String> {
+    let out = Command::new("wrk")
+        .args(WRK)
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let find = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p).map(|v| v.trim().to_string()))
+    };
+    if text.contains("Non-2xx") {
+        return Err(format!("wrk saw errors against {url}:\n{text}"));
+    }
+    Ok(Wrk {
+        rps: find("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no Requests/sec in:\n{text}"))?,
+        transfer: find("Transfer/sec:").unwrap_or_default(),
+        p50: find("50%").unwrap_or_default(),
+        p99: find("99%").unwrap_or_default(),
+    })
+}
+
+fn lua(dir: &Path, name: &str, method: &str, key: &str, body: &str) -> Result<PathBuf, String> {
+    let path = dir.join(name);
+    let body_line = if body.is_empty() {
+        String::new()
+    } else {
+        format!("wrk.body = [==[{body}]==]\n")
+    };
+    std::fs::write(
+        &path,
+        format!("wrk.method = \"{method}\"\nwrk.headers[\"X-LOADERKEY\"] = \"{key}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{body_line}"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn run() -> Result<(), String> {
+    for t in ["nginx", "wrk", "/usr/bin/time"] {
+        require(t)?;
+    }
+    if !binary("mig-api").to_string_lossy().contains("/release/") {
+        return Err("run with `cargo bench` (release binaries)".into());
+    }
+    let loader = e2e::musl::loader()?.stripped;
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+
+    // A deployment with MANIFESTS active manifests: only the oldest targets our loader, so every
+    // request evaluates all of them.
+    let d = Deployment::start(ApiOptions::default());
+    let (_, key) = d.enrol_loader("bench.internal", Some("tags#>>'{operator}'='myorg'"));
+    let admins = vec![
+        admin_api(&d.api.base_url, "admin1")?,
+        admin_api(&d.api.base_url, "admin2")?,
+    ];
+    let host = Host::new(&d.api.base_url, &key);
+    let body = noise(BODY);
+    let agent = host.agent_script("v1", true);
+    let ours = d.archive("ours", &[("mig-agent", &agent), ("configuration", &body)]);
+    publish(
+        &admins,
+        "ours",
+        "env#>>'{os}'='linux' AND rollout('bench', 100)",
+        &ours,
+    )?;
+    let other = d.archive("other", &[("mig-agent", b"#!/bin/sh\nexit 0\n")]);
+    for i in 1..MANIFESTS {
+        let target = format!("env#>>'{{os}}'='linux' AND tags#>>'{{operator}}'='team-{i}'");
+        publish(&admins, &format!("other {i}"), &target, &other)?;
+    }
+
+    // Loader: first install, then a measured no-change run through a byte-counting relay.
+    host.run(&loader, &[]).ok();
+    let proxy = CountingProxy::start(d.api.addr)?;
+    std::fs::write(
+        host.root.join("etc/mig/mig-loader.cfg"),
+        format!(
+            "[loader]\napi = \"http://127.0.0.1:{}/api/v2/\"\n",
+            proxy.port
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let before = api_requests(&d)?;
+    let (m, out) = time_v(&loader, &["--root".as_ref(), host.root.as_os_str()])?;
+    if out.stdout.contains("refreshing") {
+        return Err(format!("the no-change run changed something:\n{out}"));
+    }
+    let requests = api_requests(&d)? - before;
+    println!("## mig-loader, no-change run against mig-api with {MANIFESTS} active manifests\n");
+    println!("| CPU user | CPU system | peak RSS | HTTP requests | connections | bytes sent | bytes received |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {:.3} s | {:.3} s | {} KiB | {requests} | {} | {} | {} |\n",
+        m.user_s,
+        m.system_s,
+        m.peak_kib,
+        proxy.connections.load(Ordering::Relaxed),
+        proxy.up.load(Ordering::Relaxed),
+        proxy.down.load(Ordering::Relaxed)
+    );
+
+    println!("## mig-loader, first install (peak RSS)\n");
+    println!("| file installed | peak RSS | CPU user | CPU system |");
+    println!("|---|---|---|---|");
+    for size in [1024 * 1024, 64 * 1024 * 1024] {
+        let m = install_once(&loader, size)?;
+        println!(
+            "| {} MiB | {} KiB | {:.3} s | {:.3} s |",
+            size >> 20,
+            m.peak_kib,
+            m.user_s,
+            m.system_s
+        );
+    }
+    println!();
+
+    // The same bytes from nginx: the manifest answer and the file body, at the same paths.
+    let client = loader_min::http::Client::new(
+        &loader_min::http::HttpConfig {
+            allow_plain_http: true,
+            ..Default::default()
+        },
+        &d.api.base_url,
+    )
+    .map_err(|e| e.to_string())?;
+    let request = serde_json::json!({
+        "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}, "tags": {"operator": "myorg"}},
+        "have": {"serial": 0}
+    })
+    .to_string();
+    let answer = client
+        .request(
+            loader_min::http::Method::Post,
+            "loader/manifest",
+            &[("X-LOADERKEY", &key)],
+            Some(request.as_bytes()),
+        )
+        .and_then(|r| r.error_for_status(1 << 16))
+        .and_then(|r| r.read_capped(1 << 20))
+        .map_err(|e| e.to_string())?;
+    let sha = sha256_hex(&body);
+    let www = work.path().join("www");
+    std::fs::create_dir_all(www.join("api/v2/loader/files")).map_err(|e| e.to_string())?;
+    std::fs::write(www.join("api/v2/loader/manifest"), &answer).map_err(|e| e.to_string())?;
+    std::fs::write(www.join("api/v2/loader/files").join(&sha), &body).map_err(|e| e.to_string())?;
+    let nginx = Nginx::start(work.path(), &www)?;
+    let post = lua(work.path(), "post.lua", "POST", &key, &request)?;
+    let get = lua(work.path(), "get.lua", "GET", &key, "")?;
+    let ngx = format!("http://127.0.0.1:{}/api/v2/", nginx.port);
+
+    println!(
+        "## mig-api side by side with nginx (same bytes, same machine, same run; wrk {})\n",
+        WRK.join(" ")
+    );
+    println!("| what | server | requests/s | transfer/s | p50 | p99 | mig-api / nginx |");
+    println!("|---|---|---|---|---|---|---|");
+    for (what, path, script) in [
+        (
+            format!("POST loader/manifest ({MANIFESTS} active manifests, WASM targeting)"),
+            "loader/manifest".to_string(),
+            &post,
+        ),
+        (
+            format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),
+            format!("loader/files/{sha}"),
+            &get,
+        ),
+    ] {
+        let a = wrk(&format!("{}{path}", d.api.base_url), script)?;
+        let n = wrk(&format!("{ngx}{path}"), script)?;
+        println!(
+            "| {what} | mig-api | {:.0} | {} | {} | {} | {:.2} |",
+            a.rps,
+            a.transfer,
+            a.p50,
+            a.p99,
+            a.rps / n.rps
+        );
+        println!(
+            "| | nginx | {:.0} | {} | {} | {} | |",
+            n.rps, n.transfer, n.p50, n.p99
+        );
+    }
+    Ok(())
+}
