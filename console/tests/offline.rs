@@ -9,7 +9,7 @@ use console::signer::Signer;
 use e2e::{dev_key, run, GnupgHome};
 use loader_min::admin::AuthToken;
 use loader_min::signature::{rearmor, verify, Keyring};
-use support::{Admin, TIMEOUT};
+use support::{key_file_admin, Admin, TIMEOUT};
 
 fn keyring(admin: &str) -> Keyring {
     let public = std::fs::read_to_string(dev_key(&format!("{admin}.pub.asc"))).unwrap();
@@ -105,7 +105,7 @@ fn key_file_signatures_verify_in_gnupg() {
 
 /// A console whose API is never reached: a closed loopback port.
 fn offline_admin() -> Admin {
-    Admin::with_key_file(
+    key_file_admin(
         &format!("http://127.0.0.1:{}/api/v2/", e2e::free_port()),
         "admin1",
     )
@@ -209,7 +209,7 @@ fn a_missing_configuration_is_named_with_the_example() {
 
 #[test]
 fn plain_http_to_a_remote_api_is_refused() {
-    let a = Admin::with_key_file("http://mig-api.example.net/api/v2/", "admin1");
+    let a = key_file_admin("http://mig-api.example.net/api/v2/", "admin1");
     let o = a.run(&["loader", "12", "json"]);
     o.failed();
     assert!(o.stderr.contains("use https://"), "{o}");

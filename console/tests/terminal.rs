@@ -5,7 +5,7 @@ mod support;
 
 use pgp::composed::{KeyType, SecretKeyParamsBuilder};
 use pgp::types::KeyVersion;
-use support::{Admin, Pty};
+use support::{key_file_admin, Admin, Pty};
 
 /// The URL of a closed loopback port: what these tests check happens before any answer.
 fn closed_url() -> String {
@@ -14,7 +14,7 @@ fn closed_url() -> String {
 
 #[test]
 fn a_terminal_session_completes_words_keeps_history_and_leaves_on_ctrl_d() {
-    let a = Admin::with_key_file(&closed_url(), "admin1");
+    let a = key_file_admin(&closed_url(), "admin1");
     let mut t = Pty::spawn(&a.command(&[]));
     t.expect("type help for the commands");
     t.expect("mig> ");
@@ -61,7 +61,7 @@ fn protected_key(dir: &std::path::Path, passphrase: &str) -> std::path::PathBuf 
 }
 
 fn admin_with_key(url: &str, key: &std::path::Path) -> Admin {
-    let a = Admin::with_key_file(url, "admin1");
+    let a = key_file_admin(url, "admin1");
     std::fs::write(
         &a.config,
         format!(

@@ -4,9 +4,9 @@
 
 mod support;
 
+use e2e::host::sha256_hex;
 use e2e::{dev_key, ApiOptions, ApiServer};
-use sha2::{Digest, Sha256};
-use support::{json, loader_key, manifest_archive, Admin};
+use support::{gpg_admin, json, key_file_admin, loader_key, manifest_archive};
 
 /// A mig-api requiring `required` signatures, with admin1 bootstrapped on the server.
 fn api_with_admin1(required: u32) -> ApiServer {
@@ -52,17 +52,10 @@ fn loader_asks(base_url: &str, key: &str) -> u16 {
         .status
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn script_mode_walk_through_two_signatures_and_a_loader() {
     let api = api_with_admin1(2);
-    let admin1 = Admin::with_gpg(&api.base_url, "admin1");
+    let admin1 = gpg_admin(&api.base_url, "admin1");
 
     // admin1 creates the second administrator.
     let o = admin1.run(&[
@@ -81,7 +74,7 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
             .contains("Investigator 'admin2' successfully created with ID 2"),
         "{o}"
     );
-    let admin2 = Admin::with_key_file(&api.base_url, "admin2");
+    let admin2 = key_file_admin(&api.base_url, "admin2");
     let me = json(&admin2.run(&["--json", "investigator", "me", "json"]));
     assert_eq!(me["name"], "admin2");
     assert_eq!(
@@ -264,7 +257,7 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
 #[test]
 fn sign_refuses_a_local_archive_that_differs_from_the_statement() {
     let api = api_with_admin1(1);
-    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let admin1 = key_file_admin(&api.base_url, "admin1");
     let work = tempfile::tempdir().unwrap();
     let archive = manifest_archive(work.path(), "v1", b"agent v1\n");
     let other = manifest_archive(work.path(), "other", b"agent v2, not what was uploaded\n");
@@ -324,7 +317,7 @@ fn sign_refuses_a_local_archive_that_differs_from_the_statement() {
 #[test]
 fn an_interactive_session_through_standard_input() {
     let api = api_with_admin1(1);
-    let admin1 = Admin::with_gpg(&api.base_url, "admin1");
+    let admin1 = gpg_admin(&api.base_url, "admin1");
     let work = tempfile::tempdir().unwrap();
     let archive = manifest_archive(work.path(), "mig-manifest-linux", b"agent v1\n");
     let session = format!(
@@ -422,7 +415,7 @@ fn an_interactive_session_through_standard_input() {
 #[test]
 fn a_failing_command_in_a_piped_session_makes_it_exit_non_zero() {
     let api = api_with_admin1(1);
-    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let admin1 = key_file_admin(&api.base_url, "admin1");
     let o = admin1.session("manifest 42 json\nsearch loader where loadername=%x%\n");
     o.failed();
     assert!(
@@ -439,7 +432,7 @@ fn a_failing_command_in_a_piped_session_makes_it_exit_non_zero() {
 #[test]
 fn manifest_and_loader_readers_reset_disable_attributes_and_loaders() {
     let api = api_with_admin1(1);
-    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let admin1 = key_file_admin(&api.base_url, "admin1");
     let o = admin1.run(&["create", "loader", "--name", "corbomite.internal"]);
     let key = loader_key(&o.ok().stdout);
     admin1.run(&["loader", "1", "enable"]).ok();
@@ -552,7 +545,7 @@ fn manifest_and_loader_readers_reset_disable_attributes_and_loaders() {
 #[test]
 fn investigators_permissions_api_keys_and_plugins() {
     let api = api_with_admin1(1);
-    let admin1 = Admin::with_key_file(&api.base_url, "admin1");
+    let admin1 = key_file_admin(&api.base_url, "admin1");
     let pubkey = dev_key("admin2.pub.asc");
     let o = admin1.run(&[
         "create",
@@ -563,7 +556,7 @@ fn investigators_permissions_api_keys_and_plugins() {
         pubkey.to_str().unwrap(),
     ]);
     o.ok();
-    let admin2 = Admin::with_key_file(&api.base_url, "admin2");
+    let admin2 = key_file_admin(&api.base_url, "admin2");
     admin2
         .run(&["search", "loader", "where", "loadername=%"])
         .ok();
@@ -608,7 +601,7 @@ fn investigators_permissions_api_keys_and_plugins() {
         .nth(1)
         .and_then(|r| r.lines().next())
         .unwrap_or_else(|| panic!("{o}"));
-    let keyless = Admin::with_key_file(&api.base_url, "admin2");
+    let keyless = key_file_admin(&api.base_url, "admin2");
     std::fs::write(&keyless.config, format!("[api]\nurl = {}\n", api.base_url)).unwrap();
     let mut c = keyless.command(&["--json", "investigator", "me"]);
     c.env("MIG_APIKEY", key.trim());
