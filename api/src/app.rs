@@ -1,0 +1,89 @@
+//! The shared state of a running API: configuration, database, blob store, targeting engine,
+//! caches and counters.
+
+use crate::auth::{KeyringCache, NonceCache};
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::keys::VerifiedKeys;
+use crate::logging;
+use crate::metrics::Metrics;
+use crate::targeting::Engine;
+use loader_min::time::Timestamp;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+pub struct Inner {
+    pub cfg: Config,
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub engine: Engine,
+    pub metrics: Metrics,
+    pub nonces: NonceCache,
+    pub keyrings: KeyringCache,
+    /// Loader secrets that already passed PBKDF2.
+    pub loader_keys: VerifiedKeys,
+    /// Investigator API keys that already passed PBKDF2.
+    pub api_keys: VerifiedKeys,
+    pub started: Timestamp,
+}
+
+/// A cheap handle on [`Inner`].
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Opens the database (creating it on first start), the blob store and the engine, and
+    /// loads the stored plugins into the engine.
+    pub fn open(cfg: Config) -> Result<App> {
+        let db = Db::open(&cfg.db_path)?;
+        let blobs = BlobStore::for_database(&cfg.db_path)?;
+        let engine = Engine::new()
+            .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;
+        let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2));
+        let app = App(Arc::new(Inner {
+            cfg,
+            db,
+            blobs,
+            engine,
+            metrics: Metrics::default(),
+            nonces,
+            keyrings: KeyringCache::default(),
+            loader_keys: VerifiedKeys::default(),
+            api_keys: VerifiedKeys::default(),
+            started: Timestamp::now(),
+        }));
+        crate::plugins::load_stored(&app)?;
+        let referenced = crate::manifests::referenced_blobs(&app)?;
+        let removed = app.blobs.collect_garbage(&referenced)?;
+        if removed > 0 {
+            logging::event(
+                "info",
+                "blob_gc",
+                &[("removed", &removed), ("dir", &app.blobs.dir().display())],
+            );
+        }
+        Ok(app)
+    }
+
+    /// Runs blocking work (SQLite, PBKDF2, OpenPGP, WASM) off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&App) -> Result<T> + Send + 'static,
+    {
+        let app = self.clone();
+        rocket::tokio::task::spawn_blocking(move || f(&app))
+            .await
+            .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+    }
+}

@@ -1,0 +1,319 @@
+//! Administrator authentication (design §6, reference §3.9 with its flaws fixed):
+//!
+//! - `X-PGPAUTHORIZATION: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">`,
+//!   verified against the keys of *active* investigators read from the database on every
+//!   request (a disabled investigator is refused at once), timestamp within ±tokenduration, and
+//!   every (key, nonce) remembered for 2×tokenduration so a token cannot be replayed.
+//! - `X-MIGAPIKEY: <40 alphanumerics>`: looked up by its 8-character prefix, PBKDF2-checked in
+//!   constant time (see `keys`).
+//! - Permissions: MIG's bits; every endpoint checks its own bit (reference §3.10 fixed).
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::investigators;
+use loader_min::admin::{permission_bit, AuthToken, PERMISSIONS};
+use loader_min::signature::{self, Keyring};
+use loader_min::time::Timestamp;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Most remembered nonces; beyond it new tokens are refused (503) rather than forgetting a nonce
+/// that could still be replayed.
+const NONCE_CAPACITY: usize = 200_000;
+
+/// One named permission bit of MIG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perm(pub &'static str);
+
+impl Perm {
+    /// The bit value, from loader-min's single table.
+    pub fn bit(self) -> u64 {
+        // Every constant below is a name of that table (unit test); an unknown one grants nothing.
+        permission_bit(self.0).unwrap_or(0)
+    }
+}
+
+pub const SEARCH: Perm = Perm("PermSearch");
+pub const LOADER: Perm = Perm("PermLoader");
+pub const LOADER_STATUS: Perm = Perm("PermLoaderStatus");
+pub const LOADER_EXPECT: Perm = Perm("PermLoaderExpect");
+pub const LOADER_KEY: Perm = Perm("PermLoaderKey");
+pub const LOADER_NEW: Perm = Perm("PermLoaderNew");
+pub const MANIFEST: Perm = Perm("PermManifest");
+pub const MANIFEST_SIGN: Perm = Perm("PermManifestSign");
+pub const MANIFEST_NEW: Perm = Perm("PermManifestNew");
+pub const MANIFEST_STATUS: Perm = Perm("PermManifestStatus");
+pub const MANIFEST_LOADERS: Perm = Perm("PermManifestLoaders");
+pub const INVESTIGATOR: Perm = Perm("PermInvestigator");
+pub const INVESTIGATOR_CREATE: Perm = Perm("PermInvestigatorCreate");
+pub const INVESTIGATOR_UPDATE: Perm = Perm("PermInvestigatorUpdate");
+pub const PLUGIN: Perm = Perm("PermPlugin");
+
+/// Every bit: what the "authentication disabled" caller holds.
+pub fn all_permissions() -> u64 {
+    PERMISSIONS.iter().fold(0, |m, (_, b)| m | b)
+}
+
+/// An authenticated administrator.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// 0 when authentication is disabled.
+    pub id: u64,
+    pub name: String,
+    pub perms: u64,
+}
+
+impl Caller {
+    /// 403 naming the bit when the caller lacks it.
+    pub fn require(&self, p: Perm) -> Result<()> {
+        if self.perms & p.bit() != 0 && p.bit() != 0 {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "permission",
+                format!(
+                    "investigator {:?} (id {}) lacks the permission {}",
+                    self.name, self.id, p.0
+                ),
+            ))
+        }
+    }
+
+    /// Label for the request log.
+    pub fn label(&self) -> String {
+        format!("investigator:{}", self.id)
+    }
+}
+
+/// `(fingerprint, nonce)` → when the entry may be forgotten.
+pub struct NonceCache {
+    keep_secs: u64,
+    seen: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl NonceCache {
+    pub fn new(keep_secs: u64) -> Self {
+        NonceCache {
+            keep_secs,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a nonce; an error when it was seen before or the cache is full.
+    pub fn check_and_insert(&self, fingerprint: &str, nonce: &str, now: u64) -> Result<()> {
+        let mut seen = self
+            .seen
+            .lock()
+            .map_err(|_| Error::Internal("nonce cache lock poisoned".into()))?;
+        let key = (fingerprint.to_string(), nonce.to_string());
+        if seen.get(&key).is_some_and(|&until| until >= now) {
+            return Err(Error::unauthorized(
+                "token_replayed",
+                "token replayed",
+                format!("nonce {nonce:?} of {fingerprint} was already used"),
+            ));
+        }
+        if seen.len() >= NONCE_CAPACITY {
+            seen.retain(|_, until| *until >= now);
+            if seen.len() >= NONCE_CAPACITY {
+                return Err(Error::Unavailable(
+                    "too many authentication tokens in the last tokenduration; retry later".into(),
+                ));
+            }
+        }
+        seen.insert(key, now.saturating_add(self.keep_secs));
+        Ok(())
+    }
+}
+
+/// The keyring of active investigators, rebuilt when the set of (id, fingerprint) changes.
+#[derive(Default)]
+pub struct KeyringCache {
+    cached: Mutex<Option<(Vec<(u64, String)>, Keyring)>>,
+}
+
+impl KeyringCache {
+    /// The keyring for exactly the active investigators `active` (id, fingerprint).
+    pub fn get(&self, app: &App, active: &[(u64, String)]) -> Result<Keyring> {
+        if let Ok(c) = self.cached.lock() {
+            if let Some((ids, ring)) = c.as_ref() {
+                if ids == active {
+                    return Ok(ring.clone());
+                }
+            }
+        }
+        let keys = app.db.with(|c| investigators::public_keys(c, active))?;
+        let ring = Keyring::from_keys(keys);
+        if let Ok(mut c) = self.cached.lock() {
+            *c = Some((active.to_vec(), ring.clone()));
+        }
+        Ok(ring)
+    }
+}
+
+/// The credential headers of a request.
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    pub token: Option<String>,
+    pub apikey: Option<String>,
+}
+
+/// Authenticates an administrator request.
+pub fn authenticate(app: &App, creds: &Credentials) -> Result<Caller> {
+    if !app.cfg.auth_enabled {
+        return Ok(Caller {
+            id: 0,
+            name: "authdisabled".into(),
+            perms: all_permissions(),
+        });
+    }
+    if let Some(token) = &creds.token {
+        return authenticate_token(app, token, Timestamp::now());
+    }
+    if let Some(key) = &creds.apikey {
+        return authenticate_apikey(app, key);
+    }
+    Err(Error::unauthorized(
+        "missing_credentials",
+        "authentication required: X-PGPAUTHORIZATION or X-MIGAPIKEY",
+        "no credential header",
+    ))
+}
+
+fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller> {
+    let malformed = |e: String| Error::unauthorized("malformed_token", e.clone(), e);
+    let token = AuthToken::parse(header).map_err(|e| malformed(e.to_string()))?;
+    let window = app.cfg.token_duration;
+    let skew = now.0.abs_diff(token.timestamp.0);
+    if skew > window {
+        let msg = format!(
+            "token expired: its timestamp {} is {skew} s away from the server's clock (window {window} s)",
+            token.timestamp
+        );
+        return Err(Error::unauthorized("token_expired", msg.clone(), msg));
+    }
+    let armored = signature::rearmor(&token.signature).map_err(|e| malformed(e.to_string()))?;
+    let active = app.db.with(investigators::active_fingerprints)?;
+    let ring = app.keyrings.get(app, &active)?;
+    let verdict = signature::verify(&ring, token.signed_data().as_bytes(), &[armored]);
+    let Some(fingerprint) = verdict.valid.first() else {
+        return Err(Error::unauthorized(
+            "bad_token_signature",
+            "token signature does not verify against any active investigator's key",
+            verdict.ignored.join("; "),
+        ));
+    };
+    // Only after the signature verified, so unauthenticated traffic cannot fill the cache.
+    app.nonces
+        .check_and_insert(fingerprint, &token.nonce, now.0)?;
+    let inv = app
+        .db
+        .with(|c| investigators::active_by_fingerprint(c, fingerprint))?
+        .ok_or_else(|| {
+            Error::unauthorized(
+                "investigator_disabled",
+                "token signature does not verify against any active investigator's key",
+                format!("{fingerprint} is no longer active"),
+            )
+        })?;
+    Ok(Caller {
+        id: inv.id,
+        name: inv.name,
+        perms: inv.perms,
+    })
+}
+
+fn authenticate_apikey(app: &App, key: &str) -> Result<Caller> {
+    let generic = "invalid API key";
+    let (prefix, secret) = crate::keys::split(key).ok_or_else(|| {
+        Error::unauthorized("malformed_apikey", generic, "not 40 ASCII alphanumerics")
+    })?;
+    let row = app
+        .db
+        .with(|c| investigators::by_apikey_prefix(c, prefix))?
+        .ok_or_else(|| {
+            Error::unauthorized(
+                "unknown_apikey",
+                generic,
+                format!("no API key with prefix {prefix}"),
+            )
+        })?;
+    if !app
+        .api_keys
+        .verify(prefix, secret, &row.apikey_salt, &row.apikey_hash)
+    {
+        return Err(Error::unauthorized(
+            "wrong_apikey",
+            generic,
+            format!("wrong secret for API key prefix {prefix}"),
+        ));
+    }
+    if !row.active {
+        return Err(Error::unauthorized(
+            "investigator_disabled",
+            generic,
+            format!("investigator {} is disabled", row.id),
+        ));
+    }
+    Ok(Caller {
+        id: row.id,
+        name: row.name,
+        perms: row.perms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_permission_constant_is_a_mig_bit() {
+        for p in [
+            SEARCH,
+            LOADER,
+            LOADER_STATUS,
+            LOADER_EXPECT,
+            LOADER_KEY,
+            LOADER_NEW,
+            MANIFEST,
+            MANIFEST_SIGN,
+            MANIFEST_NEW,
+            MANIFEST_STATUS,
+            MANIFEST_LOADERS,
+            INVESTIGATOR,
+            INVESTIGATOR_CREATE,
+            INVESTIGATOR_UPDATE,
+            PLUGIN,
+        ] {
+            assert_ne!(p.bit(), 0, "{}", p.0);
+        }
+        assert_eq!(MANIFEST_STATUS.bit(), 16384);
+    }
+
+    #[test]
+    fn all_permissions_include_manifest_status() {
+        // reference §3.10: MIG's CheckPermission forgot this one.
+        let c = Caller {
+            id: 1,
+            name: "a".into(),
+            perms: all_permissions(),
+        };
+        c.require(MANIFEST_STATUS).unwrap();
+        let c = Caller {
+            perms: all_permissions() & !MANIFEST_STATUS.bit(),
+            ..c
+        };
+        let e = c.require(MANIFEST_STATUS).unwrap_err().to_string();
+        assert!(e.contains("PermManifestStatus"), "{e}");
+    }
+
+    #[test]
+    fn a_nonce_is_accepted_once_and_forgotten_after_its_window() {
+        let n = NonceCache::new(1200);
+        n.check_and_insert("FP", "abc", 1000).unwrap();
+        let e = n.check_and_insert("FP", "abc", 1001).unwrap_err();
+        assert_eq!(e.reason(), "token_replayed");
+        n.check_and_insert("OTHER", "abc", 1001).unwrap();
+        n.check_and_insert("FP", "abc", 2201).unwrap();
+    }
+}

@@ -1,0 +1,424 @@
+//! `api.cfg`, MIG's INI style: `[section]`, `key = value`, `#`/`;` comments (whole line, or after
+//! whitespace), case-insensitive section and key names. Strict: an unknown section or key, a
+//! repeated key or a bad value stops the start and names the file and line.
+
+use crate::error::{Error, Result};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// HTTPS certificate chain and key (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Size and count limits (`[limits]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest manifest or plugin upload request body (the archive travels base64 in JSON).
+    pub upload: u64,
+    /// Most regular files in one manifest archive.
+    pub entries: usize,
+    /// Largest decompressed archive member.
+    pub file_size: u64,
+    /// Largest total decompressed archive (headers included): the gzip-bomb stop.
+    pub total_size: u64,
+}
+
+/// The whole configuration, with MIG's defaults when no file is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Base route, starting with `/`, no trailing slash (`/api/v2`).
+    pub baseroute: String,
+    pub tls: Option<TlsFiles>,
+    pub db_path: PathBuf,
+    /// design §2.3: distinct administrators who must sign before a manifest is `active` (≥ 1).
+    pub required_signatures: usize,
+    /// Default validity of a statement, in days.
+    pub valid_days: u32,
+    /// `false` only for local experiments: every request is an all-permissions investigator 0.
+    pub auth_enabled: bool,
+    /// Accepted clock distance of an `X-PGPAUTHORIZATION` timestamp, in seconds.
+    pub token_duration: u64,
+    pub limits: Limits,
+    /// The file this came from, if any (named in the start-up hints).
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1664)),
+            baseroute: "/api/v2".into(),
+            tls: None,
+            db_path: PathBuf::from("./mig-api.db"),
+            required_signatures: 2,
+            valid_days: 90,
+            auth_enabled: true,
+            token_duration: 600,
+            limits: Limits {
+                upload: 128 << 20,
+                entries: 16,
+                file_size: 256 << 20,
+                total_size: 1 << 30,
+            },
+            source: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Relative paths inside it are relative to the
+    /// file's directory, so a service does not depend on its working directory.
+    pub fn load(path: &Path) -> Result<Config> {
+        let meta = std::fs::metadata(path).map_err(Error::io("reading configuration", path))?;
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(Error::Config(format!(
+                "{}: larger than {MAX_CONFIG_BYTES} bytes",
+                path.display()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(Error::io("reading configuration", path))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut cfg = Config::parse(&text, &path.display().to_string(), base)?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// Parses configuration text; `file` names it in errors, `base` anchors relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config> {
+        let mut cfg = Config::default();
+        let mut section = String::new();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let (mut tlscert, mut tlskey) = (None, None);
+        for (i, raw) in text.lines().enumerate() {
+            let at = |m: String| Error::Config(format!("{file}:{}: {m}", i + 1));
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('[') {
+                let name = rest
+                    .strip_suffix(']')
+                    .ok_or_else(|| at(format!("section header {line:?} lacks its ']'")))?
+                    .trim()
+                    .to_ascii_lowercase();
+                if !SECTIONS.iter().any(|(s, _)| *s == name) {
+                    return Err(at(format!(
+                        "unknown section [{name}] (known: {})",
+                        SECTIONS
+                            .iter()
+                            .map(|(s, _)| format!("[{s}]"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )));
+                }
+                section = name;
+                continue;
+            }
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| at(format!("expected `key = value`, found {line:?}")))?;
+            let key = key.trim().to_ascii_lowercase();
+            let value = unquote(value.trim()).map_err(&at)?;
+            if section.is_empty() {
+                return Err(at(format!("key {key:?} outside of any [section]")));
+            }
+            let known = SECTIONS
+                .iter()
+                .find(|(s, _)| *s == section)
+                .map(|(_, keys)| *keys)
+                .unwrap_or(&[]);
+            if !known.contains(&key.as_str()) {
+                return Err(at(format!(
+                    "unknown key {key:?} in [{section}] (known: {})",
+                    known.join(", ")
+                )));
+            }
+            if seen.iter().any(|(s, k)| *s == section && *k == key) {
+                return Err(at(format!("[{section}] {key} is set twice")));
+            }
+            seen.push((section.clone(), key.clone()));
+            match (section.as_str(), key.as_str()) {
+                ("server", "listen") => {
+                    cfg.listen = value.parse().map_err(|_| {
+                        at(format!(
+                            "listen {value:?} is not ADDRESS:PORT (e.g. 127.0.0.1:1664)"
+                        ))
+                    })?
+                }
+                ("server", "baseroute") => cfg.baseroute = parse_baseroute(&value).map_err(&at)?,
+                ("server", "tlscert") => {
+                    tlscert = Some(base.join(nonempty(&key, &value).map_err(&at)?))
+                }
+                ("server", "tlskey") => {
+                    tlskey = Some(base.join(nonempty(&key, &value).map_err(&at)?))
+                }
+                ("database", "path") => {
+                    cfg.db_path = base.join(nonempty(&key, &value).map_err(&at)?)
+                }
+                ("manifest", "requiredsignatures") => {
+                    // reference §8.5: at least 1, never "checking off".
+                    let n = parse_number(&key, &value, 1, 64).map_err(&at)?;
+                    cfg.required_signatures = n as usize;
+                }
+                ("manifest", "validdays") => {
+                    cfg.valid_days = parse_number(&key, &value, 1, 3650).map_err(&at)? as u32
+                }
+                ("authentication", "enabled") => {
+                    cfg.auth_enabled = parse_bool(&key, &value).map_err(&at)?
+                }
+                ("authentication", "tokenduration") => {
+                    cfg.token_duration = parse_duration(&value).map_err(&at)?
+                }
+                ("limits", "uploadsize") => {
+                    cfg.limits.upload = parse_number(&key, &value, 1024, 4 << 30).map_err(&at)?
+                }
+                ("limits", "entries") => {
+                    let max = loader_min::statement::MAX_ENTRIES as u64;
+                    cfg.limits.entries = parse_number(&key, &value, 1, max).map_err(&at)? as usize
+                }
+                ("limits", "filesize") => {
+                    let max = loader_min::statement::MAX_ENTRY_SIZE;
+                    cfg.limits.file_size = parse_number(&key, &value, 1, max).map_err(&at)?
+                }
+                ("limits", "totalsize") => {
+                    cfg.limits.total_size = parse_number(&key, &value, 1, 64 << 30).map_err(&at)?
+                }
+                _ => return Err(at(format!("unhandled key {key:?}"))),
+            }
+        }
+        cfg.tls = match (tlscert, tlskey) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(format!(
+                "{file}: [server] tlscert and tlskey go together: give both for HTTPS, or neither"
+            )))
+            }
+        };
+        // design §2/reference §8.10: loader keys and agent private keys must not cross a network
+        // in clear text. Plain HTTP only on loopback (behind a local TLS proxy, or for tests).
+        if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "{file}: [server] listen {} is not a loopback address and no tlscert/tlskey is set: \
+                 plain HTTP would send loader keys and agent keys in clear text",
+                cfg.listen
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// The URL the server answers on (printed at start, used by the tests).
+    pub fn url(&self, addr: SocketAddr) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}{}/", self.baseroute)
+    }
+}
+
+const SECTIONS: &[(&str, &[&str])] = &[
+    ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
+    ("database", &["path"]),
+    ("manifest", &["requiredsignatures", "validdays"]),
+    ("authentication", &["enabled", "tokenduration"]),
+    (
+        "limits",
+        &["uploadsize", "entries", "filesize", "totalsize"],
+    ),
+];
+
+/// Removes a comment: a line starting with `#`/`;`, or `#`/`;` after whitespace outside quotes.
+fn strip_comment(line: &str) -> &str {
+    let mut in_quotes = false;
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            '#' | ';' if !in_quotes && prev_space => return &line[..i],
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    line
+}
+
+fn unquote(v: &str) -> std::result::Result<String, String> {
+    match v.strip_prefix('"') {
+        Some(rest) => match rest.strip_suffix('"') {
+            Some(inner) if !inner.contains('"') => Ok(inner.to_string()),
+            _ => Err(format!("value {v:?} has unbalanced quotes")),
+        },
+        None => Ok(v.to_string()),
+    }
+}
+
+fn nonempty<'a>(key: &str, v: &'a str) -> std::result::Result<&'a str, String> {
+    if v.is_empty() {
+        Err(format!("{key} is empty"))
+    } else {
+        Ok(v)
+    }
+}
+
+fn parse_number(key: &str, v: &str, min: u64, max: u64) -> std::result::Result<u64, String> {
+    let n: u64 = v
+        .parse()
+        .map_err(|_| format!("{key} = {v:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{key} = {n} is outside {min}..={max}"));
+    }
+    Ok(n)
+}
+
+fn parse_bool(key: &str, v: &str) -> std::result::Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{key} = {v:?} is not on/off")),
+    }
+}
+
+/// Go-style durations as MIG writes them: `10m`, `90s`, `1h30m`. Between 1 s and 24 h.
+pub fn parse_duration(v: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("tokenduration {v:?} is not a duration like 10m, 90s or 1h30m");
+    if v.is_empty() {
+        return Err(bad());
+    }
+    let (mut total, mut digits) = (0u64, String::new());
+    for c in v.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(bad());
+    }
+    if !(1..=86_400).contains(&total) {
+        return Err(format!("tokenduration {v:?} is outside 1s..=24h"));
+    }
+    Ok(total)
+}
+
+fn parse_baseroute(v: &str) -> std::result::Result<String, String> {
+    let trimmed = v.trim_end_matches('/');
+    let ok = trimmed.starts_with('/')
+        && trimmed.len() > 1
+        && !trimmed.contains("//")
+        && !trimmed.split('/').any(|s| s == "." || s == "..")
+        && trimmed
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/-_.".contains(&c));
+    if ok {
+        Ok(trimmed.to_string())
+    } else {
+        Err(format!(
+            "baseroute {v:?} must look like /api/v2 (letters, digits, - _ . and /)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, "api.cfg", Path::new("/etc/mig"))
+    }
+
+    #[test]
+    fn mig_style_file_parses_with_comments_and_case() {
+        let c = parse(
+            "; comment\n[Server]\nLISTEN = 127.0.0.1:0\nbaseroute = /api/v3/   # trailing\n\
+             tlscert = api.crt ; rel\ntlskey = \"/abs/api.key\"\n[database]\npath = db/mig.db\n\
+             [manifest]\nrequiredsignatures = 3\nvaliddays=30\n[authentication]\nenabled = off\n\
+             tokenduration = 1h30m\n[limits]\nuploadsize = 2048\nentries = 7\nfilesize = 99\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.baseroute, "/api/v3");
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/mig/api.crt"));
+        assert_eq!(tls.key, PathBuf::from("/abs/api.key"));
+        assert_eq!(c.db_path, PathBuf::from("/etc/mig/db/mig.db"));
+        assert_eq!((c.required_signatures, c.valid_days), (3, 30));
+        assert!(!c.auth_enabled);
+        assert_eq!(c.token_duration, 5400);
+        assert_eq!((c.limits.upload, c.limits.entries), (2048, 7));
+        assert_eq!(c.limits.file_size, 99);
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = parse("").unwrap();
+        assert_eq!(c.url(c.listen), "http://127.0.0.1:1664/api/v2/");
+        assert_eq!(c.required_signatures, 2);
+        assert!(c.auth_enabled);
+        assert_eq!(c.token_duration, 600);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        for (text, needle) in [
+            ("[server]\n\nlisten = nowhere", "api.cfg:3: listen"),
+            (
+                "[manifest]\nrequiredsignatures = 0",
+                "api.cfg:2: requiredsignatures = 0",
+            ),
+            ("[manifest]\nrequiredsignatures = -1", "api.cfg:2"),
+            ("[bogus]", "api.cfg:1: unknown section [bogus]"),
+            (
+                "[server]\ncolour = red",
+                "api.cfg:2: unknown key \"colour\"",
+            ),
+            ("listen = 1.2.3.4:1", "api.cfg:1: key \"listen\" outside"),
+            (
+                "[server]\nbaseroute=/a\nbaseroute=/b",
+                "api.cfg:3: [server] baseroute is set twice",
+            ),
+            (
+                "[authentication]\ntokenduration = 10 minutes",
+                "api.cfg:2: tokenduration",
+            ),
+            ("[authentication]\nenabled = maybe", "api.cfg:2: enabled"),
+            ("[server]\nbaseroute = /../x", "api.cfg:2: baseroute"),
+            (
+                "[server]\ntlscert = a.crt",
+                "tlscert and tlskey go together",
+            ),
+            ("[server]\nlisten = 0.0.0.0:1664", "not a loopback address"),
+            ("[limits]\nentries = 65", "api.cfg:2: entries = 65"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_follow_go_spelling() {
+        assert_eq!(parse_duration("10m"), Ok(600));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("1h1m1s"), Ok(3661));
+        for bad in ["", "10", "m", "0s", "25h", "1d", "-1m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

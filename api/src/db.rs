@@ -1,0 +1,264 @@
+//! SQLite: one file in WAL mode, versioned migrations (`PRAGMA user_version`), a small pool of
+//! connections. Every query in the crate is parameterised; no SQL is ever built from input.
+
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long a writer waits for another writer before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections kept for reuse.
+const POOL_IDLE: usize = 8;
+
+/// The schema, one step per entry; entry N brings `user_version` from N to N+1. Never edit a
+/// released step: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema (reference §4, with MIG's flaws fixed: no unique queueloc,
+    // verified signatures only, reported facts apart from administrator-owned attributes).
+    r#"
+    CREATE TABLE investigators (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        name          TEXT NOT NULL,
+        fingerprint   TEXT NOT NULL UNIQUE,
+        publickey     TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+        permissions   INTEGER NOT NULL,
+        created       INTEGER NOT NULL,
+        lastmodified  INTEGER NOT NULL,
+        apikey_prefix TEXT UNIQUE,
+        apikey_hash   BLOB,
+        apikey_salt   BLOB
+    );
+    -- AUTOINCREMENT: a manifest id is the statement serial and must never be reused.
+    CREATE TABLE manifests (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        target         TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('staged', 'active', 'disabled')),
+        os             TEXT NOT NULL,
+        arch           TEXT NOT NULL,
+        created        INTEGER NOT NULL,
+        issued         INTEGER NOT NULL,
+        expires        INTEGER NOT NULL,
+        statement      TEXT NOT NULL,
+        archive_sha256 TEXT NOT NULL,
+        archive_size   INTEGER NOT NULL,
+        creator        INTEGER NOT NULL
+    );
+    CREATE INDEX manifests_status ON manifests (status, id);
+    CREATE TABLE manifest_files (
+        manifest_id INTEGER NOT NULL REFERENCES manifests (id),
+        position    INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        PRIMARY KEY (manifest_id, position),
+        UNIQUE (manifest_id, name)
+    );
+    CREATE INDEX manifest_files_sha256 ON manifest_files (manifest_id, sha256);
+    CREATE TABLE signatures (
+        manifest_id     INTEGER NOT NULL REFERENCES manifests (id),
+        investigator_id INTEGER NOT NULL REFERENCES investigators (id),
+        fingerprint     TEXT NOT NULL,
+        signature       TEXT NOT NULL,
+        created         INTEGER NOT NULL,
+        PRIMARY KEY (manifest_id, investigator_id)
+    );
+    CREATE TABLE loaders (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL UNIQUE,
+        keyprefix      TEXT NOT NULL UNIQUE,
+        keyhash        BLOB NOT NULL,
+        salt           BLOB NOT NULL,
+        enabled        INTEGER NOT NULL DEFAULT 0,
+        expectenv      TEXT,
+        attributes     TEXT NOT NULL DEFAULT '{}',
+        agentname      TEXT,
+        env            TEXT,
+        tags           TEXT,
+        queueloc       TEXT,
+        lastseen       INTEGER,
+        given_manifest INTEGER REFERENCES manifests (id),
+        created        INTEGER NOT NULL
+    );
+    CREATE TABLE loader_reports (
+        loader_id INTEGER PRIMARY KEY REFERENCES loaders (id),
+        serial    INTEGER NOT NULL,
+        result    TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        time      INTEGER NOT NULL
+    );
+    CREATE TABLE plugins (
+        name    TEXT PRIMARY KEY,
+        sha256  TEXT NOT NULL,
+        wasm    BLOB NOT NULL,
+        created INTEGER NOT NULL
+    );
+    "#,
+];
+
+/// The database: its path and a pool of open connections.
+pub struct Db {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.path.display())
+    }
+}
+
+impl Db {
+    /// Opens (creating on first start) and migrates the database.
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(Error::io("creating directory", dir))?;
+        }
+        let mut conn = connect(path)?;
+        migrate(&mut conn, path)?;
+        Ok(Db {
+            path: path.to_path_buf(),
+            pool: Mutex::new(vec![conn]),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection. Call from blocking code only (routes use
+    /// `App::run`, which moves the work off the async executor).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.pool.lock().map_err(|_| poisoned())?.pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path)?,
+        };
+        let out = f(&mut conn);
+        // A connection left inside a transaction by a panic or an early return is not reused.
+        if conn.is_autocommit() {
+            let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+            if pool.len() < POOL_IDLE {
+                pool.push(conn);
+            }
+        }
+        out
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Internal("the connection pool lock is poisoned".into())
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let what = || format!("opening {}", path.display());
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(Error::db(what()))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(Error::db(what()))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(Error::db(what()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Internal(format!(
+            "{}: SQLite refused WAL mode (journal_mode is {mode})",
+            path.display()
+        )));
+    }
+    // FULL: a committed transaction survives a power cut too, not only a killed process.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(Error::db(what()))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(Error::db("reading the schema version"))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::Config(format!(
+            "{}: schema version {version} is newer than this mig-api knows ({known})",
+            path.display()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let step = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(Error::db(format!("migration {step}")))?;
+        tx.execute_batch(sql)
+            .map_err(Error::db(format!("migration {step}")))?;
+        tx.pragma_update(None, "user_version", step)
+            .map_err(Error::db(format!("migration {step}")))?;
+        tx.commit()
+            .map_err(Error::db(format!("migration {step}")))?;
+    }
+    Ok(())
+}
+
+/// `?` placeholders are the only way values reach SQL; this turns a user's `%` wildcard search
+/// into a LIKE pattern where every other special character is literal (`ESCAPE '\'`).
+pub fn like_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' | '_' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_migrates_and_reopens_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/mig-api.db");
+        let db = Db::open(&p).unwrap();
+        let (v, mode): (i64, String) = db
+            .with(|c| {
+                Ok((
+                    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+                        .unwrap(),
+                    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                        .unwrap(),
+                ))
+            })
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(mode, "wal");
+        drop(db);
+        Db::open(&p).unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        drop(Db::open(&p).unwrap());
+        let c = Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let e = Db::open(&p).unwrap_err().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
+    }
+
+    #[test]
+    fn like_pattern_keeps_only_percent_special() {
+        assert_eq!(like_pattern("a_b%c\\d"), "a\\_b%c\\\\d");
+    }
+}

@@ -1,0 +1,200 @@
+//! The one error type of mig-api. Every variant maps to one HTTP status and answers
+//! `{"error": {"code", "message"}}` (docs/api.md); the message names what failed.
+
+use loader_min::protocol::ErrorBody;
+use rocket::http::{ContentType, Status};
+use rocket::response::{self, Responder, Response};
+use rocket::Request;
+use std::fmt;
+use std::io::Cursor;
+
+/// Everything a request or the start-up can fail with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// 400: the request is malformed (JSON, parameter, archive, signature). `reason` is a
+    /// metrics label (`mig_api_failures_total{reason}`).
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
+    /// 401: no valid credential. The client sees `public` only; `detail` goes to the log, so a
+    /// caller cannot tell an unknown key prefix from a wrong secret.
+    Unauthorized {
+        reason: &'static str,
+        public: String,
+        detail: String,
+    },
+    /// 403: authenticated, but not allowed (missing permission bit, expectenv, foreign file).
+    Forbidden {
+        reason: &'static str,
+        message: String,
+    },
+    /// 404: no such object.
+    NotFound(String),
+    /// 409: the object's state forbids the change (duplicate, disabled, last administrator).
+    Conflict(String),
+    /// 413: a body or archive member is larger than its limit.
+    TooLarge(String),
+    /// 416: a `Range` that cannot be served for a body of `size` bytes.
+    RangeNotSatisfiable { size: u64, message: String },
+    /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
+    Unavailable(String),
+    /// 500: SQLite failed; `what` names the operation.
+    Database {
+        what: String,
+        source: rusqlite::Error,
+    },
+    /// 500: a file operation failed on `path`.
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    /// Start-up: the configuration is invalid; the message names file and line.
+    Config(String),
+    /// 500: a broken invariant; the message says which.
+    Internal(String),
+}
+
+/// The result type of mig-api.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Forbidden {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// A 401 whose public message is `public` and whose precise cause is only logged.
+    pub fn unauthorized(
+        reason: &'static str,
+        public: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Unauthorized {
+            reason,
+            public: public.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Wraps a SQLite error with the operation that failed.
+    pub fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Database { what, source }
+    }
+
+    /// Wraps an I/O error with the operation and the path.
+    pub fn io(
+        op: &'static str,
+        path: impl AsRef<std::path::Path>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.as_ref().display().to_string();
+        move |source| Error::Io { op, path, source }
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Invalid { .. } => Status::BadRequest,
+            Error::Unauthorized { .. } => Status::Unauthorized,
+            Error::Forbidden { .. } => Status::Forbidden,
+            Error::NotFound(_) => Status::NotFound,
+            Error::Conflict(_) => Status::Conflict,
+            Error::TooLarge(_) => Status::PayloadTooLarge,
+            Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
+            Error::Unavailable(_) => Status::ServiceUnavailable,
+            Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
+                Status::InternalServerError
+            }
+        }
+    }
+
+    /// The label of `mig_api_failures_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid { reason, .. }
+            | Error::Unauthorized { reason, .. }
+            | Error::Forbidden { reason, .. } => reason,
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::TooLarge(_) => "too_large",
+            Error::RangeNotSatisfiable { .. } => "bad_range",
+            Error::Unavailable(_) => "unavailable",
+            Error::Database { .. } => "database",
+            Error::Io { .. } => "io",
+            Error::Config(_) => "config",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// What the client is told. Internal failures are not described to the network; the log
+    /// line of the request carries the detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Unauthorized { public, .. } => public.clone(),
+            Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
+                "internal error, see the mig-api log".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid { message, .. } | Error::Forbidden { message, .. } => {
+                f.write_str(message)
+            }
+            Error::Unauthorized { public, detail, .. } => write!(f, "{public} ({detail})"),
+            Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::TooLarge(m)
+            | Error::Unavailable(m)
+            | Error::Config(m)
+            | Error::Internal(m) => f.write_str(m),
+            Error::RangeNotSatisfiable { message, .. } => f.write_str(message),
+            Error::Database { what, source } => write!(f, "database: {what}: {source}"),
+            Error::Io { op, path, source } => write!(f, "{op} {path}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Database { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Error {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        // The request log line (routes::RequestLog) carries the precise cause and the metrics
+        // count it by reason.
+        crate::routes::note_failure(req, &self);
+        let body = serde_json::to_string(&ErrorBody::new(status.code, self.public_message()))
+            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":{}}}}}", status.code));
+        let mut res = Response::build();
+        res.status(status)
+            .header(ContentType::JSON)
+            .sized_body(body.len(), Cursor::new(body));
+        if let Error::RangeNotSatisfiable { size, .. } = self {
+            res.raw_header("Content-Range", format!("bytes */{size}"));
+        }
+        Ok(res.finalize())
+    }
+}

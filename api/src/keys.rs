@@ -1,0 +1,166 @@
+//! Loader keys and investigator API keys: 40 ASCII alphanumerics, an 8-character lookup prefix
+//! and a 32-character secret (reference §3.8, fixed per §8.9).
+//!
+//! - Generation: `OsRng`, rejection sampling over the 62-letter alphabet (no modulo bias, no
+//!   missing `G`).
+//! - Storage: only a salted slow hash, PBKDF2-HMAC-SHA256 with 4096 iterations, a 16-byte salt
+//!   and a 32-byte output: exactly MIG's parameters (reference §9.A.3), so rows imported from a
+//!   Go deployment keep working. More iterations buy nothing here: the secret is 190 random bits,
+//!   not a password, while every loader of a large fleet authenticates on every run.
+//! - Comparison: constant time (`subtle`).
+//! - [`VerifiedKeys`] remembers the SHA-256 of secrets that passed PBKDF2 against the stored hash
+//!   they passed against, so a loader's next request costs one SHA-256 instead of 4096 HMACs.
+//!   Rotating or changing the stored hash makes the entry useless at once.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use subtle::ConstantTimeEq;
+
+pub const PREFIX_LEN: usize = loader_min::protocol::LOADER_PREFIX_LEN;
+pub const SECRET_LEN: usize = loader_min::protocol::LOADER_KEY_LEN - PREFIX_LEN;
+pub const ITERATIONS: u32 = 4096;
+pub const SALT_LEN: usize = 16;
+pub const HASH_LEN: usize = 32;
+const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+/// Entries of [`VerifiedKeys`] before it starts over.
+const VERIFIED_CAPACITY: usize = 100_000;
+
+/// `n` letters and digits from the operating system's CSPRNG.
+pub fn random_alnum(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        rand::rngs::OsRng.fill_bytes(&mut buf);
+        for &b in &buf {
+            // 248 = 4 × 62: bytes at or above it are dropped, so every letter is equally likely.
+            if b < 248 && out.len() < n {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A freshly issued key: shown once (`key`), stored as prefix + salt + hash.
+pub struct Issued {
+    pub key: String,
+    pub prefix: String,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Issues a key; a rotation keeps the existing prefix (MIG does the same).
+pub fn issue(prefix: Option<&str>) -> Issued {
+    let prefix = prefix
+        .map(str::to_string)
+        .unwrap_or_else(|| random_alnum(PREFIX_LEN));
+    let secret = random_alnum(SECRET_LEN);
+    let mut salt = vec![0u8; SALT_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let hash = hash_secret(&secret, &salt).to_vec();
+    Issued {
+        key: format!("{prefix}{secret}"),
+        prefix,
+        salt,
+        hash,
+    }
+}
+
+/// PBKDF2-HMAC-SHA256(secret, salt, 4096) → 32 bytes.
+pub fn hash_secret(secret: &str, salt: &[u8]) -> [u8; HASH_LEN] {
+    let mut out = [0u8; HASH_LEN];
+    pbkdf2::pbkdf2_hmac::<Sha256>(secret.as_bytes(), salt, ITERATIONS, &mut out);
+    out
+}
+
+/// Splits a presented key into (prefix, secret), or None when it is not 40 alphanumerics.
+pub fn split(key: &str) -> Option<(&str, &str)> {
+    loader_min::protocol::LoaderKey::parse(key).ok()?;
+    // `parse` checked the length and that every byte is ASCII, so the split is in bounds.
+    Some(key.split_at(PREFIX_LEN))
+}
+
+/// Secrets that already passed PBKDF2, keyed by prefix.
+#[derive(Default)]
+pub struct VerifiedKeys {
+    map: Mutex<HashMap<String, ([u8; HASH_LEN], [u8; 32])>>,
+}
+
+impl VerifiedKeys {
+    /// Whether `secret` matches the stored `salt`/`hash`, in constant time.
+    pub fn verify(&self, prefix: &str, secret: &str, salt: &[u8], hash: &[u8]) -> bool {
+        if hash.len() != HASH_LEN || salt.is_empty() {
+            return false;
+        }
+        let quick: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        if let Ok(map) = self.map.lock() {
+            if let Some((stored, seen)) = map.get(prefix) {
+                if bool::from(stored.ct_eq(hash)) && bool::from(seen.ct_eq(&quick)) {
+                    return true;
+                }
+            }
+        }
+        let computed = hash_secret(secret, salt);
+        let ok = bool::from(computed.ct_eq(hash));
+        if ok {
+            if let Ok(mut map) = self.map.lock() {
+                if map.len() >= VERIFIED_CAPACITY {
+                    map.clear();
+                }
+                map.insert(prefix.to_string(), (computed, quick));
+            }
+        }
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_forty_alphanumerics_and_verify() {
+        let k = issue(None);
+        assert_eq!(k.key.len(), 40);
+        assert!(k.key.bytes().all(|c| c.is_ascii_alphanumeric()));
+        let (p, s) = split(&k.key).unwrap();
+        assert_eq!(p, k.prefix);
+        let v = VerifiedKeys::default();
+        assert!(v.verify(p, s, &k.salt, &k.hash));
+        assert!(
+            v.verify(p, s, &k.salt, &k.hash),
+            "second time from the cache"
+        );
+        let wrong = format!("{}x", &s[..31]);
+        assert!(!v.verify(p, &wrong, &k.salt, &k.hash));
+        let rotated = issue(Some(p));
+        assert_eq!(rotated.prefix, p);
+        assert!(
+            !v.verify(p, s, &rotated.salt, &rotated.hash),
+            "the old secret fails after rotation"
+        );
+    }
+
+    #[test]
+    fn matches_migs_pbkdf2_parameters() {
+        // PBKDF2-HMAC-SHA256("password", "salt", 4096, 32), RFC 7914 style test vector.
+        let h = hash_secret("password", b"salt");
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"
+        );
+    }
+
+    #[test]
+    fn every_letter_of_the_alphabet_appears() {
+        let s = random_alnum(20_000);
+        for &c in ALPHABET {
+            assert!(s.as_bytes().contains(&c), "{}", c as char);
+        }
+        assert!(split("short").is_none());
+        assert!(split(&"!".repeat(40)).is_none());
+    }
+}

@@ -1,0 +1,534 @@
+//! Loaders: keys, administrator-owned settings, and the three loader endpoints' logic
+//! (design §3): manifest selection through the WASM engine, file permission, reports.
+
+use crate::app::App;
+use crate::db::like_pattern;
+use crate::error::{Error, Result};
+use crate::investigators::check_name;
+use crate::keys;
+use crate::manifests;
+use crate::targeting::LoaderFacts;
+use loader_min::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
+use loader_min::protocol::{Environment, ManifestRequest, ManifestResponse, Report};
+use loader_min::statement::is_sha256_hex;
+use loader_min::time::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Administrator-owned attributes: at most this many, with bounded keys and values.
+pub const MAX_ATTRIBUTES: usize = 64;
+const MAX_ATTRIBUTE_KEY: usize = 64;
+const MAX_ATTRIBUTE_VALUE: usize = 1024;
+/// Longest stored report message.
+const MAX_REPORT_MESSAGE: usize = 4096;
+/// Longest agent name, queue location (MIG: varchar(2048)).
+const MAX_AGENT_FIELD: usize = 2048;
+/// What every loader authentication failure answers: the precise cause is only logged.
+const GENERIC_401: &str = "loader authentication failed";
+
+const SELECT_RECORD: &str =
+    "SELECT l.id, l.name, l.keyprefix, l.agentname, l.enabled, l.expectenv, l.attributes,
+            l.lastseen, l.env, l.tags, r.serial, r.result, r.message, r.time
+     FROM loaders l LEFT JOIN loader_reports r ON r.loader_id = l.id";
+
+/// A loader whose key checked out.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub id: u64,
+    pub name: String,
+}
+
+impl Authenticated {
+    pub fn label(&self) -> String {
+        format!("loader:{}", self.id)
+    }
+}
+
+/// Checks `X-LOADERKEY`: unknown prefix, wrong secret and disabled loader all answer the same
+/// 401 (reference §3.3), the log line says which.
+pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
+    let key = header.ok_or_else(|| {
+        Error::unauthorized("missing_loader_key", GENERIC_401, "no X-LOADERKEY header")
+    })?;
+    let (prefix, secret) = keys::split(key).ok_or_else(|| {
+        Error::unauthorized(
+            "malformed_loader_key",
+            GENERIC_401,
+            "X-LOADERKEY is not 40 ASCII alphanumerics",
+        )
+    })?;
+    let row = app.db.with(|c| {
+        c.query_row(
+            "SELECT id, name, salt, keyhash, enabled FROM loaders WHERE keyprefix = ?1",
+            [prefix],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(Error::db("finding a loader key"))
+    })?;
+    let Some((id, name, salt, hash, enabled)) = row else {
+        return Err(Error::unauthorized(
+            "unknown_loader_prefix",
+            GENERIC_401,
+            format!("no loader key with prefix {prefix}"),
+        ));
+    };
+    if !app.loader_keys.verify(prefix, secret, &salt, &hash) {
+        return Err(Error::unauthorized(
+            "wrong_loader_secret",
+            GENERIC_401,
+            format!("wrong secret for loader {id} (prefix {prefix})"),
+        ));
+    }
+    if !enabled {
+        return Err(Error::unauthorized(
+            "loader_disabled",
+            GENERIC_401,
+            format!("loader {id} {name:?} is disabled"),
+        ));
+    }
+    Ok(Authenticated { id, name })
+}
+
+fn json_map(text: Option<String>) -> BTreeMap<String, String> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoaderRecord> {
+    let report = match r.get::<_, Option<i64>>(10)? {
+        Some(serial) => Some(LastReport {
+            serial: serial as u64,
+            result: r.get(11)?,
+            message: r.get(12)?,
+            time: Timestamp(r.get::<_, i64>(13)? as u64),
+        }),
+        None => None,
+    };
+    Ok(LoaderRecord {
+        id: r.get::<_, i64>(0)? as u64,
+        name: r.get(1)?,
+        prefix: r.get(2)?,
+        agentname: r.get(3)?,
+        enabled: r.get(4)?,
+        expectenv: r.get(5)?,
+        attributes: json_map(r.get(6)?),
+        lastseen: r.get::<_, Option<i64>>(7)?.map(|t| Timestamp(t as u64)),
+        environment: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|t| serde_json::from_str::<Environment>(&t).ok()),
+        tags: json_map(r.get(9)?),
+        last_report: report,
+    })
+}
+
+/// One loader, 404 when unknown.
+pub fn get(conn: &Connection, id: u64) -> Result<LoaderRecord> {
+    conn.query_row(
+        &format!("{SELECT_RECORD} WHERE l.id = ?1"),
+        [id as i64],
+        record_row,
+    )
+    .optional()
+    .map_err(Error::db("reading a loader"))?
+    .ok_or_else(|| Error::NotFound(format!("loader {id} does not exist")))
+}
+
+/// What targeting sees of a loader: reported facts plus administrator-owned attributes.
+pub fn facts(record: &LoaderRecord) -> LoaderFacts {
+    LoaderFacts {
+        name: record.agentname.clone().unwrap_or_default(),
+        loadername: record.name.clone(),
+        env: record
+            .environment
+            .as_ref()
+            .and_then(|e| serde_json::to_value(e).ok())
+            .unwrap_or(serde_json::Value::Null),
+        tags: serde_json::to_value(&record.tags).unwrap_or(serde_json::Value::Null),
+        attributes: serde_json::to_value(&record.attributes).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Every enabled loader with its facts.
+pub fn enabled_with_facts(conn: &Connection) -> Result<Vec<(LoaderRecord, LoaderFacts)>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "{SELECT_RECORD} WHERE l.enabled = 1 ORDER BY l.id"
+        ))
+        .map_err(Error::db("listing loaders"))?;
+    let rows: Vec<LoaderRecord> = st
+        .query_map([], record_row)
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("listing loaders"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let f = facts(&r);
+            (r, f)
+        })
+        .collect())
+}
+
+fn normalize_expectenv(app: &App, e: Option<String>) -> Result<Option<String>> {
+    match e {
+        Some(e) if !e.trim().is_empty() => {
+            manifests::check_target(app, "expectenv", &e)?;
+            Ok(Some(e))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Creates a disabled loader and returns its key, shown this once.
+pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<LoaderKeyIssued> {
+    check_name("loader", name)?;
+    let expectenv = normalize_expectenv(app, expectenv)?;
+    let id =
+        app.db.with(|c| {
+            for _ in 0..4 {
+                let k = keys::issue(None);
+                let r = c.execute(
+                "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv, created)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+                params![name, k.prefix, k.hash, k.salt, expectenv, Timestamp::now().0 as i64],
+            );
+                match r {
+                    Ok(_) => return Ok((c.last_insert_rowid() as u64, k.key)),
+                    Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        if msg.contains("loaders.name") {
+                            return Err(Error::Conflict(format!(
+                                "a loader named {name:?} already exists"
+                            )));
+                        }
+                        // A prefix collision in a 62^8 space: draw again.
+                        continue;
+                    }
+                    Err(e) => return Err(Error::db("creating a loader")(e)),
+                }
+            }
+            Err(Error::Internal(
+                "could not find a free loader key prefix".into(),
+            ))
+        })?;
+    let (id, key) = id;
+    Ok(LoaderKeyIssued {
+        loader: app.db.with(|c| get(c, id))?,
+        key,
+    })
+}
+
+/// Enables or disables a loader; a disabled loader is refused on its next request.
+pub fn set_status(conn: &Connection, id: u64, status: &str) -> Result<LoaderRecord> {
+    let enabled = match status {
+        "enabled" => true,
+        "disabled" => false,
+        other => {
+            return Err(Error::invalid(
+                "bad_status",
+                format!("loader status {other:?} must be enabled or disabled"),
+            ))
+        }
+    };
+    update(
+        conn,
+        id,
+        "UPDATE loaders SET enabled = ?1 WHERE id = ?2",
+        &enabled,
+    )
+}
+
+fn update(conn: &Connection, id: u64, sql: &str, v: &dyn rusqlite::ToSql) -> Result<LoaderRecord> {
+    let n = conn
+        .execute(sql, params![v, id as i64])
+        .map_err(Error::db("updating a loader"))?;
+    if n == 0 {
+        return Err(Error::NotFound(format!("loader {id} does not exist")));
+    }
+    get(conn, id)
+}
+
+/// Sets or (empty/absent) clears the expectenv expression.
+pub fn set_expectenv(app: &App, id: u64, e: Option<String>) -> Result<LoaderRecord> {
+    let e = normalize_expectenv(app, e)?;
+    app.db
+        .with(|c| update(c, id, "UPDATE loaders SET expectenv = ?1 WHERE id = ?2", &e))
+}
+
+/// Replaces the administrator-owned attributes.
+pub fn set_attributes(
+    conn: &Connection,
+    id: u64,
+    attrs: &BTreeMap<String, String>,
+) -> Result<LoaderRecord> {
+    if attrs.len() > MAX_ATTRIBUTES {
+        return Err(Error::invalid(
+            "bad_attributes",
+            format!("{} attributes, at most {MAX_ATTRIBUTES}", attrs.len()),
+        ));
+    }
+    for (k, v) in attrs {
+        let key_ok = !k.is_empty()
+            && k.len() <= MAX_ATTRIBUTE_KEY
+            && k.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(&c));
+        if !key_ok {
+            return Err(Error::invalid(
+                "bad_attributes",
+                format!(
+                    "attribute name {k:?} must be 1 to {MAX_ATTRIBUTE_KEY} letters, digits, _ - ."
+                ),
+            ));
+        }
+        if v.len() > MAX_ATTRIBUTE_VALUE || v.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "bad_attributes",
+                format!("attribute {k:?}: the value must be at most {MAX_ATTRIBUTE_VALUE} bytes without control characters"),
+            ));
+        }
+    }
+    let text =
+        serde_json::to_string(attrs).map_err(|e| Error::Internal(format!("attributes: {e}")))?;
+    update(
+        conn,
+        id,
+        "UPDATE loaders SET attributes = ?1 WHERE id = ?2",
+        &text,
+    )
+}
+
+/// A new secret under the same prefix; the old key stops working at once.
+pub fn rotate_key(conn: &Connection, id: u64) -> Result<LoaderKeyIssued> {
+    let prefix: String = conn
+        .query_row(
+            "SELECT keyprefix FROM loaders WHERE id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(Error::db("reading a loader"))?
+        .ok_or_else(|| Error::NotFound(format!("loader {id} does not exist")))?;
+    let k = keys::issue(Some(&prefix));
+    conn.execute(
+        "UPDATE loaders SET keyhash = ?1, salt = ?2 WHERE id = ?3",
+        params![k.hash, k.salt, id as i64],
+    )
+    .map_err(Error::db("rotating a loader key"))?;
+    Ok(LoaderKeyIssued {
+        loader: get(conn, id)?,
+        key: k.key,
+    })
+}
+
+/// Search filters for loaders (docs/api.md `search?type=loader`).
+#[derive(Debug, Default, Clone)]
+pub struct Search {
+    pub id: Option<u64>,
+    pub name: Option<String>,
+    pub agentname: Option<String>,
+    pub limit: u64,
+}
+
+pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "{SELECT_RECORD} WHERE (?1 IS NULL OR l.id = ?1)
+               AND (?2 IS NULL OR l.name LIKE ?2 ESCAPE '\\')
+               AND (?3 IS NULL OR l.agentname LIKE ?3 ESCAPE '\\')
+             ORDER BY l.id DESC LIMIT ?4"
+        ))
+        .map_err(Error::db("searching loaders"))?;
+    st.query_map(
+        params![
+            s.id.map(|i| i as i64),
+            s.name.as_deref().map(like_pattern),
+            s.agentname.as_deref().map(like_pattern),
+            s.limit as i64
+        ],
+        record_row,
+    )
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("searching loaders"))
+}
+
+fn check_request(req: &ManifestRequest) -> Result<()> {
+    let a = &req.agent;
+    let bad = |m: String| Error::invalid("bad_manifest_request", m);
+    if a.name.trim().is_empty() {
+        return Err(bad("agent.name is empty".into()));
+    }
+    for (what, v) in [("agent.name", &a.name), ("agent.queueloc", &a.queueloc)] {
+        if v.len() > MAX_AGENT_FIELD || v.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "{what} must be at most {MAX_AGENT_FIELD} bytes without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `POST loader/manifest`: record what the loader reports, check expectenv, select the newest
+/// active manifest for its platform whose target matches, and remember which one it was given.
+pub fn manifest_request(
+    app: &App,
+    who: &Authenticated,
+    req: &ManifestRequest,
+) -> Result<ManifestResponse> {
+    check_request(req)?;
+    let env = serde_json::to_string(&req.agent.environment)
+        .map_err(|e| Error::Internal(format!("environment: {e}")))?;
+    let tags = serde_json::to_string(&req.agent.tags)
+        .map_err(|e| Error::Internal(format!("tags: {e}")))?;
+    let queueloc = Some(req.agent.queueloc.as_str()).filter(|q| !q.is_empty());
+    let record = app.db.with(|c| {
+        c.execute(
+            "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5
+             WHERE id = ?6",
+            params![
+                req.agent.name,
+                env,
+                tags,
+                queueloc,
+                Timestamp::now().0 as i64,
+                who.id as i64
+            ],
+        )
+        .map_err(Error::db("recording a loader's environment"))?;
+        get(c, who.id)
+    })?;
+    // Reported facts come from this request; attributes only ever from administrators.
+    let facts = facts(&record);
+    if let Some(expect) = record.expectenv.as_deref() {
+        let verdict = app.engine.matches(&facts, expect);
+        if !matches!(verdict, Ok(true)) {
+            app.metrics.selection("expectenv_denied");
+            app.db.with(|c| set_given(c, who.id, None))?;
+            let why = match verdict {
+                Err(e) => format!(": {e}"),
+                _ => String::new(),
+            };
+            return Err(Error::forbidden(
+                "expectenv",
+                format!("the reported environment does not meet this loader's expectenv{why}"),
+            ));
+        }
+    }
+    let env = &req.agent.environment;
+    let candidates = app
+        .db
+        .with(|c| manifests::active_candidates(c, &env.os, &env.arch))?;
+    let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
+    let Some(id) = app.engine.select(&facts, &refs) else {
+        app.metrics.selection("none");
+        app.db.with(|c| set_given(c, who.id, None))?;
+        return Err(Error::NotFound(format!(
+            "no active manifest for {}/{} targets this loader",
+            env.os, env.arch
+        )));
+    };
+    app.metrics.selection("selected");
+    let (statement, signatures) = app.db.with(|c| {
+        set_given(c, who.id, Some(id))?;
+        manifests::statement_and_signatures(c, id)
+    })?;
+    Ok(ManifestResponse {
+        statement,
+        signatures,
+    })
+}
+
+fn set_given(conn: &Connection, loader: u64, manifest: Option<u64>) -> Result<()> {
+    conn.execute(
+        "UPDATE loaders SET given_manifest = ?1 WHERE id = ?2",
+        params![manifest.map(|m| m as i64), loader as i64],
+    )
+    .map_err(Error::db("recording the given manifest"))?;
+    Ok(())
+}
+
+/// `GET loader/files/<sha256>`: the blob path and size, only for a file of the active manifest
+/// this loader was given by its last manifest request.
+pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u64)> {
+    if !is_sha256_hex(sha256) {
+        return Err(Error::invalid(
+            "bad_hash",
+            format!("{sha256:?} is not 64 lower-case hex digits"),
+        ));
+    }
+    let row = app.db.with(|c| {
+        c.query_row(
+            "SELECT l.given_manifest, m.status FROM loaders l
+             LEFT JOIN manifests m ON m.id = l.given_manifest WHERE l.id = ?1",
+            [who.id as i64],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .map_err(Error::db("reading a loader"))
+    })?;
+    let (Some(manifest), Some(status)) = row else {
+        return Err(Error::forbidden(
+            "file_not_given",
+            "no manifest is given to this loader: request loader/manifest first",
+        ));
+    };
+    if status != "active" {
+        return Err(Error::forbidden(
+            "file_not_given",
+            format!("manifest {manifest} given to this loader is no longer active"),
+        ));
+    }
+    let size = app.db.with(|c| {
+        c.query_row(
+            "SELECT size FROM manifest_files WHERE manifest_id = ?1 AND sha256 = ?2 LIMIT 1",
+            params![manifest, sha256],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(Error::db("reading manifest entries"))
+    })?;
+    let Some(size) = size else {
+        return Err(Error::forbidden(
+            "file_not_given",
+            format!("file {sha256} is not in manifest {manifest} given to this loader"),
+        ));
+    };
+    Ok((app.blobs.path(sha256)?, size as u64))
+}
+
+/// `POST loader/report`: keeps the loader's last result, serial and time.
+pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
+    let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();
+    message.retain(|c| c == '\n' || !c.is_control());
+    let now = Timestamp::now().0 as i64;
+    app.db.with(|c| {
+        c.execute(
+            "INSERT INTO loader_reports (loader_id, serial, result, message, time)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
+               result = excluded.result, message = excluded.message, time = excluded.time",
+            params![
+                who.id as i64,
+                r.serial.0 as i64,
+                r.result.as_str(),
+                message,
+                now
+            ],
+        )
+        .map_err(Error::db("storing a report"))?;
+        c.execute(
+            "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
+            params![now, who.id as i64],
+        )
+        .map_err(Error::db("storing a report"))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,523 @@
+//! Manifests: upload (safe archive → statement made once, serial = id → `staged`), verified
+//! signatures (→ `active` at `[manifest] requiredsignatures` distinct investigators), reset,
+//! disable, search, and the loaders a manifest targets.
+
+use crate::app::App;
+use crate::archive;
+use crate::auth::Caller;
+use crate::db::like_pattern;
+use crate::error::{Error, Result};
+use crate::investigators;
+use crate::loaders;
+use base64::Engine as _;
+use loader_min::admin::{LoaderRecord, ManifestRecord, NewManifest};
+use loader_min::signature::{self, Keyring};
+use loader_min::statement::{Entry, Platform, Serial, Statement, FORMAT};
+use loader_min::time::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashSet;
+
+/// Longest target expression stored (MIG: varchar(2048)).
+pub const MAX_TARGET_BYTES: usize = 2048;
+
+const SELECT_RECORD: &str =
+    "SELECT id, name, target, status, os, arch, created, issued, expires, statement
+     FROM manifests";
+
+/// Validates and stores a new manifest; the statement is made here, once.
+pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRecord> {
+    investigators::check_name("manifest", &req.name)?;
+    check_target(app, "target", &req.target)?;
+    check_platform(&req.platform)?;
+    let days = req.valid_days.unwrap_or(app.cfg.valid_days);
+    if !(1..=3650).contains(&days) {
+        return Err(Error::invalid(
+            "bad_manifest",
+            format!("valid_days {days} is outside 1..=3650"),
+        ));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.archive.as_bytes())
+        .map_err(|e| Error::invalid("bad_archive", format!("archive: not standard base64: {e}")))?;
+    drop(req.archive);
+    let entries = archive::extract(&bytes[..], &app.cfg.limits, &app.blobs)?;
+    let (archive_sha, archive_size) = app.blobs.put(&bytes)?;
+    drop(bytes);
+
+    let now = Timestamp::now();
+    let expires = now.plus(u64::from(days) * 86_400);
+    let id = app.db.with(|conn| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("creating a manifest"))?;
+        // Row first: the serial is the row id, so the statement is built inside the same
+        // transaction and the row never exists without it.
+        tx.execute(
+            "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
+             statement, archive_sha256, archive_size, creator)
+             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9)",
+            params![
+                req.name,
+                req.target,
+                req.platform.os,
+                req.platform.arch,
+                now.0 as i64,
+                expires.0 as i64,
+                archive_sha,
+                archive_size as i64,
+                caller.id as i64
+            ],
+        )
+        .map_err(Error::db("creating a manifest"))?;
+        let id = tx.last_insert_rowid() as u64;
+        let statement = Statement {
+            format: FORMAT,
+            serial: Serial(id),
+            name: req.name.clone(),
+            platform: req.platform.clone(),
+            issued: now,
+            expires,
+            entries: entries.clone(),
+        };
+        let text = statement
+            .to_bytes()
+            .map_err(|e| Error::invalid("bad_manifest", e.to_string()))?;
+        let text = String::from_utf8(text)
+            .map_err(|e| Error::Internal(format!("statement is not UTF-8: {e}")))?;
+        tx.execute(
+            "UPDATE manifests SET statement = ?1 WHERE id = ?2",
+            params![text, id as i64],
+        )
+        .map_err(Error::db("creating a manifest"))?;
+        for (pos, e) in entries.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO manifest_files (manifest_id, position, name, sha256, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id as i64, pos as i64, e.name, e.sha256, e.size as i64],
+            )
+            .map_err(Error::db("storing manifest entries"))?;
+        }
+        tx.commit().map_err(Error::db("creating a manifest"))?;
+        Ok(id)
+    })?;
+    app.db.with(|c| get(c, id))
+}
+
+/// A target or expectenv must parse in the engine (400 with the parser's message).
+pub fn check_target(app: &App, what: &str, expr: &str) -> Result<()> {
+    if expr.trim().is_empty() {
+        return Err(Error::invalid("bad_target", format!("{what} is empty")));
+    }
+    if expr.len() > MAX_TARGET_BYTES {
+        return Err(Error::invalid(
+            "bad_target",
+            format!("{what} is longer than {MAX_TARGET_BYTES} bytes"),
+        ));
+    }
+    app.engine
+        .validate(expr)
+        .map_err(|e| Error::invalid("bad_target", format!("{what} {expr:?}: {e}")))
+}
+
+fn check_platform(p: &Platform) -> Result<()> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    };
+    if ok(&p.os) && ok(&p.arch) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "bad_manifest",
+            format!("platform {p} must be Go's GOOS/GOARCH spelling, e.g. linux/amd64"),
+        ))
+    }
+}
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
+    Ok(ManifestRecord {
+        id: r.get::<_, i64>(0)? as u64,
+        name: r.get(1)?,
+        target: r.get(2)?,
+        status: r.get(3)?,
+        platform: Platform {
+            os: r.get(4)?,
+            arch: r.get(5)?,
+        },
+        created: Timestamp(r.get::<_, i64>(6)? as u64),
+        issued: Timestamp(r.get::<_, i64>(7)? as u64),
+        expires: Timestamp(r.get::<_, i64>(8)? as u64),
+        signers: Vec::new(),
+        entries: Vec::new(),
+        statement: r.get(9)?,
+    })
+}
+
+/// Fills signers and entries.
+fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT i.name FROM signatures s JOIN investigators i ON i.id = s.investigator_id
+             WHERE s.manifest_id = ?1 ORDER BY s.created, s.investigator_id",
+        )
+        .map_err(Error::db("reading signers"))?;
+    m.signers = st
+        .query_map([m.id as i64], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("reading signers"))?;
+    m.entries = entries(conn, m.id)?;
+    Ok(m)
+}
+
+/// The entries of a manifest, in archive (= statement) order.
+pub fn entries(conn: &Connection, id: u64) -> Result<Vec<Entry>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT name, sha256, size FROM manifest_files WHERE manifest_id = ?1 ORDER BY position",
+        )
+        .map_err(Error::db("reading entries"))?;
+    st.query_map([id as i64], |r| {
+        Ok(Entry {
+            name: r.get(0)?,
+            sha256: r.get(1)?,
+            size: r.get::<_, i64>(2)? as u64,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("reading entries"))
+}
+
+/// One manifest, 404 when unknown.
+pub fn get(conn: &Connection, id: u64) -> Result<ManifestRecord> {
+    let m = conn
+        .query_row(
+            &format!("{SELECT_RECORD} WHERE id = ?1"),
+            [id as i64],
+            record_row,
+        )
+        .optional()
+        .map_err(Error::db("reading a manifest"))?
+        .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))?;
+    complete(conn, m)
+}
+
+/// The sha256 of a manifest's stored archive.
+pub fn archive_sha256(conn: &Connection, id: u64) -> Result<String> {
+    conn.query_row(
+        "SELECT archive_sha256 FROM manifests WHERE id = ?1",
+        [id as i64],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(Error::db("reading a manifest"))?
+    .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))
+}
+
+/// Every blob a manifest refers to (start-up garbage collection keeps these).
+pub fn referenced_blobs(app: &App) -> Result<HashSet<String>> {
+    app.db.with(|c| {
+        let mut st = c
+            .prepare("SELECT sha256 FROM manifest_files UNION SELECT archive_sha256 FROM manifests")
+            .map_err(Error::db("listing blobs"))?;
+        st.query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::db("listing blobs"))
+    })
+}
+
+/// Verifies a signature over the stored statement and records it (one per investigator).
+pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<ManifestRecord> {
+    if sig.len() > loader_min::protocol::MAX_SIGNATURE_BYTES {
+        return Err(Error::TooLarge(format!(
+            "signature of {} bytes, at most {}",
+            sig.len(),
+            loader_min::protocol::MAX_SIGNATURE_BYTES
+        )));
+    }
+    // Armored as documented; MIG's one-line de-armored form is accepted too.
+    let armored = if sig.trim_start().starts_with("-----BEGIN") {
+        sig.to_string()
+    } else {
+        signature::rearmor(sig.trim())
+            .map_err(|e| Error::invalid("bad_signature", format!("signature: {e}")))?
+    };
+    let (status, statement) = app.db.with(|c| {
+        c.query_row(
+            "SELECT status, statement FROM manifests WHERE id = ?1",
+            [id as i64],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(Error::db("reading a manifest"))?
+        .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))
+    })?;
+    if status == "disabled" {
+        return Err(Error::Conflict(format!(
+            "manifest {id} is disabled: it takes no more signatures"
+        )));
+    }
+    if app.cfg.auth_enabled && already_signed(app, id, caller.id)? {
+        return Err(already_signed_error(caller.id, id));
+    }
+    // design §2.3: verified against the caller's own key only (MIG never verified). With
+    // authentication off there is no caller key: the signature counts for whichever active
+    // investigator made it.
+    let signers: Vec<(u64, String)> = if app.cfg.auth_enabled {
+        let fp = app
+            .db
+            .with(|c| investigators::get(c, caller.id))?
+            .fingerprint;
+        vec![(caller.id, fp)]
+    } else {
+        app.db.with(investigators::active_fingerprints)?
+    };
+    let ring = Keyring::from_keys(app.db.with(|c| investigators::public_keys(c, &signers))?);
+    let verdict = signature::verify(&ring, statement.as_bytes(), &[armored.clone()]);
+    let Some(fp) = verdict.valid.first() else {
+        app.metrics.signature("invalid");
+        let why = if verdict.ignored.is_empty() {
+            "no signature".to_string()
+        } else {
+            verdict.ignored.join("; ")
+        };
+        let keys = if app.cfg.auth_enabled {
+            format!("your key {}", signers[0].1)
+        } else {
+            "the key of any active investigator".to_string()
+        };
+        return Err(Error::invalid(
+            "bad_signature",
+            format!("the signature does not count for manifest {id} with {keys}: {why}"),
+        ));
+    };
+    app.metrics.signature("valid");
+    let signer = signers
+        .iter()
+        .find(|(_, f)| f == fp)
+        .map(|(i, _)| *i)
+        .ok_or_else(|| Error::Internal(format!("verified key {fp} has no investigator")))?;
+    let required = app.cfg.required_signatures as i64;
+    app.db.with(|conn| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("signing a manifest"))?;
+        let status: String = tx
+            .query_row(
+                "SELECT status FROM manifests WHERE id = ?1",
+                [id as i64],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("signing a manifest"))?;
+        if status == "disabled" {
+            return Err(Error::Conflict(format!(
+                "manifest {id} is disabled: it takes no more signatures"
+            )));
+        }
+        let r = tx.execute(
+            "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, signature, created)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id as i64,
+                signer as i64,
+                fp,
+                armored,
+                Timestamp::now().0 as i64
+            ],
+        );
+        match r {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(already_signed_error(signer, id))
+            }
+            Err(e) => return Err(Error::db("signing a manifest")(e)),
+        }
+        let count: i64 = tx
+            .query_row(
+                "SELECT COUNT(DISTINCT investigator_id) FROM signatures WHERE manifest_id = ?1",
+                [id as i64],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("counting signatures"))?;
+        if count >= required {
+            tx.execute(
+                "UPDATE manifests SET status = 'active' WHERE id = ?1 AND status = 'staged'",
+                [id as i64],
+            )
+            .map_err(Error::db("activating a manifest"))?;
+        }
+        tx.commit().map_err(Error::db("signing a manifest"))?;
+        get(conn, id)
+    })
+}
+
+fn already_signed(app: &App, id: u64, investigator: u64) -> Result<bool> {
+    app.db.with(|c| {
+        c.query_row(
+            "SELECT 1 FROM signatures WHERE manifest_id = ?1 AND investigator_id = ?2",
+            params![id as i64, investigator as i64],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|r| r.is_some())
+        .map_err(Error::db("reading signatures"))
+    })
+}
+
+fn already_signed_error(investigator: u64, id: u64) -> Error {
+    Error::Conflict(format!(
+        "investigator {investigator} already signed manifest {id}: one signature each"
+    ))
+}
+
+/// `staged` (reset: every signature removed) or `disabled` (final).
+pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<ManifestRecord> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::db("changing a manifest's status"))?;
+    let current: String = tx
+        .query_row(
+            "SELECT status FROM manifests WHERE id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(Error::db("reading a manifest"))?
+        .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))?;
+    match status {
+        "staged" => {
+            if current == "disabled" {
+                return Err(Error::Conflict(format!(
+                    "manifest {id} is disabled, which is final"
+                )));
+            }
+            tx.execute("DELETE FROM signatures WHERE manifest_id = ?1", [id as i64])
+                .map_err(Error::db("removing signatures"))?;
+            tx.execute(
+                "UPDATE manifests SET status = 'staged' WHERE id = ?1",
+                [id as i64],
+            )
+            .map_err(Error::db("resetting a manifest"))?;
+        }
+        "disabled" => {
+            tx.execute(
+                "UPDATE manifests SET status = 'disabled' WHERE id = ?1",
+                [id as i64],
+            )
+            .map_err(Error::db("disabling a manifest"))?;
+        }
+        other => {
+            return Err(Error::invalid(
+                "bad_status",
+                format!(
+                    "manifest status {other:?} must be staged (reset) or disabled; \
+                     a manifest becomes active through signatures"
+                ),
+            ))
+        }
+    }
+    tx.commit()
+        .map_err(Error::db("changing a manifest's status"))?;
+    get(conn, id)
+}
+
+/// Search filters for manifests (docs/api.md `search?type=manifest`).
+#[derive(Debug, Default, Clone)]
+pub struct Search {
+    pub id: Option<u64>,
+    pub name: Option<String>,
+    pub status: Option<String>,
+    pub before: Option<Timestamp>,
+    pub after: Option<Timestamp>,
+    pub limit: u64,
+}
+
+/// Matching manifests, newest first.
+pub fn search(conn: &Connection, s: &Search) -> Result<Vec<ManifestRecord>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "{SELECT_RECORD} WHERE (?1 IS NULL OR id = ?1)
+               AND (?2 IS NULL OR name LIKE ?2 ESCAPE '\\')
+               AND (?3 IS NULL OR status = ?3)
+               AND (?4 IS NULL OR created <= ?4)
+               AND (?5 IS NULL OR created >= ?5)
+             ORDER BY id DESC LIMIT ?6"
+        ))
+        .map_err(Error::db("searching manifests"))?;
+    let rows: Vec<ManifestRecord> = st
+        .query_map(
+            params![
+                s.id.map(|i| i as i64),
+                s.name.as_deref().map(like_pattern),
+                s.status,
+                s.before.map(|t| t.0 as i64),
+                s.after.map(|t| t.0 as i64),
+                s.limit as i64
+            ],
+            record_row,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("searching manifests"))?;
+    rows.into_iter().map(|m| complete(conn, m)).collect()
+}
+
+/// Active manifests for a platform, newest first: (id, target).
+pub fn active_candidates(conn: &Connection, os: &str, arch: &str) -> Result<Vec<(u64, String)>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT id, target FROM manifests WHERE status = 'active' AND os = ?1 AND arch = ?2
+             ORDER BY id DESC",
+        )
+        .map_err(Error::db("listing active manifests"))?;
+    st.query_map(params![os, arch], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("listing active manifests"))
+}
+
+/// The statement text and every stored (verified) signature of a manifest.
+pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, Vec<String>)> {
+    let statement: String = conn
+        .query_row(
+            "SELECT statement FROM manifests WHERE id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .map_err(Error::db("reading a statement"))?;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT signature FROM signatures WHERE manifest_id = ?1
+             ORDER BY created, investigator_id",
+        )
+        .map_err(Error::db("reading signatures"))?;
+    let sigs = st
+        .query_map([id as i64], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("reading signatures"))?;
+    Ok((statement, sigs))
+}
+
+/// The enabled loaders whose facts this manifest's target matches now (a disabled manifest
+/// targets nobody).
+pub fn targeted_loaders(app: &App, id: u64) -> Result<Vec<LoaderRecord>> {
+    let m = app.db.with(|c| get(c, id))?;
+    if m.status == "disabled" {
+        return Ok(Vec::new());
+    }
+    let candidates = app.db.with(|c| loaders::enabled_with_facts(c))?;
+    let mut out = Vec::new();
+    for (record, facts) in candidates {
+        let platform_ok = record
+            .environment
+            .as_ref()
+            .is_some_and(|e| e.os == m.platform.os && e.arch == m.platform.arch);
+        if platform_ok && app.engine.matches(&facts, &m.target).unwrap_or(false) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}

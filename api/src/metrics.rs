@@ -1,0 +1,116 @@
+//! Prometheus counters kept in memory and rendered as text at `GET metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Every counter the API exports.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    selections: Mutex<BTreeMap<&'static str, u64>>,
+    signatures: Mutex<BTreeMap<&'static str, u64>>,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
+    if let Ok(mut m) = m.lock() {
+        *m.entry(k).or_insert(0) += 1;
+    }
+}
+
+impl Metrics {
+    /// One request; `endpoint` is the route (`POST /manifests/<id>/signatures`), never the
+    /// concrete path, so the label set stays bounded.
+    pub fn request(&self, endpoint: &str, status: u16) {
+        bump(&self.requests, (endpoint.to_string(), status));
+    }
+
+    /// One manifest selection: `selected`, `none` or `expectenv_denied`.
+    pub fn selection(&self, result: &'static str) {
+        bump(&self.selections, result);
+    }
+
+    /// One signature verification: `valid` or `invalid`.
+    pub fn signature(&self, result: &'static str) {
+        bump(&self.signatures, result);
+    }
+
+    /// One failed request, by [`crate::error::Error::reason`].
+    pub fn failure(&self, reason: &'static str) {
+        bump(&self.failures, reason);
+    }
+
+    /// The Prometheus text exposition; `engine` adds the targeting engine's own counters.
+    pub fn render(&self, engine: &crate::targeting::EngineStats) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "mig_api_requests_total",
+            "HTTP requests by endpoint and status.",
+        );
+        if let Ok(m) = self.requests.lock() {
+            for ((endpoint, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "mig_api_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}",
+                    escape(endpoint)
+                );
+            }
+        }
+        for (name, help, label, map) in [
+            (
+                "mig_api_selections_total",
+                "Loader manifest selections by result.",
+                "result",
+                &self.selections,
+            ),
+            (
+                "mig_api_signature_verifications_total",
+                "Manifest signature verifications by result.",
+                "result",
+                &self.signatures,
+            ),
+            (
+                "mig_api_failures_total",
+                "Failed requests by reason.",
+                "reason",
+                &self.failures,
+            ),
+        ] {
+            header(&mut out, name, help);
+            if let Ok(m) = map.lock() {
+                for (k, n) in m.iter() {
+                    let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(k));
+                }
+            }
+        }
+        header(
+            &mut out,
+            "mig_api_targeting_evaluations_total",
+            "Target and expectenv evaluations in the WASM engine.",
+        );
+        let _ = writeln!(
+            out,
+            "mig_api_targeting_evaluations_total {}",
+            engine.evaluations
+        );
+        header(
+            &mut out,
+            "mig_api_targeting_failures_total",
+            "Evaluations that failed (trap, fuel, memory, parse): the manifest did not match.",
+        );
+        let _ = writeln!(out, "mig_api_targeting_failures_total {}", engine.failures);
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

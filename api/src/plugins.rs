@@ -1,0 +1,160 @@
+//! Targeting plugins uploaded by administrators: stored in SQLite, loaded into the engine at
+//! start and on upload (design §5: compiled once, pinned by sha256).
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::logging;
+use crate::targeting::PluginInfo;
+use loader_min::admin::PluginRecord;
+use loader_min::time::Timestamp;
+use rusqlite::{params, OptionalExtension};
+use std::collections::HashMap;
+
+/// Longest plugin name.
+const MAX_NAME: usize = 64;
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "bad_plugin",
+            format!("plugin name {name:?} must be 1 to {MAX_NAME} letters, digits, _ or -"),
+        ))
+    }
+}
+
+/// Loads every stored plugin into the engine. A plugin that no longer loads is logged loudly
+/// and left out: targets that call it stop matching, the API keeps serving.
+pub fn load_stored(app: &App) -> Result<()> {
+    let stored: Vec<(String, Vec<u8>)> = app.db.with(|c| {
+        let mut st = c
+            .prepare("SELECT name, wasm FROM plugins ORDER BY created, name")
+            .map_err(Error::db("listing plugins"))?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::db("listing plugins"))
+    })?;
+    for (name, wasm) in stored {
+        match app.engine.load_plugin(&name, &wasm) {
+            Ok(info) => logging::event(
+                "info",
+                "plugin_loaded",
+                &[("name", &name), ("sha256", &info.sha256)],
+            ),
+            Err(e) => logging::event(
+                "error",
+                "plugin_load_failed",
+                &[("name", &name), ("error", &e)],
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn created_times(app: &App) -> Result<HashMap<String, Timestamp>> {
+    app.db.with(|c| {
+        let mut st = c
+            .prepare("SELECT name, created FROM plugins")
+            .map_err(Error::db("listing plugins"))?;
+        st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Timestamp(r.get::<_, i64>(1)? as u64),
+            ))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("listing plugins"))
+    })
+}
+
+fn record(info: PluginInfo, created: Timestamp) -> PluginRecord {
+    PluginRecord {
+        name: info.name,
+        sha256: info.sha256,
+        size: info.size,
+        functions: info.functions,
+        builtin: info.builtin,
+        created,
+    }
+}
+
+/// Every plugin the engine runs; built-in ones carry the server's start time.
+pub fn list(app: &App) -> Result<Vec<PluginRecord>> {
+    let created = created_times(app)?;
+    Ok(app
+        .engine
+        .plugins()
+        .into_iter()
+        .map(|p| {
+            let t = created.get(&p.name).copied().unwrap_or(app.started);
+            record(p, t)
+        })
+        .collect())
+}
+
+/// Compiles and validates a plugin, then stores it.
+pub fn upload(app: &App, name: &str, wasm: &[u8]) -> Result<PluginRecord> {
+    check_name(name)?;
+    let exists = app.db.with(|c| {
+        c.query_row("SELECT 1 FROM plugins WHERE name = ?1", [name], |_| Ok(()))
+            .optional()
+            .map_err(Error::db("reading plugins"))
+    })?;
+    if exists.is_some() || app.engine.plugins().iter().any(|p| p.name == name) {
+        return Err(Error::Conflict(format!(
+            "a plugin named {name:?} exists: delete it first"
+        )));
+    }
+    let info = app
+        .engine
+        .load_plugin(name, wasm)
+        .map_err(|e| Error::invalid("bad_plugin", format!("plugin {name:?}: {e}")))?;
+    let now = Timestamp::now();
+    let stored = app.db.with(|c| {
+        c.execute(
+            "INSERT INTO plugins (name, sha256, wasm, created) VALUES (?1, ?2, ?3, ?4)",
+            params![name, info.sha256, wasm, now.0 as i64],
+        )
+        .map_err(Error::db("storing a plugin"))
+    });
+    if let Err(e) = stored {
+        // The database is the truth at the next start: do not run what is not stored.
+        let _ = app.engine.remove_plugin(name);
+        return Err(e);
+    }
+    Ok(record(info, now))
+}
+
+/// Removes an uploaded plugin (built-in ones cannot be removed).
+pub fn remove(app: &App, name: &str) -> Result<()> {
+    check_name(name)?;
+    let n = app.db.with(|c| {
+        c.execute("DELETE FROM plugins WHERE name = ?1", [name])
+            .map_err(Error::db("removing a plugin"))
+    })?;
+    if n == 0 {
+        return if app
+            .engine
+            .plugins()
+            .iter()
+            .any(|p| p.name == name && p.builtin)
+        {
+            Err(Error::Conflict(format!(
+                "plugin {name:?} is built in and cannot be removed"
+            )))
+        } else {
+            Err(Error::NotFound(format!("plugin {name:?} does not exist")))
+        };
+    }
+    app.engine.remove_plugin(name).map_err(|e| {
+        Error::Internal(format!(
+            "plugin {name:?} removed from the database but not the engine: {e}"
+        ))
+    })
+}

@@ -1,0 +1,529 @@
+//! Administrator endpoints (docs/api.md). Each handler authenticates, checks its own permission
+//! bit, then reads its body: nobody unauthenticated makes the API read a large upload.
+
+use super::{
+    created, ok, parse_id, parse_json, read_body, Admin, Answer, ContentLength, FileBody, OpenFile,
+    RangeHeaders,
+};
+use crate::app::App;
+use crate::auth;
+use crate::error::{Error, Result};
+use crate::{investigators, loaders, manifests, plugins};
+use base64::Engine as _;
+use loader_min::admin::{
+    parse_permissions, ApiKeyIssued, Attributes, ExpectEnv, InvestigatorRecord, LoaderKeyIssued,
+    LoaderRecord, ManifestRecord, NewInvestigator, NewLoader, NewManifest, NewPlugin, NewSignature,
+    PermissionChange, PluginRecord, StatusChange,
+};
+use loader_min::time::Timestamp;
+use rocket::data::Data;
+use rocket::http::{ContentType, Status};
+use rocket::serde::json::{Json, Value};
+use rocket::{delete, get, post, routes, Route, State};
+use std::collections::HashMap;
+
+/// Largest body of the small JSON endpoints (status, signature, permissions…).
+const SMALL_BODY: u64 = 64 * 1024;
+/// Default and largest search `limit`.
+const SEARCH_DEFAULT: u64 = 100;
+const SEARCH_MAX: u64 = 1000;
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        health,
+        metrics,
+        manifest_create,
+        manifest_get,
+        manifest_statement,
+        manifest_archive,
+        manifest_sign,
+        manifest_status,
+        manifest_loaders,
+        search,
+        loader_create,
+        loader_get,
+        loader_status,
+        loader_expectenv,
+        loader_attributes,
+        loader_key,
+        investigator_create,
+        investigator_me,
+        investigator_get,
+        investigator_permissions,
+        investigator_status,
+        investigator_apikey,
+        plugin_list,
+        plugin_upload,
+        plugin_delete,
+    ]
+}
+
+/// The same metrics at `/metrics`, where a Prometheus scrape looks by default.
+pub fn root_routes() -> Vec<Route> {
+    routes![metrics]
+}
+
+async fn small_json<T: serde::de::DeserializeOwned>(
+    data: Data<'_>,
+    len: ContentLength,
+    what: &str,
+) -> Result<T> {
+    let body = read_body(data, len, SMALL_BODY, what).await?;
+    parse_json(&body, what)
+}
+
+#[get("/health")]
+async fn health(app: &State<App>) -> Answer<Value> {
+    app.run(|a| {
+        a.db.with(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(Error::db("health check"))
+        })
+    })
+    .await?;
+    ok(serde_json::json!({"status": "ok"}))
+}
+
+#[get("/metrics")]
+fn metrics(app: &State<App>) -> (ContentType, String) {
+    (
+        ContentType::new("text", "plain").with_params(("version", "0.0.4")),
+        app.metrics.render(&app.engine.stats()),
+    )
+}
+
+// ---- manifests ----
+
+#[post("/manifests", data = "<data>")]
+async fn manifest_create(
+    app: &State<App>,
+    auth: Admin,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<ManifestRecord> {
+    let caller = auth.require(auth::MANIFEST_NEW)?;
+    let body = read_body(data, len, app.cfg.limits.upload, "manifest upload").await?;
+    let rec = app
+        .run(move |a| {
+            let req: NewManifest = parse_json(&body, "NewManifest")?;
+            drop(body);
+            manifests::create(a, &caller, req)
+        })
+        .await?;
+    created(rec)
+}
+
+#[get("/manifests/<id>")]
+async fn manifest_get(app: &State<App>, auth: Admin, id: &str) -> Answer<ManifestRecord> {
+    auth.require(auth::MANIFEST)?;
+    let id = parse_id("manifest", id)?;
+    ok(app
+        .run(move |a| a.db.with(|c| manifests::get(c, id)))
+        .await?)
+}
+
+#[get("/manifests/<id>/statement")]
+async fn manifest_statement(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+) -> Result<(ContentType, String)> {
+    auth.require(auth::MANIFEST)?;
+    let id = parse_id("manifest", id)?;
+    let m = app
+        .run(move |a| a.db.with(|c| manifests::get(c, id)))
+        .await?;
+    Ok((ContentType::Plain, m.statement))
+}
+
+#[get("/manifests/<id>/archive")]
+async fn manifest_archive(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    ranges: RangeHeaders,
+) -> Result<OpenFile> {
+    auth.require(auth::MANIFEST)?;
+    let id = parse_id("manifest", id)?;
+    let (sha, path, size) = app
+        .run(move |a| {
+            let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
+            let path = a.blobs.path(&sha)?;
+            let size = std::fs::metadata(&path)
+                .map_err(Error::io("reading metadata of", &path))?
+                .len();
+            Ok((sha, path, size))
+        })
+        .await?;
+    FileBody::new(path, size, ContentType::GZIP)
+        .content_addressed(&sha, &ranges)
+        .attachment(&format!("manifest-{id}.tar.gz"))
+        .open()
+        .await
+}
+
+#[post("/manifests/<id>/signatures", data = "<data>")]
+async fn manifest_sign(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<ManifestRecord> {
+    let caller = auth.require(auth::MANIFEST_SIGN)?;
+    let id = parse_id("manifest", id)?;
+    let sig: NewSignature = small_json(data, len, "NewSignature").await?;
+    ok(app
+        .run(move |a| manifests::add_signature(a, &caller, id, &sig.signature))
+        .await?)
+}
+
+#[post("/manifests/<id>/status", data = "<data>")]
+async fn manifest_status(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<ManifestRecord> {
+    auth.require(auth::MANIFEST_STATUS)?;
+    let id = parse_id("manifest", id)?;
+    let change: StatusChange = small_json(data, len, "StatusChange").await?;
+    ok(app
+        .run(move |a| a.db.with(|c| manifests::set_status(c, id, &change.status)))
+        .await?)
+}
+
+#[get("/manifests/<id>/loaders")]
+async fn manifest_loaders(app: &State<App>, auth: Admin, id: &str) -> Answer<Vec<LoaderRecord>> {
+    auth.require(auth::MANIFEST_LOADERS)?;
+    let id = parse_id("manifest", id)?;
+    ok(app.run(move |a| manifests::targeted_loaders(a, id)).await?)
+}
+
+// ---- search ----
+
+fn take_param(params: &mut HashMap<String, String>, key: &str) -> Option<String> {
+    params.remove(key).filter(|v| !v.is_empty())
+}
+
+fn take_id(params: &mut HashMap<String, String>, key: &str) -> Result<Option<u64>> {
+    take_param(params, key)
+        .map(|v| parse_id(key, &v))
+        .transpose()
+}
+
+fn take_time(params: &mut HashMap<String, String>, key: &str) -> Result<Option<Timestamp>> {
+    take_param(params, key)
+        .map(|v| {
+            Timestamp::parse(&v).map_err(|_| {
+                Error::invalid(
+                    "bad_search",
+                    format!("{key} {v:?} is not YYYY-MM-DDTHH:MM:SSZ"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `search` answers manifests or loaders depending on `type`.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Found {
+    Manifests(Vec<ManifestRecord>),
+    Loaders(Vec<LoaderRecord>),
+}
+
+#[get("/search?<params..>")]
+async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) -> Answer<Found> {
+    auth.require(auth::SEARCH)?;
+    let mut params = params;
+    let kind = params.remove("type").unwrap_or_default();
+    let limit = match take_param(&mut params, "limit") {
+        None => SEARCH_DEFAULT,
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=SEARCH_MAX).contains(&n) => n,
+            _ => {
+                return Err(Error::invalid(
+                    "bad_search",
+                    format!("limit {v:?} must be 1..={SEARCH_MAX}"),
+                ))
+            }
+        },
+    };
+    let found = match kind.as_str() {
+        "manifest" => {
+            let s = manifests::Search {
+                id: take_id(&mut params, "manifestid")?,
+                name: take_param(&mut params, "manifestname"),
+                status: take_param(&mut params, "status"),
+                before: take_time(&mut params, "before")?,
+                after: take_time(&mut params, "after")?,
+                limit,
+            };
+            if let Some(st) = &s.status {
+                if !["staged", "active", "disabled"].contains(&st.as_str()) {
+                    return Err(Error::invalid(
+                        "bad_search",
+                        format!("status {st:?} must be staged, active or disabled"),
+                    ));
+                }
+            }
+            reject_unknown(&params)?;
+            Found::Manifests(
+                app.run(move |a| a.db.with(|c| manifests::search(c, &s)))
+                    .await?,
+            )
+        }
+        "loader" => {
+            let s = loaders::Search {
+                id: take_id(&mut params, "loaderid")?,
+                name: take_param(&mut params, "loadername"),
+                agentname: take_param(&mut params, "agentname"),
+                limit,
+            };
+            reject_unknown(&params)?;
+            Found::Loaders(
+                app.run(move |a| a.db.with(|c| loaders::search(c, &s)))
+                    .await?,
+            )
+        }
+        other => {
+            return Err(Error::invalid(
+                "bad_search",
+                format!("search type {other:?} must be manifest or loader"),
+            ))
+        }
+    };
+    ok(found)
+}
+
+fn reject_unknown(params: &HashMap<String, String>) -> Result<()> {
+    match params.keys().next() {
+        Some(k) => Err(Error::invalid(
+            "bad_search",
+            format!("unknown search parameter {k:?} for this type"),
+        )),
+        None => Ok(()),
+    }
+}
+
+// ---- loaders ----
+
+#[post("/loaders", data = "<data>")]
+async fn loader_create(
+    app: &State<App>,
+    auth: Admin,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<LoaderKeyIssued> {
+    auth.require(auth::LOADER_NEW)?;
+    let req: NewLoader = small_json(data, len, "NewLoader").await?;
+    created(
+        app.run(move |a| loaders::create(a, &req.name, req.expectenv))
+            .await?,
+    )
+}
+
+#[get("/loaders/<id>")]
+async fn loader_get(app: &State<App>, auth: Admin, id: &str) -> Answer<LoaderRecord> {
+    auth.require(auth::LOADER)?;
+    let id = parse_id("loader", id)?;
+    ok(app.run(move |a| a.db.with(|c| loaders::get(c, id))).await?)
+}
+
+#[post("/loaders/<id>/status", data = "<data>")]
+async fn loader_status(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<LoaderRecord> {
+    auth.require(auth::LOADER_STATUS)?;
+    let id = parse_id("loader", id)?;
+    let change: StatusChange = small_json(data, len, "StatusChange").await?;
+    ok(app
+        .run(move |a| a.db.with(|c| loaders::set_status(c, id, &change.status)))
+        .await?)
+}
+
+#[post("/loaders/<id>/expectenv", data = "<data>")]
+async fn loader_expectenv(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<LoaderRecord> {
+    auth.require(auth::LOADER_EXPECT)?;
+    let id = parse_id("loader", id)?;
+    let e: ExpectEnv = small_json(data, len, "ExpectEnv").await?;
+    ok(app
+        .run(move |a| loaders::set_expectenv(a, id, e.expectenv))
+        .await?)
+}
+
+#[post("/loaders/<id>/attributes", data = "<data>")]
+async fn loader_attributes(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<LoaderRecord> {
+    auth.require(auth::LOADER_EXPECT)?;
+    let id = parse_id("loader", id)?;
+    let attrs: Attributes = small_json(data, len, "Attributes").await?;
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| loaders::set_attributes(c, id, &attrs.attributes))
+        })
+        .await?)
+}
+
+#[post("/loaders/<id>/key")]
+async fn loader_key(app: &State<App>, auth: Admin, id: &str) -> Answer<LoaderKeyIssued> {
+    auth.require(auth::LOADER_KEY)?;
+    let id = parse_id("loader", id)?;
+    ok(app
+        .run(move |a| a.db.with(|c| loaders::rotate_key(c, id)))
+        .await?)
+}
+
+// ---- investigators ----
+
+fn permission_mask(names: &[String]) -> Result<u64> {
+    parse_permissions(names).map_err(|e| Error::invalid("bad_permissions", e.to_string()))
+}
+
+#[post("/investigators", data = "<data>")]
+async fn investigator_create(
+    app: &State<App>,
+    auth: Admin,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<InvestigatorRecord> {
+    auth.require(auth::INVESTIGATOR_CREATE)?;
+    let req: NewInvestigator = small_json(data, len, "NewInvestigator").await?;
+    let mask = permission_mask(&req.permissions)?;
+    created(
+        app.run(move |a| {
+            a.db.with(|c| investigators::add(c, &req.name, &req.publickey, mask))
+        })
+        .await?,
+    )
+}
+
+#[get("/investigators/me")]
+async fn investigator_me(app: &State<App>, auth: Admin) -> Answer<InvestigatorRecord> {
+    let caller = auth.authenticated()?;
+    if caller.id == 0 {
+        // Authentication is off: there is no investigator row behind the caller.
+        return ok(InvestigatorRecord {
+            id: 0,
+            name: caller.name,
+            fingerprint: String::new(),
+            status: "active".into(),
+            permissions: loader_min::admin::permission_names(caller.perms),
+            created: app.started,
+            has_apikey: false,
+        });
+    }
+    ok(app
+        .run(move |a| a.db.with(|c| investigators::get(c, caller.id)))
+        .await?)
+}
+
+#[get("/investigators/<id>", rank = 2)]
+async fn investigator_get(app: &State<App>, auth: Admin, id: &str) -> Answer<InvestigatorRecord> {
+    auth.require(auth::INVESTIGATOR)?;
+    let id = parse_id("investigator", id)?;
+    ok(app
+        .run(move |a| a.db.with(|c| investigators::get(c, id)))
+        .await?)
+}
+
+#[post("/investigators/<id>/permissions", data = "<data>")]
+async fn investigator_permissions(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<InvestigatorRecord> {
+    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    let id = parse_id("investigator", id)?;
+    let req: PermissionChange = small_json(data, len, "PermissionChange").await?;
+    let mask = permission_mask(&req.permissions)?;
+    ok(app
+        .run(move |a| a.db.with(|c| investigators::set_permissions(c, id, mask)))
+        .await?)
+}
+
+#[post("/investigators/<id>/status", data = "<data>")]
+async fn investigator_status(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<InvestigatorRecord> {
+    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    let id = parse_id("investigator", id)?;
+    let change: StatusChange = small_json(data, len, "StatusChange").await?;
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| investigators::set_status(c, id, &change.status))
+        })
+        .await?)
+}
+
+#[post("/investigators/<id>/apikey")]
+async fn investigator_apikey(app: &State<App>, auth: Admin, id: &str) -> Answer<ApiKeyIssued> {
+    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    let id = parse_id("investigator", id)?;
+    let apikey = app
+        .run(move |a| a.db.with(|c| investigators::issue_apikey(c, id)))
+        .await?;
+    ok(ApiKeyIssued { apikey })
+}
+
+// ---- plugins ----
+
+#[get("/plugins")]
+async fn plugin_list(app: &State<App>, auth: Admin) -> Answer<Vec<PluginRecord>> {
+    auth.require(auth::SEARCH)?;
+    ok(app.run(plugins::list).await?)
+}
+
+#[post("/plugins", data = "<data>")]
+async fn plugin_upload(
+    app: &State<App>,
+    auth: Admin,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<PluginRecord> {
+    auth.require(auth::PLUGIN)?;
+    let body = read_body(data, len, app.cfg.limits.upload, "plugin upload").await?;
+    let rec = app
+        .run(move |a| {
+            let req: NewPlugin = parse_json(&body, "NewPlugin")?;
+            let wasm = base64::engine::general_purpose::STANDARD
+                .decode(req.wasm.as_bytes())
+                .map_err(|e| {
+                    Error::invalid("bad_plugin", format!("wasm: not standard base64: {e}"))
+                })?;
+            plugins::upload(a, &req.name, &wasm)
+        })
+        .await?;
+    created(rec)
+}
+
+#[delete("/plugins/<name>")]
+async fn plugin_delete(app: &State<App>, auth: Admin, name: &str) -> Answer<Value> {
+    auth.require(auth::PLUGIN)?;
+    let name = name.to_string();
+    app.run(move |a| plugins::remove(a, &name)).await?;
+    Ok((Status::Ok, Json(serde_json::json!({}))))
+}

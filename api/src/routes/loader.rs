@@ -1,0 +1,69 @@
+//! Loader endpoints (design §3): `loader/manifest`, `loader/files/<sha256>`, `loader/report`.
+
+use super::{parse_json, read_body, ContentLength, FileBody, Loader, OpenFile, RangeHeaders};
+use crate::app::App;
+use crate::error::Result;
+use crate::loaders;
+use loader_min::protocol::{ManifestRequest, ManifestResponse, Report};
+use rocket::data::Data;
+use rocket::http::ContentType;
+use rocket::serde::json::{Json, Value};
+use rocket::{get, post, routes, Route, State};
+
+/// Largest manifest request or report body (a real one is about 1 KiB).
+pub const LOADER_BODY: u64 = 64 * 1024;
+
+pub fn routes() -> Vec<Route> {
+    routes![manifest, files, report]
+}
+
+#[post("/loader/manifest", data = "<data>")]
+async fn manifest(
+    app: &State<App>,
+    auth: Loader,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Result<Json<ManifestResponse>> {
+    let who = auth.require()?;
+    let body = read_body(data, len, LOADER_BODY, "manifest request").await?;
+    let res = app
+        .run(move |a| {
+            let req: ManifestRequest = parse_json(&body, "ManifestRequest")?;
+            loaders::manifest_request(a, &who, &req)
+        })
+        .await?;
+    Ok(Json(res))
+}
+
+#[get("/loader/files/<sha256>")]
+async fn files(
+    app: &State<App>,
+    auth: Loader,
+    sha256: &str,
+    ranges: RangeHeaders,
+) -> Result<OpenFile> {
+    let who = auth.require()?;
+    let sha = sha256.to_string();
+    let (path, size) = app.run(move |a| loaders::file(a, &who, &sha)).await?;
+    FileBody::new(path, size, ContentType::Binary)
+        .content_addressed(sha256, &ranges)
+        .open()
+        .await
+}
+
+#[post("/loader/report", data = "<data>")]
+async fn report(
+    app: &State<App>,
+    auth: Loader,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Result<Json<Value>> {
+    let who = auth.require()?;
+    let body = read_body(data, len, LOADER_BODY, "report").await?;
+    app.run(move |a| {
+        let r: Report = parse_json(&body, "Report")?;
+        loaders::report(a, &who, &r)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({})))
+}

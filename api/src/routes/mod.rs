@@ -1,0 +1,471 @@
+//! HTTP plumbing shared by the routes: authentication guards that never reject (the handler
+//! turns their result into a JSON error after deciding what it needs), body reading with caps,
+//! JSON parsing, file responses with Range, the request log fairing and the catchers.
+
+pub mod admin;
+pub mod loader;
+
+use crate::app::App;
+use crate::auth::{self, Caller, Credentials, Perm};
+use crate::error::{Error, Result};
+use crate::loaders::{self, Authenticated};
+use crate::logging;
+use loader_min::admin::{API_KEY_HEADER, PGP_AUTH_HEADER};
+use loader_min::protocol::{ErrorBody, LOADER_KEY_HEADER};
+use rocket::data::{Data, ToByteUnit};
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::{ContentType, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use rocket::serde::json::Json;
+use rocket::tokio::io::{AsyncReadExt, AsyncSeekExt};
+use serde::de::DeserializeOwned;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the log line of one request gathers while it is handled.
+struct RequestLog {
+    start: Instant,
+    who: Mutex<Option<String>>,
+    failure: Mutex<Option<(&'static str, String)>>,
+}
+
+fn request_log<'r>(req: &'r Request<'_>) -> &'r RequestLog {
+    req.local_cache(|| RequestLog {
+        start: Instant::now(),
+        who: Mutex::new(None),
+        failure: Mutex::new(None),
+    })
+}
+
+fn set_who(req: &Request<'_>, who: String) {
+    if let Ok(mut w) = request_log(req).who.lock() {
+        *w = Some(who);
+    }
+}
+
+/// Counts a failure by reason and keeps its precise cause for the request's log line.
+pub fn note_failure(req: &Request<'_>, e: &Error) {
+    if let Some(app) = req.rocket().state::<App>() {
+        app.metrics.failure(e.reason());
+    }
+    if let Ok(mut f) = request_log(req).failure.lock() {
+        *f = Some((e.reason(), e.to_string()));
+    }
+}
+
+fn app_of<'r>(req: &'r Request<'_>) -> Result<&'r App> {
+    req.rocket()
+        .state::<App>()
+        .ok_or_else(|| Error::Internal("the application state is missing".into()))
+}
+
+/// An administrator request's authentication outcome; see [`Admin::require`].
+pub struct Admin(Result<Caller>);
+
+impl Admin {
+    /// The caller, if authenticated and holding `perm` (401 / 403 otherwise).
+    pub fn require(self, perm: Perm) -> Result<Caller> {
+        let caller = self.0?;
+        caller.require(perm)?;
+        Ok(caller)
+    }
+
+    /// The caller, whatever its permissions (`investigators/me`).
+    pub fn authenticated(self) -> Result<Caller> {
+        self.0
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Admin {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let app = match app_of(req) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Success(Admin(Err(e))),
+        };
+        let creds = Credentials {
+            token: req.headers().get_one(PGP_AUTH_HEADER).map(str::to_string),
+            apikey: req.headers().get_one(API_KEY_HEADER).map(str::to_string),
+        };
+        let r = app.run(move |a| auth::authenticate(a, &creds)).await;
+        if let Ok(c) = &r {
+            set_who(req, c.label());
+        }
+        Outcome::Success(Admin(r))
+    }
+}
+
+/// A loader request's authentication outcome.
+pub struct Loader(Result<Authenticated>);
+
+impl Loader {
+    pub fn require(self) -> Result<Authenticated> {
+        self.0
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Loader {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let app = match app_of(req) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Success(Loader(Err(e))),
+        };
+        let key = req.headers().get_one(LOADER_KEY_HEADER).map(str::to_string);
+        let r = app
+            .run(move |a| loaders::authenticate(a, key.as_deref()))
+            .await;
+        if let Ok(l) = &r {
+            set_who(req, l.label());
+        }
+        Outcome::Success(Loader(r))
+    }
+}
+
+/// The declared `Content-Length`, to refuse an oversized body before reading it.
+pub struct ContentLength(Option<u64>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ContentLength {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(ContentLength(
+            req.headers()
+                .get_one("Content-Length")
+                .and_then(|v| v.trim().parse().ok()),
+        ))
+    }
+}
+
+/// Reads a request body of at most `limit` bytes (413 beyond, before reading when declared).
+pub async fn read_body(
+    data: Data<'_>,
+    declared: ContentLength,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let too_large = || Error::TooLarge(format!("{what} is larger than {limit} bytes"));
+    if declared.0.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let capped = data
+        .open(limit.bytes())
+        .into_bytes()
+        .await
+        .map_err(|e| Error::invalid("bad_body", format!("reading {what}: {e}")))?;
+    if !capped.is_complete() {
+        return Err(too_large());
+    }
+    Ok(capped.into_inner())
+}
+
+/// Parses a JSON body (400 naming what did not parse).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("malformed_json", format!("malformed JSON in {what}: {e}")))
+}
+
+/// Parses an id path segment (MIG answered 400 for ids ≤ 0).
+pub fn parse_id(what: &str, s: &str) -> Result<u64> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 && n <= i64::MAX as u64 => Ok(n),
+        _ => Err(Error::invalid(
+            "bad_id",
+            format!("{what} id {s:?} is not a positive integer"),
+        )),
+    }
+}
+
+/// A JSON answer with a status.
+pub type Answer<T> = Result<(Status, Json<T>)>;
+
+pub fn ok<T>(v: T) -> Answer<T> {
+    Ok((Status::Ok, Json(v)))
+}
+
+pub fn created<T>(v: T) -> Answer<T> {
+    Ok((Status::Created, Json(v)))
+}
+
+/// A stored file streamed from disk, whole or one `Range`; never read into memory.
+pub struct FileBody {
+    path: std::path::PathBuf,
+    size: u64,
+    content_type: ContentType,
+    etag: Option<String>,
+    immutable: bool,
+    range: Option<String>,
+    if_none_match: Option<String>,
+    disposition: Option<String>,
+}
+
+impl FileBody {
+    pub fn new(path: std::path::PathBuf, size: u64, content_type: ContentType) -> Self {
+        FileBody {
+            path,
+            size,
+            content_type,
+            etag: None,
+            immutable: false,
+            range: None,
+            if_none_match: None,
+            disposition: None,
+        }
+    }
+
+    /// Content-addressed: `ETag: "<sha256>"`, cached forever, conditional requests answered.
+    pub fn content_addressed(mut self, sha256: &str, req: &RangeHeaders) -> Self {
+        self.etag = Some(format!("\"{sha256}\""));
+        self.immutable = true;
+        self.range = req.range.clone();
+        self.if_none_match = req.if_none_match.clone();
+        self
+    }
+
+    pub fn attachment(mut self, filename: &str) -> Self {
+        self.disposition = Some(format!("attachment; filename=\"{filename}\""));
+        self
+    }
+
+    /// Opens the file and positions it for the (range of the) answer.
+    pub async fn open(self) -> Result<OpenFile> {
+        let not_modified = match (&self.etag, &self.if_none_match) {
+            (Some(tag), Some(inm)) => inm.split(',').any(|t| t.trim() == tag || t.trim() == "*"),
+            _ => false,
+        };
+        let range = match (&self.range, not_modified) {
+            (Some(r), false) => Some(parse_range(r, self.size)?),
+            _ => None,
+        };
+        let (start, len) = range.unwrap_or((0, self.size));
+        let mut file = rocket::tokio::fs::File::open(&self.path)
+            .await
+            .map_err(Error::io("opening", &self.path))?;
+        let actual = file
+            .metadata()
+            .await
+            .map_err(Error::io("reading metadata of", &self.path))?
+            .len();
+        if actual != self.size {
+            return Err(Error::Internal(format!(
+                "{} holds {actual} bytes, the database says {}",
+                self.path.display(),
+                self.size
+            )));
+        }
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(Error::io("seeking in", &self.path))?;
+        }
+        Ok(OpenFile {
+            meta: self,
+            file,
+            start,
+            len,
+            partial: range.is_some(),
+            not_modified,
+        })
+    }
+}
+
+/// `Range` and `If-None-Match` of a request.
+pub struct RangeHeaders {
+    range: Option<String>,
+    if_none_match: Option<String>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for RangeHeaders {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(RangeHeaders {
+            range: req.headers().get_one("Range").map(str::to_string),
+            if_none_match: req.headers().get_one("If-None-Match").map(str::to_string),
+        })
+    }
+}
+
+/// `bytes=N-` or `bytes=N-M` (and the suffix form `bytes=-N`) → (start, length). Anything
+/// else, several ranges, or a start at or past the end is a 416.
+pub fn parse_range(value: &str, size: u64) -> Result<(u64, u64)> {
+    let bad = |why: &str| Error::RangeNotSatisfiable {
+        size,
+        message: format!("Range {value:?}: {why} (file of {size} bytes)"),
+    };
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(|| bad("only bytes=N- and bytes=N-M are supported"))?;
+    if spec.contains(',') {
+        return Err(bad("only one range per request is supported"));
+    }
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| bad("expected bytes=N- or bytes=N-M"))?;
+    let num = |s: &str| -> Result<u64> {
+        let s = s.trim();
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad("not a number"));
+        }
+        s.parse().map_err(|_| bad("number too large"))
+    };
+    if a.trim().is_empty() {
+        let n = num(b)?;
+        if n == 0 || size == 0 {
+            return Err(bad("empty suffix range"));
+        }
+        let n = n.min(size);
+        return Ok((size - n, n));
+    }
+    let start = num(a)?;
+    if start >= size {
+        return Err(bad("starts at or after the end"));
+    }
+    let end = if b.trim().is_empty() {
+        size - 1
+    } else {
+        let end = num(b)?;
+        if end < start {
+            return Err(bad("ends before it starts"));
+        }
+        end.min(size - 1)
+    };
+    Ok((start, end - start + 1))
+}
+
+/// An opened file ready to be sent.
+pub struct OpenFile {
+    meta: FileBody,
+    file: rocket::tokio::fs::File,
+    start: u64,
+    len: u64,
+    partial: bool,
+    not_modified: bool,
+}
+
+impl<'r> Responder<'r, 'static> for OpenFile {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = Response::build();
+        res.header(self.meta.content_type.clone())
+            .raw_header("Accept-Ranges", "bytes");
+        if let Some(tag) = &self.meta.etag {
+            res.raw_header("ETag", tag.clone());
+        }
+        if self.meta.immutable {
+            res.raw_header("Cache-Control", "public, max-age=31536000, immutable");
+        }
+        if let Some(d) = &self.meta.disposition {
+            res.raw_header("Content-Disposition", d.clone());
+        }
+        if self.not_modified {
+            return Ok(res.status(Status::NotModified).finalize());
+        }
+        if self.partial {
+            res.status(Status::PartialContent).raw_header(
+                "Content-Range",
+                format!(
+                    "bytes {}-{}/{}",
+                    self.start,
+                    self.start + self.len - 1,
+                    self.meta.size
+                ),
+            );
+        }
+        // Streamed in 64 KiB chunks with an explicit length, so a 64 MiB body never sits in
+        // memory and the client still sees Content-Length.
+        res.raw_header("Content-Length", self.len.to_string())
+            .streamed_body(self.file.take(self.len))
+            .max_chunk_size(64 * 1024);
+        Ok(res.finalize())
+    }
+}
+
+/// The request log and the request counters.
+pub struct RequestLogger;
+
+#[rocket::async_trait]
+impl Fairing for RequestLogger {
+    fn info(&self) -> Info {
+        Info {
+            name: "request log and metrics",
+            kind: Kind::Request | Kind::Response,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        // Starts the clock.
+        let _ = request_log(req);
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let log = request_log(req);
+        let endpoint = match req.route() {
+            Some(r) => {
+                let base = r.uri.base();
+                let path = r.uri.path();
+                let rel = if base == "/" {
+                    path
+                } else {
+                    path.strip_prefix(base).unwrap_or(path)
+                };
+                format!("{} {rel}", r.method)
+            }
+            None => "unmatched".to_string(),
+        };
+        let status = res.status().code;
+        if let Some(app) = req.rocket().state::<App>() {
+            app.metrics.request(&endpoint, status);
+        }
+        let level = match status {
+            500.. => "error",
+            400.. => "warn",
+            _ => "info",
+        };
+        let who = log
+            .who
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .unwrap_or_else(|| "-".into());
+        let ms = format!("{:.3}", log.start.elapsed().as_secs_f64() * 1000.0);
+        let remote = req
+            .remote()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into());
+        let method = req.method();
+        let path = req.uri().path();
+        let failure = log.failure.lock().ok().and_then(|f| f.clone());
+        let mut fields: Vec<(&str, &dyn std::fmt::Display)> = vec![
+            ("method", &method),
+            ("path", &path),
+            ("endpoint", &endpoint),
+            ("status", &status),
+            ("ms", &ms),
+            ("who", &who),
+            ("remote", &remote),
+        ];
+        if let Some((reason, detail)) = &failure {
+            fields.push(("reason", reason));
+            fields.push(("detail", detail));
+        }
+        logging::event(level, "request", &fields);
+    }
+}
+
+/// Every error Rocket produces itself (no route, guard failure) also answers the JSON body.
+#[rocket::catch(default)]
+pub fn default_catcher(status: Status, req: &Request<'_>) -> (Status, Json<ErrorBody>) {
+    let message = match status.code {
+        404 => format!("no such endpoint: {} {}", req.method(), req.uri().path()),
+        _ => status.reason_lossy().to_string(),
+    };
+    (status, Json(ErrorBody::new(status.code, message)))
+}
