@@ -1,0 +1,616 @@
+//! The test harness: the real `mig-api` binary on a free loopback port with a temporary SQLite
+//! file, investigators bootstrapped with `mig-api investigator add`, signed tokens made with
+//! loader-min (the committed GnuPG development keys, or keys generated per test), a small HTTP
+//! client (ureq), and archive builders.
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use loader_min::admin::AuthToken;
+use loader_min::signature::{dearmor, generate_key, parse_secret_key, sign_detached};
+use loader_min::time::Timestamp;
+use pgp::composed::SignedSecretKey;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mig-api");
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Settings rendered into the server's api.cfg.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub required_signatures: u32,
+    pub auth: bool,
+    pub token_duration: &'static str,
+    pub limits: Vec<(&'static str, u64)>,
+    pub extra_server: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            required_signatures: 2,
+            auth: true,
+            token_duration: "10m",
+            limits: Vec::new(),
+            extra_server: String::new(),
+        }
+    }
+}
+
+/// A running mig-api.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub cfg_path: PathBuf,
+    pub base: String,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::with(Settings::default())
+    }
+
+    pub fn with(s: Settings) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("api.cfg");
+        let mut cfg = format!(
+            "[server]\nlisten = 127.0.0.1:0\n{}\n[database]\npath = {}\n[manifest]\nrequiredsignatures = {}\n\
+             [authentication]\nenabled = {}\ntokenduration = {}\n",
+            s.extra_server,
+            dir.path().join("mig-api.db").display(),
+            s.required_signatures,
+            if s.auth { "on" } else { "off" },
+            s.token_duration
+        );
+        if !s.limits.is_empty() {
+            cfg.push_str("[limits]\n");
+            for (k, v) in &s.limits {
+                cfg.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let mut srv = Server {
+            dir,
+            cfg_path,
+            base: String::new(),
+            child: None,
+        };
+        srv.launch();
+        srv
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("mig-api.db")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("stderr.log")
+    }
+
+    /// The server's structured log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Starts the binary and waits for its "listening" line (it prints it after binding).
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.cfg_path)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            // Keeps draining so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("mig-api listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.to_string());
+                    }
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("mig-api did not start; log:\n{}", self.log()));
+        self.base = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash or an OOM killer would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `mig-api investigator add` against this server's database (while it runs).
+    pub fn add_investigator(&self, name: &str, public: &str, perms: &str) -> u64 {
+        let key = self.dir.path().join(format!("{name}.pub.asc"));
+        std::fs::write(&key, public).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.cfg_path)
+            .args(["investigator", "add", "--name", name, "--pubkey"])
+            .arg(&key)
+            .args(["--perms", perms])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "investigator add failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .strip_prefix("investigator ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected output {stdout:?}"))
+    }
+
+    /// Adds an investigator with a fresh key and returns it as an [`Admin`].
+    pub fn admin(&self, name: &str, perms: &str) -> Admin {
+        let mut a = Admin::generated(name);
+        a.id = self.add_investigator(name, &a.public, perms);
+        a
+    }
+
+    /// Adds a committed GnuPG development key (`conf/dev-keys/adminN`).
+    pub fn dev_admin(&self, n: u32, perms: &str) -> Admin {
+        let mut a = Admin::dev(n);
+        a.id = self.add_investigator(&a.name.clone(), &a.public, perms);
+        a
+    }
+
+    /// Sets an investigator's permission mask directly in the database.
+    pub fn set_perms_in_db(&self, id: u64, mask: u64) {
+        let c = rusqlite::Connection::open(self.db_path()).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute(
+            "UPDATE investigators SET permissions = ?1 WHERE id = ?2",
+            [mask as i64, id as i64],
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An administrator: a secret key that signs tokens and manifests.
+pub struct Admin {
+    pub name: String,
+    pub id: u64,
+    pub secret: SignedSecretKey,
+    pub public: String,
+    pub apikey: Option<String>,
+}
+
+static NONCE: AtomicU64 = AtomicU64::new(1);
+
+pub fn dev_key_path(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../conf/dev-keys")
+        .join(file)
+}
+
+impl Admin {
+    pub fn generated(name: &str) -> Admin {
+        let (secret, public) = generate_key(&format!("{name} <{name}@mig.test>")).unwrap();
+        Admin {
+            name: name.to_string(),
+            id: 0,
+            secret,
+            public,
+            apikey: None,
+        }
+    }
+
+    pub fn dev(n: u32) -> Admin {
+        let sec = std::fs::read_to_string(dev_key_path(&format!("admin{n}.sec.asc"))).unwrap();
+        let public = std::fs::read_to_string(dev_key_path(&format!("admin{n}.pub.asc"))).unwrap();
+        Admin {
+            name: format!("admin{n}"),
+            id: 0,
+            secret: parse_secret_key("dev key", &sec).unwrap(),
+            public,
+            apikey: None,
+        }
+    }
+
+    /// A signed `X-PGPAUTHORIZATION` value for `ts`, with a fresh nonce.
+    pub fn token_at(&self, ts: Timestamp) -> String {
+        let nonce = format!(
+            "n{}x{}",
+            NONCE.fetch_add(1, Ordering::SeqCst),
+            std::process::id()
+        );
+        let mut t = AuthToken::new(ts, nonce);
+        let sig = sign_detached(&self.secret, "", t.signed_data().as_bytes()).unwrap();
+        t.signature = dearmor(&sig).unwrap();
+        t.header_value()
+    }
+
+    pub fn token(&self) -> String {
+        self.token_at(Timestamp::now())
+    }
+
+    pub fn sign(&self, data: &[u8]) -> String {
+        sign_detached(&self.secret, "", data).unwrap()
+    }
+
+    /// The credential header: the API key when one was issued, a fresh token otherwise.
+    pub fn auth(&self) -> (&'static str, String) {
+        match &self.apikey {
+            Some(k) => ("X-MIGAPIKEY", k.clone()),
+            None => ("X-PGPAUTHORIZATION", self.token()),
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `error.message` of an error answer (and checks its `code`).
+    pub fn message(&self) -> String {
+        let v = self.json();
+        assert_eq!(v["error"]["code"], self.status, "{v}");
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Reply {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        self
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// One request; `body` None sends none.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> Reply {
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, v.as_str());
+    }
+    if body.is_some()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        b = b.header("Content-Type", "application/json");
+    }
+    let res = match body {
+        Some(body) => agent().run(b.body(body).unwrap()),
+        None => agent().run(b.body(()).unwrap()),
+    };
+    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res
+        .body_mut()
+        .with_config()
+        .limit(512 << 20)
+        .read_to_vec()
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl Server {
+    /// An administrator request.
+    pub fn call(&self, who: &Admin, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let (h, v) = who.auth();
+        request(
+            method,
+            &self.url(path),
+            &[(h, v)],
+            body.map(|b| b.to_string().into_bytes()),
+        )
+    }
+
+    pub fn get(&self, who: &Admin, path: &str) -> Reply {
+        self.call(who, "GET", path, None)
+    }
+
+    pub fn post(&self, who: &Admin, path: &str, body: Value) -> Reply {
+        self.call(who, "POST", path, Some(body))
+    }
+
+    /// Uploads a manifest archive and returns its record.
+    pub fn create_manifest(&self, who: &Admin, name: &str, target: &str, archive: &[u8]) -> Value {
+        self.post(
+            who,
+            "manifests",
+            json!({"name": name, "target": target, "platform": host_platform(), "archive": b64(archive)}),
+        )
+        .expect(201)
+        .json()
+    }
+
+    /// Signs manifest `id`'s statement as `who`.
+    pub fn sign_manifest(&self, who: &Admin, id: u64) -> Reply {
+        let st = self
+            .get(who, &format!("manifests/{id}/statement"))
+            .expect(200);
+        self.post(
+            who,
+            &format!("manifests/{id}/signatures"),
+            json!({"signature": who.sign(&st.body)}),
+        )
+    }
+
+    /// Creates and enables a loader; returns (id, key).
+    pub fn enabled_loader(
+        &self,
+        who: &Admin,
+        name: &str,
+        expectenv: Option<&str>,
+    ) -> (u64, String) {
+        let r = self
+            .post(
+                who,
+                "loaders",
+                json!({"name": name, "expectenv": expectenv}),
+            )
+            .expect(201)
+            .json();
+        let id = r["loader"]["id"].as_u64().unwrap();
+        self.post(
+            who,
+            &format!("loaders/{id}/status"),
+            json!({"status": "enabled"}),
+        )
+        .expect(200);
+        (id, r["key"].as_str().unwrap().to_string())
+    }
+
+    /// A loader request with `X-LOADERKEY`.
+    pub fn loader(&self, key: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+        request(
+            method,
+            &self.url(path),
+            &[("X-LOADERKEY", key.to_string())],
+            body.map(|b| b.to_string().into_bytes()),
+        )
+    }
+
+    pub fn loader_get(&self, key: &str, path: &str, extra: &[(&str, String)]) -> Reply {
+        let mut h = vec![("X-LOADERKEY", key.to_string())];
+        h.extend(extra.iter().cloned());
+        request("GET", &self.url(path), &h, None)
+    }
+}
+
+pub fn host_platform() -> Value {
+    let p = loader_min::statement::Platform::host();
+    json!({"os": p.os, "arch": p.arch})
+}
+
+/// A manifest request as this host's loader would send it.
+pub fn manifest_request(agent: &str, tags: &[(&str, &str)]) -> Value {
+    let p = loader_min::statement::Platform::host();
+    let tags: serde_json::Map<String, Value> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({
+        "agent": {
+            "name": agent,
+            "queueloc": format!("{}.{agent}", p.os),
+            "environment": {"os": p.os, "arch": p.arch, "ident": "Debian 12", "init": "systemd",
+                            "addresses": ["10.0.0.5/24"]},
+            "tags": tags
+        },
+        "have": {"serial": 0}
+    })
+}
+
+/// A tar.gz of regular files (path → content), built with the `tar` crate.
+pub fn targz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    gzip(&b.into_inner().unwrap())
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A raw tar member whose name, type and link are written byte for byte (the `tar` crate's
+/// safe setters refuse `..` and absolute names, which is what these tests need to send).
+pub fn raw_member(name: &[u8], kind: tar::EntryType, link: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut h = tar::Header::new_old();
+    {
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name);
+        old.linkname[..link.len()].copy_from_slice(link);
+    }
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_entry_type(kind);
+    h.set_mtime(0);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// Members followed by the end-of-archive marker.
+pub fn tar_end(members: &[Vec<u8>]) -> Vec<u8> {
+    let mut out: Vec<u8> = members.concat();
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// A standard manifest archive: three dictionary files under a directory, as `tar -czvf` packs.
+pub fn standard_archive(tag: &str) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
+    let files: Vec<(&'static str, Vec<u8>)> = vec![
+        (
+            "mig-agent",
+            format!("#!/bin/sh\n# agent {tag}\n").into_bytes(),
+        ),
+        (
+            "configuration",
+            format!("[agent]\nrelay = {tag}\n").into_bytes(),
+        ),
+        (
+            "cacert",
+            format!("-----BEGIN CERTIFICATE----- {tag}\n").into_bytes(),
+        ),
+    ];
+    let paths: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (format!("manifest-{tag}/{n}"), d.as_slice()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = paths.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    (targz(&refs), files)
+}
+
+/// The all-bits mask (every named permission).
+pub fn all_perms() -> u64 {
+    loader_min::admin::PERMISSIONS
+        .iter()
+        .fold(0, |m, (_, b)| m | b)
+}
+
+pub fn bit(name: &str) -> u64 {
+    loader_min::admin::permission_bit(name).unwrap()
+}
+
+/// Two administrators holding every permission set (the usual M-of-N = 2 setup).
+pub fn two_admins(srv: &Server) -> (Admin, Admin) {
+    let perms = "PermAdmin,PermManifest,PermLoader";
+    (srv.dev_admin(1, perms), srv.dev_admin(2, perms))
+}
+
+/// Uploads a standard archive and has `signers` sign it; returns the manifest id.
+pub fn active_manifest(srv: &Server, signers: &[&Admin], name: &str, target: &str) -> u64 {
+    let (archive, _) = standard_archive(name);
+    let id = srv.create_manifest(signers[0], name, target, &archive)["id"]
+        .as_u64()
+        .unwrap();
+    for s in signers {
+        srv.sign_manifest(s, id).expect(200);
+    }
+    id
+}
+
+/// A minimal ABI-v1 targeting plugin in WAT adding `function()`, which answers `answer`
+/// (`{"ok":true}`) or spins forever when `spin` is set.
+pub fn wat_plugin(function: &str, answer: bool, spin: bool) -> Vec<u8> {
+    let describe = format!(r#"{{"name":"{function}","functions":["{function}"]}}"#);
+    let output = format!(r#"{{"ok":{answer}}}"#);
+    let invoke = if spin {
+        "(loop $l (br $l)) (i64.const 0)".to_string()
+    } else {
+        format!("(i64.const {})", (1024i64 << 32) | output.len() as i64)
+    };
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    wat::parse_str(format!(
+        r#"(module
+            (memory (export "memory") 2)
+            (data (i32.const 0) "{d}")
+            (data (i32.const 1024) "{o}")
+            (func (export "mig_abi_version") (result i32) (i32.const 1))
+            (func (export "mig_alloc") (param i32) (result i32) (i32.const 8192))
+            (func (export "mig_describe") (result i64) (i64.const {dlen}))
+            (func (export "mig_invoke") (param i32 i32) (result i64) {invoke}))"#,
+        d = esc(&describe),
+        o = esc(&output),
+        dlen = describe.len(),
+    ))
+    .unwrap()
+}

@@ -1,0 +1,558 @@
+//! Loaders: keys, administrator settings, and the loader endpoints (manifest selection through
+//! the WASM engine, expectenv, file bodies with Range/ETag, reports).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn a_new_loader_is_disabled_and_its_key_is_shown_once() {
+    let srv = Server::start();
+    let (a, _) = two_admins(&srv);
+    let r = srv
+        .post(&a, "loaders", json!({"name": "corbomite"}))
+        .expect(201)
+        .json();
+    let key = r["key"].as_str().unwrap();
+    assert_eq!(key.len(), 40);
+    assert!(key.bytes().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(r["loader"]["enabled"], false);
+    assert_eq!(r["loader"]["prefix"], &key[..8]);
+    let id = r["loader"]["id"].as_u64().unwrap();
+    let rec = srv.get(&a, &format!("loaders/{id}")).expect(200);
+    assert!(
+        !rec.text().contains(&key[8..]),
+        "the secret is never shown again"
+    );
+    // Nothing but a salted hash is stored.
+    let db = std::fs::read(srv.db_path()).unwrap_or_default();
+    let wal = std::fs::read(srv.db_path().with_extension("db-wal")).unwrap_or_default();
+    let needle = key[8..].as_bytes();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+    let r = srv
+        .loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(401);
+    assert_eq!(r.message(), "loader authentication failed");
+    assert!(srv.log().contains("reason=loader_disabled"));
+    srv.post(&a, "loaders", json!({"name": "corbomite"}))
+        .expect(409);
+    srv.post(&a, "loaders", json!({"name": ""})).expect(400);
+    let r = srv
+        .post(
+            &a,
+            "loaders",
+            json!({"name": "x", "expectenv": "env#>>'{os}' ="}),
+        )
+        .expect(400);
+    assert!(r.message().contains("expectenv"), "{}", r.text());
+}
+
+#[test]
+fn unknown_prefix_wrong_secret_and_garbage_keys_get_the_same_401() {
+    let srv = Server::start();
+    let (a, _) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a, "l", None);
+    let body = Some(manifest_request("h", &[]));
+    let wrong_secret = format!("{}{}", &key[..8], "Q".repeat(32));
+    let unknown_prefix = format!("QQQQQQQQ{}", &key[8..]);
+    let mut messages = Vec::new();
+    for k in [wrong_secret.as_str(), unknown_prefix.as_str(), "short", ""] {
+        let r = srv
+            .loader(k, "POST", "loader/manifest", body.clone())
+            .expect(401);
+        messages.push(r.message());
+    }
+    let r = request(
+        "POST",
+        &srv.url("loader/manifest"),
+        &[],
+        Some(b"{}".to_vec()),
+    )
+    .expect(401);
+    messages.push(r.message());
+    assert!(
+        messages.iter().all(|m| m == "loader authentication failed"),
+        "{messages:?}"
+    );
+    let log = srv.log();
+    for reason in [
+        "wrong_loader_secret",
+        "unknown_loader_prefix",
+        "malformed_loader_key",
+        "missing_loader_key",
+    ] {
+        assert!(log.contains(&format!("reason={reason}")), "{reason}");
+    }
+    let m = request("GET", &srv.url("metrics"), &[], None).text();
+    assert!(
+        m.contains("mig_api_failures_total{reason=\"wrong_loader_secret\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_newest_active_manifest_whose_target_matches_is_selected() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (lid, key) = srv.enabled_loader(&a1, "corbomite", None);
+    let ask = |tags: &[(&str, &str)]| {
+        srv.loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("corbomite.internal", tags)),
+        )
+    };
+    let r = ask(&[]).expect(404);
+    assert!(r.message().contains("no active manifest"), "{}", r.text());
+    let old = active_manifest(&srv, &[&a1, &a2], "old", "tags#>>'{operator}'='myorg'");
+    let newer = active_manifest(&srv, &[&a1, &a2], "newer", "tags#>>'{operator}'='myorg'");
+    let other = active_manifest(&srv, &[&a1, &a2], "other", "tags#>>'{operator}'='other'");
+    // Staged manifests are never served.
+    let (archive, _) = standard_archive("staged");
+    srv.create_manifest(&a1, "staged", "true", &archive);
+    assert!(old < newer && newer < other);
+    let serial = |r: Reply| {
+        let st = r.json()["statement"].as_str().unwrap().to_string();
+        loader_min::statement::Statement::parse(st.as_bytes())
+            .unwrap()
+            .serial
+            .0
+    };
+    assert_eq!(serial(ask(&[("operator", "myorg")]).expect(200)), newer);
+    assert_eq!(serial(ask(&[("operator", "other")]).expect(200)), other);
+    ask(&[("operator", "nobody")]).expect(404);
+    // Disabling the newest falls back to the previous one.
+    srv.post(
+        &a1,
+        &format!("manifests/{newer}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    assert_eq!(serial(ask(&[("operator", "myorg")]).expect(200)), old);
+    // What the loader reported is recorded.
+    let rec = srv.get(&a1, &format!("loaders/{lid}")).expect(200).json();
+    assert_eq!(rec["agentname"], "corbomite.internal");
+    assert_eq!(rec["tags"], json!({"operator": "myorg"}));
+    assert_eq!(rec["environment"]["ident"], "Debian 12");
+    assert!(rec["lastseen"].is_string());
+    let m = request("GET", &srv.url("metrics"), &[], None).text();
+    assert!(
+        m.contains("mig_api_selections_total{result=\"selected\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mig_api_selections_total{result=\"none\"} 2"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_manifest_for_another_platform_is_not_selected() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "l", None);
+    let (archive, _) = standard_archive("win");
+    let id = srv
+        .post(
+            &a1,
+            "manifests",
+            json!({"name": "w", "target": "true", "platform": {"os": "windows", "arch": "amd64"}, "archive": b64(&archive)}),
+        )
+        .expect(201)
+        .json()["id"]
+        .as_u64()
+        .unwrap();
+    srv.sign_manifest(&a1, id).expect(200);
+    srv.sign_manifest(&a2, id).expect(200);
+    srv.loader(
+        &key,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(404);
+}
+
+#[test]
+fn expectenv_mismatch_is_403_and_attributes_are_administrator_owned() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (lid, key) = srv.enabled_loader(&a1, "l", Some("tags#>>'{operator}'='myorg'"));
+    active_manifest(&srv, &[&a1, &a2], "m", "attributes#>>'{group}'='canary'");
+    let ask = |tags: &[(&str, &str)]| {
+        srv.loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", tags)),
+        )
+    };
+    let r = ask(&[("operator", "evil")]).expect(403);
+    assert!(r.message().contains("expectenv"), "{}", r.text());
+    // The environment is met but no manifest targets the loader yet: attributes are not
+    // something a loader can report.
+    ask(&[("operator", "myorg"), ("group", "canary")]).expect(404);
+    let rec = srv
+        .post(
+            &a1,
+            &format!("loaders/{lid}/attributes"),
+            json!({"attributes": {"group": "canary"}}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(rec["attributes"], json!({"group": "canary"}));
+    ask(&[("operator", "myorg")]).expect(200);
+    ask(&[("operator", "evil")]).expect(403);
+    // Clearing expectenv lifts the check.
+    let rec = srv
+        .post(
+            &a1,
+            &format!("loaders/{lid}/expectenv"),
+            json!({"expectenv": ""}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(rec["expectenv"], serde_json::Value::Null);
+    ask(&[("operator", "evil")]).expect(200);
+    let r = srv
+        .post(
+            &a1,
+            &format!("loaders/{lid}/expectenv"),
+            json!({"expectenv": "env#>>'{os}' IN ("}),
+        )
+        .expect(400);
+    assert!(r.message().contains("expectenv"), "{}", r.text());
+    for bad in [
+        json!({"attributes": {"bad key": "v"}}),
+        json!({"attributes": {"k": "line\nbreak"}}),
+    ] {
+        srv.post(&a1, &format!("loaders/{lid}/attributes"), bad)
+            .expect(400);
+    }
+    let m = request("GET", &srv.url("metrics"), &[], None).text();
+    assert!(
+        m.contains("mig_api_selections_total{result=\"expectenv_denied\"} 2"),
+        "{m}"
+    );
+}
+
+#[test]
+fn files_are_served_only_from_the_manifest_the_loader_was_given() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "l", None);
+    let (archive, files) = standard_archive("files");
+    let id = srv.create_manifest(&a1, "files", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let agent_sha = sha256_hex(&files[0].1);
+    // Before any manifest was given.
+    let r = srv
+        .loader_get(&key, &format!("loader/files/{agent_sha}"), &[])
+        .expect(403);
+    assert!(
+        r.message().contains("request loader/manifest first"),
+        "{}",
+        r.text()
+    );
+    srv.sign_manifest(&a1, id).expect(200);
+    srv.sign_manifest(&a2, id).expect(200);
+    srv.loader(
+        &key,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(200);
+    for (_, body) in &files {
+        let sha = sha256_hex(body);
+        let r = srv
+            .loader_get(&key, &format!("loader/files/{sha}"), &[])
+            .expect(200);
+        assert_eq!(&r.body, body);
+        assert_eq!(r.header("etag"), Some(format!("\"{sha}\"")));
+        assert_eq!(
+            r.header("cache-control").as_deref(),
+            Some("public, max-age=31536000, immutable")
+        );
+        assert_eq!(r.header("accept-ranges").as_deref(), Some("bytes"));
+        assert_eq!(r.header("content-length"), Some(body.len().to_string()));
+    }
+    // A file of another (staged) manifest, a hash of nothing, a malformed hash.
+    let (other, other_files) = standard_archive("other");
+    srv.create_manifest(&a1, "other", "true", &other);
+    let foreign = sha256_hex(&other_files[0].1);
+    let r = srv
+        .loader_get(&key, &format!("loader/files/{foreign}"), &[])
+        .expect(403);
+    assert!(r.message().contains(&foreign), "{}", r.text());
+    srv.loader_get(&key, &format!("loader/files/{}", "0".repeat(64)), &[])
+        .expect(403);
+    srv.loader_get(&key, "loader/files/ABC", &[]).expect(400);
+    srv.loader_get(&key, &format!("loader/files/{}", "A".repeat(64)), &[])
+        .expect(400);
+    // Another loader that was given nothing, and no key at all.
+    let (_, key2) = srv.enabled_loader(&a1, "l2", None);
+    srv.loader_get(&key2, &format!("loader/files/{agent_sha}"), &[])
+        .expect(403);
+    request(
+        "GET",
+        &srv.url(&format!("loader/files/{agent_sha}")),
+        &[],
+        None,
+    )
+    .expect(401);
+    // Disabling the manifest stops its files at once.
+    srv.post(
+        &a1,
+        &format!("manifests/{id}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    let r = srv
+        .loader_get(&key, &format!("loader/files/{agent_sha}"), &[])
+        .expect(403);
+    assert!(r.message().contains("no longer active"), "{}", r.text());
+}
+
+#[test]
+fn ranges_resume_a_download_and_bad_ranges_are_416() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "l", None);
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let archive = targz(&[("m/mig-agent", &body)]);
+    let id = srv.create_manifest(&a1, "range", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    srv.sign_manifest(&a1, id).expect(200);
+    srv.sign_manifest(&a2, id).expect(200);
+    srv.loader(
+        &key,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(200);
+    let sha = sha256_hex(&body);
+    let path = format!("loader/files/{sha}");
+    let range = |v: &str| srv.loader_get(&key, &path, &[("Range", v.to_string())]);
+    let r = range("bytes=60000-").expect(206);
+    assert_eq!(r.body, &body[60000..]);
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 60000-99999/100000".into())
+    );
+    let r = range("bytes=10-19").expect(206);
+    assert_eq!(r.body, &body[10..20]);
+    assert_eq!(r.header("content-length").as_deref(), Some("10"));
+    let r = range("bytes=99990-200000").expect(206);
+    assert_eq!(r.body, &body[99990..]);
+    for bad in [
+        "bytes=100000-",
+        "bytes=5-2",
+        "bytes=0-1,5-6",
+        "items=0-1",
+        "bytes=x-",
+    ] {
+        let r = range(bad).expect(416);
+        assert_eq!(
+            r.header("content-range"),
+            Some("bytes */100000".into()),
+            "{bad}"
+        );
+    }
+    let r = srv
+        .loader_get(&key, &path, &[("If-None-Match", format!("\"{sha}\""))])
+        .expect(304);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn a_64_mib_member_is_installed_and_streamed_back_exactly() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "big", None);
+    // Incompressible content, packed by GNU tar and gzip as an administrator would.
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir(&m).unwrap();
+    let mut body = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in body.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(m.join("mig-agent"), &body).unwrap();
+    let out = dir.path().join("m.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("m")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let archive = std::fs::read(&out).unwrap();
+    let id = srv.create_manifest(&a1, "big", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    srv.sign_manifest(&a1, id).expect(200);
+    srv.sign_manifest(&a2, id).expect(200);
+    srv.loader(
+        &key,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(200);
+    let sha = sha256_hex(&body);
+    let r = srv
+        .loader_get(&key, &format!("loader/files/{sha}"), &[])
+        .expect(200);
+    assert_eq!(r.body.len(), body.len());
+    assert_eq!(sha256_hex(&r.body), sha);
+}
+
+#[test]
+fn reports_are_kept_as_the_loaders_last_result() {
+    let srv = Server::start();
+    let (a1, _) = two_admins(&srv);
+    let (lid, key) = srv.enabled_loader(&a1, "l", None);
+    let rec = srv.get(&a1, &format!("loaders/{lid}")).expect(200).json();
+    assert_eq!(rec["last_report"], serde_json::Value::Null);
+    let r = srv
+        .loader(&key, "POST", "loader/report", Some(json!({"serial": 7, "result": "installed", "message": "ok", "files": {"mig-agent": "ab"}})))
+        .expect(200);
+    assert_eq!(r.json(), json!({}));
+    srv.loader(
+        &key,
+        "POST",
+        "loader/report",
+        Some(json!({"serial": 8, "result": "rolled_back", "message": "agent unhealthy"})),
+    )
+    .expect(200);
+    let rec = srv.get(&a1, &format!("loaders/{lid}")).expect(200).json();
+    assert_eq!(rec["last_report"]["serial"], 8);
+    assert_eq!(rec["last_report"]["result"], "rolled_back");
+    assert_eq!(rec["last_report"]["message"], "agent unhealthy");
+    assert!(rec["last_report"]["time"].is_string());
+    for bad in [
+        json!({"serial": 1, "result": "exploded"}),
+        json!({"result": "installed"}),
+        json!([]),
+    ] {
+        srv.loader(&key, "POST", "loader/report", Some(bad))
+            .expect(400);
+    }
+    srv.loader(
+        "x",
+        "POST",
+        "loader/report",
+        Some(json!({"serial": 1, "result": "failed"})),
+    )
+    .expect(401);
+}
+
+#[test]
+fn rotating_a_key_keeps_the_prefix_and_retires_the_old_secret() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    active_manifest(&srv, &[&a1, &a2], "m", "true");
+    let (lid, old) = srv.enabled_loader(&a1, "l", None);
+    srv.loader(
+        &old,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(200);
+    let r = srv
+        .post(&a1, &format!("loaders/{lid}/key"), json!({}))
+        .expect(200)
+        .json();
+    let new = r["key"].as_str().unwrap().to_string();
+    assert_eq!(&new[..8], &old[..8]);
+    assert_ne!(new, old);
+    srv.loader(
+        &old,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(401);
+    srv.loader(
+        &new,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(200);
+    // Disabling works at once, too.
+    srv.post(
+        &a1,
+        &format!("loaders/{lid}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    srv.loader(
+        &new,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[])),
+    )
+    .expect(401);
+    srv.post(
+        &a1,
+        &format!("loaders/{lid}/status"),
+        json!({"status": "off"}),
+    )
+    .expect(400);
+    srv.post(&a1, "loaders/999/key", json!({})).expect(404);
+}
+
+#[test]
+fn loader_search_by_id_name_and_agent_name() {
+    let srv = Server::start();
+    let (a1, _) = two_admins(&srv);
+    let (l1, k1) = srv.enabled_loader(&a1, "web-1", None);
+    srv.enabled_loader(&a1, "web-2", None);
+    srv.enabled_loader(&a1, "db_1", None);
+    srv.loader(
+        &k1,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("web1.example.org", &[])),
+    )
+    .expect(404);
+    let names = |q: &str| -> Vec<String> {
+        srv.get(&a1, &format!("search?type=loader&{q}"))
+            .expect(200)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(""), ["db_1", "web-2", "web-1"]);
+    assert_eq!(names("loadername=web%25"), ["web-2", "web-1"]);
+    assert_eq!(names("loadername=db_%25"), ["db_1"]);
+    assert_eq!(names(&format!("loaderid={l1}")), ["web-1"]);
+    assert_eq!(names("agentname=%25.example.org"), ["web-1"]);
+    assert_eq!(names("limit=1"), ["db_1"]);
+    srv.get(&a1, "search?type=loader&manifestname=x")
+        .expect(400);
+}

@@ -1,0 +1,402 @@
+//! Manifests over HTTP: upload → statement made once → signatures verified against the
+//! caller's key → active at the threshold; reset, disable, search, archive, targeted loaders.
+
+mod common;
+
+use common::*;
+use loader_min::signature::{dearmor, verify, Keyring};
+use loader_min::statement::Statement;
+use serde_json::json;
+use std::process::Command;
+
+const TARGET: &str = "env#>>'{os}'='linux'";
+
+#[test]
+fn upload_makes_a_staged_manifest_whose_statement_serial_is_its_id() {
+    let srv = Server::start();
+    let (a1, _) = two_admins(&srv);
+    let (archive, files) = standard_archive("v1");
+    let first = srv.create_manifest(&a1, "agent v1", TARGET, &archive);
+    let second = srv.create_manifest(&a1, "agent v2", TARGET, &archive);
+    assert_eq!(first["status"], "staged");
+    let id = second["id"].as_u64().unwrap();
+    assert_eq!(id, first["id"].as_u64().unwrap() + 1);
+    let st = srv
+        .get(&a1, &format!("manifests/{id}/statement"))
+        .expect(200);
+    assert_eq!(st.text(), second["statement"].as_str().unwrap());
+    let statement = Statement::parse(&st.body).unwrap();
+    assert_eq!(statement.serial.0, id);
+    assert_eq!(statement.name, "agent v2");
+    assert!(statement.expires.0 - statement.issued.0 == 90 * 86_400);
+    let names: Vec<&str> = statement.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["mig-agent", "configuration", "cacert"]);
+    for (e, (name, body)) in statement.entries.iter().zip(&files) {
+        assert_eq!(e.name, *name);
+        assert_eq!(e.sha256, sha256_hex(body));
+        assert_eq!(e.size, body.len() as u64);
+    }
+    let rec = srv.get(&a1, &format!("manifests/{id}")).expect(200).json();
+    assert_eq!(
+        rec["entries"],
+        serde_json::to_value(&statement.entries).unwrap()
+    );
+    assert_eq!(rec["platform"], host_platform());
+    // The archive comes back byte for byte.
+    let back = srv.get(&a1, &format!("manifests/{id}/archive")).expect(200);
+    assert_eq!(back.body, archive);
+    assert_eq!(
+        back.header("content-type").as_deref(),
+        Some("application/gzip")
+    );
+}
+
+#[test]
+fn requiredsignatures_distinct_verified_signers_make_it_active() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (archive, _) = standard_archive("sig");
+    let id = srv.create_manifest(&a1, "m", TARGET, &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let r = srv.sign_manifest(&a1, id).expect(200).json();
+    assert_eq!(r["status"], "staged");
+    assert_eq!(r["signers"], json!(["admin1"]));
+    // One signature per investigator.
+    let again = srv.sign_manifest(&a1, id).expect(409);
+    assert!(
+        again.message().contains("already signed"),
+        "{}",
+        again.text()
+    );
+    // MIG's de-armored one-line form is accepted too.
+    let st = srv.get(&a2, &format!("manifests/{id}/statement")).body;
+    let flat = dearmor(&a2.sign(&st)).unwrap();
+    let r = srv
+        .post(
+            &a2,
+            &format!("manifests/{id}/signatures"),
+            json!({ "signature": flat }),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "active");
+    assert_eq!(r["signers"], json!(["admin1", "admin2"]));
+    let m = request("GET", &srv.url("metrics"), &[], None).text();
+    assert!(
+        m.contains("mig_api_signature_verifications_total{result=\"valid\"} 2"),
+        "{m}"
+    );
+}
+
+#[test]
+fn bad_and_foreign_signatures_are_refused_with_the_reason() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let outsider = Admin::dev(3);
+    let (archive, _) = standard_archive("bad");
+    let id = srv.create_manifest(&a1, "m", TARGET, &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let st = srv.get(&a1, &format!("manifests/{id}/statement")).body;
+    let path = format!("manifests/{id}/signatures");
+    // A signature by a key that is not the caller's (a registered colleague's or an outsider's).
+    for foreign in [a2.sign(&st), outsider.sign(&st)] {
+        let r = srv
+            .post(&a1, &path, json!({ "signature": foreign }))
+            .expect(400);
+        let msg = r.message();
+        assert!(
+            msg.contains("your key 37050AE08CB33351018A809EFD575A3E1CEB348D"),
+            "{msg}"
+        );
+        assert!(msg.contains("not in the keyring"), "{msg}");
+    }
+    // The caller's key over other bytes.
+    let r = srv
+        .post(&a1, &path, json!({"signature": a1.sign(b"something else")}))
+        .expect(400);
+    assert!(r.message().contains("does not verify"), "{}", r.text());
+    // Not a signature at all, and not base64 in the de-armored form.
+    for junk in [
+        "hello",
+        "-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n",
+    ] {
+        srv.post(&a1, &path, json!({ "signature": junk }))
+            .expect(400);
+    }
+    let r = srv
+        .post(&a1, &path, json!({"signature": "x".repeat(20_000)}))
+        .expect(413);
+    assert!(r.message().contains("signature"), "{}", r.text());
+    let rec = srv.get(&a1, &format!("manifests/{id}")).expect(200).json();
+    assert_eq!(rec["signers"], json!([]));
+    let m = request("GET", &srv.url("metrics"), &[], None).text();
+    assert!(
+        m.contains("mig_api_signature_verifications_total{result=\"invalid\"} 5"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_gnupg_signature_over_the_statement_verifies() {
+    let srv = Server::with(Settings {
+        required_signatures: 1,
+        ..Settings::default()
+    });
+    let a1 = srv.dev_admin(1, "PermManifest");
+    let (archive, _) = standard_archive("gpg");
+    let id = srv.create_manifest(&a1, "m", TARGET, &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let st = srv.get(&a1, &format!("manifests/{id}/statement")).body;
+    let home = tempfile::tempdir().unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(home.path())
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .output()
+            .expect("gpg is installed (apt-get install gnupg)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gpg(&["--import", dev_key_path("admin1.sec.asc").to_str().unwrap()]);
+    let file = home.path().join("statement");
+    std::fs::write(&file, &st).unwrap();
+    let sig = home.path().join("statement.asc");
+    gpg(&[
+        "--armor",
+        "--detach-sign",
+        "--local-user",
+        "37050AE08CB33351018A809EFD575A3E1CEB348D",
+        "--output",
+        sig.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    let r = srv
+        .post(
+            &a1,
+            &format!("manifests/{id}/signatures"),
+            json!({"signature": std::fs::read_to_string(&sig).unwrap()}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "active");
+}
+
+#[test]
+fn reset_removes_signatures_and_disable_is_final() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let id = active_manifest(&srv, &[&a1, &a2], "reset", TARGET);
+    let path = format!("manifests/{id}/status");
+    let r = srv
+        .post(&a1, &path, json!({"status": "staged"}))
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "staged");
+    assert_eq!(r["signers"], json!([]));
+    srv.sign_manifest(&a1, id).expect(200);
+    let r = srv.sign_manifest(&a2, id).expect(200).json();
+    assert_eq!(r["status"], "active");
+    for bad in ["active", "enabled", ""] {
+        let r = srv.post(&a1, &path, json!({ "status": bad })).expect(400);
+        assert!(
+            r.message().contains("staged (reset) or disabled"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = srv
+        .post(&a1, &path, json!({"status": "disabled"}))
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "disabled");
+    srv.post(&a1, &path, json!({"status": "staged"}))
+        .expect(409);
+    let r = srv.sign_manifest(&a1, id).expect(409);
+    assert!(r.message().contains("disabled"), "{}", r.text());
+    srv.get(&a1, "manifests/999/statement").expect(404);
+    srv.post(&a1, "manifests/999/status", json!({"status": "disabled"}))
+        .expect(404);
+}
+
+#[test]
+fn statement_and_signatures_verify_with_the_loader_library() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let id = active_manifest(&srv, &[&a1, &a2], "verify", "true");
+    let (lid, key) = srv.enabled_loader(&a1, "host1", None);
+    assert!(lid > 0);
+    let r = srv
+        .loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("host1.example", &[])),
+        )
+        .expect(200)
+        .json();
+    let statement = r["statement"].as_str().unwrap();
+    let sigs: Vec<String> = serde_json::from_value(r["signatures"].clone()).unwrap();
+    let ring = Keyring::from_armored([
+        ("admin1", a1.public.as_str()),
+        ("admin2", a2.public.as_str()),
+    ])
+    .unwrap();
+    let verdict = verify(&ring, statement.as_bytes(), &sigs)
+        .require(2)
+        .unwrap();
+    assert_eq!(verdict.valid.len(), 2);
+    assert_eq!(Statement::parse(statement.as_bytes()).unwrap().serial.0, id);
+}
+
+#[test]
+fn search_by_id_name_wildcard_status_time_and_limit() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (archive, _) = standard_archive("s");
+    for name in ["alpha 1", "alpha_2", "beta"] {
+        srv.create_manifest(&a1, name, TARGET, &archive);
+    }
+    let active = active_manifest(&srv, &[&a1, &a2], "gamma", TARGET);
+    let names = |q: &str| -> Vec<String> {
+        srv.get(&a1, &format!("search?type=manifest&{q}"))
+            .expect(200)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(""), ["gamma", "beta", "alpha_2", "alpha 1"]);
+    assert_eq!(names("manifestname=alpha%25"), ["alpha_2", "alpha 1"]);
+    // `_` is literal, not LIKE's one-character wildcard.
+    assert_eq!(names("manifestname=alpha_%25"), ["alpha_2"]);
+    assert_eq!(names("manifestname=beta"), ["beta"]);
+    assert_eq!(names("status=active"), ["gamma"]);
+    assert_eq!(names(&format!("manifestid={active}")), ["gamma"]);
+    assert_eq!(names("limit=2"), ["gamma", "beta"]);
+    assert_eq!(names("before=2000-01-01T00:00:00Z"), Vec::<String>::new());
+    assert_eq!(names("after=2000-01-01T00:00:00Z&limit=1"), ["gamma"]);
+    for bad in [
+        "type=manifest&limit=0",
+        "type=manifest&limit=1001",
+        "type=manifest&before=yesterday",
+        "type=manifest&status=on",
+        "type=manifest&colour=red",
+        "type=manifest&manifestid=-3",
+        "type=agent",
+        "",
+    ] {
+        let r = srv.get(&a1, &format!("search?{bad}")).expect(400);
+        assert!(!r.message().is_empty());
+    }
+}
+
+#[test]
+fn manifest_loaders_lists_enabled_loaders_its_target_matches_now() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let id = active_manifest(&srv, &[&a1, &a2], "targets", "tags#>>'{operator}'='myorg'");
+    let (_, k1) = srv.enabled_loader(&a1, "in", None);
+    let (_, k2) = srv.enabled_loader(&a1, "out", None);
+    let (disabled, k3) = srv.enabled_loader(&a1, "off", None);
+    srv.loader(
+        &k1,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h1", &[("operator", "myorg")])),
+    )
+    .expect(200);
+    srv.loader(
+        &k2,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h2", &[("operator", "other")])),
+    )
+    .expect(404);
+    srv.loader(
+        &k3,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h3", &[("operator", "myorg")])),
+    )
+    .expect(200);
+    srv.post(
+        &a1,
+        &format!("loaders/{disabled}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    let list = srv
+        .get(&a1, &format!("manifests/{id}/loaders"))
+        .expect(200)
+        .json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["in"]);
+    srv.post(
+        &a1,
+        &format!("manifests/{id}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    let list = srv
+        .get(&a1, &format!("manifests/{id}/loaders"))
+        .expect(200)
+        .json();
+    assert_eq!(list, json!([]));
+}
+
+#[test]
+fn manifest_creation_validates_name_target_platform_and_validity() {
+    let srv = Server::start();
+    let (a1, _) = two_admins(&srv);
+    let (archive, _) = standard_archive("v");
+    let good = json!({"name": "m", "target": TARGET, "platform": host_platform(), "archive": b64(&archive)});
+    let cases = [
+        ("name", json!(""), "name"),
+        ("target", json!("env#>>'{os}' = "), "target"),
+        ("target", json!("DROP TABLE loaders"), "target"),
+        (
+            "platform",
+            json!({"os": "Linux!", "arch": "amd64"}),
+            "platform",
+        ),
+        ("valid_days", json!(0), "valid_days"),
+        ("archive", json!("%%% not base64"), "base64"),
+    ];
+    for (field, value, needle) in cases {
+        let mut body = good.clone();
+        body[field] = value;
+        let r = srv.post(&a1, "manifests", body).expect(400);
+        assert!(r.message().contains(needle), "{field}: {}", r.text());
+    }
+    let mut body = good.clone();
+    body["valid_days"] = json!(7);
+    let rec = srv.post(&a1, "manifests", body).expect(201).json();
+    assert_eq!(
+        rec["expires"].as_str().unwrap() > rec["issued"].as_str().unwrap(),
+        true
+    );
+    let st = Statement::parse(rec["statement"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(st.expires.0 - st.issued.0, 7 * 86_400);
+}
