@@ -126,10 +126,13 @@ impl NonceCache {
     }
 }
 
+/// (id, fingerprint) of each active investigator, in id order.
+type ActiveSet = Vec<(u64, String)>;
+
 /// The keyring of active investigators, rebuilt when the set of (id, fingerprint) changes.
 #[derive(Default)]
 pub struct KeyringCache {
-    cached: Mutex<Option<(Vec<(u64, String)>, Keyring)>>,
+    cached: Mutex<Option<(ActiveSet, Keyring)>>,
 }
 
 impl KeyringCache {

@@ -82,10 +82,13 @@ pub fn split(key: &str) -> Option<(&str, &str)> {
     Some(key.split_at(PREFIX_LEN))
 }
 
+/// For one prefix: the stored PBKDF2 hash a secret passed against, and that secret's SHA-256.
+type Verified = ([u8; HASH_LEN], [u8; 32]);
+
 /// Secrets that already passed PBKDF2, keyed by prefix.
 #[derive(Default)]
 pub struct VerifiedKeys {
-    map: Mutex<HashMap<String, ([u8; HASH_LEN], [u8; 32])>>,
+    map: Mutex<HashMap<String, Verified>>,
 }
 
 impl VerifiedKeys {

@@ -274,7 +274,7 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         app.db.with(investigators::active_fingerprints)?
     };
     let ring = Keyring::from_keys(app.db.with(|c| investigators::public_keys(c, &signers))?);
-    let verdict = signature::verify(&ring, statement.as_bytes(), &[armored.clone()]);
+    let verdict = signature::verify(&ring, statement.as_bytes(), std::slice::from_ref(&armored));
     let Some(fp) = verdict.valid.first() else {
         app.metrics.signature("invalid");
         let why = if verdict.ignored.is_empty() {

@@ -28,7 +28,7 @@ fn a_new_loader_is_disabled_and_its_key_is_shown_once() {
     // Nothing but a salted hash is stored.
     let db = std::fs::read(srv.db_path()).unwrap_or_default();
     let wal = std::fs::read(srv.db_path().with_extension("db-wal")).unwrap_or_default();
-    let needle = key[8..].as_bytes();
+    let needle = &key.as_bytes()[8..];
     for bytes in [db, wal] {
         assert!(!bytes.windows(needle.len()).any(|w| w == needle));
     }

@@ -393,10 +393,7 @@ fn manifest_creation_validates_name_target_platform_and_validity() {
     let mut body = good.clone();
     body["valid_days"] = json!(7);
     let rec = srv.post(&a1, "manifests", body).expect(201).json();
-    assert_eq!(
-        rec["expires"].as_str().unwrap() > rec["issued"].as_str().unwrap(),
-        true
-    );
+    assert!(rec["expires"].as_str().unwrap() > rec["issued"].as_str().unwrap());
     let st = Statement::parse(rec["statement"].as_str().unwrap().as_bytes()).unwrap();
     assert_eq!(st.expires.0 - st.issued.0, 7 * 86_400);
 }
