@@ -407,6 +407,7 @@ impl Engine {
             loader_json: Arc::clone(loader_json),
             calls_left: CALLS_PER_EXPRESSION
                 .saturating_mul(u32::try_from(exprs.len()).unwrap_or(u32::MAX)),
+            answers: HashMap::new(),
         };
         let input = abi::eval_input(loader_json, exprs, first_match);
         let out = sandbox::invoke(

@@ -2,6 +2,7 @@
 //! pooling allocator, memory cap), and the code that runs one `mig_invoke` in a fresh
 //! store. Also `mig.call`, the only function a plugin can import.
 
+use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -27,6 +28,10 @@ pub(crate) struct Nested {
     pub registry: Arc<Registry>,
     pub loader_json: Arc<str>,
     pub calls_left: u32,
+    /// Answers already computed in this evaluation, by request: a plugin is a pure function
+    /// of the loader and its arguments (it has no state, clock or randomness), so
+    /// `rollout('wave-1', 10)` in ten manifests runs once.
+    pub answers: HashMap<Vec<u8>, String>,
 }
 
 /// The wasmtime engine, the linker that offers `mig.call`, and the epoch ticker.
@@ -182,27 +187,52 @@ pub(crate) fn invoke(
     fuel: u64,
     nested: Option<Nested>,
 ) -> Result<Vec<u8>, String> {
+    invoke_metered(wasm, pre, input, fuel, nested).0
+}
+
+/// [`invoke`], also returning the fuel the instance consumed.
+fn invoke_metered(
+    wasm: &Wasm,
+    pre: &InstancePre<HostState>,
+    input: &[u8],
+    fuel: u64,
+    nested: Option<Nested>,
+) -> (Result<Vec<u8>, String>, u64) {
+    let mut store = match store(wasm, fuel, nested) {
+        Ok(s) => s,
+        Err(e) => return (Err(reason(&e, fuel)), 0),
+    };
+    let result = run_invoke(&mut store, pre, input, fuel);
+    let used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    (result, used)
+}
+
+fn run_invoke(
+    store: &mut Store<HostState>,
+    pre: &InstancePre<HostState>,
+    input: &[u8],
+    fuel: u64,
+) -> Result<Vec<u8>, String> {
     let fail = |e: wasmtime::Error| reason(&e, fuel);
-    let mut store = store(wasm, fuel, nested).map_err(fail)?;
     let instance = pre
-        .instantiate(&mut store)
+        .instantiate(&mut *store)
         .map_err(|e| format!("cannot be instantiated: {}", reason(&e, fuel)))?;
     let memory = instance
-        .get_memory(&mut store, abi::EXPORT_MEMORY)
+        .get_memory(&mut *store, abi::EXPORT_MEMORY)
         .ok_or("exports no memory")?;
     let alloc = instance
-        .get_typed_func::<i32, i32>(&mut store, abi::EXPORT_ALLOC)
+        .get_typed_func::<i32, i32>(&mut *store, abi::EXPORT_ALLOC)
         .map_err(fail)?;
     let run = instance
-        .get_typed_func::<(i32, i32), i64>(&mut store, abi::EXPORT_INVOKE)
+        .get_typed_func::<(i32, i32), i64>(&mut *store, abi::EXPORT_INVOKE)
         .map_err(fail)?;
     let len = i32::try_from(input.len()).map_err(|_| "input too large".to_string())?;
-    let ptr = alloc.call(&mut store, len).map_err(fail)?;
+    let ptr = alloc.call(&mut *store, len).map_err(fail)?;
     memory
-        .write(&mut store, ptr as u32 as usize, input)
+        .write(&mut *store, ptr as u32 as usize, input)
         .map_err(|_| format!("mig_alloc({len}) returned {ptr}, outside its memory"))?;
-    let packed = run.call(&mut store, (ptr, len)).map_err(fail)?;
-    read_packed(&memory, &store, packed)
+    let packed = run.call(&mut *store, (ptr, len)).map_err(fail)?;
+    read_packed(&memory, &*store, packed)
 }
 
 /// Calls `mig_abi_version` and `mig_describe` in a fresh instance.
@@ -265,6 +295,9 @@ fn answer_call(caller: &mut Caller<'_, HostState>, memory: &Memory, ptr: i32, le
             "mig.call is only available to the evaluator (plugin calls nest one level)",
         );
     };
+    if let Some(answer) = nested.answers.get(&request) {
+        return answer.clone();
+    }
     if nested.calls_left == 0 {
         return abi::error_json("too many plugin calls in one evaluation");
     }
@@ -277,15 +310,14 @@ fn answer_call(caller: &mut Caller<'_, HostState>, memory: &Memory, ptr: i32, le
         return abi::error_json(&format!("no loaded plugin provides {function}()"));
     };
     let input = abi::call_input(&nested.loader_json, &function, &args);
-    match invoke(
-        &wasm,
-        &plugin.pre,
-        input.as_bytes(),
-        limits::FUEL_PER_EVALUATION,
-        None,
-    )
-    .and_then(|out| abi::parse_call_output(&out))
-    {
+    // A called function spends the caller's fuel: the whole evaluation, nested calls
+    // included, stays within the caller's budget.
+    let remaining = caller.get_fuel().unwrap_or(0);
+    let fuel = remaining.min(limits::FUEL_PER_EVALUATION);
+    let (result, used) = invoke_metered(&wasm, &plugin.pre, input.as_bytes(), fuel, None);
+    // Never fails: fuel is enabled on every store of this engine.
+    let _ = caller.set_fuel(remaining.saturating_sub(used));
+    let answer = match result.and_then(|out| abi::parse_call_output(&out)) {
         Ok(answer) => answer,
         Err(reason) => {
             eprintln!(
@@ -294,7 +326,11 @@ fn answer_call(caller: &mut Caller<'_, HostState>, memory: &Memory, ptr: i32, le
             );
             abi::error_json(&format!("plugin {} failed: {reason}", plugin.info.name))
         }
+    };
+    if let Some(nested) = caller.data_mut().nested.as_mut() {
+        nested.answers.insert(request, answer.clone());
     }
+    answer
 }
 
 /// A fresh store and instance of `pre`, dropped at once: the fixed cost of an evaluation.

@@ -755,3 +755,50 @@ fn instantiation_probe_works_for_every_builtin() {
         Err(TargetingError::UnknownPlugin(_))
     ));
 }
+
+#[test]
+fn repeated_calls_in_one_evaluation_run_once() {
+    // 40 calls of the same function with the same arguments exceed the per-expression call
+    // budget unless identical calls are answered from the evaluation's memo.
+    let ok = r#"{"ok":true}"#;
+    shared()
+        .load_plugin("memo", &function_plugin("memo_fn", &out(ok), ok))
+        .unwrap();
+    let same = vec!["memo_fn('a', 1)"; 40].join(" AND ");
+    assert_eq!(shared().matches(&loader("linux"), &same), Ok(true));
+    let different: Vec<String> = (0..40).map(|i| format!("memo_fn('a', {i})")).collect();
+    let r = shared().matches(&loader("linux"), &different.join(" AND "));
+    assert!(
+        matches!(r, Err(TargetingError::Evaluation(ref m)) if m.contains("too many plugin calls")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn called_functions_spend_the_callers_fuel() {
+    // Each call of a spinning function burns what fuel the batch has left; the batch then
+    // fails as a whole, the expressions are retried one by one, each fails on its own, and
+    // the good candidate behind them is still found.
+    let spin = function_plugin("burn", "(loop $l (br $l)) (i64.const 0)", "");
+    shared().load_plugin("burn", &spin).unwrap();
+    let targets: Vec<String> = (0..30).map(|i| format!("burn('{i}')")).collect();
+    let mut candidates: Vec<(u64, &str)> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (100 - i as u64, t.as_str()))
+        .collect();
+    candidates.push((1, "env->>'os' = 'linux'"));
+    assert_eq!(shared().select(&loader("linux"), &candidates), Some(1));
+    let results = shared().evaluate(
+        &loader("linux"),
+        &candidates.iter().map(|c| c.1).collect::<Vec<_>>(),
+    );
+    assert_eq!(results.len(), 31);
+    for r in &results[..30] {
+        assert!(
+            matches!(r, Err(TargetingError::Evaluation(m)) if m.contains("fuel")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(results[30], Ok(true));
+}

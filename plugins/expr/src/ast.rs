@@ -1,5 +1,7 @@
 //! The parsed expression. Every node keeps the 1-based character position it starts at, so
-//! type errors point where PostgreSQL would.
+//! type errors point where PostgreSQL would. Literals borrow from the source text.
+
+use std::borrow::Cow;
 
 /// A column of MIG's `loaders` row that targeting may read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +33,9 @@ impl Column {
 
 /// The right side of `->` / `->>`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Key {
+pub enum Key<'a> {
     /// A text key: object field.
-    Field(String),
+    Field(Cow<'a, str>),
     /// An integer: array element (negative counts from the end).
     Index(i64),
     /// `NULL`: the result is NULL.
@@ -50,62 +52,62 @@ pub enum IsTest {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'a> {
     pub pos: usize,
-    pub kind: Kind,
+    pub kind: Kind<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
+pub enum Kind<'a> {
     Column(Column),
     /// A string literal (type `unknown` until the type check coerces it).
-    Str(String),
+    Str(Cow<'a, str>),
     Num(f64),
     Bool(bool),
     Null,
     /// `->` (json) or `->>` (text, `as_text`).
     Get {
-        base: Box<Node>,
-        key: Key,
+        base: Box<Node<'a>>,
+        key: Key<'a>,
         as_text: bool,
     },
     /// `#>` / `#>>`; `None` is a NULL path.
     Path {
-        base: Box<Node>,
+        base: Box<Node<'a>>,
         path: Option<Vec<Option<String>>>,
         as_text: bool,
     },
     /// `=` (`equal`) or `<>` / `!=`.
     Cmp {
         equal: bool,
-        left: Box<Node>,
-        right: Box<Node>,
+        left: Box<Node<'a>>,
+        right: Box<Node<'a>>,
     },
     /// `[NOT] LIKE` / `[NOT] ILIKE` (`insensitive`).
     Like {
         negated: bool,
         insensitive: bool,
-        left: Box<Node>,
-        pattern: Box<Node>,
+        left: Box<Node<'a>>,
+        pattern: Box<Node<'a>>,
     },
     /// `[NOT] IN (…)`.
     In {
         negated: bool,
-        left: Box<Node>,
-        list: Vec<Node>,
+        left: Box<Node<'a>>,
+        list: Vec<Node<'a>>,
     },
     /// `IS [NOT] NULL|TRUE|FALSE|UNKNOWN`.
     Is {
         negated: bool,
         test: IsTest,
-        operand: Box<Node>,
+        operand: Box<Node<'a>>,
     },
-    Not(Box<Node>),
-    And(Vec<Node>),
-    Or(Vec<Node>),
+    Not(Box<Node<'a>>),
+    And(Vec<Node<'a>>),
+    Or(Vec<Node<'a>>),
     /// A function provided by a plugin.
     Call {
-        name: String,
-        args: Vec<Node>,
+        name: Cow<'a, str>,
+        args: Vec<Node<'a>>,
     },
 }

@@ -43,7 +43,11 @@ pub fn eval(
     }
 }
 
-fn boolean(node: &Node, loader: &Loader, f: &mut dyn Functions) -> Result<Option<bool>, String> {
+fn boolean(
+    node: &Node<'_>,
+    loader: &Loader,
+    f: &mut dyn Functions,
+) -> Result<Option<bool>, String> {
     eval(node, loader, f)
 }
 
@@ -67,9 +71,9 @@ fn index(items: &[Value], i: i64) -> Option<&Value> {
     usize::try_from(i).ok().and_then(|i| items.get(i))
 }
 
-fn get<'a>(v: &'a Value, key: &Key) -> Option<&'a Value> {
+fn get<'a>(v: &'a Value, key: &Key<'_>) -> Option<&'a Value> {
     match (v, key) {
-        (Value::Object(m), Key::Field(k)) => m.get(k),
+        (Value::Object(m), Key::Field(k)) => m.get(k.as_ref()),
         (Value::Array(a), Key::Index(i)) => index(a, *i),
         _ => None,
     }
@@ -108,7 +112,11 @@ fn to_json(v: &V) -> Value {
     }
 }
 
-fn value<'a>(node: &'a Node, loader: &'a Loader, f: &mut dyn Functions) -> Result<V<'a>, String> {
+fn value<'a>(
+    node: &'a Node<'_>,
+    loader: &'a Loader,
+    f: &mut dyn Functions,
+) -> Result<V<'a>, String> {
     Ok(match &node.kind {
         Kind::Column(c) => match c {
             Column::Env => V::Json(&loader.env),
@@ -117,7 +125,7 @@ fn value<'a>(node: &'a Node, loader: &'a Loader, f: &mut dyn Functions) -> Resul
             Column::Name => V::Text(Cow::Borrowed(&loader.name)),
             Column::LoaderName => V::Text(Cow::Borrowed(&loader.loadername)),
         },
-        Kind::Str(s) => V::Text(Cow::Borrowed(s)),
+        Kind::Str(s) => V::Text(Cow::Borrowed(s.as_ref())),
         Kind::Num(n) => V::Num(*n),
         Kind::Bool(b) => V::Bool(*b),
         Kind::Null => V::Null,

@@ -5,9 +5,11 @@
 //! `env#>>'{os}'='linux'` is `(env #>> '{os}') = 'linux'`, and `A OR B AND C` is
 //! `A OR (B AND C)`.
 
+use std::borrow::Cow;
+
 use crate::ast::{Column, IsTest, Key, Kind, Node};
 use crate::error::ParseError;
-use crate::lexer::{lex, Tok, Token};
+use crate::lexer::{fold, lex, Tok, Token};
 use crate::pgtext;
 
 /// Nesting deeper than this is refused (it would only exhaust the guest's stack).
@@ -24,8 +26,11 @@ const UNSUPPORTED: &[&str] = &[
     "cast", "collate", "isnull", "notnull", "array", "overlaps",
 ];
 
-/// Parses one expression (no type check; see [`crate::types::check`]).
-pub fn parse(src: &str) -> Result<Node, ParseError> {
+/// The operators the language has; any other is named as unsupported.
+const OPERATORS: &[&str] = &["=", "<>", "->", "->>", "#>", "#>>", "-"];
+
+/// Parses one expression (no type check; see [`crate::types::check_expression`]).
+pub fn parse(src: &str) -> Result<Node<'_>, ParseError> {
     let toks = lex(src)?;
     let mut p = Parser {
         toks,
@@ -39,31 +44,45 @@ pub fn parse(src: &str) -> Result<Node, ParseError> {
     Ok(node)
 }
 
-struct Parser {
-    toks: Vec<Token>,
+struct Parser<'a> {
+    toks: Vec<Token<'a>>,
     i: usize,
     depth: usize,
 }
 
-impl Parser {
-    fn peek(&self) -> &Token {
+impl<'a> Parser<'a> {
+    fn peek(&self) -> &Token<'a> {
         &self.toks[self.i.min(self.toks.len() - 1)]
     }
 
-    fn peek2(&self) -> &Tok {
+    fn peek2(&self) -> &Tok<'a> {
         &self.toks[(self.i + 1).min(self.toks.len() - 1)].tok
     }
 
-    fn bump(&mut self) -> Token {
-        let t = self.peek().clone();
+    /// Moves past the current token and returns it (the list keeps a placeholder: the
+    /// parser never looks back).
+    fn take(&mut self) -> Token<'a> {
+        let last = self.toks.len() - 1;
+        if self.i >= last {
+            return self.toks[last].clone();
+        }
+        let pos = self.toks[self.i].pos;
+        let tok = std::mem::replace(&mut self.toks[self.i].tok, Tok::Eof);
+        self.i += 1;
+        Token { tok, pos }
+    }
+
+    /// Moves past the current token; returns its position.
+    fn bump(&mut self) -> usize {
+        let pos = self.peek().pos;
         if self.i < self.toks.len() - 1 {
             self.i += 1;
         }
-        t
+        pos
     }
 
     fn is_kw(&self, kw: &str) -> bool {
-        matches!(&self.peek().tok, Tok::Ident(w) if w == kw)
+        self.peek().tok.is_word(kw)
     }
 
     fn eat_kw(&mut self, kw: &str) -> bool {
@@ -75,30 +94,20 @@ impl Parser {
     }
 
     fn is_op(&self, op: &str) -> bool {
-        matches!(&self.peek().tok, Tok::Op(o) if o == op)
+        matches!(&self.peek().tok, Tok::Op(o) if *o == op)
     }
 
     fn unexpected(&self, expected: &str) -> ParseError {
         let t = self.peek();
-        let mut msg = format!(
-            "syntax error: expected {expected}, found {}",
-            t.tok.describe()
-        );
-        if let Tok::Ident(w) = &t.tok {
-            if UNSUPPORTED.contains(&w.as_str()) {
-                msg = format!(
-                    "{} is not supported by the targeting language",
-                    w.to_uppercase()
-                );
+        let msg = match &t.tok {
+            Tok::Ident(w) if UNSUPPORTED.contains(&fold(w).as_ref()) => {
+                format!("{} is not supported by the targeting language", w.to_uppercase())
             }
-        }
-        if let Tok::Op(o) = &t.tok {
-            if !matches!(o.as_str(), "=" | "<>" | "->" | "->>" | "#>" | "#>>") {
-                msg = format!(
-                    "operator {o} is not supported (the language has =, <>, !=, ->, ->>, #>, #>>, LIKE, ILIKE, IN, IS)"
-                );
-            }
-        }
+            Tok::Op(o) if !OPERATORS.contains(o) => format!(
+                "operator {o} is not supported (the language has =, <>, !=, ->, ->>, #>, #>>, LIKE, ILIKE, IN, IS)"
+            ),
+            other => format!("syntax error: expected {expected}, found {}", other.describe()),
+        };
         ParseError::new(t.pos, msg)
     }
 
@@ -113,7 +122,7 @@ impl Parser {
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Node, ParseError> {
+    fn or(&mut self) -> Result<Node<'a>, ParseError> {
         let first = self.and()?;
         if !self.is_kw("or") {
             return Ok(first);
@@ -129,7 +138,7 @@ impl Parser {
         })
     }
 
-    fn and(&mut self) -> Result<Node, ParseError> {
+    fn and(&mut self) -> Result<Node<'a>, ParseError> {
         let first = self.not()?;
         if !self.is_kw("and") {
             return Ok(first);
@@ -145,9 +154,9 @@ impl Parser {
         })
     }
 
-    fn not(&mut self) -> Result<Node, ParseError> {
+    fn not(&mut self) -> Result<Node<'a>, ParseError> {
         if self.is_kw("not") {
-            let pos = self.bump().pos;
+            let pos = self.bump();
             self.deeper(pos)?;
             let inner = self.not()?;
             self.depth -= 1;
@@ -159,17 +168,22 @@ impl Parser {
         self.is()
     }
 
-    fn is(&mut self) -> Result<Node, ParseError> {
+    fn is(&mut self) -> Result<Node<'a>, ParseError> {
         let mut node = self.cmp()?;
         while self.is_kw("is") {
-            let pos = self.bump().pos;
+            let pos = self.bump();
             let negated = self.eat_kw("not");
-            let test = match &self.peek().tok {
-                Tok::Ident(w) if w == "null" => IsTest::Null,
-                Tok::Ident(w) if w == "true" => IsTest::True,
-                Tok::Ident(w) if w == "false" => IsTest::False,
-                Tok::Ident(w) if w == "unknown" => IsTest::Unknown,
-                _ => return Err(self.unexpected("NULL, TRUE, FALSE or UNKNOWN after IS")),
+            let t = &self.peek().tok;
+            let test = if t.is_word("null") {
+                IsTest::Null
+            } else if t.is_word("true") {
+                IsTest::True
+            } else if t.is_word("false") {
+                IsTest::False
+            } else if t.is_word("unknown") {
+                IsTest::Unknown
+            } else {
+                return Err(self.unexpected("NULL, TRUE, FALSE or UNKNOWN after IS"));
             };
             self.bump();
             node = Node {
@@ -184,14 +198,14 @@ impl Parser {
         Ok(node)
     }
 
-    fn cmp(&mut self) -> Result<Node, ParseError> {
+    fn cmp(&mut self) -> Result<Node<'a>, ParseError> {
         let left = self.like()?;
         let equal = match &self.peek().tok {
-            Tok::Op(o) if o == "=" => true,
-            Tok::Op(o) if o == "<>" => false,
+            Tok::Op("=") => true,
+            Tok::Op("<>") => false,
             _ => return Ok(left),
         };
-        let pos = self.bump().pos;
+        let pos = self.bump();
         let right = self.like()?;
         Ok(Node {
             pos,
@@ -203,10 +217,11 @@ impl Parser {
         })
     }
 
-    fn like(&mut self) -> Result<Node, ParseError> {
+    fn like(&mut self) -> Result<Node<'a>, ParseError> {
         let left = self.json()?;
+        let next = self.peek2();
         let negated = self.is_kw("not")
-            && matches!(self.peek2(), Tok::Ident(w) if w == "like" || w == "ilike" || w == "in");
+            && (next.is_word("like") || next.is_word("ilike") || next.is_word("in"));
         if negated {
             self.bump();
         }
@@ -229,7 +244,7 @@ impl Parser {
             if self.peek().tok != Tok::LParen {
                 return Err(self.unexpected("'(' after IN"));
             }
-            let open = self.bump().pos;
+            let open = self.bump();
             self.deeper(open)?;
             let mut list = vec![self.or()?];
             while self.peek().tok == Tok::Comma {
@@ -253,17 +268,17 @@ impl Parser {
         Ok(left)
     }
 
-    fn json(&mut self) -> Result<Node, ParseError> {
+    fn json(&mut self) -> Result<Node<'a>, ParseError> {
         let mut node = self.unary()?;
         loop {
-            let op = match &self.peek().tok {
-                Tok::Op(o) if matches!(o.as_str(), "->" | "->>" | "#>" | "#>>") => o.clone(),
+            let op = match self.peek().tok {
+                Tok::Op(o @ ("->" | "->>" | "#>" | "#>>")) => o,
                 _ => return Ok(node),
             };
-            let pos = self.bump().pos;
+            let pos = self.bump();
             let as_text = op.ends_with(">>");
             node = if op.starts_with('-') {
-                let key = self.key(&op)?;
+                let key = self.key(op)?;
                 Node {
                     pos,
                     kind: Kind::Get {
@@ -273,7 +288,7 @@ impl Parser {
                     },
                 }
             } else {
-                let path = self.path(&op)?;
+                let path = self.path(op)?;
                 Node {
                     pos,
                     kind: Kind::Path {
@@ -287,51 +302,58 @@ impl Parser {
     }
 
     /// The right side of `->`/`->>`: a string, an integer (maybe negative) or NULL.
-    fn key(&mut self, op: &str) -> Result<Key, ParseError> {
-        let t = self.peek().clone();
-        let expected = format!("a string, an integer or NULL after {op}");
+    fn key(&mut self, op: &str) -> Result<Key<'a>, ParseError> {
         let negative = self.is_op("-");
         if negative {
             self.bump();
         }
-        let key = match &self.peek().tok {
-            Tok::Str(s) if !negative => Key::Field(s.clone()),
-            Tok::Ident(w) if w == "null" && !negative => Key::Null,
-            Tok::Num(n) => {
-                let v: i64 = n
-                    .parse()
-                    .ok()
-                    .filter(|v: &i64| i32::try_from(*v).is_ok())
-                    .ok_or_else(|| ParseError::new(t.pos, format!("operator does not exist: json {op} numeric ({n} is not an integer array index)")))?;
-                Key::Index(if negative { -v } else { v })
+        let t = self.peek();
+        let pos = t.pos;
+        match &t.tok {
+            Tok::Str(_) if !negative => {}
+            t if t.is_word("null") && !negative => {
+                self.bump();
+                return Ok(Key::Null);
             }
-            _ => return Err(self.unexpected(&expected)),
-        };
-        self.bump();
-        Ok(key)
+            Tok::Num(n) => {
+                let v = n.parse::<i64>().ok().filter(|v| i32::try_from(*v).is_ok()).ok_or_else(|| {
+                    ParseError::new(
+                        pos,
+                        format!("operator does not exist: json {op} numeric ({n} is not an integer array index)"),
+                    )
+                })?;
+                self.bump();
+                return Ok(Key::Index(if negative { -v } else { v }));
+            }
+            _ => return Err(self.unexpected(&format!("a string, an integer or NULL after {op}"))),
+        }
+        match self.take().tok {
+            Tok::Str(s) => Ok(Key::Field(s)),
+            _ => unreachable!("checked above"),
+        }
     }
 
     /// The right side of `#>`/`#>>`: a `text[]` literal such as `'{aws,instanceid}'`, or NULL.
     fn path(&mut self, op: &str) -> Result<Option<Vec<Option<String>>>, ParseError> {
-        let t = self.peek().clone();
+        let t = self.peek();
         let path = match &t.tok {
             Tok::Str(s) => Some(pgtext::text_array(s).map_err(|m| ParseError::new(t.pos, m))?),
-            Tok::Ident(w) if w == "null" => None,
+            t if t.is_word("null") => None,
             _ => return Err(self.unexpected(&format!("a path such as '{{os}}' after {op}"))),
         };
         self.bump();
         Ok(path)
     }
 
-    fn unary(&mut self) -> Result<Node, ParseError> {
+    fn unary(&mut self) -> Result<Node<'a>, ParseError> {
         if self.is_op("-") {
-            let pos = self.bump().pos;
-            return match self.peek().tok.clone() {
+            let pos = self.bump();
+            return match self.peek().tok {
                 Tok::Num(n) => {
                     self.bump();
                     Ok(Node {
                         pos,
-                        kind: Kind::Num(-number(&n, pos)?),
+                        kind: Kind::Num(-number(n, pos)?),
                     })
                 }
                 _ => Err(self.unexpected("a number after unary '-'")),
@@ -340,17 +362,18 @@ impl Parser {
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Node, ParseError> {
-        let t = self.peek().clone();
+    fn primary(&mut self) -> Result<Node<'a>, ParseError> {
+        let t = self.peek();
         let pos = t.pos;
-        let kind = match t.tok {
-            Tok::Str(s) => {
-                self.bump();
-                Kind::Str(s)
-            }
+        let kind = match &t.tok {
+            Tok::Str(_) => match self.take().tok {
+                Tok::Str(s) => Kind::Str(s),
+                _ => unreachable!("checked above"),
+            },
             Tok::Num(n) => {
+                let v = number(n, pos)?;
                 self.bump();
-                Kind::Num(number(&n, pos)?)
+                Kind::Num(v)
             }
             Tok::LParen => {
                 self.bump();
@@ -364,38 +387,45 @@ impl Parser {
                 return Ok(inner);
             }
             // `x = NOT y` is valid SQL: NOT binds looser than `=` but may start an operand.
-            Tok::Ident(w) if w == "not" => return self.not(),
-            Tok::Ident(w) if w == "null" => {
+            w if w.is_word("not") => return self.not(),
+            w if w.is_word("null") => {
                 self.bump();
                 Kind::Null
             }
-            Tok::Ident(w) if w == "true" || w == "false" => {
+            w if w.is_word("true") || w.is_word("false") => {
+                let b = w.is_word("true");
                 self.bump();
-                Kind::Bool(w == "true")
+                Kind::Bool(b)
             }
             Tok::Ident(w)
-                if RESERVED.contains(&w.as_str()) || UNSUPPORTED.contains(&w.as_str()) =>
+                if RESERVED.contains(&fold(w).as_ref())
+                    || UNSUPPORTED.contains(&fold(w).as_ref()) =>
             {
                 return Err(self.unexpected("an expression"));
             }
-            Tok::Ident(w) | Tok::QuotedIdent(w) => {
-                self.bump();
+            Tok::Ident(_) | Tok::QuotedIdent(_) => {
+                let word = match self.take().tok {
+                    Tok::Ident(w) => fold(w),
+                    Tok::QuotedIdent(w) => w,
+                    _ => unreachable!("checked above"),
+                };
                 if self.peek().tok == Tok::LParen {
-                    return self.call(w, pos);
+                    return self.call(word, pos);
                 }
-                self.column(w, pos)?
+                self.column(word, pos)?
             }
             _ => return Err(self.unexpected("an expression")),
         };
         Ok(Node { pos, kind })
     }
 
-    fn column(&mut self, word: String, pos: usize) -> Result<Kind, ParseError> {
+    fn column(&mut self, word: Cow<'a, str>, pos: usize) -> Result<Kind<'a>, ParseError> {
         // `loaders.env`: MIG spliced targets into `SELECT … FROM loaders WHERE …`.
         let word = if word == "loaders" && self.peek().tok == Tok::Dot {
             self.bump();
-            match self.bump().tok {
-                Tok::Ident(w) | Tok::QuotedIdent(w) => w,
+            match self.take().tok {
+                Tok::Ident(w) => fold(w),
+                Tok::QuotedIdent(w) => w,
                 other => {
                     return Err(ParseError::new(
                         pos,
@@ -418,8 +448,8 @@ impl Parser {
         }
     }
 
-    fn call(&mut self, name: String, pos: usize) -> Result<Node, ParseError> {
-        let open = self.bump().pos;
+    fn call(&mut self, name: Cow<'a, str>, pos: usize) -> Result<Node<'a>, ParseError> {
+        let open = self.bump();
         self.deeper(open)?;
         let mut args = Vec::new();
         if self.peek().tok != Tok::RParen {
@@ -450,7 +480,7 @@ fn number(text: &str, pos: usize) -> Result<f64, ParseError> {
 mod tests {
     use super::*;
 
-    fn kind(src: &str) -> Kind {
+    fn kind(src: &str) -> Kind<'_> {
         parse(src).unwrap().kind
     }
 
@@ -591,7 +621,7 @@ mod tests {
         let Kind::Call { name, args } = kind("rollout('wave-1', 10)") else {
             panic!()
         };
-        assert_eq!((name.as_str(), args.len()), ("rollout", 2));
+        assert_eq!((name.as_ref(), args.len()), ("rollout", 2));
         assert!(matches!(kind("loaders.loadername = 'x'"), Kind::Cmp { .. }));
         assert!(matches!(kind("\"env\"->>'os' = 'x'"), Kind::Cmp { .. }));
     }

@@ -2,88 +2,78 @@
 //! `#>`/`#>>` paths (`array_in`), boolean literals (`boolin`) and array subscripts inside
 //! json paths (`strtoint`).
 
+/// PostgreSQL's `scanner_isspace`: ASCII whitespace only.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+}
+
 /// Parses a one-dimensional `text[]` literal such as `{os}` or `{aws,"instance id"}`;
 /// `None` elements are unquoted `NULL`s. The error is PostgreSQL's reason.
 pub fn text_array(src: &str) -> Result<Vec<Option<String>>, String> {
     let malformed = |why: &str| format!("malformed array literal: \"{src}\" ({why})");
-    let chars: Vec<char> = src.chars().collect();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && chars[*i].is_whitespace() {
-            *i += 1;
-        }
+    let mut it = src.chars().peekable();
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        while it.next_if(|c| is_space(*c)).is_some() {}
     };
-    skip_ws(&mut i);
-    if chars.get(i) == Some(&'[') {
-        return Err(malformed(
-            "dimension decorations are not supported in paths",
-        ));
+    skip_ws(&mut it);
+    match it.next() {
+        Some('{') => {}
+        Some('[') => {
+            return Err(malformed(
+                "dimension decorations are not supported in paths",
+            ))
+        }
+        _ => return Err(malformed("array value must start with \"{\"")),
     }
-    if chars.get(i) != Some(&'{') {
-        return Err(malformed("array value must start with \"{\""));
-    }
-    i += 1;
     let mut out = Vec::new();
-    skip_ws(&mut i);
-    if chars.get(i) == Some(&'}') {
-        i += 1;
-    } else {
+    skip_ws(&mut it);
+    if it.next_if_eq(&'}').is_none() {
         loop {
-            skip_ws(&mut i);
-            let (elem, quoted_or_escaped) = match chars.get(i) {
+            skip_ws(&mut it);
+            let mut s = String::new();
+            let quoted_or_escaped = match it.peek() {
                 None => return Err(malformed("unexpected end of input")),
                 Some('{') => return Err(malformed("a path must be a one-dimensional array")),
                 Some('"') => {
-                    i += 1;
-                    let mut s = String::new();
+                    it.next();
                     loop {
-                        match chars.get(i) {
+                        match it.next() {
                             None => return Err(malformed("unexpected end of input")),
-                            Some('\\') => {
-                                let Some(c) = chars.get(i + 1) else {
-                                    return Err(malformed("unexpected end of input"));
-                                };
-                                s.push(*c);
-                                i += 2;
-                            }
-                            Some('"') => {
-                                i += 1;
-                                break;
-                            }
-                            Some(c) => {
-                                s.push(*c);
-                                i += 1;
-                            }
+                            Some('\\') => s.push(
+                                it.next()
+                                    .ok_or_else(|| malformed("unexpected end of input"))?,
+                            ),
+                            Some('"') => break,
+                            Some(c) => s.push(c),
                         }
                     }
-                    skip_ws(&mut i);
-                    (s, true)
+                    skip_ws(&mut it);
+                    true
                 }
                 Some(_) => {
-                    let mut s = String::new();
                     // Whitespace written through a backslash is kept when trimming.
                     let mut keep = 0;
                     let mut escaped = false;
                     loop {
-                        match chars.get(i) {
+                        match it.peek() {
                             None => return Err(malformed("unexpected end of input")),
-                            Some(',') | Some('}') => break,
-                            Some('"') | Some('{') => return Err(malformed("unexpected character")),
+                            Some(',' | '}') => break,
+                            Some('"' | '{') => return Err(malformed("unexpected character")),
                             Some('\\') => {
-                                let Some(c) = chars.get(i + 1) else {
-                                    return Err(malformed("unexpected end of input"));
-                                };
-                                s.push(*c);
+                                it.next();
+                                s.push(
+                                    it.next()
+                                        .ok_or_else(|| malformed("unexpected end of input"))?,
+                                );
                                 keep = s.len();
                                 escaped = true;
-                                i += 2;
                             }
-                            Some(c) => {
-                                s.push(*c);
-                                if !c.is_whitespace() {
+                            Some(&c) => {
+                                it.next();
+                                s.push(c);
+                                if !is_space(c) {
                                     keep = s.len();
                                 }
-                                i += 1;
                             }
                         }
                     }
@@ -91,26 +81,23 @@ pub fn text_array(src: &str) -> Result<Vec<Option<String>>, String> {
                     if s.is_empty() && !escaped {
                         return Err(malformed("empty element"));
                     }
-                    (s, escaped)
+                    escaped
                 }
             };
-            if !quoted_or_escaped && elem.eq_ignore_ascii_case("null") {
-                out.push(None);
+            out.push(if !quoted_or_escaped && s.eq_ignore_ascii_case("null") {
+                None
             } else {
-                out.push(Some(elem));
-            }
-            match chars.get(i) {
-                Some(',') => i += 1,
-                Some('}') => {
-                    i += 1;
-                    break;
-                }
+                Some(s)
+            });
+            match it.next() {
+                Some(',') => {}
+                Some('}') => break,
                 _ => return Err(malformed("unexpected character")),
             }
         }
     }
-    skip_ws(&mut i);
-    if i != chars.len() {
+    skip_ws(&mut it);
+    if it.next().is_some() {
         return Err(malformed("junk after closing right brace"));
     }
     Ok(out)

@@ -11,7 +11,9 @@ use crate::{check, evaluate, handle};
 /// stricter, never different), each with the reason (`testdata/stricter.json`).
 pub fn stricter() -> Vec<String> {
     let v: Vec<Value> = serde_json::from_str(include_str!("../testdata/stricter.json")).unwrap();
-    v.iter().map(|c| c["expr"].as_str().unwrap().to_string()).collect()
+    v.iter()
+        .map(|c| c["expr"].as_str().unwrap().to_string())
+        .collect()
 }
 
 pub fn loaders() -> Vec<(String, Loader)> {

@@ -35,7 +35,7 @@ impl Ty {
 
 /// Type-checks a whole targeting expression (it must be boolean) and returns the functions
 /// it calls, sorted and without repeats.
-pub fn check_expression(node: &mut Node) -> Result<Vec<String>, ParseError> {
+pub fn check_expression(node: &mut Node<'_>) -> Result<Vec<String>, ParseError> {
     let mut functions = Vec::new();
     expect_bool(node, "a targeting expression", &mut functions)?;
     functions.sort();
@@ -43,7 +43,11 @@ pub fn check_expression(node: &mut Node) -> Result<Vec<String>, ParseError> {
     Ok(functions)
 }
 
-fn expect_bool(node: &mut Node, what: &str, functions: &mut Vec<String>) -> Result<(), ParseError> {
+fn expect_bool(
+    node: &mut Node<'_>,
+    what: &str,
+    functions: &mut Vec<String>,
+) -> Result<(), ParseError> {
     match check(node, functions)? {
         Ty::Bool | Ty::Null => Ok(()),
         Ty::Unknown => coerce_bool(node),
@@ -54,7 +58,7 @@ fn expect_bool(node: &mut Node, what: &str, functions: &mut Vec<String>) -> Resu
     }
 }
 
-fn coerce_bool(node: &mut Node) -> Result<(), ParseError> {
+fn coerce_bool(node: &mut Node<'_>) -> Result<(), ParseError> {
     if let Kind::Str(s) = &node.kind {
         match pgtext::boolean(s) {
             Some(b) => node.kind = Kind::Bool(b),
@@ -69,7 +73,7 @@ fn coerce_bool(node: &mut Node) -> Result<(), ParseError> {
     Ok(())
 }
 
-fn coerce_num(node: &mut Node) -> Result<(), ParseError> {
+fn coerce_num(node: &mut Node<'_>) -> Result<(), ParseError> {
     if let Kind::Str(s) = &node.kind {
         match s.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => node.kind = Kind::Num(v),
@@ -121,7 +125,7 @@ fn resolve_equality(
     }
 }
 
-fn check(node: &mut Node, functions: &mut Vec<String>) -> Result<Ty, ParseError> {
+fn check(node: &mut Node<'_>, functions: &mut Vec<String>) -> Result<Ty, ParseError> {
     let pos = node.pos;
     Ok(match &mut node.kind {
         Kind::Column(c) => match c {
@@ -210,7 +214,7 @@ fn check(node: &mut Node, functions: &mut Vec<String>) -> Result<Ty, ParseError>
             Ty::Bool
         }
         Kind::Call { name, args } => {
-            functions.push(name.clone());
+            functions.push(name.to_string());
             for a in args.iter_mut() {
                 check(a, functions)?;
             }
