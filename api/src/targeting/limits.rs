@@ -24,6 +24,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Wall-clock deadline of one instance, in epoch ticks (~100 ms): the backstop for time
 /// fuel does not count (a guest blocked in host calls).
 pub const DEADLINE_TICKS: u64 = 20;
+/// Deadline of a function called through `mig.call` (~50 ms): shorter than its caller's,
+/// so a called function that stalls fails alone and the caller can still answer.
+pub const CALL_DEADLINE_TICKS: u64 = DEADLINE_TICKS / 2;
 /// `mig.call`s one evaluator instance may make per expression it evaluates.
 pub const CALLS_PER_EXPRESSION: u32 = 16;
 /// Function names: 1 to 64 of `[a-z0-9_]`, starting with a letter.

@@ -13,7 +13,9 @@ use wasmtime::{
 };
 
 use super::abi::{self, pack, unpack};
-use super::limits::{self, DEADLINE_TICKS, EPOCH_TICK, MEMORY_CAP, OUTPUT_CAP, POOL_INSTANCES};
+use super::limits::{
+    self, CALL_DEADLINE_TICKS, DEADLINE_TICKS, EPOCH_TICK, MEMORY_CAP, OUTPUT_CAP, POOL_INSTANCES,
+};
 use super::registry::Registry;
 use super::TargetingError;
 
@@ -106,10 +108,7 @@ impl Drop for Ticker {
 pub(crate) fn reason(e: &wasmtime::Error, fuel: u64) -> String {
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => format!("ran out of fuel ({fuel} units)"),
-        Some(Trap::Interrupt) => format!(
-            "exceeded its deadline ({} ms)",
-            EPOCH_TICK.as_millis() * u128::from(DEADLINE_TICKS)
-        ),
+        Some(Trap::Interrupt) => "exceeded its wall-clock deadline".into(),
         Some(Trap::StackOverflow) => "exhausted its stack".into(),
         Some(Trap::UnreachableCodeReached) => {
             "trapped: executed `unreachable` (a Rust guest panicked or failed to allocate)".into()
@@ -133,6 +132,7 @@ pub(crate) fn reason(e: &wasmtime::Error, fuel: u64) -> String {
 fn store(
     wasm: &Wasm,
     fuel: u64,
+    deadline_ticks: u64,
     nested: Option<Nested>,
 ) -> Result<Store<HostState>, wasmtime::Error> {
     let limits = StoreLimitsBuilder::new()
@@ -146,7 +146,7 @@ fn store(
     let mut store = Store::new(wasm, HostState { limits, nested });
     store.limiter(|s| &mut s.limits);
     store.set_fuel(fuel)?;
-    store.set_epoch_deadline(DEADLINE_TICKS);
+    store.set_epoch_deadline(deadline_ticks);
     store.epoch_deadline_trap();
     Ok(store)
 }
@@ -187,18 +187,19 @@ pub(crate) fn invoke(
     fuel: u64,
     nested: Option<Nested>,
 ) -> Result<Vec<u8>, String> {
-    invoke_metered(wasm, pre, input, fuel, nested).0
+    invoke_metered(wasm, pre, input, fuel, DEADLINE_TICKS, nested).0
 }
 
-/// [`invoke`], also returning the fuel the instance consumed.
+/// [`invoke`] with a given deadline, also returning the fuel the instance consumed.
 fn invoke_metered(
     wasm: &Wasm,
     pre: &InstancePre<HostState>,
     input: &[u8],
     fuel: u64,
+    deadline_ticks: u64,
     nested: Option<Nested>,
 ) -> (Result<Vec<u8>, String>, u64) {
-    let mut store = match store(wasm, fuel, nested) {
+    let mut store = match store(wasm, fuel, deadline_ticks, nested) {
         Ok(s) => s,
         Err(e) => return (Err(reason(&e, fuel)), 0),
     };
@@ -242,7 +243,7 @@ pub(crate) fn describe(
 ) -> Result<(i32, Vec<u8>), String> {
     let fuel = limits::FUEL_PER_EVALUATION;
     let fail = |e: wasmtime::Error| reason(&e, fuel);
-    let mut store = store(wasm, fuel, None).map_err(fail)?;
+    let mut store = store(wasm, fuel, DEADLINE_TICKS, None).map_err(fail)?;
     let instance = pre
         .instantiate(&mut store)
         .map_err(|e| format!("cannot be instantiated: {}", reason(&e, fuel)))?;
@@ -314,7 +315,16 @@ fn answer_call(caller: &mut Caller<'_, HostState>, memory: &Memory, ptr: i32, le
     // included, stays within the caller's budget.
     let remaining = caller.get_fuel().unwrap_or(0);
     let fuel = remaining.min(limits::FUEL_PER_EVALUATION);
-    let (result, used) = invoke_metered(&wasm, &plugin.pre, input.as_bytes(), fuel, None);
+    // Its deadline is shorter than the caller's: a called function that stalls fails
+    // alone, and the caller still has time to answer for its other expressions.
+    let (result, used) = invoke_metered(
+        &wasm,
+        &plugin.pre,
+        input.as_bytes(),
+        fuel,
+        CALL_DEADLINE_TICKS,
+        None,
+    );
     // Never fails: fuel is enabled on every store of this engine.
     let _ = caller.set_fuel(remaining.saturating_sub(used));
     let answer = match result.and_then(|out| abi::parse_call_output(&out)) {
@@ -336,7 +346,7 @@ fn answer_call(caller: &mut Caller<'_, HostState>, memory: &Memory, ptr: i32, le
 /// A fresh store and instance of `pre`, dropped at once: the fixed cost of an evaluation.
 pub(crate) fn instantiate_only(wasm: &Wasm, pre: &InstancePre<HostState>) -> Result<(), String> {
     let fuel = limits::FUEL_PER_EVALUATION;
-    let mut store = store(wasm, fuel, None).map_err(|e| reason(&e, fuel))?;
+    let mut store = store(wasm, fuel, DEADLINE_TICKS, None).map_err(|e| reason(&e, fuel))?;
     pre.instantiate(&mut store)
         .map(drop)
         .map_err(|e| reason(&e, fuel))

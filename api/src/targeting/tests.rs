@@ -802,3 +802,28 @@ fn called_functions_spend_the_callers_fuel() {
     }
     assert_eq!(results[30], Ok(true));
 }
+
+#[test]
+fn a_plugin_stuck_in_host_calls_hits_the_deadline() {
+    // Fuel counts wasm instructions, not time spent in the host: this plugin spins on
+    // mig.call with a 1 MiB request (each call copies it, then is refused), so it would
+    // burn seconds before running out of fuel. The epoch deadline stops it.
+    let d = r#"{"name":"h","functions":["stuck"]}"#;
+    let wasm = wat::parse_str(format!(
+        r#"(module
+            (import "mig" "call" (func $call (param i32 i32) (result i64)))
+            (memory (export "memory") 20)
+            (data (i32.const 0) "{}")
+            (func (export "mig_abi_version") (result i32) (i32.const 1))
+            (func (export "mig_alloc") (param i32) (result i32) (i32.const 0))
+            (func (export "mig_describe") (result i64) (i64.const {}))
+            (func (export "mig_invoke") (param i32 i32) (result i64)
+                (loop $l (drop (call $call (i32.const 1024) (i32.const {}))) (br $l))
+                (i64.const 0)))"#,
+        wat_string(d),
+        d.len(),
+        OUTPUT_CAP
+    ))
+    .unwrap();
+    hostile_call_fails("stuck", &wasm, "exceeded its wall-clock deadline");
+}
