@@ -5,9 +5,16 @@
 //! functions such as `rollout('wave-1', 10)` (built in: `rollout`, `semver`; operators
 //! upload more). Each module is validated and compiled once ([`Engine::load_plugin`]) and
 //! every evaluation runs in a fresh instance with fuel, a memory cap and a deadline
-//! ([`limits`]). The ABI is in [`abi`] here and documented for authors in `plugins/sdk`.
+//! ([`limits`]). The ABI's host side is `abi.rs`; plugin authors read `plugins/sdk`.
 //!
-//! Read [`Engine`] first, then `sandbox.rs` (wasmtime) and `abi.rs` (the wire).
+//! Read [`Engine`] first (`engine.rs`), then `sandbox.rs` (wasmtime, `mig.call`), `abi.rs`
+//! (the wire) and `registry.rs`. Semantics of the language: `plugins/README.md`.
+//!
+//! Choices: a NULL (unknown) result never matches; comparing json to text (`env->'os' =
+//! 'linux'`) is refused when the expression is written, as PostgreSQL refuses it
+//! ("operator does not exist: json = unknown"); an empty expression does not parse (callers
+//! treat an empty expectenv as "no check" before asking). Functions of a removed plugin
+//! make the expressions that call them fail to evaluate (logged, no match).
 
 mod abi;
 mod builtin;
