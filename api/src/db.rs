@@ -149,6 +149,24 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Like [`Db::with`], for the loaders' per-request bookkeeping (last seen, reported
+    /// environment, given manifest, last report): its commits skip the fsync. In WAL mode that
+    /// is still safe against a killed process and never corrupts; a power cut may forget the
+    /// last few of these updates, which the next loader run writes again. Administrator writes
+    /// (manifests, signatures, keys, investigators) keep `synchronous = FULL`.
+    pub fn with_relaxed<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with(|c| {
+            c.execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(Error::db("relaxing synchronous"))?;
+            let out = f(c);
+            c.execute_batch("PRAGMA synchronous = FULL")
+                .map_err(Error::db("restoring synchronous"))?;
+            out
+        })
+    }
+}
+
 fn poisoned() -> Error {
     Error::Internal("the connection pool lock is poisoned".into())
 }
@@ -243,6 +261,20 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(db);
         Db::open(&p).unwrap();
+    }
+
+    #[test]
+    fn relaxed_writes_restore_full_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("x.db")).unwrap();
+        let level = |c: &mut Connection| -> Result<i64> {
+            Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap())
+        };
+        assert_eq!(db.with_relaxed(|c| level(c)).unwrap(), 1, "NORMAL inside");
+        assert_eq!(db.with(level).unwrap(), 2, "FULL again after");
+        let failed: Result<()> = db.with_relaxed(|_| Err(Error::Internal("x".into())));
+        assert!(failed.is_err());
+        assert_eq!(db.with(level).unwrap(), 2, "FULL again after a failure");
     }
 
     #[test]

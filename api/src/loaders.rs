@@ -390,7 +390,7 @@ pub fn manifest_request(
     let tags = serde_json::to_string(&req.agent.tags)
         .map_err(|e| Error::Internal(format!("tags: {e}")))?;
     let queueloc = Some(req.agent.queueloc.as_str()).filter(|q| !q.is_empty());
-    let record = app.db.with(|c| {
+    let record = app.db.with_relaxed(|c| {
         c.execute(
             "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5
              WHERE id = ?6",
@@ -412,7 +412,7 @@ pub fn manifest_request(
         let verdict = app.engine.matches(&facts, expect);
         if !matches!(verdict, Ok(true)) {
             app.metrics.selection("expectenv_denied");
-            app.db.with(|c| set_given(c, who.id, None))?;
+            app.db.with_relaxed(|c| set_given(c, who.id, None))?;
             let why = match verdict {
                 Err(e) => format!(": {e}"),
                 _ => String::new(),
@@ -430,14 +430,14 @@ pub fn manifest_request(
     let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
     let Some(id) = app.engine.select(&facts, &refs) else {
         app.metrics.selection("none");
-        app.db.with(|c| set_given(c, who.id, None))?;
+        app.db.with_relaxed(|c| set_given(c, who.id, None))?;
         return Err(Error::NotFound(format!(
             "no active manifest for {}/{} targets this loader",
             env.os, env.arch
         )));
     };
     app.metrics.selection("selected");
-    let (statement, signatures) = app.db.with(|c| {
+    let (statement, signatures) = app.db.with_relaxed(|c| {
         set_given(c, who.id, Some(id))?;
         manifests::statement_and_signatures(c, id)
     })?;
@@ -506,10 +506,16 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
 
 /// `POST loader/report`: keeps the loader's last result, serial and time.
 pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
+    let serial = i64::try_from(r.serial.0).map_err(|_| {
+        Error::invalid(
+            "bad_report",
+            format!("serial {} is out of range", r.serial.0),
+        )
+    })?;
     let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();
     message.retain(|c| c == '\n' || !c.is_control());
     let now = Timestamp::now().0 as i64;
-    app.db.with(|c| {
+    app.db.with_relaxed(|c| {
         c.execute(
             "INSERT INTO loader_reports (loader_id, serial, result, message, time)
              VALUES (?1, ?2, ?3, ?4, ?5)

@@ -266,6 +266,12 @@ fn every_admin_endpoint_checks_its_own_permission_bit() {
         .expect(200)
         .body;
     let probe_sig = probe.sign(&st);
+    srv.post(
+        &a1,
+        "plugins",
+        json!({"name": "doomed", "wasm": b64(&wat_plugin("doomed", true, false))}),
+    )
+    .expect(201);
     let archive_b64 = b64(&archive);
     let m = |p: &str| format!("manifests/{manifest}{p}");
     let l = |p: &str| format!("loaders/{loader}{p}");
@@ -422,6 +428,23 @@ fn every_admin_endpoint_checks_its_own_permission_bit() {
             bit: "PermSearch",
             method: "GET",
             path: "plugins".into(),
+            ok: 200,
+            body: none(),
+        },
+        Case {
+            bit: "PermPlugin",
+            method: "POST",
+            path: "plugins".into(),
+            ok: 201,
+            body: Box::new(|| {
+                let name = format!("fn{}", unique());
+                Some(json!({"name": name, "wasm": b64(&wat_plugin(&name, true, false))}))
+            }),
+        },
+        Case {
+            bit: "PermPlugin",
+            method: "DELETE",
+            path: "plugins/doomed".into(),
             ok: 200,
             body: none(),
         },

@@ -451,6 +451,7 @@ fn reports_are_kept_as_the_loaders_last_result() {
     assert!(rec["last_report"]["time"].is_string());
     for bad in [
         json!({"serial": 1, "result": "exploded"}),
+        json!({"serial": u64::MAX, "result": "failed"}),
         json!({"result": "installed"}),
         json!([]),
     ] {
