@@ -36,6 +36,8 @@ pub enum Error {
     Conflict(String),
     /// 413: a body or archive member is larger than its limit.
     TooLarge(String),
+    /// 408: a request body did not arrive within its deadline.
+    Timeout(String),
     /// 416: a `Range` that cannot be served for a body of `size` bytes.
     RangeNotSatisfiable { size: u64, message: String },
     /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
@@ -111,6 +113,7 @@ impl Error {
             Error::NotFound(_) => Status::NotFound,
             Error::Conflict(_) => Status::Conflict,
             Error::TooLarge(_) => Status::PayloadTooLarge,
+            Error::Timeout(_) => Status::RequestTimeout,
             Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
             Error::Unavailable(_) => Status::ServiceUnavailable,
             Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
@@ -128,6 +131,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
+            Error::Timeout(_) => "body_timeout",
             Error::RangeNotSatisfiable { .. } => "bad_range",
             Error::Unavailable(_) => "unavailable",
             Error::Database { .. } => "database",
@@ -160,6 +164,7 @@ impl fmt::Display for Error {
             Error::NotFound(m)
             | Error::Conflict(m)
             | Error::TooLarge(m)
+            | Error::Timeout(m)
             | Error::Unavailable(m)
             | Error::Config(m)
             | Error::Internal(m) => f.write_str(m),

@@ -521,13 +521,7 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
                result = excluded.result, message = excluded.message, time = excluded.time",
-            params![
-                who.id as i64,
-                r.serial.0 as i64,
-                r.result.as_str(),
-                message,
-                now
-            ],
+            params![who.id as i64, serial, r.result.as_str(), message, now],
         )
         .map_err(Error::db("storing a report"))?;
         c.execute(

@@ -157,3 +157,45 @@ fn bad_ids_unknown_routes_and_methods_answer_json_errors() {
     let r = request("GET", &format!("{}../../etc/passwd", srv.base), &[], None);
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn a_body_that_stalls_gets_408_instead_of_holding_the_connection() {
+    use std::io::{Read, Write};
+    let srv = Server::start();
+    let (_, key) = {
+        let (a, _) = two_admins(&srv);
+        srv.enabled_loader(&a, "l", None)
+    };
+    let addr = srv
+        .base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        s,
+        "POST /api/v2/loader/manifest HTTP/1.1\r\nHost: {addr}\r\nX-LOADERKEY: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"agent\": {{\"name\": \"h"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The server answers on its own; the client never sends the rest. (Rocket itself waits,
+    // without a deadline, for the first 14 body bytes before routing, so this body has more.)
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within 30 s"), "{text}");
+}

@@ -21,7 +21,7 @@ use rocket::serde::json::Json;
 use rocket::tokio::io::{AsyncReadExt, AsyncSeekExt};
 use serde::de::DeserializeOwned;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the log line of one request gathers while it is handled.
 struct RequestLog {
@@ -143,7 +143,14 @@ impl<'r> FromRequest<'r> for ContentLength {
     }
 }
 
-/// Reads a request body of at most `limit` bytes (413 beyond, before reading when declared).
+/// Time a small body (≤ 64 KiB) may take to arrive.
+const SMALL_BODY_DEADLINE: Duration = Duration::from_secs(30);
+/// Slowest upload accepted: a body must arrive at 64 KiB/s or faster (and in 30 s at least).
+const UPLOAD_BYTES_PER_SEC: u64 = 64 * 1024;
+
+/// Reads a request body of at most `limit` bytes (413 beyond, before reading when declared)
+/// within a deadline that grows with the limit (408 after it), so a client that trickles bytes
+/// cannot hold a connection and a buffer forever.
 pub async fn read_body(
     data: Data<'_>,
     declared: ContentLength,
@@ -154,10 +161,16 @@ pub async fn read_body(
     if declared.0.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let capped = data
-        .open(limit.bytes())
-        .into_bytes()
+    let deadline = SMALL_BODY_DEADLINE.max(Duration::from_secs(limit / UPLOAD_BYTES_PER_SEC));
+    let read = rocket::tokio::time::timeout(deadline, data.open(limit.bytes()).into_bytes());
+    let capped = read
         .await
+        .map_err(|_| {
+            Error::Timeout(format!(
+                "{what} did not arrive within {} s",
+                deadline.as_secs()
+            ))
+        })?
         .map_err(|e| Error::invalid("bad_body", format!("reading {what}: {e}")))?;
     if !capped.is_complete() {
         return Err(too_large());
