@@ -152,6 +152,10 @@ pub fn remove(app: &App, name: &str) -> Result<()> {
             Err(Error::NotFound(format!("plugin {name:?} does not exist")))
         };
     }
+    // A stored plugin that failed to load at start is in the database only.
+    if !app.engine.plugins().iter().any(|p| p.name == name) {
+        return Ok(());
+    }
     app.engine.remove_plugin(name).map_err(|e| {
         Error::Internal(format!(
             "plugin {name:?} removed from the database but not the engine: {e}"

@@ -161,3 +161,26 @@ fn a_plugin_that_spins_makes_only_its_manifest_not_match() {
         .unwrap();
     assert!(failures >= 3, "{m}");
 }
+
+#[test]
+fn a_stored_plugin_that_no_longer_loads_is_logged_and_can_be_removed() {
+    let mut srv = Server::start();
+    let (a, _) = two_admins(&srv);
+    srv.kill();
+    let c = rusqlite::Connection::open(srv.db_path()).unwrap();
+    c.execute(
+        "INSERT INTO plugins (name, sha256, wasm, created) VALUES ('broken', 'x', X'00', 0)",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    srv.launch();
+    assert!(
+        srv.log().contains("event=plugin_load_failed name=broken"),
+        "{}",
+        srv.log()
+    );
+    request("GET", &srv.url("health"), &[], None).expect(200);
+    srv.call(&a, "DELETE", "plugins/broken", None).expect(200);
+    srv.call(&a, "DELETE", "plugins/broken", None).expect(404);
+}
