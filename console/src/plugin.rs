@@ -9,23 +9,27 @@ use loader_min::admin::{NewPlugin, PluginRecord};
 use std::io::Read;
 use std::path::Path;
 
-/// The largest plugin module uploaded.
-pub const MAX_PLUGIN: u64 = 32 * 1024 * 1024;
+/// The largest plugin module uploaded (mig-api's targeting engine refuses larger ones).
+pub const MAX_PLUGIN: u64 = 8 * 1024 * 1024;
 /// Every WebAssembly module starts with these bytes.
 const WASM_MAGIC: &[u8] = b"\0asm";
 
 /// A plugin name: what the target language calls it and what goes in the URL.
 fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
+    // The same rule as mig-api's plugin registry, so a bad name fails before the upload.
+    let ok = name.len() <= 64
         && name
             .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
     if ok {
         Ok(())
     } else {
         Err(Error::Usage(format!(
-            "plugin name {name:?}: use 1 to 64 letters, digits, - or _"
+            "plugin name {name:?}: use 1 to 64 of a-z, 0-9, - or _, starting with a letter or digit"
         )))
     }
 }
@@ -104,7 +108,7 @@ mod tests {
     fn plugin_names_are_url_and_language_safe() {
         assert!(check_name("rollout").is_ok());
         assert!(check_name("my_plugin-2").is_ok());
-        for bad in ["", "../x", "a b", "a/b", &"x".repeat(65)] {
+        for bad in ["", "../x", "a b", "a/b", "Rollout", "-x", &"x".repeat(65)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
