@@ -157,10 +157,10 @@ impl Db {
     /// (manifests, signatures, keys, investigators) keep `synchronous = FULL`.
     pub fn with_relaxed<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         self.with(|c| {
-            c.execute_batch("PRAGMA synchronous = NORMAL")
+            exec_cached(c, "PRAGMA synchronous = NORMAL", [])
                 .map_err(Error::db("relaxing synchronous"))?;
             let out = f(c);
-            c.execute_batch("PRAGMA synchronous = FULL")
+            exec_cached(c, "PRAGMA synchronous = FULL", [])
                 .map_err(Error::db("restoring synchronous"))?;
             out
         })
@@ -220,6 +220,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             .map_err(Error::db(format!("migration {step}")))?;
     }
     Ok(())
+}
+
+/// `execute` through the connection's statement cache: hot paths parse each SQL text once.
+pub fn exec_cached(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// `query_row` through the connection's statement cache.
+pub fn row_cached<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
 }
 
 /// `?` placeholders are the only way values reach SQL; this turns a user's `%` wildcard search

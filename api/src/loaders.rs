@@ -2,7 +2,7 @@
 //! (design §3): manifest selection through the WASM engine, file permission, reports.
 
 use crate::app::App;
-use crate::db::like_pattern;
+use crate::db::{exec_cached, like_pattern, row_cached};
 use crate::error::{Error, Result};
 use crate::investigators::check_name;
 use crate::keys;
@@ -59,7 +59,8 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
         )
     })?;
     let row = app.db.with(|c| {
-        c.query_row(
+        row_cached(
+            c,
             "SELECT id, name, salt, keyhash, enabled FROM loaders WHERE keyprefix = ?1",
             [prefix],
             |r| {
@@ -133,7 +134,8 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoaderRecord> {
 
 /// One loader, 404 when unknown.
 pub fn get(conn: &Connection, id: u64) -> Result<LoaderRecord> {
-    conn.query_row(
+    row_cached(
+        conn,
         &format!("{SELECT_RECORD} WHERE l.id = ?1"),
         [id as i64],
         record_row,
@@ -196,7 +198,7 @@ pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<Loader
         app.db.with(|c| {
             for _ in 0..4 {
                 let k = keys::issue(None);
-                let r = c.execute(
+                let r = exec_cached(c,
                 "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv, created)
                  VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
                 params![name, k.prefix, k.hash, k.salt, expectenv, Timestamp::now().0 as i64],
@@ -319,7 +321,8 @@ pub fn rotate_key(conn: &Connection, id: u64) -> Result<LoaderKeyIssued> {
         .map_err(Error::db("reading a loader"))?
         .ok_or_else(|| Error::NotFound(format!("loader {id} does not exist")))?;
     let k = keys::issue(Some(&prefix));
-    conn.execute(
+    exec_cached(
+        conn,
         "UPDATE loaders SET keyhash = ?1, salt = ?2 WHERE id = ?3",
         params![k.hash, k.salt, id as i64],
     )
@@ -391,7 +394,8 @@ pub fn manifest_request(
         .map_err(|e| Error::Internal(format!("tags: {e}")))?;
     let queueloc = Some(req.agent.queueloc.as_str()).filter(|q| !q.is_empty());
     let record = app.db.with_relaxed(|c| {
-        c.execute(
+        exec_cached(
+            c,
             "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5
              WHERE id = ?6",
             params![
@@ -448,7 +452,8 @@ pub fn manifest_request(
 }
 
 fn set_given(conn: &Connection, loader: u64, manifest: Option<u64>) -> Result<()> {
-    conn.execute(
+    exec_cached(
+        conn,
         "UPDATE loaders SET given_manifest = ?1 WHERE id = ?2",
         params![manifest.map(|m| m as i64), loader as i64],
     )
@@ -466,7 +471,8 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
         ));
     }
     let row = app.db.with(|c| {
-        c.query_row(
+        row_cached(
+            c,
             "SELECT l.given_manifest, m.status FROM loaders l
              LEFT JOIN manifests m ON m.id = l.given_manifest WHERE l.id = ?1",
             [who.id as i64],
@@ -487,7 +493,8 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
         ));
     }
     let size = app.db.with(|c| {
-        c.query_row(
+        row_cached(
+            c,
             "SELECT size FROM manifest_files WHERE manifest_id = ?1 AND sha256 = ?2 LIMIT 1",
             params![manifest, sha256],
             |r| r.get::<_, i64>(0),
@@ -516,7 +523,8 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     message.retain(|c| c == '\n' || !c.is_control());
     let now = Timestamp::now().0 as i64;
     app.db.with_relaxed(|c| {
-        c.execute(
+        exec_cached(
+            c,
             "INSERT INTO loader_reports (loader_id, serial, result, message, time)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
@@ -524,7 +532,8 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
             params![who.id as i64, serial, r.result.as_str(), message, now],
         )
         .map_err(Error::db("storing a report"))?;
-        c.execute(
+        exec_cached(
+            c,
             "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
             params![now, who.id as i64],
         )

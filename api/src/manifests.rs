@@ -481,13 +481,13 @@ pub fn active_candidates(conn: &Connection, os: &str, arch: &str) -> Result<Vec<
 
 /// The statement text and every stored (verified) signature of a manifest.
 pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, Vec<String>)> {
-    let statement: String = conn
-        .query_row(
-            "SELECT statement FROM manifests WHERE id = ?1",
-            [id as i64],
-            |r| r.get(0),
-        )
-        .map_err(Error::db("reading a statement"))?;
+    let statement: String = crate::db::row_cached(
+        conn,
+        "SELECT statement FROM manifests WHERE id = ?1",
+        [id as i64],
+        |r| r.get(0),
+    )
+    .map_err(Error::db("reading a statement"))?;
     let mut st = conn
         .prepare_cached(
             "SELECT signature FROM signatures WHERE manifest_id = ?1

@@ -352,6 +352,10 @@ fn ranges_resume_a_download_and_bad_ranges_are_416() {
         r.header("content-range"),
         Some("bytes 60000-99999/100000".into())
     );
+    // Streamed from disk (over 64 KiB) and from memory (under).
+    let r = range("bytes=1000-").expect(206);
+    assert_eq!(r.body, &body[1000..]);
+    assert_eq!(r.header("content-length").as_deref(), Some("99000"));
     let r = range("bytes=10-19").expect(206);
     assert_eq!(r.body, &body[10..20]);
     assert_eq!(r.header("content-length").as_deref(), Some("10"));

@@ -145,21 +145,18 @@ async fn manifest_archive(
 ) -> Result<OpenFile> {
     auth.require(auth::MANIFEST)?;
     let id = parse_id("manifest", id)?;
-    let (sha, path, size) = app
-        .run(move |a| {
-            let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
-            let path = a.blobs.path(&sha)?;
-            let size = std::fs::metadata(&path)
-                .map_err(Error::io("reading metadata of", &path))?
-                .len();
-            Ok((sha, path, size))
-        })
-        .await?;
-    FileBody::new(path, size, ContentType::GZIP)
-        .content_addressed(&sha, &ranges)
-        .attachment(&format!("manifest-{id}.tar.gz"))
-        .open()
-        .await
+    app.run(move |a| {
+        let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
+        let path = a.blobs.path(&sha)?;
+        let size = std::fs::metadata(&path)
+            .map_err(Error::io("reading metadata of", &path))?
+            .len();
+        FileBody::new(path, size, ContentType::GZIP)
+            .content_addressed(&sha, &ranges)
+            .attachment(&format!("manifest-{id}.tar.gz"))
+            .open()
+    })
+    .await
 }
 
 #[post("/manifests/<id>/signatures", data = "<data>")]

@@ -24,10 +24,11 @@ async fn manifest(
     len: ContentLength,
     data: Data<'_>,
 ) -> Result<Json<ManifestResponse>> {
-    let who = auth.require()?;
+    // At most 64 KiB read before the key is checked, in the same blocking task as the work.
     let body = read_body(data, len, LOADER_BODY, "manifest request").await?;
     let res = app
         .run(move |a| {
+            let who = auth.authenticate(a)?;
             let req: ManifestRequest = parse_json(&body, "ManifestRequest")?;
             loaders::manifest_request(a, &who, &req)
         })
@@ -42,13 +43,15 @@ async fn files(
     sha256: &str,
     ranges: RangeHeaders,
 ) -> Result<OpenFile> {
-    let who = auth.require()?;
     let sha = sha256.to_string();
-    let (path, size) = app.run(move |a| loaders::file(a, &who, &sha)).await?;
-    FileBody::new(path, size, ContentType::Binary)
-        .content_addressed(sha256, &ranges)
-        .open()
-        .await
+    app.run(move |a| {
+        let who = auth.authenticate(a)?;
+        let (path, size) = loaders::file(a, &who, &sha)?;
+        FileBody::new(path, size, ContentType::Binary)
+            .content_addressed(&sha, &ranges)
+            .open()
+    })
+    .await
 }
 
 #[post("/loader/report", data = "<data>")]
@@ -58,9 +61,9 @@ async fn report(
     len: ContentLength,
     data: Data<'_>,
 ) -> Result<Json<Value>> {
-    let who = auth.require()?;
     let body = read_body(data, len, LOADER_BODY, "report").await?;
     app.run(move |a| {
+        let who = auth.authenticate(a)?;
         let r: Report = parse_json(&body, "Report")?;
         loaders::report(a, &who, &r)
     })

@@ -18,22 +18,24 @@ use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::serde::json::Json;
-use rocket::tokio::io::{AsyncReadExt, AsyncSeekExt};
+use rocket::tokio::io::AsyncReadExt;
 use serde::de::DeserializeOwned;
-use std::sync::Mutex;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the log line of one request gathers while it is handled.
 struct RequestLog {
     start: Instant,
-    who: Mutex<Option<String>>,
+    /// Shared so that authentication running in a blocking task can fill it in.
+    who: Arc<Mutex<Option<String>>>,
     failure: Mutex<Option<(&'static str, String)>>,
 }
 
 fn request_log<'r>(req: &'r Request<'_>) -> &'r RequestLog {
     req.local_cache(|| RequestLog {
         start: Instant::now(),
-        who: Mutex::new(None),
+        who: Arc::new(Mutex::new(None)),
         failure: Mutex::new(None),
     })
 }
@@ -98,12 +100,22 @@ impl<'r> FromRequest<'r> for Admin {
     }
 }
 
-/// A loader request's authentication outcome.
-pub struct Loader(Result<Authenticated>);
+/// A loader request's key, authenticated by [`Loader::authenticate`] inside the handler's
+/// blocking task: the loader endpoints are the hot path, and one hop to the blocking pool per
+/// request is cheaper than two.
+pub struct Loader {
+    key: Option<String>,
+    who: Arc<Mutex<Option<String>>>,
+}
 
 impl Loader {
-    pub fn require(self) -> Result<Authenticated> {
-        self.0
+    /// Checks the key (blocking: call inside `App::run`) and names the loader in the log line.
+    pub fn authenticate(&self, app: &App) -> Result<Authenticated> {
+        let l = loaders::authenticate(app, self.key.as_deref())?;
+        if let Ok(mut w) = self.who.lock() {
+            *w = Some(l.label());
+        }
+        Ok(l)
     }
 }
 
@@ -112,18 +124,10 @@ impl<'r> FromRequest<'r> for Loader {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let app = match app_of(req) {
-            Ok(a) => a,
-            Err(e) => return Outcome::Success(Loader(Err(e))),
-        };
-        let key = req.headers().get_one(LOADER_KEY_HEADER).map(str::to_string);
-        let r = app
-            .run(move |a| loaders::authenticate(a, key.as_deref()))
-            .await;
-        if let Ok(l) = &r {
-            set_who(req, l.label());
-        }
-        Outcome::Success(Loader(r))
+        Outcome::Success(Loader {
+            key: req.headers().get_one(LOADER_KEY_HEADER).map(str::to_string),
+            who: request_log(req).who.clone(),
+        })
     }
 }
 
@@ -246,8 +250,9 @@ impl FileBody {
         self
     }
 
-    /// Opens the file and positions it for the (range of the) answer.
-    pub async fn open(self) -> Result<OpenFile> {
+    /// Opens the file and positions it for the (range of the) answer. Blocking: call it inside
+    /// `App::run`, in the same task as the lookup, so a small body costs no further hop.
+    pub fn open(self) -> Result<OpenFile> {
         let not_modified = match (&self.etag, &self.if_none_match) {
             (Some(tag), Some(inm)) => inm.split(',').any(|t| t.trim() == tag || t.trim() == "*"),
             _ => false,
@@ -257,12 +262,9 @@ impl FileBody {
             _ => None,
         };
         let (start, len) = range.unwrap_or((0, self.size));
-        let mut file = rocket::tokio::fs::File::open(&self.path)
-            .await
-            .map_err(Error::io("opening", &self.path))?;
+        let mut file = std::fs::File::open(&self.path).map_err(Error::io("opening", &self.path))?;
         let actual = file
             .metadata()
-            .await
             .map_err(Error::io("reading metadata of", &self.path))?
             .len();
         if actual != self.size {
@@ -272,14 +274,32 @@ impl FileBody {
                 self.size
             )));
         }
-        if start > 0 {
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(Error::io("seeking in", &self.path))?;
-        }
+        let body = if not_modified {
+            FileData::Inline(Vec::new())
+        } else {
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .map_err(Error::io("seeking in", &self.path))?;
+            }
+            if len <= INLINE_BODY {
+                let mut data = Vec::with_capacity(len as usize);
+                file.take(len)
+                    .read_to_end(&mut data)
+                    .map_err(Error::io("reading", &self.path))?;
+                if data.len() as u64 != len {
+                    return Err(Error::Internal(format!(
+                        "{} ended early",
+                        self.path.display()
+                    )));
+                }
+                FileData::Inline(data)
+            } else {
+                FileData::Stream(file)
+            }
+        };
         Ok(OpenFile {
             meta: self,
-            file,
+            body,
             start,
             len,
             partial: range.is_some(),
@@ -288,7 +308,19 @@ impl FileBody {
     }
 }
 
+/// Bodies up to this size are read in the lookup's blocking task and sent from memory; larger
+/// ones are streamed from disk in [`STREAM_CHUNK`] pieces, never held whole.
+const INLINE_BODY: u64 = 64 * 1024;
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// What an [`OpenFile`] sends.
+enum FileData {
+    Inline(Vec<u8>),
+    Stream(std::fs::File),
+}
+
 /// `Range` and `If-None-Match` of a request.
+#[derive(Clone)]
 pub struct RangeHeaders {
     range: Option<String>,
     if_none_match: Option<String>,
@@ -357,7 +389,7 @@ pub fn parse_range(value: &str, size: u64) -> Result<(u64, u64)> {
 /// An opened file ready to be sent.
 pub struct OpenFile {
     meta: FileBody,
-    file: rocket::tokio::fs::File,
+    body: FileData,
     start: u64,
     len: u64,
     partial: bool,
@@ -392,11 +424,18 @@ impl<'r> Responder<'r, 'static> for OpenFile {
                 ),
             );
         }
-        // Streamed in 64 KiB chunks with an explicit length, so a 64 MiB body never sits in
-        // memory and the client still sees Content-Length.
-        res.raw_header("Content-Length", self.len.to_string())
-            .streamed_body(self.file.take(self.len))
-            .max_chunk_size(64 * 1024);
+        match self.body {
+            FileData::Inline(data) => {
+                res.sized_body(data.len(), std::io::Cursor::new(data));
+            }
+            FileData::Stream(file) => {
+                // An explicit length, so the client sees Content-Length while the body streams.
+                let file = rocket::tokio::fs::File::from_std(file);
+                res.raw_header("Content-Length", self.len.to_string())
+                    .streamed_body(file.take(self.len))
+                    .max_chunk_size(STREAM_CHUNK);
+            }
+        }
         Ok(res.finalize())
     }
 }
