@@ -413,6 +413,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let c = parse(include_str!("../../conf/api.cfg")).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1664".parse().unwrap());
+        assert!(c.tls.is_some());
+        assert_eq!(c.required_signatures, 2);
+        assert_eq!(c.limits.file_size, 268_435_456);
+    }
+
+    #[test]
     fn durations_follow_go_spelling() {
         assert_eq!(parse_duration("10m"), Ok(600));
         assert_eq!(parse_duration("90s"), Ok(90));
