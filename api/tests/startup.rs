@@ -123,6 +123,8 @@ fn health_metrics_and_the_request_log() {
     let srv = Server::start();
     let admin = srv.dev_admin(1, "PermAdmin,PermManifest,PermLoader");
     request("GET", &srv.url("health"), &[], None).expect(200);
+    let ip = request("GET", &srv.url("ip"), &[], None).expect(200).text();
+    assert_eq!(ip, "127.0.0.1", "the ip route answers the TCP peer");
     srv.get(&admin, "loaders/99").expect(404);
     request(
         "GET",

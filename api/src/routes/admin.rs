@@ -31,6 +31,7 @@ const SEARCH_MAX: u64 = 1000;
 pub fn routes() -> Vec<Route> {
     routes![
         health,
+        ip,
         metrics,
         manifest_create,
         manifest_get,
@@ -70,6 +71,13 @@ async fn small_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let body = read_body(data, len, SMALL_BODY, what).await?;
     parse_json(&body, what)
+}
+
+/// MIG's `ip` route: the address the request came from, for the loader's optional public-IP
+/// discovery. It is the TCP peer (behind a reverse proxy, the proxy); no header is trusted.
+#[get("/ip")]
+fn ip(remote: std::net::SocketAddr) -> String {
+    remote.ip().to_string()
 }
 
 #[get("/health")]
