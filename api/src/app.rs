@@ -10,7 +10,7 @@ use crate::keys::VerifiedKeys;
 use crate::logging;
 use crate::metrics::Metrics;
 use crate::targeting::Engine;
-use loader_min::time::Timestamp;
+use mig_protocol::time::Timestamp;
 use std::ops::Deref;
 use std::sync::Arc;
 

@@ -16,8 +16,8 @@ use crate::blobs::BlobStore;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use flate2::read::GzDecoder;
-use loader_min::dictionary::DictName;
-use loader_min::statement::Entry;
+use mig_protocol::dictionary::DictName;
+use mig_protocol::statement::Entry;
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::rc::Rc;
@@ -140,7 +140,7 @@ pub fn extract(gz: impl Read, limits: &Limits, blobs: &BlobStore) -> Result<Vec<
         let Some(name) = DictName::parse(&base) else {
             return Err(bad(format!(
                 "member {member}: {base:?} is not a dictionary name (one of: {})",
-                loader_min::dictionary::ALL.map(|n| n.as_str()).join(", ")
+                mig_protocol::dictionary::ALL.map(|n| n.as_str()).join(", ")
             )));
         };
         if out.iter().any(|e| e.name == name.as_str()) {

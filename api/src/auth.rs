@@ -11,9 +11,9 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::investigators;
-use loader_min::admin::{permission_bit, AuthToken, PERMISSIONS};
-use loader_min::signature::{self, Keyring};
-use loader_min::time::Timestamp;
+use mig_protocol::admin::{permission_bit, AuthToken, PERMISSIONS};
+use mig_protocol::signature::{self, Keyring};
+use mig_protocol::time::Timestamp;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -4,7 +4,7 @@
 //! and a directory fsync: a kill at any instant leaves either no blob or a complete one.
 
 use crate::error::{Error, Result};
-use loader_min::statement::is_sha256_hex;
+use mig_protocol::statement::is_sha256_hex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;

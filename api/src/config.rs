@@ -181,11 +181,11 @@ impl Config {
                     cfg.limits.upload = parse_number(&key, &value, 1024, 4 << 30).map_err(&at)?
                 }
                 ("limits", "entries") => {
-                    let max = loader_min::statement::MAX_ENTRIES as u64;
+                    let max = mig_protocol::statement::MAX_ENTRIES as u64;
                     cfg.limits.entries = parse_number(&key, &value, 1, max).map_err(&at)? as usize
                 }
                 ("limits", "filesize") => {
-                    let max = loader_min::statement::MAX_ENTRY_SIZE;
+                    let max = mig_protocol::statement::MAX_ENTRY_SIZE;
                     cfg.limits.file_size = parse_number(&key, &value, 1, max).map_err(&at)?
                 }
                 ("limits", "totalsize") => {

@@ -1,7 +1,7 @@
 //! The one error type of mig-api. Every variant maps to one HTTP status and answers
 //! `{"error": {"code", "message"}}` (docs/api.md); the message names what failed.
 
-use loader_min::protocol::ErrorBody;
+use mig_protocol::loader::ErrorBody;
 use rocket::http::{ContentType, Status};
 use rocket::response::{self, Responder, Response};
 use rocket::Request;

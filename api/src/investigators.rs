@@ -3,9 +3,9 @@
 use crate::auth::INVESTIGATOR_UPDATE;
 use crate::error::{Error, Result};
 use crate::keys;
-use loader_min::admin::{permission_names, InvestigatorRecord};
-use loader_min::signature::{fingerprint_hex, parse_public_key};
-use loader_min::time::Timestamp;
+use mig_protocol::admin::{permission_names, InvestigatorRecord};
+use mig_protocol::signature::{fingerprint_hex, parse_public_key};
+use mig_protocol::time::Timestamp;
 use pgp::composed::SignedPublicKey;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 
-pub const PREFIX_LEN: usize = loader_min::protocol::LOADER_PREFIX_LEN;
-pub const SECRET_LEN: usize = loader_min::protocol::LOADER_KEY_LEN - PREFIX_LEN;
+pub const PREFIX_LEN: usize = mig_protocol::loader::LOADER_PREFIX_LEN;
+pub const SECRET_LEN: usize = mig_protocol::loader::LOADER_KEY_LEN - PREFIX_LEN;
 pub const ITERATIONS: u32 = 4096;
 pub const SALT_LEN: usize = 16;
 pub const HASH_LEN: usize = 32;
@@ -77,7 +77,7 @@ pub fn hash_secret(secret: &str, salt: &[u8]) -> [u8; HASH_LEN] {
 
 /// Splits a presented key into (prefix, secret), or None when it is not 40 alphanumerics.
 pub fn split(key: &str) -> Option<(&str, &str)> {
-    loader_min::protocol::LoaderKey::parse(key).ok()?;
+    mig_protocol::loader::LoaderKey::parse(key).ok()?;
     // `parse` checked the length and that every byte is ASCII, so the split is in bounds.
     Some(key.split_at(PREFIX_LEN))
 }

@@ -1,7 +1,7 @@
 //! Structured logs: one `key=value` line per event on stderr, values quoted when needed, so a
 //! line can be grepped and parsed (`ts=… level=info event=request method=POST …`).
 
-use loader_min::time::Timestamp;
+use mig_protocol::time::Timestamp;
 use std::io::Write;
 
 /// Writes one log line.

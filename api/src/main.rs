@@ -95,7 +95,7 @@ fn add_investigator(cfg: Config, name: &str, pubkey: &PathBuf, perms: &[String])
         )));
     }
     let armored = std::fs::read_to_string(pubkey).map_err(Error::io("reading", pubkey))?;
-    let mask = loader_min::admin::parse_permissions(perms)
+    let mask = mig_protocol::admin::parse_permissions(perms)
         .map_err(|e| Error::Config(format!("--perms: {e}")))?;
     let db = Db::open(&cfg.db_path)?;
     let rec = db.with(|c| investigators::add(c, name, &armored, mask))?;

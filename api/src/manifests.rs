@@ -10,10 +10,10 @@ use crate::error::{Error, Result};
 use crate::investigators;
 use crate::loaders;
 use base64::Engine as _;
-use loader_min::admin::{LoaderRecord, ManifestRecord, NewManifest};
-use loader_min::signature::{self, Keyring};
-use loader_min::statement::{Entry, Platform, Serial, Statement, FORMAT};
-use loader_min::time::Timestamp;
+use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest};
+use mig_protocol::signature::{self, Keyring};
+use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
+use mig_protocol::time::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 
@@ -229,11 +229,11 @@ pub fn referenced_blobs(app: &App) -> Result<HashSet<String>> {
 
 /// Verifies a signature over the stored statement and records it (one per investigator).
 pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<ManifestRecord> {
-    if sig.len() > loader_min::protocol::MAX_SIGNATURE_BYTES {
+    if sig.len() > mig_protocol::loader::MAX_SIGNATURE_BYTES {
         return Err(Error::TooLarge(format!(
             "signature of {} bytes, at most {}",
             sig.len(),
-            loader_min::protocol::MAX_SIGNATURE_BYTES
+            mig_protocol::loader::MAX_SIGNATURE_BYTES
         )));
     }
     // Armored as documented; MIG's one-line de-armored form is accepted too.

@@ -5,8 +5,8 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::targeting::PluginInfo;
-use loader_min::admin::PluginRecord;
-use loader_min::time::Timestamp;
+use mig_protocol::admin::PluginRecord;
+use mig_protocol::time::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use loader_min::time::Timestamp;
+use mig_protocol::time::Timestamp;
 use serde_json::{json, Value};
 
 fn me(srv: &Server, header: (&str, String)) -> Reply {

@@ -113,7 +113,7 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
         let id = m["id"].as_u64().unwrap();
         assert_eq!(m["entries"].as_array().unwrap().len(), 3, "{m}");
         let st =
-            loader_min::statement::Statement::parse(m["statement"].as_str().unwrap().as_bytes())
+            mig_protocol::statement::Statement::parse(m["statement"].as_str().unwrap().as_bytes())
                 .unwrap();
         assert_eq!(st.serial.0, id);
         let archive = srv.get(&a1, &format!("manifests/{id}/archive")).expect(200);
@@ -133,7 +133,7 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
         )
         .expect(200)
         .json();
-    let st = loader_min::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
+    let st = mig_protocol::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
         .unwrap();
     for e in &st.entries {
         let body = srv

@@ -122,7 +122,7 @@ fn the_newest_active_manifest_whose_target_matches_is_selected() {
     assert!(old < newer && newer < other);
     let serial = |r: Reply| {
         let st = r.json()["statement"].as_str().unwrap().to_string();
-        loader_min::statement::Statement::parse(st.as_bytes())
+        mig_protocol::statement::Statement::parse(st.as_bytes())
             .unwrap()
             .serial
             .0

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use loader_min::signature::{dearmor, verify, Keyring};
-use loader_min::statement::Statement;
+use mig_protocol::signature::{dearmor, verify, Keyring};
+use mig_protocol::statement::Statement;
 use serde_json::json;
 use std::process::Command;
 

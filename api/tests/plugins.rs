@@ -55,7 +55,7 @@ fn an_uploaded_plugin_targets_loaders_survives_a_restart_and_can_be_removed() {
             )
             .expect(200)
             .json();
-        loader_min::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
+        mig_protocol::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
             .unwrap()
             .serial
             .0
@@ -147,7 +147,7 @@ fn a_plugin_that_spins_makes_only_its_manifest_not_match() {
             .expect(200)
             .json();
         let st =
-            loader_min::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
+            mig_protocol::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
                 .unwrap();
         assert_eq!(st.serial.0, safe);
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use loader_min::http::{Client, HttpConfig, Method};
+use mig_http::{Client, HttpConfig, Method};
 use std::path::Path;
 use std::process::Command;
 

@@ -4,9 +4,9 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::signer::Signer;
-use loader_min::admin::{AuthToken, API_KEY_HEADER, PGP_AUTH_HEADER};
-use loader_min::http::{Client, HttpConfig, Method};
-use loader_min::time::Timestamp;
+use mig_protocol::admin::{AuthToken, API_KEY_HEADER, PGP_AUTH_HEADER};
+use mig_http::{Client, HttpConfig, Method};
+use mig_protocol::time::Timestamp;
 use rand::Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -63,7 +63,7 @@ pub fn make_token(signer: &Signer) -> Result<String> {
         .collect();
     let mut token = AuthToken::new(Timestamp::now(), nonce);
     let armored = signer.sign(token.signed_data().as_bytes())?;
-    token.signature = loader_min::signature::dearmor(&armored)?;
+    token.signature = mig_protocol::signature::dearmor(&armored)?;
     Ok(token.header_value())
 }
 
@@ -130,7 +130,7 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<&[u8]>,
-    ) -> Result<loader_min::http::Response> {
+    ) -> Result<mig_http::Response> {
         let (name, value) = match &self.credential {
             Credential::ApiKey(k) => (API_KEY_HEADER, k.clone()),
             Credential::Token(s) => (PGP_AUTH_HEADER, make_token(s)?),
@@ -144,7 +144,7 @@ impl Api {
         }
         let status = resp.status;
         let body = resp.read_capped(MAX_ERROR_BODY).unwrap_or_default();
-        let reason = serde_json::from_slice::<loader_min::protocol::ErrorBody>(&body)
+        let reason = serde_json::from_slice::<mig_protocol::loader::ErrorBody>(&body)
             .map(|b| b.error.message)
             .unwrap_or_else(|_| {
                 let text = String::from_utf8_lossy(&body[..body.len().min(300)])
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_token_carries_a_fresh_nonce_and_a_signature_over_its_data() {
-        use loader_min::signature::{armor_secret_key, generate_key, rearmor, verify, Keyring};
+        use mig_protocol::signature::{armor_secret_key, generate_key, rearmor, verify, Keyring};
         let dir = tempfile::tempdir().unwrap();
         let (sec, public) = generate_key("t <t@example.org>").unwrap();
         let path = dir.path().join("k.asc");

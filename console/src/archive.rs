@@ -3,7 +3,7 @@
 //! comparison `sign --content` makes before anything is signed.
 
 use crate::error::{Error, Result};
-use loader_min::statement::{Entry, MAX_ENTRIES, MAX_ENTRY_SIZE};
+use mig_protocol::statement::{Entry, MAX_ENTRIES, MAX_ENTRY_SIZE};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;

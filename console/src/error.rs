@@ -40,8 +40,10 @@ pub enum Error {
     TooLarge { what: String, limit: u64 },
     /// The user answered no to a confirmation.
     Declined(String),
-    /// An error from the shared protocol library.
-    Lib(loader_min::Error),
+    /// A statement, signature, key or wire document was refused (mig-protocol's rules).
+    Protocol(mig_protocol::Error),
+    /// An exchange with the API failed.
+    Http(mig_http::Error),
 }
 
 impl Error {
@@ -84,7 +86,8 @@ impl fmt::Display for Error {
                 write!(f, "{what} is larger than the {limit} bytes allowed")
             }
             Error::Declined(m) => write!(f, "{m}: not confirmed, nothing done"),
-            Error::Lib(e) => write!(f, "{e}"),
+            Error::Protocol(e) => write!(f, "{e}"),
+            Error::Http(e) => write!(f, "{e}"),
         }
     }
 }
@@ -93,15 +96,22 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Lib(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Http(e) => Some(e),
             _ => None,
         }
     }
 }
 
-impl From<loader_min::Error> for Error {
-    fn from(e: loader_min::Error) -> Self {
-        Error::Lib(e)
+impl From<mig_protocol::Error> for Error {
+    fn from(e: mig_protocol::Error) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<mig_http::Error> for Error {
+    fn from(e: mig_http::Error) -> Self {
+        Error::Http(e)
     }
 }
 

@@ -8,7 +8,7 @@ use crate::grammar::{
 };
 use crate::session::{Flow, Session};
 use crate::table::{clean, pretty};
-use loader_min::admin::{
+use mig_protocol::admin::{
     parse_permissions, permission_names, ApiKeyIssued, InvestigatorRecord, NewInvestigator,
     PermissionChange, StatusChange,
 };
@@ -34,8 +34,8 @@ fn read_public_key(path: &Path) -> Result<(String, String)> {
             limit: MAX_PUBKEY,
         });
     }
-    let key = loader_min::signature::parse_public_key(&path.display().to_string(), &text)?;
-    let fp = loader_min::signature::fingerprint_hex(&key);
+    let key = mig_protocol::signature::parse_public_key(&path.display().to_string(), &text)?;
+    let fp = mig_protocol::signature::fingerprint_hex(&key);
     Ok((text, fp))
 }
 

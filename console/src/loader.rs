@@ -6,10 +6,10 @@ use crate::error::{Error, Result};
 use crate::grammar::{AttributesOp, LoaderAction, NewLoaderArgs, LOADER_HELP};
 use crate::session::{Flow, Session};
 use crate::table::{clean, pretty};
-use loader_min::admin::{
+use mig_protocol::admin::{
     Attributes, ExpectEnv, LoaderKeyIssued, LoaderRecord, NewLoader, StatusChange,
 };
-use loader_min::protocol::LoaderKey;
+use mig_protocol::loader::LoaderKey;
 use serde_json::Value;
 
 const MIN_NAME: usize = 3;

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::session::Session;
 use crate::table::{self, clean};
 use base64::Engine;
-use loader_min::admin::{NewPlugin, PluginRecord};
+use mig_protocol::admin::{NewPlugin, PluginRecord};
 use std::io::Read;
 use std::path::Path;
 

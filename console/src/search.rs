@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::grammar::SearchKind;
 use crate::session::Session;
 use crate::table;
-use loader_min::admin::{LoaderRecord, ManifestRecord};
+use mig_protocol::admin::{LoaderRecord, ManifestRecord};
 
 /// MIG's default result limit.
 const DEFAULT_LIMIT: &str = "100";

@@ -60,7 +60,7 @@ impl Signer {
             Identity::KeyFile { path } => {
                 let armored = read_key_file(path)?;
                 let key =
-                    loader_min::signature::parse_secret_key(&path.display().to_string(), &armored)?;
+                    mig_protocol::signature::parse_secret_key(&path.display().to_string(), &armored)?;
                 let encrypted = key.primary_key.secret_params().is_encrypted();
                 let passphrase = match std::env::var(ENV_PASSPHRASE) {
                     Ok(p) => p,
@@ -89,7 +89,7 @@ impl Signer {
             Signer::KeyFile { path, key, .. } => format!(
                 "key file {} ({})",
                 path.display(),
-                loader_min::signature::fingerprint_hex(&key.primary_key)
+                mig_protocol::signature::fingerprint_hex(&key.primary_key)
             ),
         }
     }
@@ -101,7 +101,7 @@ impl Signer {
                 path,
                 key,
                 passphrase,
-            } => loader_min::signature::sign_detached(key, passphrase, data).map_err(|e| {
+            } => mig_protocol::signature::sign_detached(key, passphrase, data).map_err(|e| {
                 Error::Sign(format!(
                     "with {}: {e} (is {ENV_PASSPHRASE} right?)",
                     path.display()
@@ -177,7 +177,7 @@ fn gpg_sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loader_min::signature::{armor_secret_key, generate_key, verify, Keyring};
+    use mig_protocol::signature::{armor_secret_key, generate_key, verify, Keyring};
 
     fn no_prompt(_: &str) -> Option<String> {
         None

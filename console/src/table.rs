@@ -1,8 +1,8 @@
 //! Readable tables, as in MIG's transcripts. Every cell comes from the API, so control
 //! characters are replaced before they reach the terminal and long cells are cut.
 
-use loader_min::admin::{LoaderRecord, ManifestRecord, PluginRecord};
-use loader_min::statement::Entry;
+use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord};
+use mig_protocol::statement::Entry;
 
 /// Replaces control characters (escape sequences, carriage returns) with `?`.
 pub fn clean(s: &str) -> String {
@@ -118,8 +118,8 @@ pub fn shasum(rows: &[Entry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loader_min::statement::Platform;
-    use loader_min::time::Timestamp;
+    use mig_protocol::statement::Platform;
+    use mig_protocol::time::Timestamp;
 
     fn manifest(name: &str, target: &str) -> ManifestRecord {
         ManifestRecord {

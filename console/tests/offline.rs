@@ -7,8 +7,8 @@ mod support;
 use console::config::Identity;
 use console::signer::Signer;
 use e2e::{dev_key, run, GnupgHome};
-use loader_min::admin::AuthToken;
-use loader_min::signature::{rearmor, verify, Keyring};
+use mig_protocol::admin::AuthToken;
+use mig_protocol::signature::{rearmor, verify, Keyring};
 use support::{key_file_admin, Admin, TIMEOUT};
 
 fn keyring(admin: &str) -> Keyring {

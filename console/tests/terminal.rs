@@ -54,7 +54,7 @@ fn protected_key(dir: &std::path::Path, passphrase: &str) -> std::path::PathBuf 
     let path = dir.join("protected.sec.asc");
     std::fs::write(
         &path,
-        loader_min::signature::armor_secret_key(&key).unwrap(),
+        mig_protocol::signature::armor_secret_key(&key).unwrap(),
     )
     .unwrap();
     path

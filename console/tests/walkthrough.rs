@@ -25,15 +25,15 @@ fn api_with_admin1(required: u32) -> ApiServer {
 
 /// One `POST loader/manifest` with `key`, reporting this host's platform; returns the status.
 fn loader_asks(base_url: &str, key: &str) -> u16 {
-    use loader_min::protocol::{
+    use mig_protocol::loader::{
         Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
     };
-    let cfg = loader_min::http::HttpConfig {
+    let cfg = mig_http::HttpConfig {
         allow_plain_http: true,
         ..Default::default()
     };
-    let client = loader_min::http::Client::new(&cfg, base_url).unwrap();
-    let host = loader_min::statement::Platform::host();
+    let client = mig_http::Client::new(&cfg, base_url).unwrap();
+    let host = mig_protocol::statement::Platform::host();
     let req = ManifestRequest {
         agent: Agent {
             name: "agent.corbomite".into(),

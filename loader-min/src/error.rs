@@ -1,49 +1,19 @@
-//! The one error type of loader-min: every message names the thing that failed.
+//! The one error type of mig-loader: every message names the thing that failed.
 
 use std::fmt;
 
-/// Everything that can go wrong in the protocol library and in `mig-loader`.
+/// Everything that can go wrong in one run of `mig-loader`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An armored OpenPGP key could not be read; `what` names the key (file or index).
-    Key { what: String, reason: String },
-    /// Fewer distinct administrator keys signed than the threshold requires.
-    NotEnoughSignatures {
-        got: usize,
-        need: usize,
-        ignored: Vec<String>,
-    },
-    /// The statement bytes are not a valid statement.
-    Statement(String),
-    /// The statement's `expires` lies in the past (with the skew allowance).
-    Expired { expires: String, now: String },
-    /// The statement's `issued` lies in the future (with the skew allowance).
-    NotYetValid { issued: String, now: String },
-    /// The statement is for another operating system or architecture.
-    WrongPlatform { statement: String, host: String },
-    /// The statement's serial is lower than the one installed: a replay or a downgrade.
-    OlderSerial { offered: u64, installed: u64 },
-    /// A JSON document from `what` did not parse.
-    Json { what: String, reason: String },
-    /// A loader key is malformed.
-    LoaderKey(String),
-    /// A timestamp did not parse.
-    Time(String),
-    /// Creating a signature failed.
-    Sign(String),
-    /// An HTTP exchange failed: `url` names the request.
-    Http { url: String, reason: String },
-    /// The server answered with an error status.
-    Status {
-        url: String,
-        status: u16,
-        message: String,
-    },
-    /// A body was larger than allowed.
-    TooLarge { what: String, limit: u64 },
+    /// A statement, signature, key or wire document was refused (mig-protocol's rules).
+    Protocol(mig_protocol::Error),
+    /// An exchange with the API failed.
+    Http(mig_http::Error),
     /// A file's content does not match its signed hash or size.
     Mismatch { what: String, reason: String },
+    /// A local file was larger than allowed.
+    TooLarge { what: String, limit: u64 },
     /// A filesystem operation failed on `path`.
     Io {
         path: String,
@@ -52,14 +22,12 @@ pub enum Error {
     },
     /// Another run holds the lock.
     Locked(String),
-    /// A child process (trigger) failed or timed out.
+    /// A child process (trigger, probe) failed or timed out.
     Trigger { command: String, reason: String },
-    /// The built-in or run-time configuration is invalid.
+    /// The built-in or run-time configuration, or a local state file, is invalid.
     Config(String),
     /// The agent did not come up after the install.
     Unhealthy(String),
-    /// The run's absolute deadline passed.
-    Deadline(String),
 }
 
 impl Error {
@@ -71,49 +39,40 @@ impl Error {
             source,
         }
     }
+
+    /// The HTTP status the API answered, when that is what failed.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http(mig_http::Error::Status { status, .. }) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<mig_protocol::Error> for Error {
+    fn from(e: mig_protocol::Error) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<mig_http::Error> for Error {
+    fn from(e: mig_http::Error) -> Self {
+        Error::Http(e)
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Key { what, reason } => write!(f, "cannot read OpenPGP key {what}: {reason}"),
-            Error::NotEnoughSignatures { got, need, ignored } => {
-                write!(f, "not enough valid signatures (got {got}, need {need}), rejecting")?;
-                for i in ignored {
-                    write!(f, "; {i}")?;
-                }
-                Ok(())
-            }
-            Error::Statement(m) => write!(f, "invalid statement: {m}"),
-            Error::Expired { expires, now } => {
-                write!(f, "statement expired at {expires} (now {now}): keeping the running agent")
-            }
-            Error::NotYetValid { issued, now } => {
-                write!(f, "statement not yet valid: issued {issued}, now {now}")
-            }
-            Error::WrongPlatform { statement, host } => {
-                write!(f, "statement is for platform {statement}, this host is {host}")
-            }
-            Error::OlderSerial { offered, installed } => write!(
-                f,
-                "statement serial {offered} is older than installed serial {installed}: refusing a rollback"
-            ),
-            Error::Json { what, reason } => write!(f, "malformed JSON in {what}: {reason}"),
-            Error::LoaderKey(m) => write!(f, "invalid loader key: {m}"),
-            Error::Time(m) => write!(f, "invalid timestamp: {m}"),
-            Error::Sign(m) => write!(f, "signing failed: {m}"),
-            Error::Http { url, reason } => write!(f, "request to {url} failed: {reason}"),
-            Error::Status { url, status, message } => {
-                write!(f, "{url} answered HTTP {status}: {message}")
-            }
-            Error::TooLarge { what, limit } => write!(f, "{what} is larger than {limit} bytes"),
+            Error::Protocol(e) => e.fmt(f),
+            Error::Http(e) => e.fmt(f),
             Error::Mismatch { what, reason } => write!(f, "{what}: {reason}"),
+            Error::TooLarge { what, limit } => write!(f, "{what} is larger than {limit} bytes"),
             Error::Io { path, op, source } => write!(f, "{op} {path}: {source}"),
             Error::Locked(m) => write!(f, "another mig-loader run holds the lock {m}"),
             Error::Trigger { command, reason } => write!(f, "trigger `{command}` failed: {reason}"),
             Error::Config(m) => write!(f, "configuration error: {m}"),
             Error::Unhealthy(m) => write!(f, "agent unhealthy after install: {m}"),
-            Error::Deadline(m) => write!(f, "run deadline exceeded: {m}"),
         }
     }
 }
@@ -121,11 +80,13 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Error::Protocol(e) => Some(e),
+            Error::Http(e) => Some(e),
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
     }
 }
 
-/// The result type of loader-min.
+/// The result type of mig-loader.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,9 +1,9 @@
 //! mig-loader: keeps mig-agent, its configuration and itself current on an endpoint.
-//! Start reading at `loader_min::engine::run`; the built-in configuration comes from build.rs.
+//! Start reading at `loader_min::run`; the built-in configuration comes from build.rs.
 #![forbid(unsafe_code)]
 
-use loader_min::engine::run::{run, Mode, Outcome};
-use loader_min::engine::{config::BuildConfig, log};
+use loader_min::run::{run, Mode, Outcome};
+use loader_min::{config::BuildConfig, log};
 use loader_min::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn built_in_configuration_is_sound() {
         // build.rs only checks the key files' text; here they are parsed as OpenPGP keys.
-        let ring = loader_min::signature::Keyring::from_armored(BUILD.keys.iter().copied())
+        let ring = mig_protocol::signature::Keyring::from_armored(BUILD.keys.iter().copied())
             .expect("built-in keys parse");
         assert!(ring.len() as u64 >= BUILD.required_signatures);
     }

@@ -1,13 +1,11 @@
 //! mig-loader end to end: the real binary (development configuration) against a stand-in API on
 //! 127.0.0.1, installing into a temporary root, with a stand-in agent that records its calls.
-//! Run with `cargo test -p loader-min --all-features` (signing needs the `sign` feature).
-#![cfg(feature = "sign")]
 
 mod common;
 
 use common::server::{FileMode, ManifestMode};
 use common::{sha256_hex, Fixture, LOADER_KEY};
-use loader_min::time::Timestamp;
+use mig_protocol::time::Timestamp;
 
 fn installed(f: &Fixture, serial: u64) -> common::Generation {
     let g = f.generation(serial);

@@ -13,8 +13,8 @@ use e2e::deployment::Deployment;
 use e2e::host::{sha256_hex, Host};
 use e2e::measure::{install_once, noise, time_v};
 use e2e::{binary, dev_key, free_port, ApiOptions};
-use loader_min::admin::{ManifestRecord, NewManifest, NewSignature};
-use loader_min::statement::Platform;
+use mig_protocol::admin::{ManifestRecord, NewManifest, NewSignature};
+use mig_protocol::statement::Platform;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -355,8 +355,8 @@ fn run() -> Result<(), String> {
     println!();
 
     // The same bytes from nginx: the manifest answer and the file body, at the same paths.
-    let client = loader_min::http::Client::new(
-        &loader_min::http::HttpConfig {
+    let client = mig_http::Client::new(
+        &mig_http::HttpConfig {
             allow_plain_http: true,
             ..Default::default()
         },
@@ -370,7 +370,7 @@ fn run() -> Result<(), String> {
     .to_string();
     let answer = client
         .request(
-            loader_min::http::Method::Post,
+            mig_http::Method::Post,
             "loader/manifest",
             &[("X-LOADERKEY", &key)],
             Some(request.as_bytes()),

@@ -45,8 +45,8 @@ pub fn dev_key(file: &str) -> PathBuf {
 pub fn fingerprint(public_key_file: &Path) -> String {
     let armored = std::fs::read_to_string(public_key_file)
         .unwrap_or_else(|e| panic!("read {}: {e}", public_key_file.display()));
-    let key = loader_min::signature::parse_public_key("key", &armored).expect("a public key");
-    loader_min::signature::fingerprint_hex(&key).to_ascii_uppercase()
+    let key = mig_protocol::signature::parse_public_key("key", &armored).expect("a public key");
+    mig_protocol::signature::fingerprint_hex(&key).to_ascii_uppercase()
 }
 
 /// `target/<profile>/`: the directory of the running test executable's parent (`deps/..`).

@@ -10,12 +10,12 @@ use crate::auth;
 use crate::error::{Error, Result};
 use crate::{investigators, loaders, manifests, plugins};
 use base64::Engine as _;
-use loader_min::admin::{
+use mig_protocol::admin::{
     parse_permissions, ApiKeyIssued, Attributes, ExpectEnv, InvestigatorRecord, LoaderKeyIssued,
     LoaderRecord, ManifestRecord, NewInvestigator, NewLoader, NewManifest, NewPlugin, NewSignature,
     PermissionChange, PluginRecord, StatusChange,
 };
-use loader_min::time::Timestamp;
+use mig_protocol::time::Timestamp;
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::serde::json::{Json, Value};
@@ -430,7 +430,7 @@ async fn investigator_me(app: &State<App>, auth: Admin) -> Answer<InvestigatorRe
             name: caller.name,
             fingerprint: String::new(),
             status: "active".into(),
-            permissions: loader_min::admin::permission_names(caller.perms),
+            permissions: mig_protocol::admin::permission_names(caller.perms),
             created: app.started,
             has_apikey: false,
         });

@@ -4,7 +4,7 @@ use super::{parse_json, read_body, ContentLength, FileBody, Loader, OpenFile, Ra
 use crate::app::App;
 use crate::error::Result;
 use crate::loaders;
-use loader_min::protocol::{ManifestRequest, ManifestResponse, Report};
+use mig_protocol::loader::{ManifestRequest, ManifestResponse, Report};
 use rocket::data::Data;
 use rocket::http::ContentType;
 use rocket::serde::json::{Json, Value};

@@ -5,9 +5,9 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use loader_min::admin::AuthToken;
-use loader_min::signature::{dearmor, generate_key, parse_secret_key, sign_detached};
-use loader_min::time::Timestamp;
+use mig_protocol::admin::AuthToken;
+use mig_protocol::signature::{dearmor, generate_key, parse_secret_key, sign_detached};
+use mig_protocol::time::Timestamp;
 use pgp::composed::SignedSecretKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -466,13 +466,13 @@ impl Server {
 }
 
 pub fn host_platform() -> Value {
-    let p = loader_min::statement::Platform::host();
+    let p = mig_protocol::statement::Platform::host();
     json!({"os": p.os, "arch": p.arch})
 }
 
 /// A manifest request as this host's loader would send it.
 pub fn manifest_request(agent: &str, tags: &[(&str, &str)]) -> Value {
-    let p = loader_min::statement::Platform::host();
+    let p = mig_protocol::statement::Platform::host();
     let tags: serde_json::Map<String, Value> = tags
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
@@ -561,13 +561,13 @@ pub fn standard_archive(tag: &str) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
 
 /// The all-bits mask (every named permission).
 pub fn all_perms() -> u64 {
-    loader_min::admin::PERMISSIONS
+    mig_protocol::admin::PERMISSIONS
         .iter()
         .fold(0, |m, (_, b)| m | b)
 }
 
 pub fn bit(name: &str) -> u64 {
-    loader_min::admin::permission_bit(name).unwrap()
+    mig_protocol::admin::permission_bit(name).unwrap()
 }
 
 /// Two administrators holding every permission set (the usual M-of-N = 2 setup).

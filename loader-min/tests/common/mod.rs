@@ -6,9 +6,9 @@
 
 pub mod server;
 
-use loader_min::signature::{parse_secret_key, sign_detached};
-use loader_min::statement::{Entry, Platform, Serial, Statement, FORMAT};
-use loader_min::time::Timestamp;
+use mig_protocol::signature::{parse_secret_key, sign_detached};
+use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
+use mig_protocol::time::Timestamp;
 use server::{ManifestMode, Server};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

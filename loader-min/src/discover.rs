@@ -5,13 +5,13 @@
 //! Kernel facts come from /proc (no libc); files of the installed system (os-release, the agent ID)
 //! are read under the root prefix.
 
-use super::config::Settings;
-use super::layout::Layout;
-use super::{log, triggers};
+use crate::config::Settings;
+use crate::layout::Layout;
+use crate::{log, triggers};
 use crate::error::Result;
-use crate::http::Client;
-use crate::protocol::{Agent, Aws, Environment};
-use crate::statement::Platform;
+use mig_http::Client;
+use mig_protocol::loader::{Agent, Aws, Environment};
+use mig_protocol::statement::Platform;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -236,7 +236,7 @@ pub fn ipv6_from_if_inet6(text: &str) -> Vec<String> {
 /// Asks the API which address it sees (`GET <api>/ip`, MIG's route without its double slash).
 fn public_ip(api: &Client) -> String {
     let got = api
-        .request(crate::http::Method::Get, "ip", &[], None)
+        .request(mig_http::Method::Get, "ip", &[], None)
         .and_then(|r| r.error_for_status(1024))
         .and_then(|r| r.read_capped(64));
     match got {
@@ -315,7 +315,7 @@ fn aws_metadata() -> Aws {
 /// or malformed, written 0400 like MIG.
 pub fn agent_id(path: &Path) -> Result<String> {
     use crate::error::Error;
-    if let Some(text) = super::state::read_small(path)? {
+    if let Some(text) = crate::state::read_small(path)? {
         let id = text.trim();
         if id.len() >= 80 && id.bytes().all(|c| c.is_ascii_alphanumeric()) {
             return Ok(id.to_string());

@@ -1,11 +1,11 @@
 //! Compare the local sha256 of every dictionary file with the statement (reference §2.11), and
 //! decide what to fetch. Hashing streams the file with a small buffer.
 
-use super::layout::Layout;
-use super::log;
-use crate::dictionary::{self, DictName};
+use crate::layout::Layout;
+use crate::log;
+use mig_protocol::dictionary::{self, DictName};
 use crate::error::{Error, Result};
-use crate::statement::{Entry, Statement};
+use mig_protocol::statement::{Entry, Statement};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;

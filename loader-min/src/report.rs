@@ -2,13 +2,13 @@
 //! never fatal. An `unchanged` report that would repeat the last accepted one is not sent, so a
 //! run with nothing to do makes exactly one request and writes nothing.
 
-use super::compare::sha256_file;
-use super::layout::Layout;
-use super::{log, state};
-use crate::dictionary;
-use crate::http::Client;
-use crate::protocol::{LoaderKey, Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
-use crate::statement::Serial;
+use crate::compare::sha256_file;
+use crate::layout::Layout;
+use crate::{log, state};
+use mig_protocol::dictionary;
+use mig_http::Client;
+use mig_protocol::loader::{LoaderKey, Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
+use mig_protocol::statement::Serial;
 use std::collections::BTreeMap;
 
 /// The largest answer read from the report route.

@@ -3,10 +3,10 @@
 //! (paths come from the dictionary). Written atomically before the first rename, so after a crash
 //! the next run knows exactly what to undo (design §4).
 
-use super::state;
-use crate::dictionary::DictName;
+use crate::state;
+use mig_protocol::dictionary::DictName;
 use crate::error::{Error, Result};
-use crate::statement::Serial;
+use mig_protocol::statement::Serial;
 use std::path::Path;
 
 const MAGIC: &str = "mig-loader journal 1";

@@ -1,7 +1,7 @@
 //! Child processes with timeouts (design §4), and MIG's triggers after a change (reference §2.12):
 //! `<agent> -q shutdown` (failure ignored), then `<agent> -u` (must exit 0).
 
-use super::log;
+use crate::log;
 use crate::error::{Error, Result};
 use std::io::Read;
 use std::path::Path;

@@ -1,7 +1,9 @@
 //! The blocking HTTPS client of mig-loader and mig-console: ureq on rustls + ring, the API's CA
 //! pinned (or the system roots), absolute deadlines, capped bodies, HTTPS_PROXY and NO_PROXY.
 
-use crate::error::{Error, Result};
+mod error;
+
+pub use error::{Error, Result};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -335,7 +337,7 @@ impl Response {
         }
         let (url, status) = (self.url.clone(), self.status);
         let body = self.read_capped(cap).unwrap_or_default();
-        let message = serde_json::from_slice::<crate::protocol::ErrorBody>(&body)
+        let message = serde_json::from_slice::<mig_protocol::loader::ErrorBody>(&body)
             .map(|b| b.error.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
         Err(Error::Status {

@@ -16,7 +16,7 @@ pub const STEPS: [&str; 6] = [
 pub fn point(step: &'static str) {
     #[cfg(debug_assertions)]
     if std::env::var("MIG_LOADER_CRASH_AT").as_deref() == Ok(step) {
-        super::log::step(format!(
+        crate::log::step(format!(
             "MIG_LOADER_CRASH_AT={step}: aborting (test fault injection)"
         ));
         std::process::abort();

@@ -2,7 +2,7 @@
 //! signatures made by our code verify with `gpg --verify`.
 #![cfg(feature = "sign")]
 
-use loader_min::signature::{self, Keyring};
+use mig_protocol::signature::{self, Keyring};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -249,7 +249,7 @@ fn our_signatures_verify_in_gnupg() {
 
 #[test]
 fn committed_dev_keys_parse_and_sign() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dev-keys");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/dev-keys");
     let public: Vec<String> = (1..=2)
         .map(|i| std::fs::read_to_string(root.join(format!("admin{i}.pub.asc"))).unwrap())
         .collect();

@@ -3,8 +3,8 @@
 //! fsync of the directory, so a crash leaves the old or the new content, never a torn one.
 
 use crate::error::{Error, Result};
-use crate::protocol::ReportResult;
-use crate::statement::Serial;
+use mig_protocol::loader::ReportResult;
+use mig_protocol::statement::Serial;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -44,7 +44,7 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `path` with `content` atomically (mode 0600).
 pub fn atomic_write(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = super::layout::with_suffix(path, ".tmp");
+    let tmp = crate::layout::with_suffix(path, ".tmp");
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(installed_serial(&p).unwrap(), Serial(0));
         write_serial(&p, Serial(42)).unwrap();
         assert_eq!(installed_serial(&p).unwrap(), Serial(42));
-        assert!(!super::super::layout::with_suffix(&p, ".tmp").exists());
+        assert!(!crate::layout::with_suffix(&p, ".tmp").exists());
         std::fs::write(&p, "forty-two").unwrap();
         let e = installed_serial(&p).unwrap_err().to_string();
         assert!(e.contains(&p.display().to_string()), "{e}");

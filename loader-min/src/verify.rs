@@ -2,15 +2,16 @@
 //! fingerprints from the built-in keyring over the exact bytes; verify first, parse second; then
 //! refuse an expired statement, another platform, or a serial below the installed one.
 
-use super::log;
+use crate::log;
 use crate::error::{Error, Result};
-use crate::http::Client;
-use crate::protocol::{
+use mig_http::Client;
+use mig_protocol::loader::{
     LoaderKey, ManifestRequest, ManifestResponse, LOADER_KEY_HEADER, MANIFEST_PATH,
     MAX_MANIFEST_RESPONSE,
 };
-use crate::signature::{self, Keyring};
-use crate::statement::{Expectations, Serial, Statement};
+use mig_protocol::signature::{self, Keyring};
+use mig_protocol::statement::{Expectations, Serial, Statement};
+use mig_protocol::Error as ProtocolError;
 
 /// The largest error body read from the API.
 pub const MAX_ERROR_BODY: u64 = 16 * 1024;
@@ -27,11 +28,12 @@ pub fn request(api: &Client, key: &LoaderKey, req: &ManifestRequest) -> Result<M
     let url = resp.url().to_string();
     let body = resp.read_capped(MAX_MANIFEST_RESPONSE)?;
     ManifestResponse::parse(&body).map_err(|e| match e {
-        Error::Json { reason, .. } => Error::Json {
+        ProtocolError::Json { reason, .. } => ProtocolError::Json {
             what: format!("manifest response from {url}"),
             reason,
-        },
-        other => other,
+        }
+        .into(),
+        other => other.into(),
     })
 }
 
@@ -56,7 +58,7 @@ pub fn verify(
     }
     let verdict = verdict.require(required).map_err(|error| Rejected {
         serial: Serial(0),
-        error,
+        error: error.into(),
     })?;
     log::step(format!(
         "{} valid signatures in manifest ({})",
@@ -65,11 +67,11 @@ pub fn verify(
     ));
     let statement = Statement::parse(bytes).map_err(|error| Rejected {
         serial: Serial(0),
-        error,
+        error: error.into(),
     })?;
     statement.check(expect).map_err(|error| Rejected {
         serial: statement.serial,
-        error,
+        error: error.into(),
     })?;
     log::step(format!(
         "manifest {:?} serial {} for {} expires {}",

@@ -2,7 +2,7 @@
 //! (reference §2.4). Its secret part never reaches a log or an error message.
 
 use crate::error::{Error, Result};
-use crate::protocol::LoaderKey;
+use mig_protocol::loader::LoaderKey;
 use std::io::Read;
 use std::path::Path;
 
@@ -13,8 +13,8 @@ const MAX_KEY_FILE: u64 = 4096;
 pub fn load(path: &Path) -> Result<LoaderKey> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::LoaderKey(format!(
-                "key file {} does not exist: put the 40-character key that `create loader` printed there",
+            Error::Config(format!(
+                "invalid loader key: key file {} does not exist: put the 40-character key that `create loader` printed there",
                 path.display()
             ))
         } else {
@@ -28,11 +28,11 @@ pub fn load(path: &Path) -> Result<LoaderKey> {
     let text = String::from_utf8_lossy(&buf);
     LoaderKey::from_file_content(&text).map_err(|e| {
         let reason = match e {
-            Error::LoaderKey(m) => m,
+            mig_protocol::Error::LoaderKey(m) => m,
             other => other.to_string(),
         };
-        Error::LoaderKey(format!(
-            "{}: first line must be exactly 40 ASCII letters and digits ({reason})",
+        Error::Config(format!(
+            "invalid loader key: {}: first line must be exactly 40 ASCII letters and digits ({reason})",
             path.display()
         ))
     })

@@ -3,12 +3,12 @@
 //! (design §4: "the signed size for files"), resumed with `Range` after a broken connection,
 //! fsynced, with the dictionary's mode.
 
-use super::compare::{hex, BUFFER};
-use super::log;
+use crate::compare::{hex, BUFFER};
+use crate::log;
 use crate::error::{Error, Result};
-use crate::http::{Client, Method};
-use crate::protocol::{LoaderKey, FILES_PATH, LOADER_KEY_HEADER};
-use crate::statement::Entry;
+use mig_http::{Client, Method};
+use mig_protocol::loader::{LoaderKey, FILES_PATH, LOADER_KEY_HEADER};
+use mig_protocol::statement::Entry;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -157,15 +157,15 @@ fn fetch_once(
     }
     let resp = api
         .request(Method::Get, path, &headers, None)
-        .map_err(Broken::Resumable)?;
+        .map_err(|e| Broken::Resumable(e.into()))?;
     match resp.status {
         206 if part.written > 0 => {
             let cr = resp.header("Content-Range").unwrap_or_default();
             if content_range_start(&cr) != Some(part.written) {
-                return Err(Broken::Fatal(Error::Http {
+                return Err(Broken::Fatal(Error::Http(mig_http::Error::Http {
                     url: url.to_string(),
                     reason: format!("asked for {range}, got Content-Range {cr:?}"),
-                }));
+                })));
             }
         }
         200 => {
@@ -178,10 +178,11 @@ fn fetch_once(
             return Err(Broken::Fatal(
                 resp.error_for_status(MAX_ERROR_BODY)
                     .err()
-                    .unwrap_or_else(|| Error::Http {
+                    .map(Error::from)
+                    .unwrap_or_else(|| Error::Http(mig_http::Error::Http {
                         url: url.to_string(),
                         reason: "unexpected 206 to a request without Range".into(),
-                    }),
+                    })),
             ))
         }
     }
@@ -202,10 +203,10 @@ fn fetch_once(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(Broken::Resumable(Error::Http {
+                return Err(Broken::Resumable(Error::Http(mig_http::Error::Http {
                     url: url.to_string(),
                     reason: format!("connection broken after {} bytes: {e}", part.written),
-                }))
+                })))
             }
         };
         if n == 0 {
@@ -221,13 +222,13 @@ fn fetch_once(
         part.written += n as u64;
     }
     if part.written < entry.size {
-        return Err(Broken::Resumable(Error::Http {
+        return Err(Broken::Resumable(Error::Http(mig_http::Error::Http {
             url: url.to_string(),
             reason: format!(
                 "connection closed after {} of {} bytes",
                 part.written, entry.size
             ),
-        }));
+        })));
     }
     Ok(())
 }

@@ -5,12 +5,12 @@
 //! goes back over its target; a target that did not exist before is removed. [`finish`] drops the
 //! previous generation once the new serial is committed, so no old private key stays behind.
 
-use super::crash;
-use super::journal::{Journal, Phase};
-use super::layout::{with_suffix, Layout, MIG_LEFTOVERS};
-use super::log;
-use super::state::fsync_dir;
-use crate::dictionary::{self, DictName};
+use crate::crash;
+use crate::journal::{Journal, Phase};
+use crate::layout::{with_suffix, Layout, MIG_LEFTOVERS};
+use crate::log;
+use crate::state::fsync_dir;
+use mig_protocol::dictionary::{self, DictName};
 use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -156,8 +156,8 @@ pub fn remove_strays(layout: &Layout) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::journal::JournalEntry;
-    use crate::statement::Serial;
+    use crate::journal::JournalEntry;
+    use mig_protocol::statement::Serial;
 
     fn setup() -> (tempfile::TempDir, Layout, Journal) {
         let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 //! discovery. design §4: nothing read at run time can lower the threshold or add keys.
 
 use crate::error::{Error, Result};
-use crate::http::HttpConfig;
+use mig_http::HttpConfig;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;

@@ -2,19 +2,19 @@
 //! lock → recover → discover → statement → verify → compare → stage → swap → triggers → health →
 //! commit | revert → report → cleanup.
 
-use super::compare::{self, Change};
-use super::config::{BuildConfig, RuntimeConfig, Settings};
-use super::journal::{Journal, JournalEntry, Phase};
-use super::layout::Layout;
-use super::verify::{self, Rejected};
-use super::{crash, discover, fetch, health, key, lock, log, report, state, swap, triggers};
-use crate::dictionary::DictName;
+use crate::compare::{self, Change};
+use crate::config::{BuildConfig, RuntimeConfig, Settings};
+use crate::journal::{Journal, JournalEntry, Phase};
+use crate::layout::Layout;
+use crate::verify::{self, Rejected};
+use crate::{crash, discover, fetch, health, key, lock, log, report, state, swap, triggers};
+use mig_protocol::dictionary::DictName;
 use crate::error::{Error, Result};
-use crate::http::Client;
-use crate::protocol::{Have, LoaderKey, ManifestRequest, ReportResult};
-use crate::signature::Keyring;
-use crate::statement::{Expectations, Platform, Serial, Statement};
-use crate::time::Timestamp;
+use mig_http::Client;
+use mig_protocol::loader::{Have, LoaderKey, ManifestRequest, ReportResult};
+use mig_protocol::signature::Keyring;
+use mig_protocol::statement::{Expectations, Platform, Serial, Statement};
+use mig_protocol::time::Timestamp;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -159,7 +159,7 @@ impl Run {
             Ok(r) => r,
             Err(e) => {
                 // The API knows this loader but refuses it (expectenv): say so in its record too.
-                if matches!(e, Error::Status { status: 403, .. }) {
+                if e.status() == Some(403) {
                     report::send(
                         &api,
                         &key,

@@ -2,7 +2,7 @@
 
 use crate::dictionary::DictName;
 use crate::error::{Error, Result};
-use crate::protocol::Environment;
+use crate::loader::Environment;
 use crate::statement::{Entry, Platform};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -72,74 +72,7 @@ impl AuthToken {
     }
 }
 
-/// MIG's permission bits (`investigator.go`), plus `PermPlugin` for targeting plugins.
-pub const PERMISSIONS: &[(&str, u64)] = &[
-    ("PermSearch", 1),
-    ("PermAction", 2),
-    ("PermActionCreate", 4),
-    ("PermCommand", 8),
-    ("PermAgent", 16),
-    ("PermDashboard", 32),
-    ("PermLoader", 64),
-    ("PermLoaderStatus", 128),
-    ("PermLoaderExpect", 256),
-    ("PermLoaderKey", 512),
-    ("PermLoaderNew", 1024),
-    ("PermManifest", 2048),
-    ("PermManifestSign", 4096),
-    ("PermManifestNew", 8192),
-    ("PermManifestStatus", 16384),
-    ("PermManifestLoaders", 32768),
-    ("PermInvestigator", 65536),
-    ("PermInvestigatorCreate", 131072),
-    ("PermInvestigatorUpdate", 262144),
-    ("PermPlugin", 524288),
-];
-
-/// MIG's permission sets. `Default` is always applied, as MIG's `setperms` does.
-pub const PERMISSION_SETS: &[(&str, u64)] = &[
-    ("Default", 1 | 2 | 4 | 8 | 16 | 32),
-    ("PermManifest", 2048 | 4096 | 8192 | 16384 | 32768),
-    ("PermLoader", 64 | 128 | 256 | 512 | 1024),
-    ("PermAdmin", 65536 | 131072 | 262144 | 524288),
-];
-
-/// The value of one named bit.
-pub fn permission_bit(name: &str) -> Option<u64> {
-    PERMISSIONS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, b)| *b)
-}
-
-/// Parses a list of set or bit names (`PermAdmin,PermManifest,PermSearch`) into a bitmask that
-/// always includes the `Default` set. A set name wins over the bit of the same name.
-pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<u64> {
-    let mut mask = PERMISSION_SETS[0].1;
-    for n in names {
-        let n = n.as_ref().trim();
-        if n.is_empty() {
-            continue;
-        }
-        let v = PERMISSION_SETS
-            .iter()
-            .find(|(s, _)| *s == n)
-            .map(|(_, m)| *m)
-            .or_else(|| permission_bit(n))
-            .ok_or_else(|| Error::Config(format!("unknown permission or set {n:?}")))?;
-        mask |= v;
-    }
-    Ok(mask)
-}
-
-/// The names of the bits set in `mask`.
-pub fn permission_names(mask: u64) -> Vec<String> {
-    PERMISSIONS
-        .iter()
-        .filter(|(_, b)| mask & b != 0)
-        .map(|(n, _)| n.to_string())
-        .collect()
-}
+pub use crate::permission::{parse_permissions, permission_names, Permission, PERMISSION_SETS};
 
 /// `POST manifests`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,16 +247,5 @@ mod tests {
         ] {
             assert!(AuthToken::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn permission_sets_expand_and_default_is_always_there() {
-        let m = parse_permissions(&["PermManifest"]).unwrap();
-        assert_eq!(m & 1, 1, "Search from Default");
-        assert_ne!(m & permission_bit("PermManifestStatus").unwrap(), 0);
-        assert_eq!(m & permission_bit("PermLoaderNew").unwrap(), 0);
-        assert!(parse_permissions(&["PermManifests"]).is_err());
-        let names = permission_names(parse_permissions(&["PermAdmin"]).unwrap());
-        assert!(names.contains(&"PermInvestigatorCreate".to_string()));
     }
 }
