@@ -11,7 +11,7 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::investigators;
-use mig_protocol::admin::{permission_bit, AuthToken, PERMISSIONS};
+use mig_protocol::admin::AuthToken;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::time::Timestamp;
 use std::collections::HashMap;
@@ -21,37 +21,12 @@ use std::sync::Mutex;
 /// that could still be replayed.
 const NONCE_CAPACITY: usize = 200_000;
 
-/// One named permission bit of MIG.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Perm(pub &'static str);
-
-impl Perm {
-    /// The bit value, from loader-min's single table.
-    pub fn bit(self) -> u64 {
-        // Every constant below is a name of that table (unit test); an unknown one grants nothing.
-        permission_bit(self.0).unwrap_or(0)
-    }
-}
-
-pub const SEARCH: Perm = Perm("PermSearch");
-pub const LOADER: Perm = Perm("PermLoader");
-pub const LOADER_STATUS: Perm = Perm("PermLoaderStatus");
-pub const LOADER_EXPECT: Perm = Perm("PermLoaderExpect");
-pub const LOADER_KEY: Perm = Perm("PermLoaderKey");
-pub const LOADER_NEW: Perm = Perm("PermLoaderNew");
-pub const MANIFEST: Perm = Perm("PermManifest");
-pub const MANIFEST_SIGN: Perm = Perm("PermManifestSign");
-pub const MANIFEST_NEW: Perm = Perm("PermManifestNew");
-pub const MANIFEST_STATUS: Perm = Perm("PermManifestStatus");
-pub const MANIFEST_LOADERS: Perm = Perm("PermManifestLoaders");
-pub const INVESTIGATOR: Perm = Perm("PermInvestigator");
-pub const INVESTIGATOR_CREATE: Perm = Perm("PermInvestigatorCreate");
-pub const INVESTIGATOR_UPDATE: Perm = Perm("PermInvestigatorUpdate");
-pub const PLUGIN: Perm = Perm("PermPlugin");
+/// What a route requires: one of MIG's permission bits.
+pub use mig_protocol::Permission as Perm;
 
 /// Every bit: what the "authentication disabled" caller holds.
 pub fn all_permissions() -> u64 {
-    PERMISSIONS.iter().fold(0, |m, (_, b)| m | b)
+    Perm::all_bits()
 }
 
 /// An authenticated administrator.
@@ -66,14 +41,16 @@ pub struct Caller {
 impl Caller {
     /// 403 naming the bit when the caller lacks it.
     pub fn require(&self, p: Perm) -> Result<()> {
-        if self.perms & p.bit() != 0 && p.bit() != 0 {
+        if p.granted_by(self.perms) {
             Ok(())
         } else {
             Err(Error::forbidden(
                 "permission",
                 format!(
                     "investigator {:?} (id {}) lacks the permission {}",
-                    self.name, self.id, p.0
+                    self.name,
+                    self.id,
+                    p.name()
                 ),
             ))
         }
@@ -270,30 +247,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_permission_constant_is_a_mig_bit() {
-        for p in [
-            SEARCH,
-            LOADER,
-            LOADER_STATUS,
-            LOADER_EXPECT,
-            LOADER_KEY,
-            LOADER_NEW,
-            MANIFEST,
-            MANIFEST_SIGN,
-            MANIFEST_NEW,
-            MANIFEST_STATUS,
-            MANIFEST_LOADERS,
-            INVESTIGATOR,
-            INVESTIGATOR_CREATE,
-            INVESTIGATOR_UPDATE,
-            PLUGIN,
-        ] {
-            assert_ne!(p.bit(), 0, "{}", p.0);
-        }
-        assert_eq!(MANIFEST_STATUS.bit(), 16384);
-    }
-
-    #[test]
     fn all_permissions_include_manifest_status() {
         // reference §3.10: MIG's CheckPermission forgot this one.
         let c = Caller {
@@ -301,12 +254,12 @@ mod tests {
             name: "a".into(),
             perms: all_permissions(),
         };
-        c.require(MANIFEST_STATUS).unwrap();
+        c.require(Perm::ManifestStatus).unwrap();
         let c = Caller {
-            perms: all_permissions() & !MANIFEST_STATUS.bit(),
+            perms: all_permissions() & !Perm::ManifestStatus.bit(),
             ..c
         };
-        let e = c.require(MANIFEST_STATUS).unwrap_err().to_string();
+        let e = c.require(Perm::ManifestStatus).unwrap_err().to_string();
         assert!(e.contains("PermManifestStatus"), "{e}");
     }
 

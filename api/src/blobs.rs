@@ -67,7 +67,7 @@ impl BlobStore {
     }
 
     /// Stores bytes already in memory.
-    pub fn put(&self, bytes: &[u8]) -> Result<(String, u64)> {
+    pub fn put(&self, bytes: &[u8]) -> Result<(mig_protocol::Sha256, u64)> {
         let mut w = self.writer()?;
         w.write_all(bytes).map_err(Error::io("writing", &w.tmp))?;
         w.finish()
@@ -106,19 +106,15 @@ impl BlobWriter {
     }
 
     /// Makes the blob durable under its sha256 and returns (sha256, size).
-    pub fn finish(mut self) -> Result<(String, u64)> {
+    pub fn finish(mut self) -> Result<(mig_protocol::Sha256, u64)> {
         let file = self
             .file
             .take()
             .ok_or_else(|| Error::Internal("blob finished twice".into()))?;
         file.sync_all().map_err(Error::io("fsync", &self.tmp))?;
         drop(file);
-        let sha: String = std::mem::take(&mut self.hasher)
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let dest = self.store.path(&sha)?;
+        let sha = mig_protocol::Sha256::from_digest(&std::mem::take(&mut self.hasher).finalize());
+        let dest = self.store.path(sha.as_str())?;
         // Same name, same bytes: an existing blob is kept, the copy dropped.
         if dest.exists() {
             fs::remove_file(&self.tmp).map_err(Error::io("removing", &self.tmp))?;
@@ -176,7 +172,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(size, 3);
-        assert_eq!(fs::read(store.path(&sha).unwrap()).unwrap(), b"abc");
+        assert_eq!(fs::read(store.path(sha.as_str()).unwrap()).unwrap(), b"abc");
         assert_eq!(store.put(b"abc").unwrap().0, sha);
         let mut w = store.writer().unwrap();
         w.write_all(b"partial").unwrap();
@@ -193,9 +189,9 @@ mod tests {
         let (keep, _) = store.put(b"keep").unwrap();
         let (drop_me, _) = store.put(b"drop").unwrap();
         fs::write(store.dir().join(".tmp-123"), b"x").unwrap();
-        let refs: HashSet<String> = [keep.clone()].into();
+        let refs: HashSet<String> = [String::from(keep.clone())].into();
         assert_eq!(store.collect_garbage(&refs).unwrap(), 2);
-        assert!(store.path(&keep).unwrap().exists());
-        assert!(!store.path(&drop_me).unwrap().exists());
+        assert!(store.path(keep.as_str()).unwrap().exists());
+        assert!(!store.path(drop_me.as_str()).unwrap().exists());
     }
 }

@@ -3,6 +3,7 @@
 //! repeated key or a bad value stops the start and names the file and line.
 
 use crate::error::{Error, Result};
+use mig_protocol::ini::{Ini, Schema};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -94,58 +95,14 @@ impl Config {
     /// Parses configuration text; `file` names it in errors, `base` anchors relative paths.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config> {
         let mut cfg = Config::default();
-        let mut section = String::new();
-        let mut seen: Vec<(String, String)> = Vec::new();
         let (mut tlscert, mut tlskey) = (None, None);
-        for (i, raw) in text.lines().enumerate() {
-            let at = |m: String| Error::Config(format!("{file}:{}: {m}", i + 1));
-            let line = strip_comment(raw).trim();
-            if line.is_empty() {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix('[') {
-                let name = rest
-                    .strip_suffix(']')
-                    .ok_or_else(|| at(format!("section header {line:?} lacks its ']'")))?
-                    .trim()
-                    .to_ascii_lowercase();
-                if !SECTIONS.iter().any(|(s, _)| *s == name) {
-                    return Err(at(format!(
-                        "unknown section [{name}] (known: {})",
-                        SECTIONS
-                            .iter()
-                            .map(|(s, _)| format!("[{s}]"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    )));
-                }
-                section = name;
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| at(format!("expected `key = value`, found {line:?}")))?;
-            let key = key.trim().to_ascii_lowercase();
-            let value = unquote(value.trim()).map_err(&at)?;
-            if section.is_empty() {
-                return Err(at(format!("key {key:?} outside of any [section]")));
-            }
-            let known = SECTIONS
-                .iter()
-                .find(|(s, _)| *s == section)
-                .map(|(_, keys)| *keys)
-                .unwrap_or(&[]);
-            if !known.contains(&key.as_str()) {
-                return Err(at(format!(
-                    "unknown key {key:?} in [{section}] (known: {})",
-                    known.join(", ")
-                )));
-            }
-            if seen.iter().any(|(s, k)| *s == section && *k == key) {
-                return Err(at(format!("[{section}] {key} is set twice")));
-            }
-            seen.push((section.clone(), key.clone()));
-            match (section.as_str(), key.as_str()) {
+        let ini = Ini::parse(text)
+            .and_then(|ini| ini.check(SECTIONS).map(|()| ini))
+            .map_err(|e| Error::Config(format!("{file}:{}: {}", e.line, e.message)))?;
+        for e in ini.entries() {
+            let at = |m: String| Error::Config(format!("{file}:{}: {m}", e.line));
+            let (key, value) = (e.key.as_str(), e.value.as_str());
+            match (e.section.as_str(), key) {
                 ("server", "listen") => {
                     cfg.listen = value.parse().map_err(|_| {
                         at(format!(
@@ -153,43 +110,41 @@ impl Config {
                         ))
                     })?
                 }
-                ("server", "baseroute") => cfg.baseroute = parse_baseroute(&value).map_err(&at)?,
+                ("server", "baseroute") => cfg.baseroute = parse_baseroute(value).map_err(&at)?,
                 ("server", "tlscert") => {
-                    tlscert = Some(base.join(nonempty(&key, &value).map_err(&at)?))
+                    tlscert = Some(base.join(nonempty(key, value).map_err(&at)?))
                 }
                 ("server", "tlskey") => {
-                    tlskey = Some(base.join(nonempty(&key, &value).map_err(&at)?))
+                    tlskey = Some(base.join(nonempty(key, value).map_err(&at)?))
                 }
-                ("database", "path") => {
-                    cfg.db_path = base.join(nonempty(&key, &value).map_err(&at)?)
-                }
+                ("database", "path") => cfg.db_path = base.join(nonempty(key, value).map_err(&at)?),
                 ("manifest", "requiredsignatures") => {
                     // reference §8.5: at least 1, never "checking off".
-                    let n = parse_number(&key, &value, 1, 64).map_err(&at)?;
+                    let n = parse_number(key, &value, 1, 64).map_err(&at)?;
                     cfg.required_signatures = n as usize;
                 }
                 ("manifest", "validdays") => {
-                    cfg.valid_days = parse_number(&key, &value, 1, 3650).map_err(&at)? as u32
+                    cfg.valid_days = parse_number(key, &value, 1, 3650).map_err(&at)? as u32
                 }
                 ("authentication", "enabled") => {
-                    cfg.auth_enabled = parse_bool(&key, &value).map_err(&at)?
+                    cfg.auth_enabled = parse_bool(key, value).map_err(&at)?
                 }
                 ("authentication", "tokenduration") => {
-                    cfg.token_duration = parse_duration(&value).map_err(&at)?
+                    cfg.token_duration = parse_duration(value).map_err(&at)?
                 }
                 ("limits", "uploadsize") => {
-                    cfg.limits.upload = parse_number(&key, &value, 1024, 4 << 30).map_err(&at)?
+                    cfg.limits.upload = parse_number(key, &value, 1024, 4 << 30).map_err(&at)?
                 }
                 ("limits", "entries") => {
                     let max = mig_protocol::statement::MAX_ENTRIES as u64;
-                    cfg.limits.entries = parse_number(&key, &value, 1, max).map_err(&at)? as usize
+                    cfg.limits.entries = parse_number(key, &value, 1, max).map_err(&at)? as usize
                 }
                 ("limits", "filesize") => {
                     let max = mig_protocol::statement::MAX_ENTRY_SIZE;
-                    cfg.limits.file_size = parse_number(&key, &value, 1, max).map_err(&at)?
+                    cfg.limits.file_size = parse_number(key, &value, 1, max).map_err(&at)?
                 }
                 ("limits", "totalsize") => {
-                    cfg.limits.total_size = parse_number(&key, &value, 1, 64 << 30).map_err(&at)?
+                    cfg.limits.total_size = parse_number(key, &value, 1, 64 << 30).map_err(&at)?
                 }
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }
@@ -222,7 +177,7 @@ impl Config {
     }
 }
 
-const SECTIONS: &[(&str, &[&str])] = &[
+const SECTIONS: Schema = &[
     ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
     ("database", &["path"]),
     ("manifest", &["requiredsignatures", "validdays"]),
@@ -232,31 +187,6 @@ const SECTIONS: &[(&str, &[&str])] = &[
         &["uploadsize", "entries", "filesize", "totalsize"],
     ),
 ];
-
-/// Removes a comment: a line starting with `#`/`;`, or `#`/`;` after whitespace outside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut in_quotes = false;
-    let mut prev_space = true;
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' => in_quotes = !in_quotes,
-            '#' | ';' if !in_quotes && prev_space => return &line[..i],
-            _ => {}
-        }
-        prev_space = c.is_whitespace();
-    }
-    line
-}
-
-fn unquote(v: &str) -> std::result::Result<String, String> {
-    match v.strip_prefix('"') {
-        Some(rest) => match rest.strip_suffix('"') {
-            Some(inner) if !inner.contains('"') => Ok(inner.to_string()),
-            _ => Err(format!("value {v:?} has unbalanced quotes")),
-        },
-        None => Ok(v.to_string()),
-    }
-}
 
 fn nonempty<'a>(key: &str, v: &'a str) -> std::result::Result<&'a str, String> {
     if v.is_empty() {

@@ -237,6 +237,19 @@ pub fn row_cached<T>(
     c.prepare_cached(sql)?.query_row(p, f)
 }
 
+/// A text column holding a typed value (a sha256, a status), checked again on the way out: the
+/// database is disk, hostile too.
+pub fn parsed_column<T>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// `?` placeholders are the only way values reach SQL; this turns a user's `%` wildcard search
 /// into a LIKE pattern where every other special character is literal (`ESCAPE '\'`).
 pub fn like_pattern(s: &str) -> String {

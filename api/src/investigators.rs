@@ -1,6 +1,5 @@
 //! Investigators (administrators): OpenPGP public key, status, MIG permission bits, API key.
 
-use crate::auth::INVESTIGATOR_UPDATE;
 use crate::error::{Error, Result};
 use crate::keys;
 use mig_protocol::admin::{permission_names, InvestigatorRecord};
@@ -79,7 +78,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvestigatorRecord> {
         id: r.get::<_, i64>(0)? as u64,
         name: r.get(1)?,
         fingerprint: r.get(2)?,
-        status: r.get(3)?,
+        status: crate::db::parsed_column(r, 3)?,
         permissions: permission_names(perms as u64),
         created: Timestamp(r.get::<_, i64>(5)? as u64),
         has_apikey: r.get::<_, Option<String>>(6)?.is_some(),
@@ -166,7 +165,8 @@ pub fn by_apikey_prefix(conn: &mut Connection, prefix: &str) -> Result<Option<Ap
                 id: r.get::<_, i64>(0)? as u64,
                 name: r.get(1)?,
                 perms: r.get::<_, i64>(2)? as u64,
-                active: r.get::<_, String>(3)? == "active",
+                active: crate::db::parsed_column::<mig_protocol::InvestigatorStatus>(r, 3)?
+                    == mig_protocol::InvestigatorStatus::Active,
                 apikey_salt: r.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default(),
                 apikey_hash: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
             })
@@ -180,7 +180,7 @@ pub fn by_apikey_prefix(conn: &mut Connection, prefix: &str) -> Result<Option<Ap
 fn admins(conn: &Connection) -> Result<i64> {
     conn.query_row(
         "SELECT COUNT(*) FROM investigators WHERE status = 'active' AND (permissions & ?1) != 0",
-        [INVESTIGATOR_UPDATE.bit() as i64],
+        [mig_protocol::Permission::InvestigatorUpdate.bit() as i64],
         |r| r.get(0),
     )
     .map_err(Error::db("counting administrators"))
@@ -231,17 +231,13 @@ pub fn set_permissions(conn: &mut Connection, id: u64, mask: u64) -> Result<Inve
 }
 
 pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<InvestigatorRecord> {
-    if status != "active" && status != "disabled" {
-        return Err(Error::invalid(
-            "bad_status",
-            format!("investigator status {status:?} must be active or disabled"),
-        ));
-    }
+    let status = mig_protocol::InvestigatorStatus::parse(status)
+        .map_err(|e| Error::invalid("bad_status", e.to_string()))?;
     update_keeping_an_admin(
         conn,
         id,
         "UPDATE investigators SET status = ?1, lastmodified = ?2 WHERE id = ?3",
-        &status,
+        &status.as_str(),
     )
 }
 

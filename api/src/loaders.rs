@@ -232,16 +232,9 @@ pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<Loader
 
 /// Enables or disables a loader; a disabled loader is refused on its next request.
 pub fn set_status(conn: &Connection, id: u64, status: &str) -> Result<LoaderRecord> {
-    let enabled = match status {
-        "enabled" => true,
-        "disabled" => false,
-        other => {
-            return Err(Error::invalid(
-                "bad_status",
-                format!("loader status {other:?} must be enabled or disabled"),
-            ))
-        }
-    };
+    let enabled = mig_protocol::LoaderStatus::parse(status)
+        .map_err(|e| Error::invalid("bad_status", e.to_string()))?
+        == mig_protocol::LoaderStatus::Enabled;
     update(
         conn,
         id,
@@ -486,7 +479,9 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
             "no manifest is given to this loader: request loader/manifest first",
         ));
     };
-    if status != "active" {
+    if status.parse::<mig_protocol::ManifestStatus>().ok()
+        != Some(mig_protocol::ManifestStatus::Active)
+    {
         return Err(Error::forbidden(
             "file_not_given",
             format!("manifest {manifest} given to this loader is no longer active"),
@@ -513,10 +508,10 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
 
 /// `POST loader/report`: keeps the loader's last result, serial and time.
 pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
-    let serial = i64::try_from(r.serial.0).map_err(|_| {
+    let serial = i64::try_from(r.serial.get()).map_err(|_| {
         Error::invalid(
             "bad_report",
-            format!("serial {} is out of range", r.serial.0),
+            format!("serial {} is out of range", r.serial.get()),
         )
     })?;
     let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();

@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::archive;
 use crate::auth::Caller;
 use crate::db::like_pattern;
+use crate::db::parsed_column;
 use crate::error::{Error, Result};
 use crate::investigators;
 use crate::loaders;
@@ -14,6 +15,7 @@ use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest};
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
+use mig_protocol::ManifestStatus;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 
@@ -63,7 +65,7 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
                 req.platform.arch,
                 now.0 as i64,
                 expires.0 as i64,
-                archive_sha,
+                archive_sha.as_str(),
                 archive_size as i64,
                 caller.id as i64
             ],
@@ -72,7 +74,7 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
         let id = tx.last_insert_rowid() as u64;
         let statement = Statement {
             format: FORMAT,
-            serial: Serial(id),
+            serial: Serial::new(id),
             name: req.name.clone(),
             platform: req.platform.clone(),
             issued: now,
@@ -93,7 +95,13 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
             tx.execute(
                 "INSERT INTO manifest_files (manifest_id, position, name, sha256, size)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id as i64, pos as i64, e.name, e.sha256, e.size as i64],
+                params![
+                    id as i64,
+                    pos as i64,
+                    e.name,
+                    e.sha256.as_str(),
+                    e.size as i64
+                ],
             )
             .map_err(Error::db("storing manifest entries"))?;
         }
@@ -141,7 +149,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
         id: r.get::<_, i64>(0)? as u64,
         name: r.get(1)?,
         target: r.get(2)?,
-        status: r.get(3)?,
+        status: parsed_column(r, 3)?,
         platform: Platform {
             os: r.get(4)?,
             arch: r.get(5)?,
@@ -181,7 +189,7 @@ pub fn entries(conn: &Connection, id: u64) -> Result<Vec<Entry>> {
     st.query_map([id as i64], |r| {
         Ok(Entry {
             name: r.get(0)?,
-            sha256: r.get(1)?,
+            sha256: crate::db::parsed_column(r, 1)?,
             size: r.get::<_, i64>(2)? as u64,
         })
     })
@@ -247,13 +255,18 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         c.query_row(
             "SELECT status, statement FROM manifests WHERE id = ?1",
             [id as i64],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| {
+                Ok((
+                    parsed_column::<ManifestStatus>(r, 0)?,
+                    r.get::<_, String>(1)?,
+                ))
+            },
         )
         .optional()
         .map_err(Error::db("reading a manifest"))?
         .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))
     })?;
-    if status == "disabled" {
+    if status == ManifestStatus::Disabled {
         return Err(Error::Conflict(format!(
             "manifest {id} is disabled: it takes no more signatures"
         )));
@@ -303,14 +316,14 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("signing a manifest"))?;
-        let status: String = tx
+        let status: ManifestStatus = tx
             .query_row(
                 "SELECT status FROM manifests WHERE id = ?1",
                 [id as i64],
-                |r| r.get(0),
+                |r| parsed_column(r, 0),
             )
             .map_err(Error::db("signing a manifest"))?;
-        if status == "disabled" {
+        if status == ManifestStatus::Disabled {
             return Err(Error::Conflict(format!(
                 "manifest {id} is disabled: it takes no more signatures"
             )));
@@ -375,21 +388,23 @@ fn already_signed_error(investigator: u64, id: u64) -> Error {
 
 /// `staged` (reset: every signature removed) or `disabled` (final).
 pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<ManifestRecord> {
+    let status =
+        ManifestStatus::parse(status).map_err(|e| Error::invalid("bad_status", e.to_string()))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::db("changing a manifest's status"))?;
-    let current: String = tx
+    let current: ManifestStatus = tx
         .query_row(
             "SELECT status FROM manifests WHERE id = ?1",
             [id as i64],
-            |r| r.get(0),
+            |r| parsed_column(r, 0),
         )
         .optional()
         .map_err(Error::db("reading a manifest"))?
         .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))?;
     match status {
-        "staged" => {
-            if current == "disabled" {
+        ManifestStatus::Staged => {
+            if current == ManifestStatus::Disabled {
                 return Err(Error::Conflict(format!(
                     "manifest {id} is disabled, which is final"
                 )));
@@ -402,18 +417,18 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
             )
             .map_err(Error::db("resetting a manifest"))?;
         }
-        "disabled" => {
+        ManifestStatus::Disabled => {
             tx.execute(
                 "UPDATE manifests SET status = 'disabled' WHERE id = ?1",
                 [id as i64],
             )
             .map_err(Error::db("disabling a manifest"))?;
         }
-        other => {
+        ManifestStatus::Active => {
             return Err(Error::invalid(
                 "bad_status",
                 format!(
-                    "manifest status {other:?} must be staged (reset) or disabled; \
+                    "manifest status {status} must be staged (reset) or disabled; \
                      a manifest becomes active through signatures"
                 ),
             ))
@@ -505,7 +520,7 @@ pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, V
 /// targets nobody).
 pub fn targeted_loaders(app: &App, id: u64) -> Result<Vec<LoaderRecord>> {
     let m = app.db.with(|c| get(c, id))?;
-    if m.status == "disabled" {
+    if m.status == ManifestStatus::Disabled {
         return Ok(Vec::new());
     }
     let candidates = app.db.with(|c| loaders::enabled_with_facts(c))?;

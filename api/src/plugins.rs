@@ -10,23 +10,11 @@ use mig_protocol::time::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 
-/// Longest plugin name.
-const MAX_NAME: usize = 64;
-
+/// A plugin name from a request, by mig-protocol's one rule.
 fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "bad_plugin",
-            format!("plugin name {name:?} must be 1 to {MAX_NAME} letters, digits, _ or -"),
-        ))
-    }
+    mig_protocol::PluginName::parse(name)
+        .map(drop)
+        .map_err(|e| Error::invalid("bad_plugin", e.to_string()))
 }
 
 /// Loads every stored plugin into the engine. A plugin that no longer loads is logged loudly

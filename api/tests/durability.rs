@@ -115,7 +115,7 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
         let st =
             mig_protocol::statement::Statement::parse(m["statement"].as_str().unwrap().as_bytes())
                 .unwrap();
-        assert_eq!(st.serial.0, id);
+        assert_eq!(st.serial.get(), id);
         let archive = srv.get(&a1, &format!("manifests/{id}/archive")).expect(200);
         assert!(!archive.body.is_empty());
     }
@@ -139,6 +139,6 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
         let body = srv
             .loader_get(&key, &format!("loader/files/{}", e.sha256), &[])
             .expect(200);
-        assert_eq!(sha256_hex(&body.body), e.sha256);
+        assert_eq!(sha256_hex(&body.body), e.sha256.as_str());
     }
 }

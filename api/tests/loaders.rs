@@ -125,7 +125,7 @@ fn the_newest_active_manifest_whose_target_matches_is_selected() {
         mig_protocol::statement::Statement::parse(st.as_bytes())
             .unwrap()
             .serial
-            .0
+            .get()
     };
     assert_eq!(serial(ask(&[("operator", "myorg")]).expect(200)), newer);
     assert_eq!(serial(ask(&[("operator", "other")]).expect(200)), other);

@@ -26,14 +26,14 @@ fn upload_makes_a_staged_manifest_whose_statement_serial_is_its_id() {
         .expect(200);
     assert_eq!(st.text(), second["statement"].as_str().unwrap());
     let statement = Statement::parse(&st.body).unwrap();
-    assert_eq!(statement.serial.0, id);
+    assert_eq!(statement.serial.get(), id);
     assert_eq!(statement.name, "agent v2");
     assert!(statement.expires.0 - statement.issued.0 == 90 * 86_400);
     let names: Vec<&str> = statement.entries.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["mig-agent", "configuration", "cacert"]);
     for (e, (name, body)) in statement.entries.iter().zip(&files) {
         assert_eq!(e.name, *name);
-        assert_eq!(e.sha256, sha256_hex(body));
+        assert_eq!(e.sha256.as_str(), sha256_hex(body));
         assert_eq!(e.size, body.len() as u64);
     }
     let rec = srv.get(&a1, &format!("manifests/{id}")).expect(200).json();
@@ -260,7 +260,10 @@ fn statement_and_signatures_verify_with_the_loader_library() {
         .require(2)
         .unwrap();
     assert_eq!(verdict.valid.len(), 2);
-    assert_eq!(Statement::parse(statement.as_bytes()).unwrap().serial.0, id);
+    assert_eq!(
+        Statement::parse(statement.as_bytes()).unwrap().serial.get(),
+        id
+    );
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn an_uploaded_plugin_targets_loaders_survives_a_restart_and_can_be_removed() {
         mig_protocol::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
             .unwrap()
             .serial
-            .0
+            .get()
     };
     assert_eq!(serial(&srv), id);
     srv.restart();
@@ -149,7 +149,7 @@ fn a_plugin_that_spins_makes_only_its_manifest_not_match() {
         let st =
             mig_protocol::statement::Statement::parse(r["statement"].as_str().unwrap().as_bytes())
                 .unwrap();
-        assert_eq!(st.serial.0, safe);
+        assert_eq!(st.serial.get(), safe);
     }
     request("GET", &srv.url("health"), &[], None).expect(200);
     let m = request("GET", &srv.url("metrics"), &[], None).text();

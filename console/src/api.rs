@@ -4,8 +4,8 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::signer::Signer;
-use mig_protocol::admin::{AuthToken, API_KEY_HEADER, PGP_AUTH_HEADER};
 use mig_http::{Client, HttpConfig, Method};
+use mig_protocol::admin::{AuthToken, API_KEY_HEADER, PGP_AUTH_HEADER};
 use mig_protocol::time::Timestamp;
 use rand::Rng;
 use serde::de::DeserializeOwned;
@@ -125,12 +125,7 @@ impl Api {
         Ok(Api { client, credential })
     }
 
-    fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<mig_http::Response> {
+    fn send(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<mig_http::Response> {
         let (name, value) = match &self.credential {
             Credential::ApiKey(k) => (API_KEY_HEADER, k.clone()),
             Credential::Token(s) => (PGP_AUTH_HEADER, make_token(s)?),

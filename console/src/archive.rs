@@ -98,7 +98,7 @@ pub fn entries(reader: impl Read, what: &str) -> Result<Vec<Entry>> {
         }
         out.push(Entry {
             name,
-            sha256: hex(&hasher.finalize()),
+            sha256: mig_protocol::Sha256::from_digest(&hasher.finalize()),
             size,
         });
     }
@@ -120,10 +120,6 @@ impl std::io::Write for HashWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every difference between the entries a statement lists and those of a local archive, one

@@ -156,7 +156,8 @@ fn interactive_session(s: &mut Session) -> ExitCode {
 fn greet(s: &mut Session) -> Result<String> {
     let url = s.config()?.api_url.clone();
     let v = s.api()?.get("investigators/me")?;
-    let me: mig_protocol::admin::InvestigatorRecord = crate::api::typed(&v, "GET investigators/me")?;
+    let me: mig_protocol::admin::InvestigatorRecord =
+        crate::api::typed(&v, "GET investigators/me")?;
     Ok(format!(
         "Connected to {url} as '{}' (investigator {})",
         crate::table::clean(&me.name),

@@ -1,7 +1,7 @@
 //! `~/.migrc`: where the API is, which CA to pin, and who signs (a GnuPG key id or a key file).
 
 use crate::error::{Error, Result};
-use crate::ini::Ini;
+use mig_protocol::ini::Ini;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -90,11 +90,18 @@ impl Config {
             path: path.display().to_string(),
             reason,
         };
-        let ini = Ini::parse(text).map_err(bad)?;
-        for (section, keys) in KNOWN {
-            if let Some(k) = ini.keys(section).find(|k| !keys.contains(k)) {
+        let ini = Ini::parse(text).map_err(|e| bad(e.to_string()))?;
+        // Sections of MIG's client file that the console does not use are allowed; a misspelt
+        // key in one it uses is not.
+        for e in ini.entries() {
+            let Some((section, keys)) = KNOWN.iter().find(|(s, _)| *s == e.section) else {
+                continue;
+            };
+            if !keys.contains(&e.key.as_str()) {
                 return Err(bad(format!(
-                    "unknown key {k:?} in [{section}] (known: {})",
+                    "line {}: unknown key {:?} in [{section}] (known: {})",
+                    e.line,
+                    e.key,
                     keys.join(", ")
                 )));
             }

@@ -156,7 +156,7 @@ impl Reader {
             "Investigator {} named '{}', status '{}', fingerprint {}",
             r.id,
             clean(&r.name),
-            clean(&r.status),
+            clean(r.status.as_str()),
             clean(&r.fingerprint)
         ));
         s.ui.say(format!("Permissions: {}", clean(&r.permissions.join(", "))));

@@ -10,7 +10,6 @@ pub mod config;
 pub mod editor;
 pub mod error;
 pub mod grammar;
-pub mod ini;
 pub mod investigator;
 pub mod loader;
 pub mod manifest;

@@ -113,7 +113,7 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
         s.ui.say(format!(
             "Manifest successfully created with ID {} (status {})",
             rec.id,
-            clean(&rec.status)
+            clean(rec.status.as_str())
         ));
     }
     Ok(())
@@ -156,7 +156,7 @@ impl Reader {
             "Entering manifest reader mode. Type exit or press ctrl+d to leave. help may help.",
         );
         s.ui.say(format!("Manifest: '{}'.", clean(&self.record.name)));
-        s.ui.say(format!("Status '{}'.", clean(&self.record.status)));
+        s.ui.say(format!("Status '{}'.", clean(self.record.status.as_str())));
     }
 
     /// Runs one reader command.
@@ -263,18 +263,18 @@ impl Reader {
             what: format!("GET {path}"),
             reason: e.to_string(),
         })?;
-        if st.serial.0 != id {
+        if st.serial.get() != id {
             return Err(Error::BadAnswer {
                 what: format!("GET {path}"),
                 reason: format!(
                     "the statement's serial {} is not manifest {id}; not signing",
-                    st.serial.0
+                    st.serial.get()
                 ),
             });
         }
         self.show_statement(s, &st, &bytes);
         // Asking gpg (a smartcard touch, a PIN) for a signature the API must refuse helps nobody.
-        if self.record.status == "disabled" {
+        if self.record.status == mig_protocol::ManifestStatus::Disabled {
             return Err(Error::Usage(format!(
                 "refusing to sign manifest {id}: it is disabled, and that is final"
             )));
@@ -314,7 +314,7 @@ impl Reader {
             s.ui.say("Manifest signature has been accepted");
             s.ui.say(format!(
                 "Status '{}', signed by: {}",
-                clean(&self.record.status),
+                clean(self.record.status.as_str()),
                 clean(&self.record.signers.join(", "))
             ));
         }
@@ -332,7 +332,7 @@ impl Reader {
             bytes.len()
         ));
         s.ui.say(format!("  name:     {}", clean(&st.name)));
-        s.ui.say(format!("  serial:   {}", st.serial.0));
+        s.ui.say(format!("  serial:   {}", st.serial.get()));
         s.ui.say(format!("  platform: {}", clean(&st.platform.to_string())));
         s.ui.say(format!("  issued:   {}", st.issued));
         s.ui.say(format!("  expires:  {}", st.expires));
@@ -344,7 +344,7 @@ impl Reader {
         };
         s.ui.say(format!(
             "  status:   {}, signed by {signers}",
-            clean(&self.record.status)
+            clean(self.record.status.as_str())
         ));
         s.ui.say(format!("  entries ({}):", st.entries.len()));
         s.ui.say_raw(&table::entries(&st.entries));

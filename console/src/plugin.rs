@@ -14,24 +14,11 @@ pub const MAX_PLUGIN: u64 = 8 * 1024 * 1024;
 /// Every WebAssembly module starts with these bytes.
 const WASM_MAGIC: &[u8] = b"\0asm";
 
-/// A plugin name: what the target language calls it and what goes in the URL.
+/// A plugin name, by mig-api's one rule, so a bad name fails before the upload.
 fn check_name(name: &str) -> Result<()> {
-    // The same rule as mig-api's plugin registry, so a bad name fails before the upload.
-    let ok = name.len() <= 64
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "plugin name {name:?}: use 1 to 64 of a-z, 0-9, - or _, starting with a letter or digit"
-        )))
-    }
+    mig_protocol::PluginName::parse(name)
+        .map(drop)
+        .map_err(|e| Error::Usage(e.to_string()))
 }
 
 /// `plugin upload NAME FILE`.

@@ -59,8 +59,10 @@ impl Signer {
             }),
             Identity::KeyFile { path } => {
                 let armored = read_key_file(path)?;
-                let key =
-                    mig_protocol::signature::parse_secret_key(&path.display().to_string(), &armored)?;
+                let key = mig_protocol::signature::parse_secret_key(
+                    &path.display().to_string(),
+                    &armored,
+                )?;
                 let encrypted = key.primary_key.secret_params().is_encrypted();
                 let passphrase = match std::env::var(ENV_PASSPHRASE) {
                     Ok(p) => p,

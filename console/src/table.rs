@@ -44,7 +44,7 @@ pub fn manifests(rows: &[ManifestRecord]) -> String {
             "{:>6}   {}   {}   {}   {}\n",
             m.id,
             cell(&m.name, 24),
-            cell(&m.status, 12),
+            cell(m.status.as_str(), 12),
             cell(&m.target, 30),
             m.created
         ));
@@ -99,7 +99,7 @@ pub fn entries(rows: &[Entry]) -> String {
             "{}   {:>14}   {}\n",
             cell(&e.name, 18),
             e.size,
-            clean(&e.sha256)
+            clean(e.sha256.as_str())
         ));
     }
     out
@@ -111,7 +111,7 @@ pub fn shasum(rows: &[Entry]) -> String {
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     sorted
         .iter()
-        .map(|e| format!("{}  {}\n", clean(&e.sha256), clean(&e.name)))
+        .map(|e| format!("{}  {}\n", clean(e.sha256.as_str()), clean(&e.name)))
         .collect()
 }
 
@@ -126,7 +126,7 @@ mod tests {
             id: 34,
             name: name.into(),
             target: target.into(),
-            status: "staged".into(),
+            status: mig_protocol::ManifestStatus::Staged,
             platform: Platform {
                 os: "linux".into(),
                 arch: "amd64".into(),
@@ -187,7 +187,7 @@ mod tests {
     fn shasum_is_sorted_by_name() {
         let e = |n: &str, c: char| Entry {
             name: n.into(),
-            sha256: c.to_string().repeat(64),
+            sha256: mig_protocol::Sha256::parse(&c.to_string().repeat(64)).unwrap(),
             size: 1,
         };
         let s = shasum(&[e("mig-agent", 'b'), e("configuration", 'a')]);

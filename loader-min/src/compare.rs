@@ -1,12 +1,13 @@
 //! Compare the local sha256 of every dictionary file with the statement (reference §2.11), and
 //! decide what to fetch. Hashing streams the file with a small buffer.
 
+use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::log;
 use mig_protocol::dictionary::{self, DictName};
-use crate::error::{Error, Result};
 use mig_protocol::statement::{Entry, Statement};
-use sha2::{Digest, Sha256};
+use mig_protocol::Sha256;
+use sha2::Digest;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -14,14 +15,14 @@ use std::path::Path;
 /// The read buffer for hashing and downloading.
 pub const BUFFER: usize = 64 * 1024;
 
-/// Lower-hex sha256 of a file, `None` when it does not exist.
-pub fn sha256_file(path: &Path) -> Result<Option<String>> {
+/// The sha256 of a file, `None` when it does not exist.
+pub fn sha256_file(path: &Path) -> Result<Option<Sha256>> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", path, e)),
     };
-    let mut h = Sha256::new();
+    let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; BUFFER];
     loop {
         let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
@@ -30,12 +31,7 @@ pub fn sha256_file(path: &Path) -> Result<Option<String>> {
         }
         h.update(&buf[..n]);
     }
-    Ok(Some(hex(&h.finalize())))
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(Some(Sha256::from_digest(&h.finalize())))
 }
 
 /// One entry to fetch, with whether a file is at its place now.
@@ -72,10 +68,10 @@ pub fn compare(layout: &Layout, statement: &Statement) -> Result<Plan> {
         let have = sha256_file(&target)?;
         log::step(format!(
             "we have {}",
-            have.as_deref().unwrap_or("not found")
+            have.as_ref().map_or("not found", Sha256::as_str)
         ));
         log::step(format!("they have {}", entry.sha256));
-        if have.as_deref() == Some(entry.sha256.as_str()) {
+        if have.as_ref() == Some(&entry.sha256) {
             fix_mode(&target, name.mode())?;
             continue;
         }

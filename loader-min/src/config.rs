@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use mig_http::HttpConfig;
+use mig_protocol::ini::Ini;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -128,30 +129,15 @@ impl RuntimeConfig {
     /// `discoverpublicip`/`discoverawsmeta` on|off; keys are case-insensitive.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         let mut cfg = RuntimeConfig::default();
-        let mut section = String::new();
-        for (i, raw) in text.lines().enumerate() {
-            let n = i + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
+        let ini = Ini::parse(text).map_err(|e| e.to_string())?;
+        for (line, name) in ini.sections_at() {
+            if !matches!(name, "loader" | "logging") {
+                return Err(format!("line {line}: unknown section [{name}]"));
             }
-            if let Some(rest) = line.strip_prefix('[') {
-                let name = rest
-                    .strip_suffix(']')
-                    .ok_or_else(|| format!("line {n}: unterminated section header"))?;
-                section = name.trim().to_ascii_lowercase();
-                if !matches!(section.as_str(), "loader" | "logging") {
-                    return Err(format!("line {n}: unknown section [{name}]"));
-                }
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("line {n}: expected `name = value`"))?;
-            let key = key.trim().to_ascii_lowercase();
-            let value = unquote(value.trim());
-            match (section.as_str(), key.as_str()) {
-                ("", _) => return Err(format!("line {n}: `{key}` outside a section")),
+        }
+        for e in ini.entries() {
+            let (n, key, value) = (e.line, e.key.as_str(), e.value.as_str());
+            match (e.section.as_str(), key) {
                 ("logging", _) => {
                     cfg.ignored.push(format!(
                         "[logging] {key}: mig-loader logs to stdout and stderr"
@@ -193,17 +179,11 @@ impl RuntimeConfig {
                     "[loader] {key}: ignored, the built-in configuration decides it"
                 )),
                 ("loader", other) => return Err(format!("line {n}: unknown key `{other}`")),
-                _ => unreachable!("sections are checked when entered"),
+                _ => return Err(format!("line {n}: unknown section [{}]", e.section)),
             }
         }
         Ok(cfg)
     }
-}
-
-fn unquote(v: &str) -> &str {
-    v.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(v)
 }
 
 fn on_off(v: &str) -> Option<bool> {
@@ -259,7 +239,7 @@ mod tests {
         for (text, want) in [
             ("[loader]\napi\n", "line 2"),
             ("[keys]\n", "unknown section"),
-            ("api = x\n", "outside a section"),
+            ("api = x\n", "outside of any [section]"),
             ("[loader]\ntags = nocolon\n", "key:value"),
             ("[loader]\ndiscoverawsmeta = maybe\n", "on or off"),
             ("[loader]\nkeys = /tmp/evil.asc\n", "unknown key"),

@@ -6,9 +6,9 @@
 //! are read under the root prefix.
 
 use crate::config::Settings;
+use crate::error::Result;
 use crate::layout::Layout;
 use crate::{log, triggers};
-use crate::error::Result;
 use mig_http::Client;
 use mig_protocol::loader::{Agent, Aws, Environment};
 use mig_protocol::statement::Platform;

@@ -3,9 +3,9 @@
 //! (design §4: "the signed size for files"), resumed with `Range` after a broken connection,
 //! fsynced, with the dictionary's mode.
 
-use crate::compare::{hex, BUFFER};
-use crate::log;
+use crate::compare::BUFFER;
 use crate::error::{Error, Result};
+use crate::log;
 use mig_http::{Client, Method};
 use mig_protocol::loader::{LoaderKey, FILES_PATH, LOADER_KEY_HEADER};
 use mig_protocol::statement::Entry;
@@ -111,7 +111,7 @@ fn stage_inner(
         }
     }
     log::step("validating staged file");
-    let got = hex(&part.hasher.finalize());
+    let got = mig_protocol::Sha256::from_digest(&part.hasher.finalize());
     if got != entry.sha256 {
         return Err(Error::Mismatch {
             what: format!("{} from {url}", entry.name),
@@ -179,10 +179,12 @@ fn fetch_once(
                 resp.error_for_status(MAX_ERROR_BODY)
                     .err()
                     .map(Error::from)
-                    .unwrap_or_else(|| Error::Http(mig_http::Error::Http {
-                        url: url.to_string(),
-                        reason: "unexpected 206 to a request without Range".into(),
-                    })),
+                    .unwrap_or_else(|| {
+                        Error::Http(mig_http::Error::Http {
+                            url: url.to_string(),
+                            reason: "unexpected 206 to a request without Range".into(),
+                        })
+                    }),
             ))
         }
     }

@@ -1,8 +1,8 @@
 //! Is the agent running? MIG's check is `<agent> -q pid`: exit 0 means running (reference §2.12).
 //! After an install it is polled until the agent answers or the health timeout passes.
 
-use crate::triggers;
 use crate::error::{Error, Result};
+use crate::triggers;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,9 @@
 //! (paths come from the dictionary). Written atomically before the first rename, so after a crash
 //! the next run knows exactly what to undo (design §4).
 
+use crate::error::{Error, Result};
 use crate::state;
 use mig_protocol::dictionary::DictName;
-use crate::error::{Error, Result};
 use mig_protocol::statement::Serial;
 use std::path::Path;
 
@@ -51,7 +51,7 @@ impl Journal {
     pub fn to_text(&self) -> String {
         let mut s = format!(
             "{MAGIC}\nserial {}\nphase {}\n",
-            self.serial.0,
+            self.serial.get(),
             self.phase.as_str()
         );
         for e in &self.entries {
@@ -75,7 +75,7 @@ impl Journal {
         for line in lines {
             let f: Vec<&str> = line.split(' ').collect();
             match f.as_slice() {
-                ["serial", n] => serial = Some(Serial(n.parse().map_err(|_| "bad serial")?)),
+                ["serial", n] => serial = Some(Serial::new(n.parse().map_err(|_| "bad serial")?)),
                 ["phase", p] => {
                     phase = Some(match *p {
                         "staged" => Phase::Staged,
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn journal_round_trips_and_refuses_strangers() {
         let j = Journal {
-            serial: Serial(9),
+            serial: Serial::new(9),
             phase: Phase::Swapped,
             entries: vec![
                 JournalEntry {

@@ -1,8 +1,8 @@
 //! Every path the loader touches, under the root prefix (design §4: `--root DIR`, default `/`).
 //! Managed files come only from the dictionary for the host OS.
 
-use mig_protocol::dictionary::DictName;
 use crate::error::{Error, Result};
+use mig_protocol::dictionary::DictName;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use loader_min::run::{run, Mode, Outcome};
-use loader_min::{config::BuildConfig, log};
 use loader_min::Error;
+use loader_min::{config::BuildConfig, log};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -5,8 +5,8 @@
 use crate::compare::sha256_file;
 use crate::layout::Layout;
 use crate::{log, state};
-use mig_protocol::dictionary;
 use mig_http::Client;
+use mig_protocol::dictionary;
 use mig_protocol::loader::{LoaderKey, Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
 use mig_protocol::statement::Serial;
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ pub fn installed_files(layout: &Layout) -> BTreeMap<String, String> {
         .into_iter()
         .filter_map(|n| {
             let sha = sha256_file(&layout.target(n).ok()?).ok()??;
-            Some((n.as_str().to_string(), sha))
+            Some((n.as_str().to_string(), String::from(sha)))
         })
         .collect()
 }
@@ -46,7 +46,7 @@ pub fn send(
     if redundant(layout, serial, result) {
         log::step(format!(
             "serial {} unchanged since the last report, not reporting",
-            serial.0
+            serial.get()
         ));
         return;
     }
@@ -59,7 +59,7 @@ pub fn send(
     log::step(format!(
         "reporting {} for serial {} to {}",
         result.as_str(),
-        serial.0,
+        serial.get(),
         api.url(REPORT_PATH)
     ));
     let sent = api

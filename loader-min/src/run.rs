@@ -4,13 +4,13 @@
 
 use crate::compare::{self, Change};
 use crate::config::{BuildConfig, RuntimeConfig, Settings};
+use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
 use crate::layout::Layout;
 use crate::verify::{self, Rejected};
 use crate::{crash, discover, fetch, health, key, lock, log, report, state, swap, triggers};
-use mig_protocol::dictionary::DictName;
-use crate::error::{Error, Result};
 use mig_http::Client;
+use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Have, LoaderKey, ManifestRequest, ReportResult};
 use mig_protocol::signature::Keyring;
 use mig_protocol::statement::{Expectations, Platform, Serial, Statement};
@@ -150,7 +150,7 @@ impl Run {
             .with_deadline(self.started + Duration::from_secs(build.run_timeout_secs));
         let agent = discover::discover(&self.layout, &self.settings, &api)?;
         let installed = state::installed_serial(&self.layout.serial_file())?;
-        log::step(format!("installed serial is {}", installed.0));
+        log::step(format!("installed serial is {}", installed.get()));
         let request = ManifestRequest {
             agent,
             have: Have { serial: installed },
@@ -325,7 +325,7 @@ impl Install<'_> {
         log::step("all files are current");
         if self.statement.serial > self.installed {
             state::write_serial(&layout.serial_file(), self.statement.serial)?;
-            log::step(format!("serial {} recorded", self.statement.serial.0));
+            log::step(format!("serial {} recorded", self.statement.serial.get()));
         }
         self.run.keep_agent_running();
         self.report(ReportResult::Unchanged, "");
@@ -362,7 +362,7 @@ impl Install<'_> {
         journal.write(&layout.journal_file())?;
         swap::finish(layout, journal)?;
         Journal::remove(&layout.journal_file())?;
-        log::step(format!("serial {} committed", self.statement.serial.0));
+        log::step(format!("serial {} committed", self.statement.serial.get()));
         Ok(())
     }
 }

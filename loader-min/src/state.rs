@@ -86,8 +86,8 @@ pub fn read_small(path: &Path) -> Result<Option<String>> {
 /// The highest serial installed so far; 0 before the first install.
 pub fn installed_serial(path: &Path) -> Result<Serial> {
     match read_small(path)? {
-        None => Ok(Serial(0)),
-        Some(s) => s.trim().parse::<u64>().map(Serial).map_err(|_| {
+        None => Ok(Serial::NONE),
+        Some(s) => s.trim().parse::<u64>().map(Serial::new).map_err(|_| {
             // A torn write cannot happen (atomic_write); refuse rather than accept any serial.
             Error::Config(format!(
                 "state file {} does not hold a serial; remove it only if you accept any manifest serial",
@@ -99,21 +99,21 @@ pub fn installed_serial(path: &Path) -> Result<Serial> {
 
 /// Records a newly committed serial.
 pub fn write_serial(path: &Path, serial: Serial) -> Result<()> {
-    atomic_write(path, format!("{}\n", serial.0).as_bytes())
+    atomic_write(path, format!("{}\n", serial.get()).as_bytes())
 }
 
 /// The last report the API accepted, as `(serial, result)`.
 pub fn last_report(path: &Path) -> Option<(Serial, String)> {
     let s = read_small(path).ok()??;
     let (serial, result) = s.trim().split_once(' ')?;
-    Some((Serial(serial.parse().ok()?), result.to_string()))
+    Some((Serial::new(serial.parse().ok()?), result.to_string()))
 }
 
 /// Remembers the last report the API accepted.
 pub fn write_last_report(path: &Path, serial: Serial, result: ReportResult) -> Result<()> {
     atomic_write(
         path,
-        format!("{} {}\n", serial.0, result.as_str()).as_bytes(),
+        format!("{} {}\n", serial.get(), result.as_str()).as_bytes(),
     )
 }
 
@@ -129,9 +129,9 @@ mod tests {
         let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let p = state.join("serial");
-        assert_eq!(installed_serial(&p).unwrap(), Serial(0));
-        write_serial(&p, Serial(42)).unwrap();
-        assert_eq!(installed_serial(&p).unwrap(), Serial(42));
+        assert_eq!(installed_serial(&p).unwrap(), Serial::NONE);
+        write_serial(&p, Serial::new(42)).unwrap();
+        assert_eq!(installed_serial(&p).unwrap(), Serial::new(42));
         assert!(!crate::layout::with_suffix(&p, ".tmp").exists());
         std::fs::write(&p, "forty-two").unwrap();
         let e = installed_serial(&p).unwrap_err().to_string();
@@ -143,7 +143,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("reported");
         assert_eq!(last_report(&p), None);
-        write_last_report(&p, Serial(3), ReportResult::Installed).unwrap();
-        assert_eq!(last_report(&p), Some((Serial(3), "installed".to_string())));
+        write_last_report(&p, Serial::new(3), ReportResult::Installed).unwrap();
+        assert_eq!(
+            last_report(&p),
+            Some((Serial::new(3), "installed".to_string()))
+        );
     }
 }

@@ -6,12 +6,12 @@
 //! previous generation once the new serial is committed, so no old private key stays behind.
 
 use crate::crash;
+use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase};
 use crate::layout::{with_suffix, Layout, MIG_LEFTOVERS};
 use crate::log;
 use crate::state::fsync_dir;
 use mig_protocol::dictionary::{self, DictName};
-use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,8 @@ pub fn recover(layout: &Layout) -> Result<Option<Phase>> {
     };
     log::step(format!(
         "found the journal of an interrupted install of serial {} (phase {:?})",
-        journal.serial.0, journal.phase
+        journal.serial.get(),
+        journal.phase
     ));
     match journal.phase {
         Phase::Committed => {
@@ -170,7 +171,7 @@ mod tests {
         std::fs::write(layout.staged(DictName::MigAgent).unwrap(), "new agent").unwrap();
         std::fs::write(layout.staged(DictName::AgentKey).unwrap(), "new key").unwrap();
         let j = Journal {
-            serial: Serial(2),
+            serial: Serial::new(2),
             phase: Phase::Staged,
             entries: vec![
                 JournalEntry {

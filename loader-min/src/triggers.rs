@@ -1,8 +1,8 @@
 //! Child processes with timeouts (design §4), and MIG's triggers after a change (reference §2.12):
 //! `<agent> -q shutdown` (failure ignored), then `<agent> -u` (must exit 0).
 
-use crate::log;
 use crate::error::{Error, Result};
+use crate::log;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};

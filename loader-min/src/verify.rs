@@ -2,8 +2,8 @@
 //! fingerprints from the built-in keyring over the exact bytes; verify first, parse second; then
 //! refuse an expired statement, another platform, or a serial below the installed one.
 
-use crate::log;
 use crate::error::{Error, Result};
+use crate::log;
 use mig_http::Client;
 use mig_protocol::loader::{
     LoaderKey, ManifestRequest, ManifestResponse, LOADER_KEY_HEADER, MANIFEST_PATH,
@@ -57,7 +57,7 @@ pub fn verify(
         log::step(format!("ignoring {why}"));
     }
     let verdict = verdict.require(required).map_err(|error| Rejected {
-        serial: Serial(0),
+        serial: Serial::NONE,
         error: error.into(),
     })?;
     log::step(format!(
@@ -66,7 +66,7 @@ pub fn verify(
         verdict.valid.join(", ")
     ));
     let statement = Statement::parse(bytes).map_err(|error| Rejected {
-        serial: Serial(0),
+        serial: Serial::NONE,
         error: error.into(),
     })?;
     statement.check(expect).map_err(|error| Rejected {
@@ -75,7 +75,10 @@ pub fn verify(
     })?;
     log::step(format!(
         "manifest {:?} serial {} for {} expires {}",
-        statement.name, statement.serial.0, statement.platform, statement.expires
+        statement.name,
+        statement.serial.get(),
+        statement.platform,
+        statement.expires
     ));
     Ok(statement)
 }

@@ -6,7 +6,6 @@ use super::{
     RangeHeaders,
 };
 use crate::app::App;
-use crate::auth;
 use crate::error::{Error, Result};
 use crate::{investigators, loaders, manifests, plugins};
 use base64::Engine as _;
@@ -16,6 +15,7 @@ use mig_protocol::admin::{
     PermissionChange, PluginRecord, StatusChange,
 };
 use mig_protocol::time::Timestamp;
+use mig_protocol::Permission;
 use rocket::data::Data;
 use rocket::http::{ContentType, Status};
 use rocket::serde::json::{Json, Value};
@@ -109,7 +109,7 @@ async fn manifest_create(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<ManifestRecord> {
-    let caller = auth.require(auth::MANIFEST_NEW)?;
+    let caller = auth.require(Permission::ManifestNew)?;
     let body = read_body(data, len, app.cfg.limits.upload, "manifest upload").await?;
     let rec = app
         .run(move |a| {
@@ -123,7 +123,7 @@ async fn manifest_create(
 
 #[get("/manifests/<id>")]
 async fn manifest_get(app: &State<App>, auth: Admin, id: &str) -> Answer<ManifestRecord> {
-    auth.require(auth::MANIFEST)?;
+    auth.require(Permission::Manifest)?;
     let id = parse_id("manifest", id)?;
     ok(app
         .run(move |a| a.db.with(|c| manifests::get(c, id)))
@@ -136,7 +136,7 @@ async fn manifest_statement(
     auth: Admin,
     id: &str,
 ) -> Result<(ContentType, String)> {
-    auth.require(auth::MANIFEST)?;
+    auth.require(Permission::Manifest)?;
     let id = parse_id("manifest", id)?;
     let m = app
         .run(move |a| a.db.with(|c| manifests::get(c, id)))
@@ -151,7 +151,7 @@ async fn manifest_archive(
     id: &str,
     ranges: RangeHeaders,
 ) -> Result<OpenFile> {
-    auth.require(auth::MANIFEST)?;
+    auth.require(Permission::Manifest)?;
     let id = parse_id("manifest", id)?;
     app.run(move |a| {
         let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
@@ -175,7 +175,7 @@ async fn manifest_sign(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<ManifestRecord> {
-    let caller = auth.require(auth::MANIFEST_SIGN)?;
+    let caller = auth.require(Permission::ManifestSign)?;
     let id = parse_id("manifest", id)?;
     let sig: NewSignature = small_json(data, len, "NewSignature").await?;
     ok(app
@@ -191,7 +191,7 @@ async fn manifest_status(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<ManifestRecord> {
-    auth.require(auth::MANIFEST_STATUS)?;
+    auth.require(Permission::ManifestStatus)?;
     let id = parse_id("manifest", id)?;
     let change: StatusChange = small_json(data, len, "StatusChange").await?;
     ok(app
@@ -201,7 +201,7 @@ async fn manifest_status(
 
 #[get("/manifests/<id>/loaders")]
 async fn manifest_loaders(app: &State<App>, auth: Admin, id: &str) -> Answer<Vec<LoaderRecord>> {
-    auth.require(auth::MANIFEST_LOADERS)?;
+    auth.require(Permission::ManifestLoaders)?;
     let id = parse_id("manifest", id)?;
     ok(app.run(move |a| manifests::targeted_loaders(a, id)).await?)
 }
@@ -241,7 +241,7 @@ enum Found {
 
 #[get("/search?<params..>")]
 async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) -> Answer<Found> {
-    auth.require(auth::SEARCH)?;
+    auth.require(Permission::Search)?;
     let mut params = params;
     let kind = params.remove("type").unwrap_or_default();
     let limit = match take_param(&mut params, "limit") {
@@ -267,12 +267,8 @@ async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) 
                 limit,
             };
             if let Some(st) = &s.status {
-                if !["staged", "active", "disabled"].contains(&st.as_str()) {
-                    return Err(Error::invalid(
-                        "bad_search",
-                        format!("status {st:?} must be staged, active or disabled"),
-                    ));
-                }
+                mig_protocol::ManifestStatus::parse(st)
+                    .map_err(|e| Error::invalid("bad_search", e.to_string()))?;
             }
             reject_unknown(&params)?;
             Found::Manifests(
@@ -322,7 +318,7 @@ async fn loader_create(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<LoaderKeyIssued> {
-    auth.require(auth::LOADER_NEW)?;
+    auth.require(Permission::LoaderNew)?;
     let req: NewLoader = small_json(data, len, "NewLoader").await?;
     created(
         app.run(move |a| loaders::create(a, &req.name, req.expectenv))
@@ -332,7 +328,7 @@ async fn loader_create(
 
 #[get("/loaders/<id>")]
 async fn loader_get(app: &State<App>, auth: Admin, id: &str) -> Answer<LoaderRecord> {
-    auth.require(auth::LOADER)?;
+    auth.require(Permission::Loader)?;
     let id = parse_id("loader", id)?;
     ok(app.run(move |a| a.db.with(|c| loaders::get(c, id))).await?)
 }
@@ -345,7 +341,7 @@ async fn loader_status(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<LoaderRecord> {
-    auth.require(auth::LOADER_STATUS)?;
+    auth.require(Permission::LoaderStatus)?;
     let id = parse_id("loader", id)?;
     let change: StatusChange = small_json(data, len, "StatusChange").await?;
     ok(app
@@ -361,7 +357,7 @@ async fn loader_expectenv(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<LoaderRecord> {
-    auth.require(auth::LOADER_EXPECT)?;
+    auth.require(Permission::LoaderExpect)?;
     let id = parse_id("loader", id)?;
     let e: ExpectEnv = small_json(data, len, "ExpectEnv").await?;
     ok(app
@@ -377,7 +373,7 @@ async fn loader_attributes(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<LoaderRecord> {
-    auth.require(auth::LOADER_EXPECT)?;
+    auth.require(Permission::LoaderExpect)?;
     let id = parse_id("loader", id)?;
     let attrs: Attributes = small_json(data, len, "Attributes").await?;
     ok(app
@@ -389,7 +385,7 @@ async fn loader_attributes(
 
 #[post("/loaders/<id>/key")]
 async fn loader_key(app: &State<App>, auth: Admin, id: &str) -> Answer<LoaderKeyIssued> {
-    auth.require(auth::LOADER_KEY)?;
+    auth.require(Permission::LoaderKey)?;
     let id = parse_id("loader", id)?;
     ok(app
         .run(move |a| a.db.with(|c| loaders::rotate_key(c, id)))
@@ -409,7 +405,7 @@ async fn investigator_create(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<InvestigatorRecord> {
-    auth.require(auth::INVESTIGATOR_CREATE)?;
+    auth.require(Permission::InvestigatorCreate)?;
     let req: NewInvestigator = small_json(data, len, "NewInvestigator").await?;
     let mask = permission_mask(&req.permissions)?;
     created(
@@ -429,7 +425,7 @@ async fn investigator_me(app: &State<App>, auth: Admin) -> Answer<InvestigatorRe
             id: 0,
             name: caller.name,
             fingerprint: String::new(),
-            status: "active".into(),
+            status: mig_protocol::InvestigatorStatus::Active,
             permissions: mig_protocol::admin::permission_names(caller.perms),
             created: app.started,
             has_apikey: false,
@@ -442,7 +438,7 @@ async fn investigator_me(app: &State<App>, auth: Admin) -> Answer<InvestigatorRe
 
 #[get("/investigators/<id>", rank = 2)]
 async fn investigator_get(app: &State<App>, auth: Admin, id: &str) -> Answer<InvestigatorRecord> {
-    auth.require(auth::INVESTIGATOR)?;
+    auth.require(Permission::Investigator)?;
     let id = parse_id("investigator", id)?;
     ok(app
         .run(move |a| a.db.with(|c| investigators::get(c, id)))
@@ -457,7 +453,7 @@ async fn investigator_permissions(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<InvestigatorRecord> {
-    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    auth.require(Permission::InvestigatorUpdate)?;
     let id = parse_id("investigator", id)?;
     let req: PermissionChange = small_json(data, len, "PermissionChange").await?;
     let mask = permission_mask(&req.permissions)?;
@@ -474,7 +470,7 @@ async fn investigator_status(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<InvestigatorRecord> {
-    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    auth.require(Permission::InvestigatorUpdate)?;
     let id = parse_id("investigator", id)?;
     let change: StatusChange = small_json(data, len, "StatusChange").await?;
     ok(app
@@ -486,7 +482,7 @@ async fn investigator_status(
 
 #[post("/investigators/<id>/apikey")]
 async fn investigator_apikey(app: &State<App>, auth: Admin, id: &str) -> Answer<ApiKeyIssued> {
-    auth.require(auth::INVESTIGATOR_UPDATE)?;
+    auth.require(Permission::InvestigatorUpdate)?;
     let id = parse_id("investigator", id)?;
     let apikey = app
         .run(move |a| a.db.with(|c| investigators::issue_apikey(c, id)))
@@ -498,7 +494,7 @@ async fn investigator_apikey(app: &State<App>, auth: Admin, id: &str) -> Answer<
 
 #[get("/plugins")]
 async fn plugin_list(app: &State<App>, auth: Admin) -> Answer<Vec<PluginRecord>> {
-    auth.require(auth::SEARCH)?;
+    auth.require(Permission::Search)?;
     ok(app.run(plugins::list).await?)
 }
 
@@ -509,7 +505,7 @@ async fn plugin_upload(
     len: ContentLength,
     data: Data<'_>,
 ) -> Answer<PluginRecord> {
-    auth.require(auth::PLUGIN)?;
+    auth.require(Permission::Plugin)?;
     let body = read_body(data, len, app.cfg.limits.upload, "plugin upload").await?;
     let rec = app
         .run(move |a| {
@@ -527,7 +523,7 @@ async fn plugin_upload(
 
 #[delete("/plugins/<name>")]
 async fn plugin_delete(app: &State<App>, auth: Admin, name: &str) -> Answer<Value> {
-    auth.require(auth::PLUGIN)?;
+    auth.require(Permission::Plugin)?;
     let name = name.to_string();
     app.run(move |a| plugins::remove(a, &name)).await?;
     Ok((Status::Ok, Json(serde_json::json!({}))))

@@ -78,7 +78,7 @@ impl Engine {
                 "not a WebAssembly module (no \\0asm header)".into(),
             ));
         }
-        let sha256 = hex(&Sha256::digest(wasm));
+        let sha256 = mig_protocol::sha256::hex(&Sha256::digest(wasm));
         let module = self.compile(&sha256, wasm).map_err(invalid)?;
         abi::check_module(&module).map_err(invalid)?;
         let pre = self
@@ -430,8 +430,4 @@ fn check_length(expr: &str) -> Result<(), TargetingError> {
         )));
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -70,22 +70,11 @@ impl Registry {
     }
 }
 
-/// Plugin names: what an administrator types and the URL carries.
+/// Plugin names: what an administrator types and the URL carries (mig-protocol's one rule).
 pub(crate) fn check_plugin_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("plugin name {name:?} must be 1 to {MAX_NAME_LEN} of a-z, 0-9, '_' and '-', starting with a letter or digit"))
-    }
+    mig_protocol::PluginName::parse(name)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Words of the language a function cannot take (keywords and columns).

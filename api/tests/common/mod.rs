@@ -561,13 +561,11 @@ pub fn standard_archive(tag: &str) -> (Vec<u8>, Vec<(&'static str, Vec<u8>)>) {
 
 /// The all-bits mask (every named permission).
 pub fn all_perms() -> u64 {
-    mig_protocol::admin::PERMISSIONS
-        .iter()
-        .fold(0, |m, (_, b)| m | b)
+    mig_protocol::Permission::all_bits()
 }
 
 pub fn bit(name: &str) -> u64 {
-    mig_protocol::admin::permission_bit(name).unwrap()
+    mig_protocol::Permission::from_name(name).unwrap().bit()
 }
 
 /// Two administrators holding every permission set (the usual M-of-N = 2 setup).

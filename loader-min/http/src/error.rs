@@ -45,7 +45,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Http { url, reason } => write!(f, "request to {url} failed: {reason}"),
-            Error::Status { url, status, message } => {
+            Error::Status {
+                url,
+                status,
+                message,
+            } => {
                 write!(f, "{url} answered HTTP {status}: {message}")
             }
             Error::TooLarge { what, limit } => write!(f, "{what} is larger than {limit} bytes"),

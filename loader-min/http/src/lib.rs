@@ -1,6 +1,8 @@
 //! The blocking HTTPS client of mig-loader and mig-console: ureq on rustls + ring, the API's CA
 //! pinned (or the system roots), absolute deadlines, capped bodies, HTTPS_PROXY and NO_PROXY.
 
+#![forbid(unsafe_code)]
+
 mod error;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@ use crate::dictionary::DictName;
 use crate::error::{Error, Result};
 use crate::loader::Environment;
 use crate::statement::{Entry, Platform};
+use crate::status::{InvestigatorStatus, ManifestStatus};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -93,7 +94,7 @@ pub struct ManifestRecord {
     pub id: u64,
     pub name: String,
     pub target: String,
-    pub status: String,
+    pub status: ManifestStatus,
     pub platform: Platform,
     pub created: Timestamp,
     pub issued: Timestamp,
@@ -177,7 +178,7 @@ pub struct InvestigatorRecord {
     pub id: u64,
     pub name: String,
     pub fingerprint: String,
-    pub status: String,
+    pub status: InvestigatorStatus,
     pub permissions: Vec<String>,
     pub created: Timestamp,
     pub has_apikey: bool,

@@ -1,5 +1,5 @@
 //! The one reader of MIG's INI style (gcfg), for mig-api's `api.cfg`, mig-console's `~/.migrc`
-//! and mig-loader's run-time `mig-loader.conf`: `[section]`, `key = value`, `;` or `#` comments
+//! and mig-loader's run-time `mig-loader.cfg`: `[section]`, `key = value`, `;` or `#` comments
 //! (whole-line, or after whitespace outside quotes), optional double quotes around a value (with
 //! `\"`, `\\`, `\n`, `\t`), case-insensitive section and key names, indentation ignored.
 //!
@@ -52,8 +52,7 @@ fn err(line: usize, message: String) -> IniError {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
@@ -72,9 +71,7 @@ impl Ini {
                 let name = strip_comment(rest)
                     .trim_end()
                     .strip_suffix(']')
-                    .ok_or_else(|| {
-                        err(line_no, format!("section header {line:?} lacks its ']'"))
-                    })?
+                    .ok_or_else(|| err(line_no, format!("section header {line:?} lacks its ']'")))?
                     .trim()
                     .to_ascii_lowercase();
                 if !is_name(&name) {
@@ -94,9 +91,9 @@ impl Ini {
             if !is_name(&key) {
                 return Err(err(line_no, format!("invalid key name {key:?}")));
             }
-            let section = current.clone().ok_or_else(|| {
-                err(line_no, format!("key {key:?} outside of any [section]"))
-            })?;
+            let section = current
+                .clone()
+                .ok_or_else(|| err(line_no, format!("key {key:?} outside of any [section]")))?;
             let value = parse_value(value.trim()).map_err(|m| err(line_no, m))?;
             ini.entries.push(IniEntry {
                 line: line_no,
@@ -165,6 +162,11 @@ impl Ini {
             .find(|e| e.section == section && e.key == key)
             .map(|e| e.value.as_str())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Every section header with its line, in file order.
+    pub fn sections_at(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.sections.iter().map(|(l, s)| (*l, s.as_str()))
     }
 
     /// The section names present, each once, in file order.
@@ -277,9 +279,18 @@ mod tests {
             .check(schema)
             .is_ok());
         for (text, needle) in [
-            ("[bogus]\n", "line 1: unknown section [bogus] (known: [api] [gpg])"),
-            ("[api]\ncolour = red\n", "line 2: unknown key \"colour\" in [api]"),
-            ("[api]\nurl = a\nURL = b\n", "line 3: [api] url is set twice"),
+            (
+                "[bogus]\n",
+                "line 1: unknown section [bogus] (known: [api] [gpg])",
+            ),
+            (
+                "[api]\ncolour = red\n",
+                "line 2: unknown key \"colour\" in [api]",
+            ),
+            (
+                "[api]\nurl = a\nURL = b\n",
+                "line 3: [api] url is set twice",
+            ),
         ] {
             let e = Ini::parse(text).unwrap().check(schema).unwrap_err();
             assert!(e.to_string().contains(needle), "{text:?}: {e}");

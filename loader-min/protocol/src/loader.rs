@@ -251,7 +251,7 @@ mod tests {
         r.agent.name = "host.example".into();
         r.agent.environment.os = "linux".into();
         r.agent.tags.insert("operator".into(), "myorg".into());
-        r.have.serial = Serial(4);
+        r.have.serial = Serial::new(4);
         let v: serde_json::Value = serde_json::to_value(&r).unwrap();
         assert_eq!(v["agent"]["environment"]["os"], "linux");
         assert_eq!(v["agent"]["tags"]["operator"], "myorg");

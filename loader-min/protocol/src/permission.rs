@@ -97,7 +97,14 @@ use Permission as P;
 pub const PERMISSION_SETS: &[(&str, u64)] = &[
     (
         "Default",
-        bits(&[P::Search, P::Action, P::ActionCreate, P::Command, P::Agent, P::Dashboard]),
+        bits(&[
+            P::Search,
+            P::Action,
+            P::ActionCreate,
+            P::Command,
+            P::Agent,
+            P::Dashboard,
+        ]),
     ),
     (
         "PermManifest",

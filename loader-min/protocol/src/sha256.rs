@@ -52,6 +52,13 @@ impl TryFrom<String> for Sha256 {
     }
 }
 
+impl std::str::FromStr for Sha256 {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 impl From<Sha256> for String {
     fn from(s: Sha256) -> String {
         s.0
@@ -78,7 +85,9 @@ impl PartialEq<&str> for Sha256 {
 
 /// True for exactly 64 lower-case hex digits.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// Lower-case hex of `bytes`: digests, fingerprints, random secrets.

@@ -17,12 +17,8 @@ pub const MAX_ENTRY_SIZE: u64 = 1 << 30;
 /// Clock skew tolerated between the API and the host when checking `issued` and `expires`.
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
-/// A manifest serial: only compares.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Serial(pub u64);
+pub use crate::serial::Serial;
+pub use crate::sha256::{is_sha256_hex, Sha256};
 
 /// Operating system and architecture, in Go's spellings (`linux`, `amd64`) as MIG reports them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,7 +59,7 @@ impl std::fmt::Display for Platform {
 #[serde(deny_unknown_fields)]
 pub struct Entry {
     pub name: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -94,13 +90,6 @@ pub struct Expectations {
     pub platform: Platform,
     /// The highest serial installed so far (0 when none).
     pub installed: Serial,
-}
-
-/// True for exactly 64 lower-case hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 impl Statement {
@@ -146,12 +135,6 @@ impl Statement {
             )));
         }
         for (i, e) in self.entries.iter().enumerate() {
-            if !is_sha256_hex(&e.sha256) {
-                return Err(Error::Statement(format!(
-                    "entry {:?}: sha256 is not 64 lower-case hex digits",
-                    e.name
-                )));
-            }
             if e.size > MAX_ENTRY_SIZE {
                 return Err(Error::Statement(format!(
                     "entry {:?}: size {} above {MAX_ENTRY_SIZE}",
@@ -187,8 +170,8 @@ impl Statement {
         }
         if self.serial < exp.installed {
             return Err(Error::OlderSerial {
-                offered: self.serial.0,
-                installed: exp.installed.0,
+                offered: self.serial.get(),
+                installed: exp.installed.get(),
             });
         }
         Ok(())
@@ -207,7 +190,7 @@ mod tests {
     fn sample(serial: u64) -> Statement {
         Statement {
             format: FORMAT,
-            serial: Serial(serial),
+            serial: Serial::new(serial),
             name: "m".into(),
             platform: Platform {
                 os: "linux".into(),
@@ -217,7 +200,7 @@ mod tests {
             expires: Timestamp(2_000_000),
             entries: vec![Entry {
                 name: "mig-agent".into(),
-                sha256: "a".repeat(64),
+                sha256: Sha256::parse(&"a".repeat(64)).unwrap(),
                 size: 3,
             }],
         }
@@ -230,7 +213,7 @@ mod tests {
                 os: "linux".into(),
                 arch: "amd64".into(),
             },
-            installed: Serial(installed),
+            installed: Serial::new(installed),
         }
     }
 
@@ -292,9 +275,11 @@ mod tests {
 
     #[test]
     fn malformed_statements_are_refused() {
-        let mut s = sample(1);
-        s.entries[0].sha256 = "A".repeat(64);
-        assert!(s.to_bytes().is_err());
+        let upper = String::from_utf8(sample(1).to_bytes().unwrap())
+            .unwrap()
+            .replace(&"a".repeat(64), &"A".repeat(64));
+        let e = Statement::parse(upper.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("64 lower-case hex"), "{e}");
         let mut s = sample(1);
         s.entries.push(s.entries[0].clone());
         assert!(s.to_bytes().unwrap_err().to_string().contains("twice"));

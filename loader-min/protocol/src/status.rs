@@ -110,6 +110,9 @@ mod tests {
         let e = ManifestStatus::parse("actve").unwrap_err().to_string();
         assert!(e.contains("staged, active, disabled"), "{e}");
         assert!(serde_json::from_str::<InvestigatorStatus>("\"Active\"").is_err());
-        assert_eq!(LoaderStatus::parse("enabled").unwrap(), LoaderStatus::Enabled);
+        assert_eq!(
+            LoaderStatus::parse("enabled").unwrap(),
+            LoaderStatus::Enabled
+        );
     }
 }

@@ -10,7 +10,6 @@ use mig_protocol::signature::{parse_secret_key, sign_detached};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
 use server::{ManifestMode, Server};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,10 +20,7 @@ pub const LOADER_KEY: &str = "AbCdEfGh0123456789abcdefghijklmnopqrstuv";
 pub const LOADER: &str = env!("CARGO_BIN_EXE_mig-loader");
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mig_protocol::Sha256::of(data).into()
 }
 
 fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
@@ -71,7 +67,7 @@ impl Generation {
             .iter()
             .map(|(name, body)| Entry {
                 name: name.to_string(),
-                sha256: sha256_hex(body),
+                sha256: mig_protocol::Sha256::of(body),
                 size: body.len() as u64,
             })
             .collect()
@@ -82,7 +78,7 @@ impl Generation {
         let now = Timestamp::now().0;
         Statement {
             format: FORMAT,
-            serial: Serial(self.serial),
+            serial: Serial::new(self.serial),
             name: format!("generation {}", self.serial),
             platform: Platform::host(),
             issued: Timestamp(now - 60),
