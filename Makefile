@@ -18,7 +18,7 @@ test-plugins:
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
 
 
-# ---- mig-loader for endpoints (design §2.1). A built-in configuration is required:
+# ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
 #   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml   → bin/linux/amd64/mig-loader
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml   → dist/mig-loader_<version>_amd64.deb
 .PHONY: mig-loader deb-loader

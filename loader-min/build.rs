@@ -254,7 +254,7 @@ impl Parsed {
         let run_timeout_secs = api.int("run_timeout_secs", Some(1800), 1..=86_400);
 
         let sigs = Section::new(t, "signatures", file, &["required", "keys"]);
-        // design §4 / reference §8.5: a threshold below 1 would switch verification off.
+        // docs/design.md §4.1: a threshold below 1 would switch verification off.
         let required = sigs.int("required", None, 1..=64);
         let keys: Vec<(String, PathBuf)> = match sigs.table.get("keys") {
             Some(toml::Value::Array(a)) => a

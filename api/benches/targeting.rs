@@ -1,4 +1,4 @@
-//! Targeting benchmark (design §7: "manifest selection with 100 active manifests in WASM:
+//! Targeting benchmark (docs/design.md §9.1: "manifest selection with 100 active manifests in WASM:
 //! well under a millisecond per request"). Run with
 //!
 //!     cargo bench -p api --bench targeting

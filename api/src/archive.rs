@@ -1,4 +1,4 @@
-//! The safe tar.gz reader for manifest uploads (reference §3.7, §8.7; design §8 hostile input).
+//! The safe tar.gz reader for manifest uploads (docs/design.md §6.3).
 //!
 //! Regular files only, named by the basename of their path (MIG packs `dir/mig-agent` with
 //! `tar -czvf`), and that basename must be a dictionary name. Refused, each with a message that

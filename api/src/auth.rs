@@ -1,4 +1,4 @@
-//! Administrator authentication (design §6, reference §3.9 with its flaws fixed):
+//! Administrator authentication (docs/design.md §3.8):
 //!
 //! - `X-PGPAUTHORIZATION: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">`,
 //!   verified against the keys of *active* investigators read from the database on every
@@ -6,7 +6,7 @@
 //!   every (key, nonce) remembered for 2×tokenduration so a token cannot be replayed.
 //! - `X-MIGAPIKEY: <40 alphanumerics>`: looked up by its 8-character prefix, PBKDF2-checked in
 //!   constant time (see `keys`).
-//! - Permissions: MIG's bits; every endpoint checks its own bit (reference §3.10 fixed).
+//! - Permissions: MIG's bits; every endpoint checks its own bit (docs/design.md §3.9).
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn all_permissions_include_manifest_status() {
-        // reference §3.10: MIG's CheckPermission forgot this one.
+        // docs/design.md §3.9: MIG's CheckPermission forgot this one.
         let c = Caller {
             id: 1,
             name: "a".into(),

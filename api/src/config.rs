@@ -38,7 +38,7 @@ pub struct Config {
     pub baseroute: String,
     pub tls: Option<TlsFiles>,
     pub db_path: PathBuf,
-    /// design §2.3: distinct administrators who must sign before a manifest is `active` (≥ 1).
+    /// docs/design.md §2.3: distinct administrators who must sign before a manifest is `active` (≥ 1).
     pub required_signatures: usize,
     /// Default validity of a statement, in days.
     pub valid_days: u32,
@@ -119,7 +119,7 @@ impl Config {
                 }
                 ("database", "path") => cfg.db_path = base.join(nonempty(key, value).map_err(&at)?),
                 ("manifest", "requiredsignatures") => {
-                    // reference §8.5: at least 1, never "checking off".
+                    // docs/design.md §6.4: at least 1, never "checking off".
                     let n = parse_number(key, &value, 1, 64).map_err(&at)?;
                     cfg.required_signatures = n as usize;
                 }
@@ -158,7 +158,7 @@ impl Config {
             )))
             }
         };
-        // design §2/reference §8.10: loader keys and agent private keys must not cross a network
+        // docs/design.md §6.1: loader keys and agent private keys must not cross a network
         // in clear text. Plain HTTP only on loopback (behind a local TLS proxy, or for tests).
         if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() {
             return Err(Error::Config(format!(

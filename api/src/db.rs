@@ -15,7 +15,7 @@ const POOL_IDLE: usize = 8;
 /// The schema, one step per entry; entry N brings `user_version` from N to N+1. Never edit a
 /// released step: append a new one.
 const MIGRATIONS: &[&str] = &[
-    // 1: the whole first schema (reference §4, with MIG's flaws fixed: no unique queueloc,
+    // 1: the whole first schema (docs/design.md §6.5, with MIG's flaws fixed: no unique queueloc,
     // verified signatures only, reported facts apart from administrator-owned attributes).
     r#"
     CREATE TABLE investigators (

@@ -1,10 +1,10 @@
 //! Loader keys and investigator API keys: 40 ASCII alphanumerics, an 8-character lookup prefix
-//! and a 32-character secret (reference §3.8, fixed per §8.9).
+//! and a 32-character secret (docs/design.md §3.7).
 //!
 //! - Generation: `OsRng`, rejection sampling over the 62-letter alphabet (no modulo bias, no
 //!   missing `G`).
 //! - Storage: only a salted slow hash, PBKDF2-HMAC-SHA256 with 4096 iterations, a 16-byte salt
-//!   and a 32-byte output: exactly MIG's parameters (reference §9.A.3), so rows imported from a
+//!   and a 32-byte output: exactly MIG's parameters (docs/design.md §8.1), so rows imported from a
 //!   Go deployment keep working. More iterations buy nothing here: the secret is 190 random bits,
 //!   not a password, while every loader of a large fleet authenticates on every run.
 //! - Comparison: constant time (`subtle`).

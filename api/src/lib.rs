@@ -1,5 +1,5 @@
 //! mig-api: manifests, signatures, loaders, investigators and WASM targeting for the MIG loader
-//! system (design §3, §5, §6; docs/api.md is the HTTP contract). `main.rs` is only the CLI.
+//! system (docs/design.md §3, §5, §6; docs/api.md is the HTTP contract). `main.rs` is only the CLI.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -1,5 +1,5 @@
 //! Loaders: keys, administrator-owned settings, and the three loader endpoints' logic
-//! (design §3): manifest selection through the WASM engine, file permission, reports.
+//! (docs/design.md §3.2–§3.6): manifest selection through the WASM engine, file permission, reports.
 
 use crate::app::App;
 use crate::db::{exec_cached, like_pattern, row_cached};
@@ -46,7 +46,7 @@ impl Authenticated {
 }
 
 /// Checks `X-LOADERKEY`: unknown prefix, wrong secret and disabled loader all answer the same
-/// 401 (reference §3.3), the log line says which.
+/// 401 (docs/design.md §3.7), the log line says which.
 pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
     let key = header.ok_or_else(|| {
         Error::unauthorized("missing_loader_key", GENERIC_401, "no X-LOADERKEY header")

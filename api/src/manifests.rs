@@ -274,7 +274,7 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
     if app.cfg.auth_enabled && already_signed(app, id, caller.id)? {
         return Err(already_signed_error(caller.id, id));
     }
-    // design §2.3: verified against the caller's own key only (MIG never verified). With
+    // docs/design.md §2.3: verified against the caller's own key only (MIG never verified). With
     // authentication off there is no caller key: the signature counts for whichever active
     // investigator made it.
     let signers: Vec<(u64, String)> = if app.cfg.auth_enabled {

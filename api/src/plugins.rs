@@ -1,5 +1,5 @@
 //! Targeting plugins uploaded by administrators: stored in SQLite, loaded into the engine at
-//! start and on upload (design §5: compiled once, pinned by sha256).
+//! start and on upload (docs/design.md §5.4: compiled once, pinned by sha256).
 
 use crate::app::App;
 use crate::error::{Error, Result};

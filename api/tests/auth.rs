@@ -479,7 +479,7 @@ fn every_admin_endpoint_checks_its_own_permission_bit() {
     // investigators/me needs no bit at all.
     srv.set_perms_in_db(probe.id, 0);
     srv.get(&probe, "investigators/me").expect(200);
-    // MIG's bug (reference §3.10): an investigator with every bit could not change a status.
+    // MIG's bug (docs/design.md §3.9): an investigator with every bit could not change a status.
     srv.set_perms_in_db(probe.id, all);
     srv.post(&probe, &m("/status"), json!({"status": "staged"}))
         .expect(200);

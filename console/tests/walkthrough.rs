@@ -1,4 +1,4 @@
-//! The operator's walk-through against a real mig-api on a loopback port (design §2): script
+//! The operator's walk-through against a real mig-api on a loopback port (docs/design.md §2): script
 //! mode, a piped interactive session, and the refusal to sign a statement that does not match
 //! the local archive. Needs the workspace binaries: `cargo build --workspace --bins` first.
 

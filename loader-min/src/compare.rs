@@ -1,4 +1,4 @@
-//! Compare the local sha256 of every dictionary file with the statement (reference §2.11), and
+//! Compare the local sha256 of every dictionary file with the statement (docs/design.md §4.9), and
 //! decide what to fetch. Hashing streams the file with a small buffer.
 
 use crate::error::{Error, Result};

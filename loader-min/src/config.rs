@@ -1,7 +1,7 @@
 //! The loader's configuration: the built-in part (made by build.rs, holds everything that decides
 //! trust) and the optional run-time INI file `<root>/etc/mig/mig-loader.cfg` (MIG's format, the
 //! dictionary's `loaderconfig` entry), which may only move the API URL, add tags and switch
-//! discovery. design §4: nothing read at run time can lower the threshold or add keys.
+//! discovery. docs/design.md §4.1: nothing read at run time can lower the threshold or add keys.
 
 use crate::error::{Error, Result};
 use mig_http::HttpConfig;
@@ -174,7 +174,7 @@ impl RuntimeConfig {
                             format!("line {n}: discoverawsmeta must be on or off")
                         })?)
                 }
-                // reference §8.5: the threshold and the keys are built in, never read here.
+                // docs/design.md §4.17: the threshold and the keys are built in, never read here.
                 ("loader", "requiredsignatures" | "proxies") => cfg.ignored.push(format!(
                     "[loader] {key}: ignored, the built-in configuration decides it"
                 )),

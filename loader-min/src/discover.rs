@@ -1,4 +1,4 @@
-//! Environment discovery, as MIG reports it (reference §2.6): hostname (FQDN when known), OS and
+//! Environment discovery, as MIG reports it (docs/design.md §4.18): hostname (FQDN when known), OS and
 //! architecture in Go's spellings, ident, init system, addresses without loopback, optionally the
 //! public IP and AWS metadata (short timeouts; failures are logged, never fatal), and tags.
 //!

@@ -1,6 +1,6 @@
 //! Stage one file: `GET loader/files/<sha256>` streamed into `<target>.mig-new` next to its target
 //! (same filesystem, so the swap is a rename), hashed while it streams, never past the signed size
-//! (design §4: "the signed size for files"), resumed with `Range` after a broken connection,
+//! (docs/design.md §4.10: "the signed size for files"), resumed with `Range` after a broken connection,
 //! fsynced, with the dictionary's mode.
 
 use crate::compare::BUFFER;

@@ -1,4 +1,4 @@
-//! Is the agent running? MIG's check is `<agent> -q pid`: exit 0 means running (reference §2.12).
+//! Is the agent running? MIG's check is `<agent> -q pid`: exit 0 means running (docs/design.md §4.14).
 //! After an install it is polled until the agent answers or the health timeout passes.
 
 use crate::error::{Error, Result};

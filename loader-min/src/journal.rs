@@ -1,7 +1,7 @@
 //! The install journal `<state>/mig-loader.journal`: which dictionary names are being swapped,
 //! whether each had a file before, and how far the swap got. It holds names only, never paths
 //! (paths come from the dictionary). Written atomically before the first rename, so after a crash
-//! the next run knows exactly what to undo (design §4).
+//! the next run knows exactly what to undo (docs/design.md §4.13).
 
 use crate::error::{Error, Result};
 use crate::state;

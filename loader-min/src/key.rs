@@ -1,5 +1,5 @@
 //! The loader key: first line of `<root>/etc/mig/mig-loader.key`, exactly 40 ASCII alphanumerics
-//! (reference §2.4). Its secret part never reaches a log or an error message.
+//! (docs/design.md §4.8). Its secret part never reaches a log or an error message.
 
 use crate::error::{Error, Result};
 use mig_protocol::loader::LoaderKey;

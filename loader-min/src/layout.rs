@@ -1,4 +1,4 @@
-//! Every path the loader touches, under the root prefix (design §4: `--root DIR`, default `/`).
+//! Every path the loader touches, under the root prefix (docs/design.md §4.7: `--root DIR`, default `/`).
 //! Managed files come only from the dictionary for the host OS.
 
 use crate::error::{Error, Result};
@@ -11,7 +11,7 @@ pub const STAGED: &str = ".mig-new";
 /// Suffix of the previous generation kept until commit.
 pub const PREVIOUS: &str = ".mig-prev";
 /// Leftovers of MIG's Go loader (`<path>.loader` staged, `<path>.old` previous): removed, since
-/// they may hold an old private key (reference §8.6).
+/// they may hold an old private key (docs/design.md §4.15).
 pub const MIG_LEFTOVERS: [&str; 2] = [".loader", ".old"];
 
 /// The paths of one host (or of a test root).

@@ -1,4 +1,4 @@
-//! One run at a time (design §4): an advisory lock on `<state>/mig-loader.lock`, released by the
+//! One run at a time (docs/design.md §4.12): an advisory lock on `<state>/mig-loader.lock`, released by the
 //! kernel when the process ends, however it ends, so a crashed run never blocks the next one.
 
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! Tell the API how the run ended (`POST loader/report`, design §3). A failing report is logged,
+//! Tell the API how the run ended (`POST loader/report`, docs/design.md §3.6). A failing report is logged,
 //! never fatal. An `unchanged` report that would repeat the last accepted one is not sent, so a
 //! run with nothing to do makes exactly one request and writes nothing.
 

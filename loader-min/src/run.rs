@@ -1,4 +1,4 @@
-//! One run of mig-loader, in the order of design §2.6:
+//! One run of mig-loader, in the order of docs/design.md §2.5:
 //! lock → recover → discover → statement → verify → compare → stage → swap → triggers → health →
 //! commit | revert → report → cleanup.
 
@@ -341,7 +341,7 @@ impl Install<'_> {
         Err(e)
     }
 
-    /// design §4: the previous generation comes back and, if triggers ran, is restarted.
+    /// docs/design.md §4.14: the previous generation comes back and, if triggers ran, is restarted.
     fn roll_back(&self, journal: &Journal, cause: Error, restart: bool) -> Result<Outcome> {
         let layout = &self.run.layout;
         log::step(format!("rolling back to the previous generation: {cause}"));

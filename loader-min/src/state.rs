@@ -1,4 +1,4 @@
-//! The state directory and its small files: the highest installed serial (design §4: refuse a
+//! The state directory and its small files: the highest installed serial (docs/design.md §4.6: refuse a
 //! lower one) and the last report sent. Every write is atomic: temporary file, fsync, rename,
 //! fsync of the directory, so a crash leaves the old or the new content, never a torn one.
 

@@ -1,4 +1,4 @@
-//! Swap the staged files in as one set, and undo or finish a swap (design §4).
+//! Swap the staged files in as one set, and undo or finish a swap (docs/design.md §4.13).
 //!
 //! For each journal entry: `target → target.mig-prev` (when a file was there), then
 //! `target.mig-new → target`. Every state in between is undone by [`revert`]: a `.mig-prev`

@@ -1,4 +1,4 @@
-//! Child processes with timeouts (design §4), and MIG's triggers after a change (reference §2.12):
+//! Child processes with timeouts (docs/design.md §4.14), and MIG's triggers after a change (docs/design.md §4.14):
 //! `<agent> -q shutdown` (failure ignored), then `<agent> -u` (must exit 0).
 
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(20);
 /// The most output read from a discovery command.
 const MAX_OUTPUT: u64 = 64 * 1024;
-/// MIG appended these to PATH for its children (reference §2.6); we set it before discovery too.
+/// MIG appended these to PATH for its children (docs/design.md §4.14); we set it before discovery too.
 const PATH_DIRS: &str = "/bin:/sbin:/usr/bin:/usr/sbin";
 
 fn command(program: &Path, args: &[&str]) -> Command {

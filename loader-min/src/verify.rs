@@ -1,4 +1,4 @@
-//! Ask for the statement and decide whether to believe it. design §4: count distinct primary-key
+//! Ask for the statement and decide whether to believe it. docs/design.md §4.2–§4.6: count distinct primary-key
 //! fingerprints from the built-in keyring over the exact bytes; verify first, parse second; then
 //! refuse an expired statement, another platform, or a serial below the installed one.
 

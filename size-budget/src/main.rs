@@ -8,9 +8,9 @@ mod elf;
 
 use std::process::ExitCode;
 
-/// design §7: at most 3 MiB stripped (MIG's Go loader: 5.95 MB).
+/// docs/design.md §9.1: at most 3 MiB stripped (MIG's Go loader: 5.95 MB).
 const SIZE_BUDGET: u64 = 3 * 1024 * 1024;
-/// design §7: at most 8 MiB peak RSS for a run that installs a 64 MiB file.
+/// docs/design.md §9.1: at most 8 MiB peak RSS for a run that installs a 64 MiB file.
 const RSS_BUDGET_KIB: u64 = 8 * 1024;
 /// MIG's Go loader, stripped, for the comparison line.
 const MIG_GO_LOADER: u64 = 5_950_000;

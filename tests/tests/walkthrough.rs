@@ -286,7 +286,7 @@ fn expectenv_mismatch_is_refused_and_agent_untouched() {
 
 #[test]
 fn one_signature_of_two_is_refused_and_agent_untouched() {
-    // An API whose own threshold is lower than the loader's (MIG's §3.7 hazard) serves a
+    // An API whose own threshold is lower than the loader's (a hazard MIG had: docs/design.md §2.3) serves a
     // manifest with one signature: the loader's built-in threshold of 2 still refuses it.
     let w = World::new(ApiOptions {
         required_signatures: 1,

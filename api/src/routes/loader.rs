@@ -1,4 +1,4 @@
-//! Loader endpoints (design §3): `loader/manifest`, `loader/files/<sha256>`, `loader/report`.
+//! Loader endpoints (docs/design.md §3.2–§3.6): `loader/manifest`, `loader/files/<sha256>`, `loader/report`.
 
 use super::{parse_json, read_body, ContentLength, FileBody, Loader, OpenFile, RangeHeaders};
 use crate::app::App;

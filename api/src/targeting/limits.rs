@@ -1,4 +1,4 @@
-//! Every limit of the sandbox, in one place (design §5). A plugin is hostile until proven
+//! Every limit of the sandbox, in one place (docs/design.md §5.3). A plugin is hostile until proven
 //! otherwise: these bound what one evaluation can cost the API.
 
 use std::time::Duration;

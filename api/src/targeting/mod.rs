@@ -1,5 +1,5 @@
 //! Targeting: manifest `target` and loader `expectenv` expressions evaluated by sandboxed
-//! WebAssembly plugins (design §5).
+//! WebAssembly plugins (docs/design.md §5).
 //!
 //! The expression language is itself a plugin (`plugins/expr`, built in); other plugins add
 //! functions such as `rollout('wave-1', 10)` (built in: `rollout`, `semver`; operators

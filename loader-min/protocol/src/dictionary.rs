@@ -1,5 +1,5 @@
 //! The fixed dictionary of entry names → local paths and modes (MIG's bundle dictionary).
-//! design §4: paths come only from this dictionary, never from the network.
+//! docs/design.md §4.7: paths come only from this dictionary, never from the network.
 
 use std::path::{Path, PathBuf};
 

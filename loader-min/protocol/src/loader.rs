@@ -1,4 +1,4 @@
-//! Loader ↔ API wire types (design §3). Defined once here; mig-api and mig-console use these.
+//! Loader ↔ API wire types (docs/design.md §3). Defined once here; mig-api and mig-console use these.
 
 use crate::error::{Error, Result};
 use crate::statement::Serial;

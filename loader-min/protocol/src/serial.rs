@@ -1,5 +1,5 @@
 //! A manifest serial: the API's manifest id, which only ever grows. A loader refuses a statement
-//! whose serial is below the one it installed (docs/design.md, rollback), so a serial compares and
+//! whose serial is below the one it installed (docs/design.md §4.6, rollback), so a serial compares and
 //! prints, and nothing does arithmetic on it.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! M-of-N verification of detached OpenPGP signatures over the exact statement bytes.
-//! design §4: count distinct primary-key fingerprints from the built-in keyring that made a valid
+//! docs/design.md §4.2: count distinct primary-key fingerprints from the built-in keyring that made a valid
 //! signature; ignore and report unknown or bad signatures; accept only at or above the threshold.
 
 use crate::error::{Error, Result};

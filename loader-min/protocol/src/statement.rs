@@ -1,5 +1,5 @@
 //! The signed statement: made once as exact bytes by the API, verified first and parsed second.
-//! design §3: `{"format":1,"serial","name","platform":{"os","arch"},"issued","expires","entries":[{"name","sha256","size"}]}`
+//! docs/design.md §3.3: `{"format":1,"serial","name","platform":{"os","arch"},"issued","expires","entries":[{"name","sha256","size"}]}`
 
 use crate::dictionary::DictName;
 use crate::error::{Error, Result};
@@ -148,7 +148,7 @@ impl Statement {
         Ok(())
     }
 
-    /// design §4: freeze, wrong-software and rollback protection, each with its own error.
+    /// docs/design.md §4.4–§4.6: freeze, wrong-software and rollback protection, each with its own error.
     pub fn check(&self, exp: &Expectations) -> Result<()> {
         if self.expires.plus(CLOCK_SKEW_SECS) < exp.now {
             return Err(Error::Expired {
