@@ -120,11 +120,11 @@ impl Config {
                 ("database", "path") => cfg.db_path = base.join(nonempty(key, value).map_err(&at)?),
                 ("manifest", "requiredsignatures") => {
                     // docs/design.md §6.4: at least 1, never "checking off".
-                    let n = parse_number(key, &value, 1, 64).map_err(&at)?;
+                    let n = parse_number(key, value, 1, 64).map_err(&at)?;
                     cfg.required_signatures = n as usize;
                 }
                 ("manifest", "validdays") => {
-                    cfg.valid_days = parse_number(key, &value, 1, 3650).map_err(&at)? as u32
+                    cfg.valid_days = parse_number(key, value, 1, 3650).map_err(&at)? as u32
                 }
                 ("authentication", "enabled") => {
                     cfg.auth_enabled = parse_bool(key, value).map_err(&at)?
@@ -133,18 +133,18 @@ impl Config {
                     cfg.token_duration = parse_duration(value).map_err(&at)?
                 }
                 ("limits", "uploadsize") => {
-                    cfg.limits.upload = parse_number(key, &value, 1024, 4 << 30).map_err(&at)?
+                    cfg.limits.upload = parse_number(key, value, 1024, 4 << 30).map_err(&at)?
                 }
                 ("limits", "entries") => {
                     let max = mig_protocol::statement::MAX_ENTRIES as u64;
-                    cfg.limits.entries = parse_number(key, &value, 1, max).map_err(&at)? as usize
+                    cfg.limits.entries = parse_number(key, value, 1, max).map_err(&at)? as usize
                 }
                 ("limits", "filesize") => {
                     let max = mig_protocol::statement::MAX_ENTRY_SIZE;
-                    cfg.limits.file_size = parse_number(key, &value, 1, max).map_err(&at)?
+                    cfg.limits.file_size = parse_number(key, value, 1, max).map_err(&at)?
                 }
                 ("limits", "totalsize") => {
-                    cfg.limits.total_size = parse_number(key, &value, 1, 64 << 30).map_err(&at)?
+                    cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
                 }
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }

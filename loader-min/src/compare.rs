@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::limits::Limits;
 use crate::log;
 use mig_protocol::dictionary::{self, DictName};
 use mig_protocol::statement::{Entry, Statement};
@@ -12,18 +13,15 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// The read buffer for hashing and downloading.
-pub const BUFFER: usize = 64 * 1024;
-
 /// The sha256 of a file, `None` when it does not exist.
-pub fn sha256_file(path: &Path) -> Result<Option<Sha256>> {
+pub fn sha256_file(path: &Path, buffer: usize) -> Result<Option<Sha256>> {
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", path, e)),
     };
     let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; BUFFER];
+    let mut buf = vec![0u8; buffer];
     loop {
         let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
         if n == 0 {
@@ -49,7 +47,7 @@ pub struct Plan {
 }
 
 /// Compares in dictionary order; entries the dictionary does not know are ignored (but signed).
-pub fn compare(layout: &Layout, statement: &Statement) -> Result<Plan> {
+pub fn compare(layout: &Layout, statement: &Statement, limits: &Limits) -> Result<Plan> {
     for e in &statement.entries {
         if e.dict_name().is_none() {
             log::step(format!(
@@ -65,7 +63,7 @@ pub fn compare(layout: &Layout, statement: &Statement) -> Result<Plan> {
         };
         let target = layout.target(name)?;
         log::step(format!("comparing {name} {}", layout.display_path(name)));
-        let have = sha256_file(&target)?;
+        let have = sha256_file(&target, limits.io_buffer)?;
         log::step(format!(
             "we have {}",
             have.as_ref().map_or("not found", Sha256::as_str)
@@ -104,10 +102,10 @@ mod tests {
     fn sha256_of_a_file_streams_and_missing_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        assert_eq!(sha256_file(&p).unwrap(), None);
+        assert_eq!(sha256_file(&p, 4096).unwrap(), None);
         std::fs::write(&p, b"abc").unwrap();
         assert_eq!(
-            sha256_file(&p).unwrap().unwrap(),
+            sha256_file(&p, 4096).unwrap().unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

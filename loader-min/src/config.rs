@@ -4,15 +4,12 @@
 //! discovery. docs/design.md §4.1: nothing read at run time can lower the threshold or add keys.
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use mig_http::HttpConfig;
 use mig_protocol::ini::Ini;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
-
-/// The largest run-time configuration file read.
-pub const MAX_RUNTIME_CONFIG: u64 = 64 * 1024;
 
 /// The configuration baked into the binary by build.rs from the TOML named by `LOADERCONF`.
 #[derive(Debug, Clone, Copy)]
@@ -43,11 +40,12 @@ pub struct BuildConfig {
 impl BuildConfig {
     /// The HTTP client settings for the API: only the built-in configuration decides them.
     pub fn http(&self) -> HttpConfig {
+        let limits = Limits::new(self);
         HttpConfig {
             ca_pem: self.ca_pem.map(|(_, pem)| pem.as_bytes().to_vec()),
             allow_plain_http: self.allow_plain_http,
-            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
-            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            connect_timeout: limits.connect,
+            request_timeout: limits.request,
             proxy: self.proxy.map(str::to_string),
             user_agent: concat!("mig-loader/", env!("CARGO_PKG_VERSION")).to_string(),
         }
@@ -69,6 +67,7 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub build: BuildConfig,
+    pub limits: Limits,
     pub api_url: String,
     pub tags: BTreeMap<String, String>,
     pub discover_public_ip: bool,
@@ -86,6 +85,7 @@ impl Settings {
         tags.extend(rt.tags.clone());
         Settings {
             build,
+            limits: Limits::new(&build),
             api_url: rt.api.clone().unwrap_or_else(|| build.api_url.to_string()),
             tags,
             discover_public_ip: rt.discover_public_ip.unwrap_or(build.discover_public_ip),
@@ -94,32 +94,24 @@ impl Settings {
                 .unwrap_or(build.discover_aws_metadata),
         }
     }
-
-    pub fn trigger_timeout(&self) -> Duration {
-        Duration::from_secs(self.build.trigger_timeout_secs)
-    }
-
-    pub fn health_timeout(&self) -> Duration {
-        Duration::from_secs(self.build.health_timeout_secs)
-    }
 }
 
 impl RuntimeConfig {
-    /// Reads `path` if it exists; a missing file is the empty configuration.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads `path` if it exists, at most `cap` bytes; a missing file is the empty configuration.
+    pub fn load(path: &Path, cap: u64) -> Result<Self> {
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(Error::io("open", path, e)),
         };
         let mut text = String::new();
-        file.take(MAX_RUNTIME_CONFIG + 1)
+        file.take(cap + 1)
             .read_to_string(&mut text)
             .map_err(|e| Error::io("read", path, e))?;
-        if text.len() as u64 > MAX_RUNTIME_CONFIG {
+        if text.len() as u64 > cap {
             return Err(Error::TooLarge {
                 what: format!("configuration file {}", path.display()),
-                limit: MAX_RUNTIME_CONFIG,
+                limit: cap,
             });
         }
         Self::parse(&text).map_err(|m| Error::Config(format!("{}: {m}", path.display())))
@@ -254,12 +246,16 @@ mod tests {
     fn missing_file_is_empty_and_oversized_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mig-loader.cfg");
-        assert_eq!(RuntimeConfig::load(&p).unwrap(), RuntimeConfig::default());
-        std::fs::write(&p, "#".repeat(MAX_RUNTIME_CONFIG as usize + 1)).unwrap();
-        let e = RuntimeConfig::load(&p).unwrap_err().to_string();
+        let cap = Limits::new(&SAMPLE).runtime_config;
+        assert_eq!(
+            RuntimeConfig::load(&p, cap).unwrap(),
+            RuntimeConfig::default()
+        );
+        std::fs::write(&p, "#".repeat(cap as usize + 1)).unwrap();
+        let e = RuntimeConfig::load(&p, cap).unwrap_err().to_string();
         assert!(e.contains("mig-loader.cfg"), "{e}");
         std::fs::write(&p, "[loader]\nbogus = 1\n").unwrap();
-        let e = RuntimeConfig::load(&p).unwrap_err().to_string();
+        let e = RuntimeConfig::load(&p, cap).unwrap_err().to_string();
         assert!(e.contains("mig-loader.cfg") && e.contains("bogus"), "{e}");
     }
 }

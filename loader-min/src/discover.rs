@@ -8,7 +8,8 @@
 use crate::config::Settings;
 use crate::error::Result;
 use crate::layout::Layout;
-use crate::{log, triggers};
+use crate::limits::Limits;
+use crate::{child, log};
 use mig_http::Client;
 use mig_protocol::loader::{Agent, Aws, Environment};
 use mig_protocol::statement::Platform;
@@ -17,22 +18,12 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Duration;
 
-/// Time allowed to a discovery command (`hostname --fqdn`, `lsb_release`).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
-/// Connect and whole-request time for the AWS metadata service (MIG: 1 s dial).
-const AWS_TIMEOUT: Duration = Duration::from_secs(1);
-/// The largest AWS metadata value read (MIG: 10240).
-const AWS_MAX: u64 = 10_240;
-/// The largest /proc or /etc file read here.
-const MAX_FACT_FILE: u64 = 1024 * 1024;
-
-fn read_fact(path: &Path) -> Option<String> {
+fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
     let mut s = String::new();
     std::fs::File::open(path)
         .ok()?
-        .take(MAX_FACT_FILE)
+        .take(limits.fact_file)
         .read_to_string(&mut s)
         .ok()?;
     Some(s)
@@ -40,14 +31,15 @@ fn read_fact(path: &Path) -> Option<String> {
 
 /// The whole `agent` part of the manifest request.
 pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Agent> {
+    let limits = &settings.limits;
     let platform = Platform::host();
-    let name = hostname();
+    let name = hostname(limits);
     log::step(format!("Hostname is {name}"));
-    let ident = ident(layout.root());
+    let ident = ident(layout.root(), limits);
     log::step(format!("Ident is {ident}"));
-    let init = init_system(layout.root());
+    let init = init_system(layout.root(), limits);
     log::step(format!("Init is {init}"));
-    let addresses = addresses();
+    let addresses = addresses(limits);
     for a in &addresses {
         log::step(format!("Found local address {a}"));
     }
@@ -57,11 +49,11 @@ pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Ag
         String::new()
     };
     let aws = if settings.discover_aws_metadata {
-        aws_metadata()
+        aws_metadata(limits)
     } else {
         Aws::default()
     };
-    let queueloc = match agent_id(&layout.agent_id_file()) {
+    let queueloc = match agent_id(&layout.agent_id_file(), limits) {
         Ok(id) => format!("{}.{id}", platform.os),
         Err(e) => {
             log::warn(e);
@@ -85,37 +77,55 @@ pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Ag
 }
 
 /// MIG: the kernel hostname if it has a dot, else `hostname --fqdn` when its first label matches.
-pub fn hostname() -> String {
-    let short = read_fact(Path::new("/proc/sys/kernel/hostname"))
+pub fn hostname(limits: &Limits) -> String {
+    let short = read_fact(Path::new("/proc/sys/kernel/hostname"), limits)
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .or_else(|| triggers::output("hostname", &[], COMMAND_TIMEOUT).map(|s| s.trim().into()))
+        .or_else(|| {
+            child::output(
+                "hostname",
+                &[],
+                limits.discovery_command,
+                limits.child_output,
+            )
+            .map(|s| s.trim().into())
+        })
         .unwrap_or_else(|| "localhost".to_string());
     if short.contains('.') {
         return short;
     }
-    triggers::output("hostname", &["--fqdn"], COMMAND_TIMEOUT)
-        .map(|s| s.trim().to_string())
-        .filter(|f| f.split('.').next() == Some(short.as_str()) && f.contains('.'))
-        .unwrap_or(short)
+    child::output(
+        "hostname",
+        &["--fqdn"],
+        limits.discovery_command,
+        limits.child_output,
+    )
+    .map(|s| s.trim().to_string())
+    .filter(|f| f.split('.').next() == Some(short.as_str()) && f.contains('.'))
+    .unwrap_or(short)
 }
 
 /// `<root>/etc/os-release` (any distribution, unlike MIG), then `lsb_release`, then /etc/issue.
-pub fn ident(root: &Path) -> String {
+pub fn ident(root: &Path, limits: &Limits) -> String {
     for f in ["etc/os-release", "usr/lib/os-release"] {
-        if let Some(text) = read_fact(&root.join(f)) {
+        if let Some(text) = read_fact(&root.join(f), limits) {
             if let Some(id) = ident_from_os_release(&text) {
                 return id;
             }
         }
     }
-    if let Some(out) = triggers::output("lsb_release", &["-i", "-r", "-c", "-s"], COMMAND_TIMEOUT) {
+    if let Some(out) = child::output(
+        "lsb_release",
+        &["-i", "-r", "-c", "-s"],
+        limits.discovery_command,
+        limits.child_output,
+    ) {
         let id = out.split_whitespace().collect::<Vec<_>>().join(" ");
         if !id.is_empty() {
             return id;
         }
     }
-    read_fact(&root.join("etc/issue"))
+    read_fact(&root.join("etc/issue"), limits)
         .and_then(|t| {
             t.lines()
                 .next()
@@ -144,11 +154,11 @@ pub fn ident_from_os_release(text: &str) -> Option<String> {
 }
 
 /// MIG's init flavours: systemd, upstart, sysvinit (or whatever PID 1 is called).
-pub fn init_system(root: &Path) -> String {
+pub fn init_system(root: &Path, limits: &Limits) -> String {
     if root.join("run/systemd/system").is_dir() {
         return "systemd".into();
     }
-    let comm = read_fact(Path::new("/proc/1/comm")).map(|s| s.trim().to_string());
+    let comm = read_fact(Path::new("/proc/1/comm"), limits).map(|s| s.trim().to_string());
     match comm.as_deref() {
         Some("systemd") => "systemd".into(),
         Some("init") if root.join("sbin/initctl").exists() => "upstart".into(),
@@ -158,12 +168,12 @@ pub fn init_system(root: &Path) -> String {
 }
 
 /// Every local address in CIDR form, loopback excluded (MIG dropped 127.0.0.1/8 and ::1/128).
-pub fn addresses() -> Vec<String> {
+pub fn addresses(limits: &Limits) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(trie) = read_fact(Path::new("/proc/net/fib_trie")) {
+    if let Some(trie) = read_fact(Path::new("/proc/net/fib_trie"), limits) {
         out.extend(ipv4_from_fib_trie(&trie));
     }
-    if let Some(text) = read_fact(Path::new("/proc/net/if_inet6")) {
+    if let Some(text) = read_fact(Path::new("/proc/net/if_inet6"), limits) {
         out.extend(ipv6_from_if_inet6(&text));
     }
     out
@@ -261,14 +271,14 @@ fn public_ip(api: &Client) -> String {
 }
 
 /// IMDSv2 (token first), falling back to IMDSv1, never through a proxy, 1 s per request.
-fn aws_metadata() -> Aws {
+fn aws_metadata(limits: &Limits) -> Aws {
     let agent = ureq::Agent::new_with_config(
         ureq::Agent::config_builder()
             .proxy(None)
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(AWS_TIMEOUT))
-            .timeout_global(Some(AWS_TIMEOUT))
+            .timeout_connect(Some(limits.cloud_metadata))
+            .timeout_global(Some(limits.cloud_metadata))
             .build(),
     );
     const BASE: &str = "http://169.254.169.254/latest/";
@@ -281,7 +291,7 @@ fn aws_metadata() -> Aws {
         .and_then(|r| {
             r.into_body()
                 .with_config()
-                .limit(AWS_MAX)
+                .limit(limits.cloud_metadata_body)
                 .read_to_string()
                 .ok()
         });
@@ -294,7 +304,7 @@ fn aws_metadata() -> Aws {
         let v = r
             .into_body()
             .with_config()
-            .limit(AWS_MAX)
+            .limit(limits.cloud_metadata_body)
             .read_to_string()
             .ok()?;
         Some(v.trim().to_string())
@@ -313,9 +323,9 @@ fn aws_metadata() -> Aws {
 
 /// The agent ID shared with mig-agent (`^[0-9a-zA-Z]{80,}$`); made from the OS CSPRNG when missing
 /// or malformed, written 0400 like MIG.
-pub fn agent_id(path: &Path) -> Result<String> {
+pub fn agent_id(path: &Path, limits: &Limits) -> Result<String> {
     use crate::error::Error;
-    if let Some(text) = crate::state::read_small(path)? {
+    if let Some(text) = crate::fsutil::read_small(path, limits.state_file)? {
         let id = text.trim();
         if id.len() >= 80 && id.bytes().all(|c| c.is_ascii_alphanumeric()) {
             return Ok(id.to_string());
@@ -401,11 +411,11 @@ fe800000000000000000000000000001 02 40 20 80     eth0
     fn agent_id_is_made_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".migagtid");
-        let a = agent_id(&p).unwrap();
+        let a = agent_id(&p, &Limits::DEFAULT).unwrap();
         assert!(a.len() >= 80 && a.bytes().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(agent_id(&p).unwrap(), a);
+        assert_eq!(agent_id(&p, &Limits::DEFAULT).unwrap(), a);
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, "short").unwrap();
-        assert_ne!(agent_id(&p).unwrap(), "short");
+        assert_ne!(agent_id(&p, &Limits::DEFAULT).unwrap(), "short");
     }
 }

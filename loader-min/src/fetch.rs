@@ -3,8 +3,8 @@
 //! (docs/design.md §4.10: "the signed size for files"), resumed with `Range` after a broken connection,
 //! fsynced, with the dictionary's mode.
 
-use crate::compare::BUFFER;
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::log;
 use mig_http::{Client, Method};
 use mig_protocol::loader::{LoaderKey, FILES_PATH, LOADER_KEY_HEADER};
@@ -14,11 +14,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-
-/// The most requests made for one file.
-const MAX_ATTEMPTS: u32 = 6;
-/// The largest error body read.
-const MAX_ERROR_BODY: u64 = 16 * 1024;
 
 /// Why one attempt ended early.
 enum Broken {
@@ -49,8 +44,15 @@ impl Partial {
 
 /// Downloads and verifies `entry` into `staged` (mode `mode`). On any error the staged file is
 /// removed.
-pub fn stage(api: &Client, key: &LoaderKey, entry: &Entry, staged: &Path, mode: u32) -> Result<()> {
-    let r = stage_inner(api, key, entry, staged, mode);
+pub fn stage(
+    api: &Client,
+    key: &LoaderKey,
+    entry: &Entry,
+    staged: &Path,
+    mode: u32,
+    limits: &Limits,
+) -> Result<()> {
+    let r = stage_inner(api, key, entry, staged, mode, limits);
     if r.is_err() {
         let _ = std::fs::remove_file(staged);
     }
@@ -63,6 +65,7 @@ fn stage_inner(
     entry: &Entry,
     staged: &Path,
     mode: u32,
+    limits: &Limits,
 ) -> Result<()> {
     let path = format!("{FILES_PATH}{}", entry.sha256);
     let url = api.url(&path);
@@ -90,7 +93,16 @@ fn stage_inner(
     loop {
         attempt += 1;
         let before = part.written;
-        match fetch_once(api, key, entry, &path, &url, staged, &mut part) {
+        let target = Target {
+            api,
+            key,
+            entry,
+            path: &path,
+            url: &url,
+            staged,
+            limits,
+        };
+        match fetch_once(&target, &mut part) {
             Ok(()) => break,
             Err(Broken::Fatal(e)) => return Err(e),
             Err(Broken::Resumable(e)) => {
@@ -100,7 +112,7 @@ fn stage_inner(
                 } else {
                     0
                 };
-                if attempt >= MAX_ATTEMPTS || stalled >= 2 {
+                if attempt >= limits.fetch_attempts || stalled >= 2 {
                     return Err(e);
                 }
                 log::step(format!(
@@ -141,15 +153,27 @@ fn longer(entry: &Entry, url: &str) -> Broken {
 }
 
 /// One request, from `part.written` on.
-fn fetch_once(
-    api: &Client,
-    key: &LoaderKey,
-    entry: &Entry,
-    path: &str,
-    url: &str,
-    staged: &Path,
-    part: &mut Partial,
-) -> std::result::Result<(), Broken> {
+/// What every attempt at one file shares.
+struct Target<'a> {
+    api: &'a Client,
+    key: &'a LoaderKey,
+    entry: &'a Entry,
+    path: &'a str,
+    url: &'a str,
+    staged: &'a Path,
+    limits: &'a Limits,
+}
+
+fn fetch_once(t: &Target<'_>, part: &mut Partial) -> std::result::Result<(), Broken> {
+    let Target {
+        api,
+        key,
+        entry,
+        path,
+        url,
+        staged,
+        limits,
+    } = *t;
     let range = format!("bytes={}-", part.written);
     let mut headers = vec![(LOADER_KEY_HEADER, key.as_str())];
     if part.written > 0 {
@@ -176,7 +200,7 @@ fn fetch_once(
         }
         _ => {
             return Err(Broken::Fatal(
-                resp.error_for_status(MAX_ERROR_BODY)
+                resp.error_for_status(limits.error_body)
                     .err()
                     .map(Error::from)
                     .unwrap_or_else(|| {
@@ -199,7 +223,7 @@ fn fetch_once(
     }
     // One byte more than allowed is read on purpose, to tell "too long" from "just right".
     let mut body = resp.into_reader(remaining + 1);
-    let mut buf = vec![0u8; BUFFER];
+    let mut buf = vec![0u8; limits.io_buffer];
     loop {
         let n = match body.read(&mut buf) {
             Ok(n) => n,

@@ -1,8 +1,8 @@
 //! Is the agent running? MIG's check is `<agent> -q pid`: exit 0 means running (docs/design.md §4.14).
 //! After an install it is polled until the agent answers or the health timeout passes.
 
+use crate::child;
 use crate::error::{Error, Result};
-use crate::triggers;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ const RETRY: Duration = Duration::from_millis(500);
 
 /// One probe; a probe that cannot run or times out counts as "not running".
 pub fn agent_running(agent: &Path, probe_timeout: Duration) -> bool {
-    triggers::run(agent, &["-q", "pid"], probe_timeout).is_ok_and(|s| s.success())
+    child::run(agent, &["-q", "pid"], probe_timeout).is_ok_and(|s| s.success())
 }
 
 /// Probes until the agent answers or `within` has passed.

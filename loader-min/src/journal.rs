@@ -4,7 +4,7 @@
 //! the next run knows exactly what to undo (docs/design.md §4.13).
 
 use crate::error::{Error, Result};
-use crate::state;
+use crate::fsutil;
 use mig_protocol::dictionary::DictName;
 use mig_protocol::statement::Serial;
 use std::path::Path;
@@ -106,12 +106,12 @@ impl Journal {
 
     /// Writes the journal (atomic: temporary file, fsync, rename, fsync of the directory).
     pub fn write(&self, path: &Path) -> Result<()> {
-        state::atomic_write(path, self.to_text().as_bytes())
+        fsutil::atomic_write(path, self.to_text().as_bytes())
     }
 
-    /// The journal left by an interrupted install, if any.
-    pub fn read(path: &Path) -> Result<Option<Self>> {
-        match state::read_small(path)? {
+    /// The journal left by an interrupted install, if any (at most `cap` bytes).
+    pub fn read(path: &Path, cap: u64) -> Result<Option<Self>> {
+        match fsutil::read_small(path, cap)? {
             None => Ok(None),
             Some(text) => Journal::parse(&text).map(Some).map_err(|m| {
                 Error::Config(format!(
@@ -130,7 +130,7 @@ impl Journal {
             Err(e) => return Err(Error::io("remove journal", path, e)),
         }
         if let Some(dir) = path.parent() {
-            state::fsync_dir(dir)?;
+            fsutil::fsync_dir(dir)?;
         }
         Ok(())
     }
@@ -162,9 +162,9 @@ mod tests {
         assert!(Journal::parse("garbage").is_err());
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mig-loader.journal");
-        assert_eq!(Journal::read(&p).unwrap(), None);
+        assert_eq!(Journal::read(&p, 4096).unwrap(), None);
         j.write(&p).unwrap();
-        assert_eq!(Journal::read(&p).unwrap(), Some(j));
+        assert_eq!(Journal::read(&p, 4096).unwrap(), Some(j));
         Journal::remove(&p).unwrap();
         assert!(!p.exists());
     }

@@ -6,11 +6,8 @@ use mig_protocol::loader::LoaderKey;
 use std::io::Read;
 use std::path::Path;
 
-/// The largest key file read.
-const MAX_KEY_FILE: u64 = 4096;
-
-/// Reads and validates the key file.
-pub fn load(path: &Path) -> Result<LoaderKey> {
+/// Reads and validates the key file (at most `cap` bytes).
+pub fn load(path: &Path, cap: u64) -> Result<LoaderKey> {
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Config(format!(
@@ -22,7 +19,7 @@ pub fn load(path: &Path) -> Result<LoaderKey> {
         }
     })?;
     let mut buf = Vec::new();
-    file.take(MAX_KEY_FILE)
+    file.take(cap)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io("read loader key file", path, e))?;
     let text = String::from_utf8_lossy(&buf);
@@ -46,7 +43,7 @@ mod tests {
     fn key_file_rules() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mig-loader.key");
-        let e = load(&p).unwrap_err().to_string();
+        let e = load(&p, 4096).unwrap_err().to_string();
         assert!(
             e.contains("does not exist") && e.contains("mig-loader.key"),
             "{e}"
@@ -56,9 +53,9 @@ mod tests {
             "AbCdEfGh0123456789abcdefghijklmnopqrstuv\nsecond line\n",
         )
         .unwrap();
-        assert_eq!(load(&p).unwrap().prefix(), "AbCdEfGh");
+        assert_eq!(load(&p, 4096).unwrap().prefix(), "AbCdEfGh");
         std::fs::write(&p, "AbCdEfGh0123456789abcdefghijklmnopqrst-v\n").unwrap();
-        let e = load(&p).unwrap_err().to_string();
+        let e = load(&p, 4096).unwrap_err().to_string();
         assert!(e.contains("mig-loader.key") && e.contains("40"), "{e}");
         assert!(!e.contains("0123456789abcdef"), "the key leaked: {e}");
     }

@@ -2,7 +2,9 @@
 //! Managed files come only from the dictionary for the host OS.
 
 use crate::error::{Error, Result};
+use crate::fsutil::fsync_dir;
 use mig_protocol::dictionary::DictName;
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,20 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Layout {
+    /// Flushes the directories holding `names`' targets.
+    pub fn sync_dirs(&self, names: impl IntoIterator<Item = DictName>) -> Result<()> {
+        let dirs: BTreeSet<PathBuf> = names
+            .into_iter()
+            .filter_map(|n| self.target(n).ok()?.parent().map(Path::to_path_buf))
+            .collect();
+        for d in dirs {
+            if d.is_dir() {
+                fsync_dir(&d)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `os` is the Go spelling of the host OS (`linux`, `darwin`).
     pub fn new(root: impl Into<PathBuf>, os: &str) -> Self {
         Layout {

@@ -10,23 +10,38 @@
 //! build.rs generated.
 #![forbid(unsafe_code)]
 
+// The states of a run, in order (run.rs strings them together).
+pub mod cleanup;
+pub mod commit;
 pub mod compare;
-pub mod config;
-pub mod crash;
 pub mod discover;
-pub mod error;
-pub mod fetch;
 pub mod health;
-pub mod journal;
 pub mod key;
-pub mod layout;
 pub mod lock;
-pub mod log;
+pub mod recover;
 pub mod report;
-pub mod run;
-pub mod state;
+pub mod revert;
+pub mod stage;
+pub mod statement;
 pub mod swap;
 pub mod triggers;
 pub mod verify;
+
+// The run, its outcome, its bounds and its configuration.
+pub mod config;
+pub mod error;
+pub mod limits;
+pub mod outcome;
+pub mod run;
+
+// Helpers the states share.
+pub mod child;
+pub mod crash;
+pub mod fetch;
+pub mod fsutil;
+pub mod journal;
+pub mod layout;
+pub mod log;
+pub mod state;
 
 pub use error::{Error, Result};

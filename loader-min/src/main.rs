@@ -2,7 +2,8 @@
 //! Start reading at `loader_min::run`; the built-in configuration comes from build.rs.
 #![forbid(unsafe_code)]
 
-use loader_min::run::{run, Mode, Outcome};
+use loader_min::outcome::Outcome;
+use loader_min::run::{run, Mode};
 use loader_min::Error;
 use loader_min::{config::BuildConfig, log};
 use std::path::PathBuf;

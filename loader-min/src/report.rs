@@ -4,6 +4,7 @@
 
 use crate::compare::sha256_file;
 use crate::layout::Layout;
+use crate::limits::Limits;
 use crate::{log, state};
 use mig_http::Client;
 use mig_protocol::dictionary;
@@ -11,71 +12,81 @@ use mig_protocol::loader::{LoaderKey, Report, ReportResult, LOADER_KEY_HEADER, R
 use mig_protocol::statement::Serial;
 use std::collections::BTreeMap;
 
-/// The largest answer read from the report route.
-const MAX_REPORT_ANSWER: u64 = 16 * 1024;
+/// Where and how reports go: one per run, sent by `run` once the outcome is known.
+pub struct Reporter<'a> {
+    pub api: &'a Client,
+    pub key: &'a LoaderKey,
+    pub layout: &'a Layout,
+    pub limits: &'a Limits,
+}
 
 /// The sha256 of every managed file present now.
-pub fn installed_files(layout: &Layout) -> BTreeMap<String, String> {
+pub fn installed_files(layout: &Layout, limits: &Limits) -> BTreeMap<String, String> {
     dictionary::ALL
         .into_iter()
         .filter_map(|n| {
-            let sha = sha256_file(&layout.target(n).ok()?).ok()??;
+            let sha = sha256_file(&layout.target(n).ok()?, limits.io_buffer).ok()??;
             Some((n.as_str().to_string(), String::from(sha)))
         })
         .collect()
 }
 
-/// Whether an `unchanged` report would only repeat what the API already has.
-fn redundant(layout: &Layout, serial: Serial, result: ReportResult) -> bool {
-    result == ReportResult::Unchanged
-        && matches!(
-            state::last_report(&layout.report_file()),
-            Some((s, r)) if s == serial && (r == "installed" || r == "unchanged")
-        )
-}
-
-/// Sends the report; logs instead of failing.
-pub fn send(
-    api: &Client,
-    key: &LoaderKey,
-    layout: &Layout,
-    serial: Serial,
-    result: ReportResult,
-    message: &str,
-) {
-    if redundant(layout, serial, result) {
-        log::step(format!(
-            "serial {} unchanged since the last report, not reporting",
-            serial.get()
-        ));
-        return;
+impl Reporter<'_> {
+    /// Whether an `unchanged` report would only repeat what the API already has.
+    fn redundant(&self, serial: Serial, result: ReportResult) -> bool {
+        result == ReportResult::Unchanged
+            && matches!(
+                self.last(),
+                Some((s, r)) if s == serial && (r == "installed" || r == "unchanged")
+            )
     }
-    let report = Report {
-        serial,
-        result,
-        message: message.to_string(),
-        files: installed_files(layout),
-    };
-    log::step(format!(
-        "reporting {} for serial {} to {}",
-        result.as_str(),
-        serial.get(),
-        api.url(REPORT_PATH)
-    ));
-    let sent = api
-        .post_json(REPORT_PATH, &[(LOADER_KEY_HEADER, key.as_str())], &report)
-        .and_then(|r| r.error_for_status(MAX_REPORT_ANSWER))
-        .and_then(|r| r.read_capped(MAX_REPORT_ANSWER));
-    match sent {
-        Ok(_) => {
-            let same = state::last_report(&layout.report_file())
-                .is_some_and(|(s, r)| s == serial && r == result.as_str());
-            if !same {
-                if let Err(e) = state::write_last_report(&layout.report_file(), serial, result) {
-                    log::warn(e);
+
+    fn last(&self) -> Option<(Serial, String)> {
+        state::last_report(&self.layout.report_file(), self.limits.state_file)
+    }
+
+    /// Sends the report; logs instead of failing.
+    pub fn send(&self, serial: Serial, result: ReportResult, message: &str) {
+        if self.redundant(serial, result) {
+            log::step(format!(
+                "serial {serial} unchanged since the last report, not reporting"
+            ));
+            return;
+        }
+        let report = Report {
+            serial,
+            result,
+            message: message.to_string(),
+            files: installed_files(self.layout, self.limits),
+        };
+        log::step(format!(
+            "reporting {} for serial {serial} to {}",
+            result.as_str(),
+            self.api.url(REPORT_PATH)
+        ));
+        let cap = self.limits.report_answer;
+        let sent = self
+            .api
+            .post_json(
+                REPORT_PATH,
+                &[(LOADER_KEY_HEADER, self.key.as_str())],
+                &report,
+            )
+            .and_then(|r| r.error_for_status(cap))
+            .and_then(|r| r.read_capped(cap));
+        match sent {
+            Ok(_) => {
+                let same = self
+                    .last()
+                    .is_some_and(|(s, r)| s == serial && r == result.as_str());
+                if !same {
+                    let path = self.layout.report_file();
+                    if let Err(e) = state::write_last_report(&path, serial, result) {
+                        log::warn(e);
+                    }
                 }
             }
+            Err(e) => log::warn(format!("report not delivered: {e}")),
         }
-        Err(e) => log::warn(format!("report not delivered: {e}")),
     }
 }

@@ -1,14 +1,25 @@
-//! One run of mig-loader, in the order of docs/design.md §2.5:
-//! lock → recover → discover → statement → verify → compare → stage → swap → triggers → health →
-//! commit | revert → report → cleanup.
+//! One run of mig-loader, as the states of docs/design.md §2.5, each a module of this crate:
+//!
+//! lock → recover → key → discover → statement → verify → compare → stage → swap → triggers →
+//! health → commit | revert → report → cleanup.
+//!
+//! [`Run::update`] goes through them and ends in an [`Outcome`] or a typed [`Failure`];
+//! [`Run::conclude`] is the one place that reports the end of a run to the API and keeps the agent
+//! running.
 
-use crate::compare::{self, Change};
+use crate::compare::{self, Plan};
 use crate::config::{BuildConfig, RuntimeConfig, Settings};
+use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
 use crate::layout::Layout;
+use crate::outcome::{Failure, Outcome};
+use crate::report::Reporter;
 use crate::verify::{self, Rejected};
-use crate::{crash, discover, fetch, health, key, lock, log, report, state, swap, triggers};
+use crate::{
+    cleanup, commit, discover, health, key, lock, log, recover, revert, stage, state, statement,
+    swap, triggers,
+};
 use mig_http::Client;
 use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Have, LoaderKey, ManifestRequest, ReportResult};
@@ -16,7 +27,7 @@ use mig_protocol::signature::Keyring;
 use mig_protocol::statement::{Expectations, Platform, Serial, Statement};
 use mig_protocol::time::Timestamp;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +38,6 @@ pub enum Mode {
     Check,
     /// `-i`: first install: create MIG's directories, then the periodic run.
     FirstInstall,
-}
-
-/// How a successful run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Installed,
-    Unchanged,
-    AgentChecked,
 }
 
 /// Everything one run works with.
@@ -54,7 +57,7 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
         std::fs::create_dir_all(&conf).map_err(|e| Error::io("create directory", &conf, e))?;
     }
     state::ensure_dir(&layout.state_dir())?;
-    // One run at a time; the lock is held until this function returns.
+    // lock: one run at a time; held until this function returns.
     let _lock = lock::acquire(&layout.lock_file())?;
     let run = Run {
         settings: Settings::new(build, &RuntimeConfig::default()),
@@ -62,7 +65,10 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
         started,
     };
     run.recover()?;
-    let rt = RuntimeConfig::load(&run.layout.runtime_config()?)?;
+    let rt = RuntimeConfig::load(
+        &run.layout.runtime_config()?,
+        run.settings.limits.runtime_config,
+    )?;
     for line in &rt.ignored {
         log::step(format!("configuration: {line}"));
     }
@@ -76,20 +82,24 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
     }
 }
 
+/// The parts of a run that exist once the API can be asked: who to report to, and about what.
+struct Session<'a> {
+    api: Client,
+    key: LoaderKey,
+    installed: Serial,
+    run: &'a Run,
+}
+
 impl Run {
     fn agent(&self) -> Result<PathBuf> {
         self.layout.agent()
     }
 
-    fn trigger_timeout(&self) -> Duration {
-        self.settings.trigger_timeout()
-    }
-
-    /// An interrupted install is finished or undone before anything else; when the new agent
-    /// may have been started, the old one is started again.
+    /// recover: an interrupted install is finished or undone before anything else; when the new
+    /// agent may have been started, the old one is started again.
     fn recover(&self) -> Result<()> {
-        let phase = swap::recover(&self.layout)?;
-        swap::remove_strays(&self.layout)?;
+        let phase = recover::recover(&self.layout, &self.settings.limits)?;
+        cleanup::remove_strays(&self.layout)?;
         if phase == Some(Phase::Swapped) {
             log::step("restarting the previous agent after recovery");
             self.restart_agent();
@@ -101,7 +111,7 @@ impl Run {
     fn restart_agent(&self) {
         match self.agent() {
             Ok(agent) if agent.exists() => {
-                if let Err(e) = triggers::run_triggers(&agent, self.trigger_timeout()) {
+                if let Err(e) = triggers::run_triggers(&agent, self.settings.limits.trigger) {
                     log::warn(e);
                 }
             }
@@ -118,12 +128,12 @@ impl Run {
                 reason: "no agent is installed".into(),
             });
         }
-        if health::agent_running(&agent, self.trigger_timeout()) {
+        if health::agent_running(&agent, self.settings.limits.trigger) {
             log::step("agent is running");
             return Ok(());
         }
         log::step("agent is not running, running triggers");
-        triggers::run_triggers(&agent, self.trigger_timeout())
+        triggers::run_triggers(&agent, self.settings.limits.trigger)
     }
 
     /// Keeps the agent running after a run that installs nothing (logged, never fatal).
@@ -135,6 +145,7 @@ impl Run {
         }
     }
 
+    /// key → discover → statement → verify → the install, then [`Run::conclude`].
     fn update(&self) -> Result<Outcome> {
         let build = &self.settings.build;
         if build.development {
@@ -143,106 +154,132 @@ impl Run {
                 build.source
             ));
         }
+        let limits = &self.settings.limits;
         let keyring = Keyring::from_armored(build.keys.iter().copied())?;
         let required = usize::try_from(build.required_signatures).unwrap_or(usize::MAX);
-        let key = key::load(&self.layout.key_file())?;
+        let key = key::load(&self.layout.key_file(), limits.key_file)?;
         let api = Client::new(&build.http(), &self.settings.api_url)?
-            .with_deadline(self.started + Duration::from_secs(build.run_timeout_secs));
+            .with_deadline(self.started + limits.run);
         let agent = discover::discover(&self.layout, &self.settings, &api)?;
-        let installed = state::installed_serial(&self.layout.serial_file())?;
-        log::step(format!("installed serial is {}", installed.get()));
+        let installed = state::installed_serial(&self.layout.serial_file(), limits.state_file)?;
+        log::step(format!("installed serial is {installed}"));
+        let session = Session {
+            api,
+            key,
+            installed,
+            run: self,
+        };
         let request = ManifestRequest {
             agent,
             have: Have { serial: installed },
         };
-        let response = match verify::request(&api, &key, &request) {
-            Ok(r) => r,
-            Err(e) => {
-                // The API knows this loader but refuses it (expectenv): say so in its record too.
-                if e.status() == Some(403) {
-                    report::send(
-                        &api,
-                        &key,
-                        &self.layout,
-                        installed,
-                        ReportResult::Rejected,
-                        &e.to_string(),
-                    );
-                }
-                self.keep_agent_running();
-                return Err(e);
-            }
+        let mut offered = installed;
+        let ended = session.install(&keyring, required, &request, &mut offered);
+        self.conclude(&session, offered, ended)
+    }
+
+    /// report → cleanup, for every way a run can end: the one place that tells the API and
+    /// keeps the agent running.
+    fn conclude(
+        &self,
+        session: &Session<'_>,
+        offered: Serial,
+        ended: std::result::Result<Outcome, Failure>,
+    ) -> Result<Outcome> {
+        let reporter = Reporter {
+            api: &session.api,
+            key: &session.key,
+            layout: &self.layout,
+            limits: &self.settings.limits,
         };
+        match ended {
+            Ok(outcome) => {
+                let result = match outcome {
+                    Outcome::Installed => ReportResult::Installed,
+                    Outcome::Unchanged | Outcome::AgentChecked => ReportResult::Unchanged,
+                };
+                if outcome != Outcome::Installed {
+                    self.keep_agent_running();
+                }
+                reporter.send(offered, result, "");
+                cleanup::remove_strays(&self.layout)?;
+                Ok(outcome)
+            }
+            Err(failure) => {
+                match &failure {
+                    Failure::Rejected { error, .. } => {
+                        log::step(format!("rejecting the manifest: {error}"))
+                    }
+                    Failure::NotInstalled(e) => {
+                        log::step(format!("install failed, nothing was changed: {e}"))
+                    }
+                    _ => {}
+                }
+                if let Some((serial, result)) = failure.report(session.installed, offered) {
+                    reporter.send(serial, result, &failure.error().to_string());
+                }
+                if failure.check_agent() {
+                    self.keep_agent_running();
+                }
+                Err(failure.into_error())
+            }
+        }
+    }
+}
+
+impl Session<'_> {
+    /// statement → verify → compare → stage → swap → triggers → health → commit | revert.
+    /// `offered` becomes the serial of the statement once it is believed.
+    fn install(
+        &self,
+        keyring: &Keyring,
+        required: usize,
+        request: &ManifestRequest,
+        offered: &mut Serial,
+    ) -> std::result::Result<Outcome, Failure> {
+        let run = self.run;
+        let limits = &run.settings.limits;
+        let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
+            if e.status() == Some(403) {
+                Failure::Refused(e)
+            } else {
+                Failure::Unreachable(e)
+            }
+        })?;
         let expect = Expectations {
             now: Timestamp::now(),
             platform: Platform::host(),
-            installed,
+            installed: self.installed,
         };
-        let statement = match verify::verify(&keyring, required, &response, &expect) {
-            Ok(s) => s,
-            Err(Rejected { serial, error }) => {
-                log::step(format!("rejecting the manifest: {error}"));
-                report::send(
-                    &api,
-                    &key,
-                    &self.layout,
-                    serial,
-                    ReportResult::Rejected,
-                    &error.to_string(),
-                );
-                self.keep_agent_running();
-                return Err(error);
-            }
-        };
-        let ctx = Install {
-            run: self,
-            api: &api,
-            key: &key,
-            statement: &statement,
-            installed,
-        };
-        ctx.apply()
-    }
-}
-
-/// The install of one verified statement.
-struct Install<'a> {
-    run: &'a Run,
-    api: &'a Client,
-    key: &'a LoaderKey,
-    statement: &'a Statement,
-    installed: Serial,
-}
-
-impl Install<'_> {
-    fn report(&self, result: ReportResult, message: &str) {
-        report::send(
-            self.api,
-            self.key,
-            &self.run.layout,
-            self.statement.serial,
-            result,
-            message,
-        );
-    }
-
-    fn apply(&self) -> Result<Outcome> {
-        let layout = &self.run.layout;
-        let plan = match compare::compare(layout, self.statement) {
-            Ok(p) => p,
-            Err(e) => return self.failed(e),
-        };
+        let statement = verify::verify(keyring, required, &response, &expect)
+            .map_err(|Rejected { serial, error }| Failure::Rejected { serial, error })?;
+        *offered = statement.serial;
+        let plan =
+            compare::compare(&run.layout, &statement, limits).map_err(Failure::NotInstalled)?;
         if plan.changes.is_empty() {
-            return self.unchanged();
+            log::step("all files are current");
+            if statement.serial > self.installed {
+                state::write_serial(&run.layout.serial_file(), statement.serial)
+                    .map_err(Failure::Interrupted)?;
+                log::step(format!("serial {} recorded", statement.serial));
+            }
+            return Ok(Outcome::Unchanged);
         }
-        if let Err(e) = self.stage(&plan.changes) {
-            return self.failed(e);
-        }
-        crash::point("after_stage");
-        let agent = self.run.agent()?;
+        self.apply(&statement, &plan)
+    }
+
+    /// stage → swap → triggers → health → commit, or revert.
+    fn apply(&self, statement: &Statement, plan: &Plan) -> std::result::Result<Outcome, Failure> {
+        let run = self.run;
+        let layout = &run.layout;
+        let limits = &run.settings.limits;
+        let agent = run.agent().map_err(Failure::NotInstalled)?;
+        stage::stage(&self.api, &self.key, layout, &plan.changes, limits)
+            .map_err(Failure::NotInstalled)?;
+        crash::point(CrashPoint::AfterStage);
         let journal_path = layout.journal_file();
         let mut journal = Journal {
-            serial: self.statement.serial,
+            serial: statement.serial,
             phase: Phase::Staged,
             entries: plan
                 .changes
@@ -254,115 +291,45 @@ impl Install<'_> {
                 .collect(),
         };
         if let Err(e) = journal.write(&journal_path) {
-            self.discard_staged(&plan.changes);
-            return self.failed(e);
+            stage::discard(layout, &plan.changes);
+            return Err(Failure::NotInstalled(e));
         }
-        crash::point("after_journal");
+        crash::point(CrashPoint::AfterJournal);
         if let Err(e) = swap::swap(layout, &mut journal, &journal_path) {
-            return self.roll_back(&journal, e, false);
+            return Err(self.roll_back(&journal, e, false));
         }
-        crash::point("after_swap");
+        crash::point(CrashPoint::AfterSwap);
         log::step("running triggers due to modification");
-        let started = triggers::run_triggers(&agent, self.run.trigger_timeout())
-            .inspect(|()| crash::point("after_triggers"))
+        let started = triggers::run_triggers(&agent, limits.trigger)
+            .inspect(|()| crash::point(CrashPoint::AfterTriggers))
             .and_then(|()| {
                 log::step("checking the agent is healthy");
-                health::wait_healthy(
-                    &agent,
-                    self.run.settings.health_timeout(),
-                    self.run.trigger_timeout(),
-                )
+                health::wait_healthy(&agent, limits.health, limits.trigger)
             });
         if let Err(e) = started {
-            return self.roll_back(&journal, e, true);
+            return Err(self.roll_back(&journal, e, true));
         }
         log::step("agent is healthy");
-        crash::point("before_commit");
-        self.commit(&mut journal)?;
+        crash::point(CrashPoint::BeforeCommit);
+        commit::commit(layout, &mut journal).map_err(Failure::Interrupted)?;
         if plan.changes.iter().any(|c| c.name == DictName::MigLoader) {
             log::step("mig-loader was replaced: the next run uses the new binary");
         }
-        self.report(ReportResult::Installed, "");
-        swap::remove_strays(layout)?;
         Ok(Outcome::Installed)
     }
 
-    /// Fetches every changed file; all or nothing.
-    fn stage(&self, changes: &[Change]) -> Result<()> {
-        for c in changes {
-            let staged = self.run.layout.staged(c.name)?;
-            if let Err(e) = fetch::stage(self.api, self.key, &c.entry, &staged, c.name.mode()) {
-                self.discard_staged(changes);
-                return Err(e);
-            }
-        }
-        // A signed but malformed run-time configuration would stop every later run before it
-        // could fetch a fix: refuse it while the old one is still in place.
-        if changes.iter().any(|c| c.name == DictName::LoaderConfig) {
-            let staged = self.run.layout.staged(DictName::LoaderConfig)?;
-            if let Err(e) = RuntimeConfig::load(&staged) {
-                self.discard_staged(changes);
-                return Err(Error::Config(format!(
-                    "the manifest's loaderconfig is not usable, not installing it: {e}"
-                )));
-            }
-        }
-        log::step(format!("{} file(s) staged and verified", changes.len()));
-        Ok(())
-    }
-
-    fn discard_staged(&self, changes: &[Change]) {
-        for c in changes {
-            if let Ok(p) = self.run.layout.staged(c.name) {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-    }
-
-    /// Nothing to fetch: record a newer serial if any, keep the agent running.
-    fn unchanged(&self) -> Result<Outcome> {
-        let layout = &self.run.layout;
-        log::step("all files are current");
-        if self.statement.serial > self.installed {
-            state::write_serial(&layout.serial_file(), self.statement.serial)?;
-            log::step(format!("serial {} recorded", self.statement.serial.get()));
-        }
-        self.run.keep_agent_running();
-        self.report(ReportResult::Unchanged, "");
-        swap::remove_strays(layout)?;
-        Ok(Outcome::Unchanged)
-    }
-
-    /// A failure before any file was swapped: the host is as it was.
-    fn failed(&self, e: Error) -> Result<Outcome> {
-        log::step(format!("install failed, nothing was changed: {e}"));
-        self.report(ReportResult::Failed, &e.to_string());
-        self.run.keep_agent_running();
-        Err(e)
-    }
-
-    /// docs/design.md §4.14: the previous generation comes back and, if triggers ran, is restarted.
-    fn roll_back(&self, journal: &Journal, cause: Error, restart: bool) -> Result<Outcome> {
+    /// revert: the previous generation comes back and, if triggers ran, is restarted.
+    fn roll_back(&self, journal: &Journal, cause: Error, restart: bool) -> Failure {
         let layout = &self.run.layout;
         log::step(format!("rolling back to the previous generation: {cause}"));
-        swap::revert(layout, journal)?;
-        Journal::remove(&layout.journal_file())?;
+        let reverted =
+            revert::revert(layout, journal).and_then(|()| Journal::remove(&layout.journal_file()));
+        if let Err(e) = reverted {
+            return Failure::Interrupted(e);
+        }
         if restart {
             self.run.restart_agent();
         }
-        self.report(ReportResult::RolledBack, &cause.to_string());
-        Err(cause)
-    }
-
-    /// The new generation stays: serial first, then the journal says so, then cleanup.
-    fn commit(&self, journal: &mut Journal) -> Result<()> {
-        let layout = &self.run.layout;
-        state::write_serial(&layout.serial_file(), self.statement.serial)?;
-        journal.phase = Phase::Committed;
-        journal.write(&layout.journal_file())?;
-        swap::finish(layout, journal)?;
-        Journal::remove(&layout.journal_file())?;
-        log::step(format!("serial {} committed", self.statement.serial.get()));
-        Ok(())
+        Failure::RolledBack(cause)
     }
 }

@@ -1,17 +1,13 @@
 //! The state directory and its small files: the highest installed serial (docs/design.md §4.6: refuse a
-//! lower one) and the last report sent. Every write is atomic: temporary file, fsync, rename,
-//! fsync of the directory, so a crash leaves the old or the new content, never a torn one.
+//! lower one) and the last report sent. Every write goes through [`atomic_write`], so a crash
+//! leaves the old or the new content, never a torn one.
 
 use crate::error::{Error, Result};
+use crate::fsutil::{atomic_write, read_small};
 use mig_protocol::loader::ReportResult;
 use mig_protocol::statement::Serial;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
-
-/// The largest state file read (they hold one line).
-const MAX_STATE_FILE: u64 = 4096;
 
 /// Creates the state directory with mode 0700 when it is missing (its parents 0755).
 pub fn ensure_dir(dir: &Path) -> Result<()> {
@@ -35,57 +31,9 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("chmod", dir, e))
 }
 
-/// Flushes a directory entry change (create, rename, unlink) to disk.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
-}
-
-/// Replaces `path` with `content` atomically (mode 0600).
-pub fn atomic_write(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = crate::layout::with_suffix(path, ".tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(content)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
-    if let Some(dir) = path.parent() {
-        fsync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Reads a small text file; `None` when it does not exist.
-pub fn read_small(path: &Path) -> Result<Option<String>> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("open", path, e)),
-    };
-    let mut s = String::new();
-    f.take(MAX_STATE_FILE + 1)
-        .read_to_string(&mut s)
-        .map_err(|e| Error::io("read", path, e))?;
-    if s.len() as u64 > MAX_STATE_FILE {
-        return Err(Error::TooLarge {
-            what: format!("state file {}", path.display()),
-            limit: MAX_STATE_FILE,
-        });
-    }
-    Ok(Some(s))
-}
-
 /// The highest serial installed so far; 0 before the first install.
-pub fn installed_serial(path: &Path) -> Result<Serial> {
-    match read_small(path)? {
+pub fn installed_serial(path: &Path, cap: u64) -> Result<Serial> {
+    match read_small(path, cap)? {
         None => Ok(Serial::NONE),
         Some(s) => s.trim().parse::<u64>().map(Serial::new).map_err(|_| {
             // A torn write cannot happen (atomic_write); refuse rather than accept any serial.
@@ -103,8 +51,8 @@ pub fn write_serial(path: &Path, serial: Serial) -> Result<()> {
 }
 
 /// The last report the API accepted, as `(serial, result)`.
-pub fn last_report(path: &Path) -> Option<(Serial, String)> {
-    let s = read_small(path).ok()??;
+pub fn last_report(path: &Path, cap: u64) -> Option<(Serial, String)> {
+    let s = read_small(path, cap).ok()??;
     let (serial, result) = s.trim().split_once(' ')?;
     Some((Serial::new(serial.parse().ok()?), result.to_string()))
 }
@@ -129,12 +77,12 @@ mod tests {
         let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let p = state.join("serial");
-        assert_eq!(installed_serial(&p).unwrap(), Serial::NONE);
+        assert_eq!(installed_serial(&p, 4096).unwrap(), Serial::NONE);
         write_serial(&p, Serial::new(42)).unwrap();
-        assert_eq!(installed_serial(&p).unwrap(), Serial::new(42));
+        assert_eq!(installed_serial(&p, 4096).unwrap(), Serial::new(42));
         assert!(!crate::layout::with_suffix(&p, ".tmp").exists());
         std::fs::write(&p, "forty-two").unwrap();
-        let e = installed_serial(&p).unwrap_err().to_string();
+        let e = installed_serial(&p, 4096).unwrap_err().to_string();
         assert!(e.contains(&p.display().to_string()), "{e}");
     }
 
@@ -142,10 +90,10 @@ mod tests {
     fn last_report_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("reported");
-        assert_eq!(last_report(&p), None);
+        assert_eq!(last_report(&p, 4096), None);
         write_last_report(&p, Serial::new(3), ReportResult::Installed).unwrap();
         assert_eq!(
-            last_report(&p),
+            last_report(&p, 4096),
             Some((Serial::new(3), "installed".to_string()))
         );
     }

@@ -1,51 +1,18 @@
-//! Swap the staged files in as one set, and undo or finish a swap (docs/design.md §4.13).
+//! Swap the staged files in as one set (docs/design.md §4.13).
 //!
 //! For each journal entry: `target → target.mig-prev` (when a file was there), then
-//! `target.mig-new → target`. Every state in between is undone by [`revert`]: a `.mig-prev`
-//! goes back over its target; a target that did not exist before is removed. [`finish`] drops the
-//! previous generation once the new serial is committed, so no old private key stays behind.
+//! `target.mig-new → target`. Every state in between is undone by [`crate::revert`]: a
+//! `.mig-prev` goes back over its target; a target that did not exist before is removed.
+//! [`crate::commit`] drops the previous generation once the new serial is committed, so no old
+//! private key stays behind.
 
-use crate::crash;
-use crate::error::{Error, Result};
+use crate::crash::{self, CrashPoint};
+use crate::error::Result;
+use crate::fsutil::rename;
 use crate::journal::{Journal, Phase};
-use crate::layout::{with_suffix, Layout, MIG_LEFTOVERS};
+use crate::layout::Layout;
 use crate::log;
-use crate::state::fsync_dir;
-use mig_protocol::dictionary::{self, DictName};
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| {
-        Error::io(
-            "rename",
-            format!("{} -> {}", from.display(), to.display()),
-            e,
-        )
-    })
-}
-
-fn remove_if_present(path: &Path) -> Result<bool> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("remove", path, e)),
-    }
-}
-
-/// Flushes the directories holding `names`' targets.
-fn sync_dirs(layout: &Layout, names: impl IntoIterator<Item = DictName>) -> Result<()> {
-    let dirs: BTreeSet<PathBuf> = names
-        .into_iter()
-        .filter_map(|n| layout.target(n).ok()?.parent().map(Path::to_path_buf))
-        .collect();
-    for d in dirs {
-        if d.is_dir() {
-            fsync_dir(&d)?;
-        }
-    }
-    Ok(())
-}
+use std::path::Path;
 
 /// Renames every staged file into place, keeping the previous generation, then records
 /// `swapped` in the journal.
@@ -59,105 +26,24 @@ pub fn swap(layout: &Layout, journal: &mut Journal, journal_path: &Path) -> Resu
         log::step(format!("installing staged file {}", target.display()));
         rename(&layout.staged(e.name)?, &target)?;
         if i == 0 {
-            crash::point("mid_swap");
+            crash::point(CrashPoint::MidSwap);
         }
     }
-    sync_dirs(layout, journal.entries.iter().map(|e| e.name))?;
+    layout.sync_dirs(journal.entries.iter().map(|e| e.name))?;
     journal.phase = Phase::Swapped;
     journal.write(journal_path)
-}
-
-/// Puts the previous generation back: afterwards every journal entry is as before the install.
-pub fn revert(layout: &Layout, journal: &Journal) -> Result<()> {
-    for e in journal.entries.iter().rev() {
-        let target = layout.target(e.name)?;
-        let prev = layout.previous(e.name)?;
-        if prev.exists() {
-            log::step(format!("restoring previous {}", target.display()));
-            rename(&prev, &target)?;
-        } else if !e.existed && remove_if_present(&target)? {
-            log::step(format!("removing new {}", target.display()));
-        }
-        remove_if_present(&layout.staged(e.name)?)?;
-    }
-    sync_dirs(layout, journal.entries.iter().map(|e| e.name))
-}
-
-/// Drops the previous generation after a commit.
-pub fn finish(layout: &Layout, journal: &Journal) -> Result<()> {
-    for e in &journal.entries {
-        remove_if_present(&layout.previous(e.name)?)?;
-        remove_if_present(&layout.staged(e.name)?)?;
-    }
-    sync_dirs(layout, journal.entries.iter().map(|e| e.name))
-}
-
-/// Brings the host back to one generation after an interrupted install. Returns the phase the
-/// install had reached, so the caller can restart the old agent when the new one may have run.
-pub fn recover(layout: &Layout) -> Result<Option<Phase>> {
-    let path = layout.journal_file();
-    let Some(journal) = Journal::read(&path)? else {
-        return Ok(None);
-    };
-    log::step(format!(
-        "found the journal of an interrupted install of serial {} (phase {:?})",
-        journal.serial.get(),
-        journal.phase
-    ));
-    match journal.phase {
-        Phase::Committed => {
-            log::step("the install was committed: removing the previous generation");
-            finish(layout, &journal)?;
-        }
-        Phase::Staged | Phase::Swapped => {
-            log::step("the install was not committed: restoring the previous generation");
-            revert(layout, &journal)?;
-        }
-    }
-    Journal::remove(&path)?;
-    Ok(Some(journal.phase))
-}
-
-/// Removes what an install leaves next to the managed files when no journal is open: staged
-/// files, and MIG's `.loader`/`.old` copies (which may hold an old private key). A `.mig-prev`
-/// without a journal can only be a previous generation whose removal was interrupted; it is put
-/// back only when its target is missing.
-pub fn remove_strays(layout: &Layout) -> Result<()> {
-    for name in dictionary::ALL {
-        let Ok(target) = layout.target(name) else {
-            continue;
-        };
-        for suffix in MIG_LEFTOVERS {
-            let p = with_suffix(&target, suffix);
-            if remove_if_present(&p)? {
-                log::step(format!("removed stale {}", p.display()));
-            }
-        }
-        if remove_if_present(&layout.staged(name)?)? {
-            log::step(format!("removed stale {}", layout.staged(name)?.display()));
-        }
-        let prev = layout.previous(name)?;
-        if prev.exists() {
-            if target.exists() {
-                remove_if_present(&prev)?;
-                log::step(format!("removed stale {}", prev.display()));
-            } else {
-                rename(&prev, &target)?;
-                log::step(format!(
-                    "restored {} from {}",
-                    target.display(),
-                    prev.display()
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cleanup::remove_strays;
+    use crate::commit::finish;
     use crate::journal::JournalEntry;
+    use crate::layout::with_suffix;
+    use crate::limits::Limits;
+    use crate::recover::recover;
+    use mig_protocol::dictionary::DictName;
     use mig_protocol::statement::Serial;
 
     fn setup() -> (tempfile::TempDir, Layout, Journal) {
@@ -204,7 +90,10 @@ mod tests {
             read(&layout, DictName::AgentKey).as_deref(),
             Some("new key")
         );
-        assert_eq!(recover(&layout).unwrap(), Some(Phase::Swapped));
+        assert_eq!(
+            recover(&layout, &Limits::DEFAULT).unwrap(),
+            Some(Phase::Swapped)
+        );
         assert_eq!(
             read(&layout, DictName::MigAgent).as_deref(),
             Some("old agent")
@@ -229,7 +118,7 @@ mod tests {
         j.write(&layout.journal_file()).unwrap();
         let agent = layout.target(DictName::MigAgent).unwrap();
         std::fs::rename(&agent, layout.previous(DictName::MigAgent).unwrap()).unwrap();
-        recover(&layout).unwrap();
+        recover(&layout, &Limits::DEFAULT).unwrap();
         assert_eq!(
             read(&layout, DictName::MigAgent).as_deref(),
             Some("old agent")

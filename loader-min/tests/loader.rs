@@ -5,6 +5,7 @@ mod common;
 
 use common::server::{FileMode, ManifestMode};
 use common::{sha256_hex, Fixture, LOADER_KEY};
+use loader_min::crash::CrashPoint;
 use mig_protocol::time::Timestamp;
 
 fn installed(f: &Fixture, serial: u64) -> common::Generation {
@@ -397,14 +398,8 @@ fn unhealthy_first_install_is_removed() {
 
 #[test]
 fn kill_at_each_install_step_leaves_old_or_new_generation() {
-    for step in [
-        "after_stage",
-        "after_journal",
-        "mid_swap",
-        "after_swap",
-        "after_triggers",
-        "before_commit",
-    ] {
+    for point in CrashPoint::ALL {
+        let step = point.as_str();
         let f = Fixture::new();
         let g1 = installed(&f, 1);
         let mut g2 = f.generation(2);
@@ -419,7 +414,7 @@ fn kill_at_each_install_step_leaves_old_or_new_generation() {
             "{step}: {}",
             crashed.all()
         );
-        if step == "mid_swap" {
+        if point == CrashPoint::MidSwap {
             // The crash really left a mixed host: only the first entry (dictionary order) is new.
             assert_eq!(f.read("mig-agent").as_ref(), Some(&g2.files["mig-agent"]));
             assert_eq!(f.read("agentcert").as_ref(), Some(&g1.files["agentcert"]));
