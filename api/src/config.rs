@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use mig_protocol::ini::{Ini, Schema};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
@@ -28,7 +29,12 @@ pub struct Limits {
     pub file_size: u64,
     /// Largest total decompressed archive (headers included): the gzip-bomb stop.
     pub total_size: u64,
+    /// Time a small request body may take to arrive (uploads get more, at 64 KiB/s).
+    pub body_deadline: Duration,
 }
+
+/// `[limits] bodydeadline` when the file does not set it.
+pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The whole configuration, with MIG's defaults when no file is given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +73,7 @@ impl Default for Config {
                 entries: 16,
                 file_size: 256 << 20,
                 total_size: 1 << 30,
+                body_deadline: DEFAULT_BODY_DEADLINE,
             },
             source: None,
         }
@@ -130,7 +137,7 @@ impl Config {
                     cfg.auth_enabled = parse_bool(key, value).map_err(&at)?
                 }
                 ("authentication", "tokenduration") => {
-                    cfg.token_duration = parse_duration(value).map_err(&at)?
+                    cfg.token_duration = parse_duration(key, value).map_err(&at)?
                 }
                 ("limits", "uploadsize") => {
                     cfg.limits.upload = parse_number(key, value, 1024, 4 << 30).map_err(&at)?
@@ -142,6 +149,10 @@ impl Config {
                 ("limits", "filesize") => {
                     let max = mig_protocol::statement::MAX_ENTRY_SIZE;
                     cfg.limits.file_size = parse_number(key, value, 1, max).map_err(&at)?
+                }
+                ("limits", "bodydeadline") => {
+                    cfg.limits.body_deadline =
+                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
                 }
                 ("limits", "totalsize") => {
                     cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
@@ -184,7 +195,13 @@ const SECTIONS: Schema = &[
     ("authentication", &["enabled", "tokenduration"]),
     (
         "limits",
-        &["uploadsize", "entries", "filesize", "totalsize"],
+        &[
+            "uploadsize",
+            "entries",
+            "filesize",
+            "totalsize",
+            "bodydeadline",
+        ],
     ),
 ];
 
@@ -215,8 +232,8 @@ fn parse_bool(key: &str, v: &str) -> std::result::Result<bool, String> {
 }
 
 /// Go-style durations as MIG writes them: `10m`, `90s`, `1h30m`. Between 1 s and 24 h.
-pub fn parse_duration(v: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("tokenduration {v:?} is not a duration like 10m, 90s or 1h30m");
+pub fn parse_duration(key: &str, v: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("{key} {v:?} is not a duration like 10m, 90s or 1h30m");
     if v.is_empty() {
         return Err(bad());
     }
@@ -353,11 +370,11 @@ mod tests {
 
     #[test]
     fn durations_follow_go_spelling() {
-        assert_eq!(parse_duration("10m"), Ok(600));
-        assert_eq!(parse_duration("90s"), Ok(90));
-        assert_eq!(parse_duration("1h1m1s"), Ok(3661));
+        assert_eq!(parse_duration("tokenduration", "10m"), Ok(600));
+        assert_eq!(parse_duration("tokenduration", "90s"), Ok(90));
+        assert_eq!(parse_duration("tokenduration", "1h1m1s"), Ok(3661));
         for bad in ["", "10", "m", "0s", "25h", "1d", "-1m"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert!(parse_duration("tokenduration", bad).is_err(), "{bad}");
         }
     }
 }

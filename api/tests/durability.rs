@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest() {
     let mut srv = Server::start();
     let (a1, a2) = two_admins(&srv);
-    let base = srv.base.clone();
+    let base = srv.base_url.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let acked_loaders = Arc::new(Mutex::new(Vec::<String>::new()));
     let acked_manifests = Arc::new(Mutex::new(Vec::<u64>::new()));

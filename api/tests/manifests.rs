@@ -7,7 +7,6 @@ use common::*;
 use mig_protocol::signature::{dearmor, verify, Keyring};
 use mig_protocol::statement::Statement;
 use serde_json::json;
-use std::process::Command;
 
 const TARGET: &str = "env#>>'{os}'='linux'";
 
@@ -150,19 +149,10 @@ fn a_gnupg_signature_over_the_statement_verifies() {
         .as_u64()
         .unwrap();
     let st = srv.get(&a1, &format!("manifests/{id}/statement")).body;
-    let home = tempfile::tempdir().unwrap();
+    let home = mig_test_support::GnupgHome::new();
     let gpg = |args: &[&str]| {
-        let out = Command::new("gpg")
-            .arg("--homedir")
-            .arg(home.path())
-            .args([
-                "--batch",
-                "--yes",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
+        let out = home
+            .batch()
             .args(args)
             .output()
             .expect("gpg is installed (apt-get install gnupg)");

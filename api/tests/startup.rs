@@ -105,7 +105,7 @@ fn investigator_add_bootstraps_the_first_administrator_and_the_hint_disappears()
     for perms in ["PermAdmin", "PermManifests"] {
         let out = Command::new(BIN)
             .arg("--config")
-            .arg(&srv.cfg_path)
+            .arg(&srv.config)
             .args(["investigator", "add", "--name", "again", "--pubkey"])
             .arg(&key)
             .args(["--perms", perms])
@@ -153,7 +153,10 @@ fn health_metrics_and_the_request_log() {
         "{m}"
     );
     // Prometheus' default path works too.
-    let root = srv.base.trim_end_matches('/').trim_end_matches("/api/v2");
+    let root = srv
+        .base_url
+        .trim_end_matches('/')
+        .trim_end_matches("/api/v2");
     let m2 = request("GET", &format!("{root}/metrics"), &[], None)
         .expect(200)
         .text();

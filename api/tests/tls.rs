@@ -134,14 +134,18 @@ fn https_serves_loaders_that_pin_the_ca_and_refuses_other_cas_and_plain_http() {
         ),
         ..Settings::default()
     });
-    assert!(srv.base.starts_with("https://127.0.0.1:"), "{}", srv.base);
+    assert!(
+        srv.base_url.starts_with("https://127.0.0.1:"),
+        "{}",
+        srv.base_url
+    );
     let admin = srv.dev_admin(1, "PermAdmin,PermLoader");
     let client = |ca: &str| {
         let cfg = HttpConfig {
             ca_pem: Some(std::fs::read(certs.path().join(ca)).unwrap()),
             ..HttpConfig::default()
         };
-        Client::new(&cfg, &srv.base).unwrap()
+        Client::new(&cfg, &srv.base_url).unwrap()
     };
     let pinned = client("ca.crt");
     let r = pinned.request(Method::Get, "health", &[], None).unwrap();
@@ -181,7 +185,7 @@ fn https_serves_loaders_that_pin_the_ca_and_refuses_other_cas_and_plain_http() {
         .err()
         .expect("a certificate from another CA is refused");
     assert!(e.to_string().contains("health"), "{e}");
-    let plain = srv.base.replacen("https://", "http://", 1);
+    let plain = srv.base_url.replacen("https://", "http://", 1);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .build()

@@ -1,123 +1,56 @@
-//! Just enough ELF64 reading to say whether a binary is static and which crates its symbols
-//! come from. Everything read is bounds-checked: the file is input like any other.
+//! What size-budget reads from the loader's ELF file, through the `object` crate (already in the
+//! lockfile through wasmtime): whether it is static, its section names, and its symbols' bytes per
+//! crate. The file is input like any other: `object` bounds-checks every read, and a malformed
+//! file is an error, never a panic.
 
+use object::read::elf::{ElfFile64, ProgramHeader};
+use object::{Endianness, Object, ObjectSection, ObjectSymbol};
 use std::collections::BTreeMap;
 
-pub struct Elf<'a> {
-    data: &'a [u8],
-}
-
-#[derive(Debug, Clone)]
-pub struct Section {
-    pub name: String,
-    pub kind: u32,
-    pub offset: u64,
-    pub size: u64,
-    pub link: u32,
-    pub entsize: u64,
-}
-
 const PT_INTERP: u32 = 3;
-const SHT_SYMTAB: u32 = 2;
 
-fn rd<const N: usize>(d: &[u8], off: u64) -> Result<[u8; N], String> {
-    let off = usize::try_from(off).map_err(|_| "offset overflow".to_string())?;
-    d.get(off..off.checked_add(N).ok_or("offset overflow")?)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| format!("ELF truncated at byte {off}"))
-}
-fn u16_at(d: &[u8], off: u64) -> Result<u16, String> {
-    Ok(u16::from_le_bytes(rd::<2>(d, off)?))
-}
-fn u32_at(d: &[u8], off: u64) -> Result<u32, String> {
-    Ok(u32::from_le_bytes(rd::<4>(d, off)?))
-}
-fn u64_at(d: &[u8], off: u64) -> Result<u64, String> {
-    Ok(u64::from_le_bytes(rd::<8>(d, off)?))
+pub struct Elf<'a> {
+    file: ElfFile64<'a, Endianness>,
 }
 
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Self, String> {
-        if data.get(..4) != Some(b"\x7fELF") || data.get(4) != Some(&2) || data.get(5) != Some(&1) {
-            return Err("not a little-endian ELF64 file".into());
-        }
-        Ok(Elf { data })
+        ElfFile64::parse(data)
+            .map(|file| Elf { file })
+            .map_err(|e| format!("not an ELF64 file: {e}"))
     }
 
     /// True when no program header asks for a dynamic loader (PT_INTERP): static or static-pie.
     pub fn is_static(&self) -> Result<bool, String> {
-        let phoff = u64_at(self.data, 0x20)?;
-        let phentsize = u64::from(u16_at(self.data, 0x36)?);
-        let phnum = u64::from(u16_at(self.data, 0x38)?);
-        for i in 0..phnum {
-            if u32_at(self.data, phoff + i * phentsize)? == PT_INTERP {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    pub fn sections(&self) -> Result<Vec<Section>, String> {
-        let shoff = u64_at(self.data, 0x28)?;
-        let shentsize = u64::from(u16_at(self.data, 0x3a)?);
-        let shnum = u64::from(u16_at(self.data, 0x3c)?);
-        let shstrndx = u64::from(u16_at(self.data, 0x3e)?);
-        let mut raw = Vec::new();
-        for i in 0..shnum {
-            let b = shoff + i * shentsize;
-            raw.push((
-                u32_at(self.data, b)?,
-                Section {
-                    name: String::new(),
-                    kind: u32_at(self.data, b + 4)?,
-                    offset: u64_at(self.data, b + 0x18)?,
-                    size: u64_at(self.data, b + 0x20)?,
-                    link: u32_at(self.data, b + 0x28)?,
-                    entsize: u64_at(self.data, b + 0x38)?,
-                },
-            ));
-        }
-        let names = raw
-            .get(shstrndx as usize)
-            .map(|(_, s)| s.clone())
-            .ok_or("no section name table")?;
-        raw.into_iter()
-            .map(|(name_off, mut s)| {
-                s.name = self.cstr(names.offset + u64::from(name_off))?;
-                Ok(s)
-            })
-            .collect()
-    }
-
-    fn cstr(&self, off: u64) -> Result<String, String> {
-        let start = usize::try_from(off).map_err(|_| "offset overflow")?;
-        let rest = self.data.get(start..).ok_or("string offset past the end")?;
-        let end = rest
+        let endian = self.file.endian();
+        Ok(!self
+            .file
+            .elf_program_headers()
             .iter()
-            .position(|&b| b == 0)
-            .ok_or("unterminated string")?;
-        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+            .any(|ph| ph.p_type(endian) == PT_INTERP))
+    }
+
+    /// The section names, in file order.
+    pub fn section_names(&self) -> Vec<String> {
+        self.file
+            .sections()
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect()
     }
 
     /// Bytes of function and object symbols per crate, from `.symtab` (absent once stripped).
     pub fn bytes_by_crate(&self) -> Result<BTreeMap<String, u64>, String> {
-        let sections = self.sections()?;
-        let symtab = sections
-            .iter()
-            .find(|s| s.kind == SHT_SYMTAB)
-            .ok_or("no .symtab (binary is stripped)")?;
-        let strtab = sections
-            .get(symtab.link as usize)
-            .ok_or("symtab without string table")?;
+        if self.file.symbol_table().is_none() {
+            return Err("no .symtab (binary is stripped)".into());
+        }
         let mut out = BTreeMap::new();
-        let n = symtab.size.checked_div(symtab.entsize).unwrap_or(0);
-        for i in 0..n {
-            let b = symtab.offset + i * symtab.entsize;
-            let name = self.cstr(strtab.offset + u64::from(u32_at(self.data, b)?))?;
-            let size = u64_at(self.data, b + 16)?;
-            if size > 0 {
-                *out.entry(crate_of(&name)).or_insert(0) += size;
+        for sym in self.file.symbols() {
+            let size = sym.size();
+            if size == 0 {
+                continue;
             }
+            let name = sym.name().map_err(|e| format!("symbol name: {e}"))?;
+            *out.entry(crate_of(name)).or_insert(0) += size;
         }
         Ok(out)
     }
@@ -198,20 +131,18 @@ mod tests {
         assert!(Elf::parse(b"MZ\x90\x00").is_err());
         let mut fake = b"\x7fELF\x02\x01".to_vec();
         fake.resize(16, 0);
-        let e = Elf::parse(&fake).unwrap();
-        assert!(e.is_static().is_err(), "truncated headers must not panic");
+        assert!(
+            Elf::parse(&fake).is_err(),
+            "truncated headers must not panic"
+        );
     }
 
     #[test]
     fn this_test_binary_is_read() {
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         let elf = Elf::parse(&exe).unwrap();
-        let names: Vec<String> = elf
-            .sections()
-            .unwrap()
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
+        let names = elf.section_names();
+        assert!(elf.is_static().is_ok());
         assert!(names.iter().any(|n| n == ".text"));
         let by_crate = elf.bytes_by_crate().unwrap();
         assert!(

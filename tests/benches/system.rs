@@ -282,7 +282,7 @@ fn run() -> Result<(), String> {
     if !binary("mig-api").to_string_lossy().contains("/release/") {
         return Err("run with `cargo bench` (release binaries)".into());
     }
-    let loader = e2e::musl::loader()?.stripped;
+    let loader = size_budget::musl::loader()?.stripped;
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
 
     // A deployment with MANIFESTS active manifests: only the oldest targets our loader, so every

@@ -2,7 +2,7 @@
 //! pointing at a test API, and a stand-in `mig-agent` script that records its calls.
 
 use crate::Output;
-use sha2::{Digest, Sha256};
+use mig_test_support::agent;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,7 @@ use std::time::Duration;
 /// How long one loader run may take in a test.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// sha256 as lower-case hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use mig_test_support::sha256_hex;
 
 /// A loader's machine, all under one temporary directory.
 pub struct Host {
@@ -54,20 +48,9 @@ impl Host {
         }
     }
 
-    /// The body of a stand-in `mig-agent`: it appends `<version> <args>` to a calls file; `-u`
-    /// starts it (unless `healthy` is false), `-q shutdown` stops it, `-q pid` succeeds only
-    /// while it runs.
+    /// The body of a stand-in `mig-agent` recording into this host ([`agent_script`]).
     pub fn agent_script(&self, version: &str, healthy: bool) -> Vec<u8> {
-        let start = if healthy {
-            format!("echo {version} > \"$d/running\"")
-        } else {
-            "true".to_string()
-        };
-        format!(
-            "#!/bin/sh\n# stand-in mig-agent {version}\nd='{}'\necho \"{version} $*\" >> \"$d/calls\"\ncase \"$*\" in\n  '-u') {start}; exit 0 ;;\n  '-q shutdown') rm -f \"$d/running\"; exit 0 ;;\n  '-q pid') [ -f \"$d/running\" ] && exit 0; exit 1 ;;\nesac\nexit 2\n",
-            self.agent_dir.display()
-        )
-        .into_bytes()
+        agent::agent_script(&self.agent_dir, version, healthy)
     }
 
     /// `loader --root ROOT <args>`.
@@ -84,18 +67,12 @@ impl Host {
 
     /// The calls the stand-in agent recorded, one `<version> <args>` per line.
     pub fn agent_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.agent_dir.join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        agent::agent_calls(&self.agent_dir)
     }
 
     /// Which stand-in agent version is running, if any.
     pub fn running_agent(&self) -> Option<String> {
-        std::fs::read_to_string(self.agent_dir.join("running"))
-            .ok()
-            .map(|s| s.trim().to_string())
+        agent::running_agent(&self.agent_dir)
     }
 
     /// Every file under the root: relative path → (sha256, mode).

@@ -131,25 +131,36 @@ impl<'r> FromRequest<'r> for Loader {
     }
 }
 
-/// The declared `Content-Length`, to refuse an oversized body before reading it.
-pub struct ContentLength(Option<u64>);
+/// The declared `Content-Length`, to refuse an oversized body before reading it, with the
+/// configured time a small body may take (`[limits] bodydeadline`).
+pub struct ContentLength {
+    declared: Option<u64>,
+    small_body_deadline: Duration,
+}
 
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for ContentLength {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(ContentLength(
-            req.headers()
+        let small_body_deadline = req
+            .rocket()
+            .state::<crate::app::App>()
+            .map_or(crate::config::DEFAULT_BODY_DEADLINE, |a| {
+                a.cfg.limits.body_deadline
+            });
+        Outcome::Success(ContentLength {
+            declared: req
+                .headers()
                 .get_one("Content-Length")
                 .and_then(|v| v.trim().parse().ok()),
-        ))
+            small_body_deadline,
+        })
     }
 }
 
-/// Time a small body (≤ 64 KiB) may take to arrive.
-const SMALL_BODY_DEADLINE: Duration = Duration::from_secs(30);
-/// Slowest upload accepted: a body must arrive at 64 KiB/s or faster (and in 30 s at least).
+/// Slowest upload accepted: a body must arrive at 64 KiB/s or faster (and within the small-body
+/// deadline at least).
 const UPLOAD_BYTES_PER_SEC: u64 = 64 * 1024;
 
 /// Reads a request body of at most `limit` bytes (413 beyond, before reading when declared)
@@ -162,10 +173,12 @@ pub async fn read_body(
     what: &str,
 ) -> Result<Vec<u8>> {
     let too_large = || Error::TooLarge(format!("{what} is larger than {limit} bytes"));
-    if declared.0.is_some_and(|n| n > limit) {
+    if declared.declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let deadline = SMALL_BODY_DEADLINE.max(Duration::from_secs(limit / UPLOAD_BYTES_PER_SEC));
+    let deadline = declared
+        .small_body_deadline
+        .max(Duration::from_secs(limit / UPLOAD_BYTES_PER_SEC));
     let read = rocket::tokio::time::timeout(deadline, data.open(limit.bytes()).into_bytes());
     let capped = read
         .await

@@ -8,56 +8,41 @@ use base64::Engine as _;
 use mig_protocol::admin::AuthToken;
 use mig_protocol::signature::{dearmor, generate_key, parse_secret_key, sign_detached};
 use mig_protocol::time::Timestamp;
+use mig_test_support::ApiServer;
 use pgp::composed::SignedSecretKey;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mig-api");
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+#[allow(unused_imports)]
+pub use mig_test_support::sha256_hex;
 
 pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Settings rendered into the server's api.cfg.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub required_signatures: u32,
-    pub auth: bool,
-    pub token_duration: &'static str,
-    pub limits: Vec<(&'static str, u64)>,
-    pub extra_server: String,
-}
+/// Settings rendered into the server's api.cfg (mig-test-support's options).
+pub use mig_test_support::ApiOptions as Settings;
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            required_signatures: 2,
-            auth: true,
-            token_duration: "10m",
-            limits: Vec::new(),
-            extra_server: String::new(),
-        }
+/// A running mig-api (mig-test-support's, on port 0) with the API's domain helpers below.
+pub struct Server(ApiServer);
+
+impl std::ops::Deref for Server {
+    type Target = ApiServer;
+    fn deref(&self) -> &ApiServer {
+        &self.0
     }
 }
 
-/// A running mig-api.
-pub struct Server {
-    pub dir: tempfile::TempDir,
-    pub cfg_path: PathBuf,
-    pub base: String,
-    child: Option<Child>,
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ApiServer {
+        &mut self.0
+    }
 }
 
 impl Server {
@@ -66,116 +51,16 @@ impl Server {
     }
 
     pub fn with(s: Settings) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg_path = dir.path().join("api.cfg");
-        let mut cfg = format!(
-            "[server]\nlisten = 127.0.0.1:0\n{}\n[database]\npath = {}\n[manifest]\nrequiredsignatures = {}\n\
-             [authentication]\nenabled = {}\ntokenduration = {}\n",
-            s.extra_server,
-            dir.path().join("mig-api.db").display(),
-            s.required_signatures,
-            if s.auth { "on" } else { "off" },
-            s.token_duration
-        );
-        if !s.limits.is_empty() {
-            cfg.push_str("[limits]\n");
-            for (k, v) in &s.limits {
-                cfg.push_str(&format!("{k} = {v}\n"));
-            }
-        }
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let mut srv = Server {
-            dir,
-            cfg_path,
-            base: String::new(),
-            child: None,
-        };
-        srv.launch();
-        srv
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("mig-api.db")
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("stderr.log")
-    }
-
-    /// The server's structured log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// Starts the binary and waits for its "listening" line (it prints it after binding).
-    pub fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.cfg_path)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            // Keeps draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("mig-api listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(rest.to_string());
-                    }
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(120))
-            .unwrap_or_else(|_| panic!("mig-api did not start; log:\n{}", self.log()));
-        self.base = url;
-        self.child = Some(child);
-    }
-
-    /// SIGKILL, as a crash or an OOM killer would.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub fn restart(&mut self) {
-        self.kill();
-        self.launch();
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        Server(ApiServer::start_binary(Path::new(BIN), &s))
     }
 
     /// `mig-api investigator add` against this server's database (while it runs).
     pub fn add_investigator(&self, name: &str, public: &str, perms: &str) -> u64 {
         let key = self.dir.path().join(format!("{name}.pub.asc"));
         std::fs::write(&key, public).unwrap();
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&self.cfg_path)
-            .args(["investigator", "add", "--name", name, "--pubkey"])
-            .arg(&key)
-            .args(["--perms", perms])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "investigator add failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = self.0.add_investigator(name, &key, perms);
+        let stdout = out.stdout.as_str();
+        assert!(out.success(), "investigator add failed: {out}");
         stdout
             .strip_prefix("investigator ")
             .and_then(|r| r.split_whitespace().next())

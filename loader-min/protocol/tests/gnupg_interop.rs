@@ -3,37 +3,29 @@
 #![cfg(feature = "sign")]
 
 use mig_protocol::signature::{self, Keyring};
+use mig_test_support::GnupgHome;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const STATEMENT: &[u8] = br#"{"format":1,"serial":9,"name":"interop","platform":{"os":"linux","arch":"amd64"},"issued":"2026-11-30T00:00:00Z","expires":"2027-02-28T00:00:00Z","entries":[]}"#;
 
-/// A throw-away GnuPG home; the agent it starts is stopped on drop.
+/// A throw-away GnuPG home (mig-test-support's: its agent is stopped on drop).
 struct Gpg {
-    home: tempfile::TempDir,
+    home: GnupgHome,
 }
 
 impl Gpg {
     fn new() -> Self {
-        let home = tempfile::Builder::new()
-            .prefix("gpg")
-            .tempdir_in("/tmp")
-            .unwrap();
-        Gpg { home }
+        Gpg {
+            home: GnupgHome::new(),
+        }
     }
 
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
-        let mut child = Command::new("gpg")
-            .env("GNUPGHOME", self.home.path())
-            .args([
-                "--batch",
-                "--yes",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
+        let mut child = self
+            .home
+            .batch()
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -111,15 +103,6 @@ impl Gpg {
             &["--verify", sig.to_str().unwrap(), data.to_str().unwrap()],
             None,
         )
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home.path())
-            .args(["--kill", "gpg-agent"])
-            .status();
     }
 }
 

@@ -13,15 +13,13 @@ use server::{ManifestMode, Server};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 pub const LOADER_KEY: &str = "AbCdEfGh0123456789abcdefghijklmnopqrstuv";
 pub const LOADER: &str = env!("CARGO_BIN_EXE_mig-loader");
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    mig_protocol::Sha256::of(data).into()
-}
+pub use mig_test_support::sha256_hex;
 
 fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
     static KEYS: OnceLock<Vec<pgp::composed::SignedSecretKey>> = OnceLock::new();
@@ -38,21 +36,7 @@ fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
     })[n - 1]
 }
 
-/// The stand-in mig-agent: records `<version> <argv>` in `<dir>/calls`; `-u` marks it running
-/// (writes its version to `<dir>/running`) unless it is unhealthy, `-q shutdown` clears it, and
-/// `-q pid` succeeds only while it is running.
-pub fn agent_script(dir: &Path, version: &str, healthy: bool) -> Vec<u8> {
-    let start = if healthy {
-        format!("echo {version} > \"$d/running\"")
-    } else {
-        ":".to_string()
-    };
-    format!(
-        "#!/bin/sh\n# stand-in mig-agent {version}\nd='{}'\necho \"{version} $*\" >> \"$d/calls\"\ncase \"$*\" in\n  '-u') {start}; exit 0 ;;\n  '-q shutdown') rm -f \"$d/running\"; exit 0 ;;\n  '-q pid') [ -f \"$d/running\" ] && exit 0; exit 1 ;;\nesac\nexit 2\n",
-        dir.display()
-    )
-    .into_bytes()
-}
+pub use mig_test_support::agent::agent_script;
 
 /// One generation of managed files: dictionary name → content.
 #[derive(Clone, Debug)]
@@ -177,11 +161,7 @@ impl Fixture {
 
     /// The calls the agent recorded, one `<version> <args>` per line.
     pub fn agent_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.agent_dir.join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        mig_test_support::agent::agent_calls(&self.agent_dir)
     }
 
     pub fn clear_agent_calls(&self) {
@@ -190,9 +170,7 @@ impl Fixture {
 
     /// Which agent version runs, if any.
     pub fn running_agent(&self) -> Option<String> {
-        std::fs::read_to_string(self.agent_dir.join("running"))
-            .ok()
-            .map(|s| s.trim().to_string())
+        mig_test_support::agent::running_agent(&self.agent_dir)
     }
 
     /// A generation with a healthy agent `v<serial>` and a few other files; the run-time
@@ -248,7 +226,7 @@ impl Fixture {
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = self.command(args);
         c.envs(env.iter().copied());
-        Run(c.output().unwrap())
+        Run(mig_test_support::run(c, None, RUN_TIMEOUT))
     }
 
     /// Starts the loader without waiting.
@@ -350,16 +328,19 @@ impl Fixture {
     }
 }
 
+/// How long one loader run may take before the test fails with what it printed.
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
 /// The outcome of one loader run.
-pub struct Run(pub Output);
+pub struct Run(pub mig_test_support::Output);
 
 impl Run {
     pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
+        self.0.stdout.clone()
     }
 
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
+        self.0.stderr.clone()
     }
 
     pub fn all(&self) -> String {

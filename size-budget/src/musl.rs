@@ -2,9 +2,15 @@
 //! but unstripped so that size-budget can attribute symbols, then stripped with binutils to
 //! measure what ships.
 
-use crate::workspace_root;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The workspace root (the parent of `size-budget/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
 
 pub struct Built {
     pub unstripped: PathBuf,

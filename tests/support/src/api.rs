@@ -1,0 +1,232 @@
+//! The real `mig-api` for tests: a temporary directory with its `api.cfg` and SQLite file,
+//! `listen = 127.0.0.1:0`, and the URL it announces on stdout (`mig-api listening on URL`) once
+//! it has bound, so no port is chosen and raced for. Stopped (SIGKILL) on drop.
+
+use crate::process::{run, Output};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How long a started `mig-api` may take to announce its address.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The base route the harness configures (also mig-api's default).
+pub const BASEROUTE: &str = "/api/v2";
+
+/// What the test's `mig-api` is configured with.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// `[manifest] requiredsignatures`.
+    pub required_signatures: u32,
+    /// `[manifest] validdays`, the API's default when `None`.
+    pub valid_days: Option<u32>,
+    /// `[authentication] enabled`.
+    pub auth: bool,
+    /// `[authentication] tokenduration`.
+    pub token_duration: &'static str,
+    /// `[limits]` keys and values.
+    pub limits: Vec<(&'static str, u64)>,
+    /// More `[server]` lines (TLS files, deadlines).
+    pub extra_server: String,
+    /// More configuration text appended as is (whole sections).
+    pub extra: String,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            required_signatures: 2,
+            valid_days: None,
+            auth: true,
+            token_duration: "10m",
+            limits: Vec::new(),
+            extra_server: String::new(),
+            extra: String::new(),
+        }
+    }
+}
+
+impl ApiOptions {
+    /// The `api.cfg` text for a server whose files live in `dir`.
+    pub fn config_text(&self, dir: &Path) -> String {
+        let mut cfg = format!(
+            "[server]\nlisten = 127.0.0.1:0\nbaseroute = {BASEROUTE}\n{}\n\n[database]\npath = {}\n\n\
+             [manifest]\nrequiredsignatures = {}\n",
+            self.extra_server,
+            dir.join("mig-api.db").display(),
+            self.required_signatures
+        );
+        if let Some(d) = self.valid_days {
+            cfg.push_str(&format!("validdays = {d}\n"));
+        }
+        cfg.push_str(&format!(
+            "\n[authentication]\nenabled = {}\ntokenduration = {}\n\n",
+            if self.auth { "on" } else { "off" },
+            self.token_duration
+        ));
+        if !self.limits.is_empty() {
+            cfg.push_str("[limits]\n");
+            for (k, v) in &self.limits {
+                cfg.push_str(&format!("{k} = {v}\n"));
+            }
+            cfg.push('\n');
+        }
+        cfg.push_str(&self.extra);
+        cfg
+    }
+}
+
+/// A running `mig-api` with its own temporary directory.
+pub struct ApiServer {
+    /// The server's directory: `api.cfg`, `mig-api.db`, `api.log`.
+    pub dir: tempfile::TempDir,
+    /// The `api.cfg` it runs with (also for `mig-api --config F investigator add`).
+    pub config: PathBuf,
+    /// Where it listens (learnt from its announcement).
+    pub addr: SocketAddr,
+    /// `http(s)://127.0.0.1:PORT/api/v2/`, as it announced it.
+    pub base_url: String,
+    binary: PathBuf,
+    child: Option<Child>,
+}
+
+impl ApiServer {
+    /// Starts the workspace's `mig-api` with `opts`.
+    #[track_caller]
+    pub fn start(opts: ApiOptions) -> ApiServer {
+        Self::start_binary(&crate::binary("mig-api"), &opts)
+    }
+
+    /// Starts `binary` with `opts` and waits for its announcement.
+    #[track_caller]
+    pub fn start_binary(binary: &Path, opts: &ApiOptions) -> ApiServer {
+        let dir = tempfile::tempdir().expect("a temporary directory for mig-api");
+        let config = dir.path().join("api.cfg");
+        std::fs::write(&config, opts.config_text(dir.path())).expect("write api.cfg");
+        Self::start_with_config(binary, dir, config)
+    }
+
+    /// Starts `binary` with a configuration file the test wrote itself, inside `dir`.
+    #[track_caller]
+    pub fn start_with_config(binary: &Path, dir: tempfile::TempDir, config: PathBuf) -> ApiServer {
+        let mut server = ApiServer {
+            dir,
+            config,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            base_url: String::new(),
+            binary: binary.to_path_buf(),
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// The server's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("mig-api.db")
+    }
+
+    /// Everything the server printed (stdout and stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("api.log")
+    }
+
+    /// What the server printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `base_url` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Starts the process and waits until it announces where it listens.
+    #[track_caller]
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open api.log");
+        let mut child = Command::new(&self.binary)
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone().expect("api.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut log = log;
+            // Keeps draining into the log so the server never blocks on a full pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+                if let Some(url) = line.strip_prefix("mig-api listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.to_string());
+                    }
+                }
+            }
+        });
+        let url = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("mig-api did not announce its address; log:\n{}", self.log());
+            }
+        };
+        self.addr = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|hp| hp.parse().ok())
+            .unwrap_or_else(|| panic!("mig-api announced {url:?}, not scheme://ADDRESS:PORT/"));
+        self.base_url = url;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kill, then start again on the same directory (a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// `mig-api --config F investigator add --name N --pubkey FILE --perms P` (the bootstrap).
+    #[track_caller]
+    pub fn add_investigator(&self, name: &str, pubkey: &Path, perms: &str) -> Output {
+        let mut c = Command::new(&self.binary);
+        c.arg("--config")
+            .arg(&self.config)
+            .args(["investigator", "add", "--name", name, "--pubkey"])
+            .arg(pubkey)
+            .args(["--perms", perms])
+            .current_dir(self.dir.path());
+        run(c, None, Duration::from_secs(60))
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
