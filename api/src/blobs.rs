@@ -50,7 +50,7 @@ impl BlobStore {
     pub fn writer(&self) -> Result<BlobWriter> {
         let mut rnd = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut rnd);
-        let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
+        let name = mig_protocol::sha256::hex(&rnd);
         let tmp = self.dir.join(format!("{TMP_PREFIX}{name}"));
         let file = fs::OpenOptions::new()
             .write(true)

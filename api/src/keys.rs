@@ -152,7 +152,7 @@ mod tests {
     fn matches_migs_pbkdf2_parameters() {
         // PBKDF2-HMAC-SHA256("password", "salt", 4096, 32), RFC 7914 style test vector.
         let h = hash_secret("password", b"salt");
-        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = mig_protocol::sha256::hex(&h);
         assert_eq!(
             hex,
             "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"

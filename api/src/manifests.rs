@@ -388,8 +388,16 @@ fn already_signed_error(investigator: u64, id: u64) -> Error {
 
 /// `staged` (reset: every signature removed) or `disabled` (final).
 pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<ManifestRecord> {
-    let status =
-        ManifestStatus::parse(status).map_err(|e| Error::invalid("bad_status", e.to_string()))?;
+    let refused = || {
+        Error::invalid(
+            "bad_status",
+            format!(
+                "manifest status {status:?} must be staged (reset) or disabled; \
+                 a manifest becomes active through signatures"
+            ),
+        )
+    };
+    let wanted = ManifestStatus::parse(status).map_err(|_| refused())?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(Error::db("changing a manifest's status"))?;
@@ -402,7 +410,7 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
         .optional()
         .map_err(Error::db("reading a manifest"))?
         .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))?;
-    match status {
+    match wanted {
         ManifestStatus::Staged => {
             if current == ManifestStatus::Disabled {
                 return Err(Error::Conflict(format!(
@@ -424,15 +432,7 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
             )
             .map_err(Error::db("disabling a manifest"))?;
         }
-        ManifestStatus::Active => {
-            return Err(Error::invalid(
-                "bad_status",
-                format!(
-                    "manifest status {status} must be staged (reset) or disabled; \
-                     a manifest becomes active through signatures"
-                ),
-            ))
-        }
+        ManifestStatus::Active => return Err(refused()),
     }
     tx.commit()
         .map_err(Error::db("changing a manifest's status"))?;

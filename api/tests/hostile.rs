@@ -119,26 +119,32 @@ fn oversized_bodies_are_413_before_anything_is_stored() {
 
 #[test]
 fn unauthenticated_requests_are_refused_before_their_body_is_read() {
-    use std::io::{Read, Write};
     let srv = Server::start();
     two_admins(&srv);
     // 1 MiB announced, 4 KiB sent: the answer must come without the rest. (A client that writes
     // the whole body races the server's close and may see a broken pipe instead of the 401.)
-    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    write!(
-        s,
+    let head = format!(
         "POST /api/v2/manifests HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n",
         srv.addr,
         1 << 20
-    )
-    .unwrap();
-    s.write_all(&[b'{'; 4096]).unwrap();
+    );
+    let text = answer_to_partial_request(srv.addr, &[head.as_bytes(), &[b'{'; 4096]].concat());
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("authentication required"), "{text}");
+}
+
+/// Sends the start of a request and never the rest; returns the head and the start of the JSON
+/// body the server answers with on its own.
+fn answer_to_partial_request(addr: std::net::SocketAddr, sent: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    s.write_all(sent).unwrap();
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("authentication required") {
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
         let n = s.read(&mut buf).unwrap();
         assert!(
             n > 0,
@@ -147,8 +153,13 @@ fn unauthenticated_requests_are_refused_before_their_body_is_read() {
         );
         answer.extend_from_slice(&buf[..n]);
     }
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    // The error body is small; read what else has arrived so its message is there too.
+    s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    if let Ok(n) = s.read(&mut buf) {
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]
@@ -185,7 +196,6 @@ fn bad_ids_unknown_routes_and_methods_answer_json_errors() {
 
 #[test]
 fn a_body_that_stalls_gets_408_instead_of_holding_the_connection() {
-    use std::io::{Read, Write};
     // The deadline is configuration, so the test sets a short one instead of waiting 30 s.
     let srv = Server::with(Settings {
         extra: "[limits]\nbodydeadline = 2s\n".into(),
@@ -195,36 +205,14 @@ fn a_body_that_stalls_gets_408_instead_of_holding_the_connection() {
         let (a, _) = two_admins(&srv);
         srv.enabled_loader(&a, "l", None)
     };
-    let addr = srv
-        .base_url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
-        .unwrap();
-    write!(
-        s,
-        "POST /api/v2/loader/manifest HTTP/1.1\r\nHost: {addr}\r\nX-LOADERKEY: {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"agent\": {{\"name\": \"h"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    // The server answers on its own; the client never sends the rest. (Rocket itself waits,
-    // without a deadline, for the first 14 body bytes before routing, so this body has more.)
-    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
-        let n = s.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "closed without an answer: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&answer);
+    // The client never sends the rest. (Rocket itself waits, without a deadline, for the first
+    // 14 body bytes before routing, so this body has more.)
+    let head = format!(
+        "POST /api/v2/loader/manifest HTTP/1.1\r\nHost: {}\r\nX-LOADERKEY: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"agent\": {{\"name\": \"h",
+        srv.addr
+    );
+    let text = answer_to_partial_request(srv.addr, head.as_bytes());
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("did not arrive within 2 s"), "{text}");
 }

@@ -13,7 +13,6 @@ use mig_protocol::dictionary::{self, DictName};
 use mig_protocol::statement::{Platform, Statement, MAX_STATEMENT_BYTES};
 use mig_protocol::time::Timestamp;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Names shorter than this are refused, as MIG did.
@@ -322,10 +321,7 @@ impl Reader {
     }
 
     fn show_statement(&self, s: &mut Session, st: &Statement, bytes: &[u8]) {
-        let digest: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = mig_protocol::Sha256::of(bytes);
         s.ui.say(format!(
             "Statement of manifest {} ({} bytes, sha256 {digest}):",
             self.id,

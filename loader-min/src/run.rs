@@ -13,7 +13,7 @@ use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
 use crate::layout::Layout;
-use crate::outcome::{Failure, Outcome};
+use crate::outcome::{FailedIn, Failure, Outcome};
 use crate::report::Reporter;
 use crate::verify::{self, Rejected};
 use crate::{
@@ -206,22 +206,23 @@ impl Run {
                 Ok(outcome)
             }
             Err(failure) => {
-                match &failure {
-                    Failure::Rejected { error, .. } => {
-                        log::step(format!("rejecting the manifest: {error}"))
+                match failure.at {
+                    FailedIn::Verify { .. } => {
+                        log::step(format!("rejecting the manifest: {}", failure.error))
                     }
-                    Failure::NotInstalled(e) => {
-                        log::step(format!("install failed, nothing was changed: {e}"))
-                    }
+                    FailedIn::BeforeSwap => log::step(format!(
+                        "install failed, nothing was changed: {}",
+                        failure.error
+                    )),
                     _ => {}
                 }
                 if let Some((serial, result)) = failure.report(session.installed, offered) {
-                    reporter.send(serial, result, &failure.error().to_string());
+                    reporter.send(serial, result, &failure.error.to_string());
                 }
                 if failure.check_agent() {
                     self.keep_agent_running();
                 }
-                Err(failure.into_error())
+                Err(failure.error)
             }
         }
     }
@@ -240,27 +241,28 @@ impl Session<'_> {
         let run = self.run;
         let limits = &run.settings.limits;
         let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
-            if e.status() == Some(403) {
-                Failure::Refused(e)
+            let at = if e.status() == Some(403) {
+                FailedIn::Refused
             } else {
-                Failure::Unreachable(e)
-            }
+                FailedIn::Request
+            };
+            Failure::new(at, e)
         })?;
         let expect = Expectations {
             now: Timestamp::now(),
             platform: Platform::host(),
             installed: self.installed,
         };
-        let statement = verify::verify(keyring, required, &response, &expect)
-            .map_err(|Rejected { serial, error }| Failure::Rejected { serial, error })?;
+        let statement = verify::verify(keyring, required, &response, &expect).map_err(
+            |Rejected { serial, error }| Failure::new(FailedIn::Verify { serial }, error),
+        )?;
         *offered = statement.serial;
-        let plan =
-            compare::compare(&run.layout, &statement, limits).map_err(Failure::NotInstalled)?;
+        let plan = compare::compare(&run.layout, &statement, limits).map_err(before_swap)?;
         if plan.changes.is_empty() {
             log::step("all files are current");
             if statement.serial > self.installed {
                 state::write_serial(&run.layout.serial_file(), statement.serial)
-                    .map_err(Failure::Interrupted)?;
+                    .map_err(interrupted)?;
                 log::step(format!("serial {} recorded", statement.serial));
             }
             return Ok(Outcome::Unchanged);
@@ -273,9 +275,8 @@ impl Session<'_> {
         let run = self.run;
         let layout = &run.layout;
         let limits = &run.settings.limits;
-        let agent = run.agent().map_err(Failure::NotInstalled)?;
-        stage::stage(&self.api, &self.key, layout, &plan.changes, limits)
-            .map_err(Failure::NotInstalled)?;
+        let agent = run.agent().map_err(before_swap)?;
+        stage::stage(&self.api, &self.key, layout, &plan.changes, limits).map_err(before_swap)?;
         crash::point(CrashPoint::AfterStage);
         let journal_path = layout.journal_file();
         let mut journal = Journal {
@@ -292,7 +293,7 @@ impl Session<'_> {
         };
         if let Err(e) = journal.write(&journal_path) {
             stage::discard(layout, &plan.changes);
-            return Err(Failure::NotInstalled(e));
+            return Err(before_swap(e));
         }
         crash::point(CrashPoint::AfterJournal);
         if let Err(e) = swap::swap(layout, &mut journal, &journal_path) {
@@ -311,7 +312,7 @@ impl Session<'_> {
         }
         log::step("agent is healthy");
         crash::point(CrashPoint::BeforeCommit);
-        commit::commit(layout, &mut journal).map_err(Failure::Interrupted)?;
+        commit::commit(layout, &mut journal).map_err(interrupted)?;
         if plan.changes.iter().any(|c| c.name == DictName::MigLoader) {
             log::step("mig-loader was replaced: the next run uses the new binary");
         }
@@ -325,11 +326,19 @@ impl Session<'_> {
         let reverted =
             revert::revert(layout, journal).and_then(|()| Journal::remove(&layout.journal_file()));
         if let Err(e) = reverted {
-            return Failure::Interrupted(e);
+            return interrupted(e);
         }
         if restart {
             self.run.restart_agent();
         }
-        Failure::RolledBack(cause)
+        Failure::new(FailedIn::RolledBack, cause)
     }
+}
+
+fn before_swap(e: Error) -> Failure {
+    Failure::new(FailedIn::BeforeSwap, e)
+}
+
+fn interrupted(e: Error) -> Failure {
+    Failure::new(FailedIn::Interrupted, e)
 }

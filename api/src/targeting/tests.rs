@@ -84,11 +84,7 @@ fn builtins_are_listed_with_their_hash_and_functions() {
 }
 
 fn hex_sha256(b: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    mig_protocol::Sha256::of(b).into()
 }
 
 /// Every expression of the table, every loader, through the wasm evaluator: true, false

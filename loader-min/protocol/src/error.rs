@@ -36,6 +36,8 @@ pub enum Error {
     TooLarge { what: String, limit: u64 },
     /// A configuration value, header or name is invalid.
     Config(String),
+    /// A value (a status, a name) is not one the protocol allows; the message says which are.
+    Value(String),
 }
 
 impl fmt::Display for Error {
@@ -69,6 +71,7 @@ impl fmt::Display for Error {
             Error::Sign(m) => write!(f, "signing failed: {m}"),
             Error::TooLarge { what, limit } => write!(f, "{what} is larger than {limit} bytes"),
             Error::Config(m) => write!(f, "configuration error: {m}"),
+            Error::Value(m) => f.write_str(m),
         }
     }
 }

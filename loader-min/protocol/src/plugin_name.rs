@@ -28,7 +28,7 @@ impl PluginName {
             Ok(PluginName(name.to_string()))
         } else {
             let shown: String = name.chars().take(80).collect();
-            Err(Error::Config(format!(
+            Err(Error::Value(format!(
                 "plugin name {shown:?} must be 1 to {MAX_PLUGIN_NAME} of a-z, 0-9, '_' and '-', starting with a letter or digit"
             )))
         }

@@ -165,12 +165,7 @@ pub fn verify(keyring: &Keyring, data: &[u8], signatures: &[String]) -> Verdict 
                         .signature
                         .issuer_key_id()
                         .iter()
-                        .map(|id| {
-                            id.as_ref()
-                                .iter()
-                                .map(|b| format!("{b:02X}"))
-                                .collect::<String>()
-                        })
+                        .map(|id| crate::sha256::hex(id.as_ref()).to_ascii_uppercase())
                         .collect();
                     let who = if who.is_empty() {
                         "an unnamed key".to_string()

@@ -31,7 +31,7 @@ macro_rules! status {
             pub fn parse(s: &str) -> Result<Self> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(Error::Config(format!(
+                    other => Err(Error::Value(format!(
                         "{} status {other:?} must be one of {}",
                         $what,
                         [$($text),+].join(", ")
