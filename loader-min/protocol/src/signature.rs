@@ -14,7 +14,9 @@ pub struct Keyring {
 
 /// Upper-case hex fingerprint, as GnuPG prints it.
 pub fn fingerprint_hex(key: &impl KeyDetails) -> String {
-    format!("{:x}", key.fingerprint()).to_uppercase()
+    let mut hex = crate::sha256::hex(key.fingerprint().as_bytes());
+    hex.make_ascii_uppercase();
+    hex
 }
 
 /// Parses one armored public key; `what` names it in errors.
