@@ -9,6 +9,7 @@ use crate::keys;
 use crate::manifests;
 use crate::targeting::LoaderFacts;
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
+use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report};
 use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
@@ -456,7 +457,7 @@ fn set_given(conn: &Connection, loader: u64, manifest: Option<u64>) -> Result<()
 
 /// `GET loader/files/<sha256>`: the blob path and size, only for a file of the active manifest
 /// this loader was given by its last manifest request.
-pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u64)> {
+pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<GivenFile> {
     if !is_sha256_hex(sha256) {
         return Err(Error::invalid(
             "bad_hash",
@@ -487,23 +488,40 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<(PathBuf, u6
             format!("manifest {manifest} given to this loader is no longer active"),
         ));
     }
-    let size = app.db.with(|c| {
-        row_cached(
-            c,
-            "SELECT size FROM manifest_files WHERE manifest_id = ?1 AND sha256 = ?2 LIMIT 1",
-            params![manifest, sha256],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()
-        .map_err(Error::db("reading manifest entries"))
+    // Every entry of the given manifest with these bytes: the body is secret when any of them is
+    // a secret dictionary entry (or a name the dictionary does not know, to be safe).
+    let rows: Vec<(i64, String)> = app.db.with(|c| {
+        let mut st = c
+            .prepare_cached(
+                "SELECT size, name FROM manifest_files WHERE manifest_id = ?1 AND sha256 = ?2",
+            )
+            .map_err(Error::db("reading manifest entries"))?;
+        st.query_map(params![manifest, sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::db("reading manifest entries"))
     })?;
-    let Some(size) = size else {
+    let Some((size, _)) = rows.first() else {
         return Err(Error::forbidden(
             "file_not_given",
             format!("file {sha256} is not in manifest {manifest} given to this loader"),
         ));
     };
-    Ok((app.blobs.path(sha256)?, size as u64))
+    let secret = rows
+        .iter()
+        .any(|(_, name)| DictName::parse(name).is_none_or(DictName::is_secret));
+    Ok(GivenFile {
+        path: app.blobs.path(sha256)?,
+        size: *size as u64,
+        secret,
+    })
+}
+
+/// A file body a loader may fetch.
+pub struct GivenFile {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Holds a secret (`agentkey`, `configuration`, `loaderconfig`): never cacheable.
+    pub secret: bool,
 }
 
 /// `POST loader/report`: keeps the loader's last result, serial and time.

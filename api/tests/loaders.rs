@@ -273,17 +273,20 @@ fn files_are_served_only_from_the_manifest_the_loader_was_given() {
         Some(manifest_request("h", &[])),
     )
     .expect(200);
-    for (_, body) in &files {
+    for (name, body) in &files {
         let sha = sha256_hex(body);
         let r = srv
             .loader_get(&key, &format!("loader/files/{sha}"), &[])
             .expect(200);
         assert_eq!(&r.body, body);
         assert_eq!(r.header("etag"), Some(format!("\"{sha}\"")));
-        assert_eq!(
-            r.header("cache-control").as_deref(),
-            Some("public, max-age=31536000, immutable")
-        );
+        // Secrets (the agent's configuration here) must never be kept by a shared cache.
+        let cache = if *name == "configuration" {
+            "private, no-store"
+        } else {
+            "public, max-age=31536000, immutable"
+        };
+        assert_eq!(r.header("cache-control").as_deref(), Some(cache), "{name}");
         assert_eq!(r.header("accept-ranges").as_deref(), Some("bytes"));
         assert_eq!(r.header("content-length"), Some(body.len().to_string()));
     }

@@ -12,13 +12,14 @@ use console::signer::Signer;
 use e2e::deployment::Deployment;
 use e2e::host::{sha256_hex, Host};
 use e2e::measure::{install_once, noise, time_v};
-use e2e::{binary, dev_key, free_port, ApiOptions};
+use e2e::nginx::Nginx;
+use e2e::{binary, dev_key, ApiOptions};
 use mig_protocol::admin::{ManifestRecord, NewManifest, NewSignature};
 use mig_protocol::statement::Platform;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -178,53 +179,13 @@ fn api_requests(d: &Deployment) -> Result<u64, String> {
         .sum::<f64>() as u64)
 }
 
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Nginx {
-    /// nginx serving `www` with the same URL layout as mig-api; POST to a static file answers
-    /// the file (the usual `error_page 405 =200 $uri` rule), as the manifest route does.
-    fn start(dir: &Path, www: &Path) -> Result<Nginx, String> {
-        let port = free_port();
-        let conf = dir.join("nginx.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "daemon off;\nuser root;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  server {{\n    listen 127.0.0.1:{port};\n    root {www};\n    default_type application/json;\n    error_page 405 =200 $uri;\n  }}\n}}\n",
-                d = dir.display(),
-                www = www.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        let child = Command::new("nginx")
-            .args(["-c"])
-            .arg(&conf)
-            .args(["-p"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start nginx: {e}"))?;
-        for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Nginx { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!(
-            "nginx did not listen on {port}: {}",
-            std::fs::read_to_string(dir.join("nginx-error.log")).unwrap_or_default()
-        ))
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// nginx serving `www` with the same URL layout as mig-api; POST to a static file answers the
+/// file (the usual `error_page 405 =200 $uri` rule), as the manifest route does.
+fn nginx_serving(www: &Path) -> Result<Nginx, String> {
+    Nginx::start(&format!(
+        "  server {{\n    listen 127.0.0.1:{{port}};\n    root {};\n    default_type application/json;\n    error_page 405 =200 $uri;\n  }}\n",
+        www.display()
+    ))
 }
 
 struct Wrk {
@@ -383,7 +344,7 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(www.join("api/v2/loader/files")).map_err(|e| e.to_string())?;
     std::fs::write(www.join("api/v2/loader/manifest"), &answer).map_err(|e| e.to_string())?;
     std::fs::write(www.join("api/v2/loader/files").join(&sha), &body).map_err(|e| e.to_string())?;
-    let nginx = Nginx::start(work.path(), &www)?;
+    let nginx = nginx_serving(&www)?;
     let post = lua(work.path(), "post.lua", "POST", &key, &request)?;
     let get = lua(work.path(), "get.lua", "GET", &key, "")?;
     let ngx = format!("http://127.0.0.1:{}/api/v2/", nginx.port);

@@ -160,7 +160,8 @@ async fn manifest_archive(
             .map_err(Error::io("reading metadata of", &path))?
             .len();
         FileBody::new(path, size, ContentType::GZIP)
-            .content_addressed(&sha, &ranges)
+            // The archive holds the agent key and configuration: never cacheable.
+            .content_addressed(&sha, &ranges, true)
             .attachment(&format!("manifest-{id}.tar.gz"))
             .open()
     })

@@ -46,9 +46,9 @@ async fn files(
     let sha = sha256.to_string();
     app.run(move |a| {
         let who = auth.authenticate(a)?;
-        let (path, size) = loaders::file(a, &who, &sha)?;
-        FileBody::new(path, size, ContentType::Binary)
-            .content_addressed(&sha, &ranges)
+        let given = loaders::file(a, &who, &sha)?;
+        FileBody::new(given.path, given.size, ContentType::Binary)
+            .content_addressed(&sha, &ranges, given.secret)
             .open()
     })
     .await

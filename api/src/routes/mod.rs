@@ -223,13 +223,24 @@ pub fn created<T>(v: T) -> Answer<T> {
     Ok((Status::Created, Json(v)))
 }
 
+/// What a file answer tells caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cacheable {
+    /// No `Cache-Control` (administrators' downloads).
+    NotSaid,
+    /// `public, max-age=31536000, immutable`: content-addressed and not secret.
+    Forever,
+    /// `private, no-store`: a secret entry; no shared cache may keep it.
+    Never,
+}
+
 /// A stored file streamed from disk, whole or one `Range`; never read into memory.
 pub struct FileBody {
     path: std::path::PathBuf,
     size: u64,
     content_type: ContentType,
     etag: Option<String>,
-    immutable: bool,
+    cache: Cacheable,
     range: Option<String>,
     if_none_match: Option<String>,
     disposition: Option<String>,
@@ -242,17 +253,22 @@ impl FileBody {
             size,
             content_type,
             etag: None,
-            immutable: false,
+            cache: Cacheable::NotSaid,
             range: None,
             if_none_match: None,
             disposition: None,
         }
     }
 
-    /// Content-addressed: `ETag: "<sha256>"`, cached forever, conditional requests answered.
-    pub fn content_addressed(mut self, sha256: &str, req: &RangeHeaders) -> Self {
+    /// Content-addressed: `ETag: "<sha256>"`, conditional requests answered; cached forever by
+    /// anyone unless `secret`, then by no one (a shared cache would hand it out without a key).
+    pub fn content_addressed(mut self, sha256: &str, req: &RangeHeaders, secret: bool) -> Self {
         self.etag = Some(format!("\"{sha256}\""));
-        self.immutable = true;
+        self.cache = if secret {
+            Cacheable::Never
+        } else {
+            Cacheable::Forever
+        };
         self.range = req.range.clone();
         self.if_none_match = req.if_none_match.clone();
         self
@@ -417,8 +433,14 @@ impl<'r> Responder<'r, 'static> for OpenFile {
         if let Some(tag) = &self.meta.etag {
             res.raw_header("ETag", tag.clone());
         }
-        if self.meta.immutable {
-            res.raw_header("Cache-Control", "public, max-age=31536000, immutable");
+        match self.meta.cache {
+            Cacheable::NotSaid => {}
+            Cacheable::Forever => {
+                res.raw_header("Cache-Control", "public, max-age=31536000, immutable");
+            }
+            Cacheable::Never => {
+                res.raw_header("Cache-Control", "private, no-store");
+            }
         }
         if let Some(d) = &self.meta.disposition {
             res.raw_header("Content-Disposition", d.clone());

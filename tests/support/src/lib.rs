@@ -13,6 +13,7 @@ pub mod agent;
 pub mod api;
 pub mod archive;
 pub mod gnupg;
+pub mod nginx;
 pub mod process;
 
 pub use api::{ApiOptions, ApiServer, BASEROUTE};
