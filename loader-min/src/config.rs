@@ -8,7 +8,6 @@ use crate::limits::Limits;
 use mig_http::HttpConfig;
 use mig_protocol::ini::Ini;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 /// The configuration baked into the binary by build.rs from the TOML named by `LOADERCONF`.
@@ -99,21 +98,9 @@ impl Settings {
 impl RuntimeConfig {
     /// Reads `path` if it exists, at most `cap` bytes; a missing file is the empty configuration.
     pub fn load(path: &Path, cap: u64) -> Result<Self> {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(Error::io("open", path, e)),
+        let Some(text) = crate::fsutil::read_small(path, cap)? else {
+            return Ok(Self::default());
         };
-        let mut text = String::new();
-        file.take(cap + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| Error::io("read", path, e))?;
-        if text.len() as u64 > cap {
-            return Err(Error::TooLarge {
-                what: format!("configuration file {}", path.display()),
-                limit: cap,
-            });
-        }
         Self::parse(&text).map_err(|m| Error::Config(format!("{}: {m}", path.display())))
     }
 

@@ -20,34 +20,26 @@ pub fn stage(
     changes: &[Change],
     limits: &Limits,
 ) -> Result<()> {
-    let staged = stage_all(api, key, layout, changes, limits);
+    let staged = (|| {
+        for c in changes {
+            let staged = layout.staged(c.name)?;
+            fetch::stage(api, key, &c.entry, &staged, c.name.mode(), limits)?;
+        }
+        if changes.iter().any(|c| c.name == DictName::LoaderConfig) {
+            let staged = layout.staged(DictName::LoaderConfig)?;
+            RuntimeConfig::load(&staged, limits.runtime_config).map_err(|e| {
+                Error::Config(format!(
+                    "the manifest's loaderconfig is not usable, not installing it: {e}"
+                ))
+            })?;
+        }
+        log::step(format!("{} file(s) staged and verified", changes.len()));
+        Ok(())
+    })();
     if staged.is_err() {
         discard(layout, changes);
     }
     staged
-}
-
-fn stage_all(
-    api: &Client,
-    key: &LoaderKey,
-    layout: &Layout,
-    changes: &[Change],
-    limits: &Limits,
-) -> Result<()> {
-    for c in changes {
-        let staged = layout.staged(c.name)?;
-        fetch::stage(api, key, &c.entry, &staged, c.name.mode(), limits)?;
-    }
-    if changes.iter().any(|c| c.name == DictName::LoaderConfig) {
-        let staged = layout.staged(DictName::LoaderConfig)?;
-        RuntimeConfig::load(&staged, limits.runtime_config).map_err(|e| {
-            Error::Config(format!(
-                "the manifest's loaderconfig is not usable, not installing it: {e}"
-            ))
-        })?;
-    }
-    log::step(format!("{} file(s) staged and verified", changes.len()));
-    Ok(())
 }
 
 /// Removes whatever was staged for `changes`.
