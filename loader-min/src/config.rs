@@ -96,6 +96,14 @@ impl Settings {
 }
 
 impl RuntimeConfig {
+    /// Whether a run under `build` with this file could still reach its API: a signed file that
+    /// names an API this build may not use would stop every later run before it could fetch a
+    /// fix, so it is refused while the old one is still in place.
+    pub fn check_usable(&self, build: &BuildConfig) -> Result<()> {
+        let settings = Settings::new(*build, self);
+        mig_http::check_url(&build.http(), &settings.api_url).map_err(Error::from)
+    }
+
     /// Reads `path` if it exists, at most `cap` bytes; a missing file is the empty configuration.
     pub fn load(path: &Path, cap: u64) -> Result<Self> {
         let Some(text) = crate::fsutil::read_small(path, cap)? else {
@@ -227,6 +235,16 @@ mod tests {
             let e = RuntimeConfig::parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_file_naming_an_api_this_build_cannot_use_is_unusable() {
+        let plain = RuntimeConfig::parse("[loader]\napi = http://10.0.0.1/api/v2/\n").unwrap();
+        let e = plain.check_usable(&SAMPLE).unwrap_err().to_string();
+        assert!(e.contains("plain http://"), "{e}");
+        let tls = RuntimeConfig::parse("[loader]\napi = https://10.0.0.1/api/v2/\n").unwrap();
+        tls.check_usable(&SAMPLE).unwrap();
+        RuntimeConfig::default().check_usable(&SAMPLE).unwrap();
     }
 
     #[test]

@@ -276,7 +276,8 @@ impl Session<'_> {
         let layout = &run.layout;
         let limits = &run.settings.limits;
         let agent = run.agent().map_err(before_swap)?;
-        stage::stage(&self.api, &self.key, layout, &plan.changes, limits).map_err(before_swap)?;
+        stage::stage(&self.api, &self.key, layout, &plan.changes, &run.settings)
+            .map_err(before_swap)?;
         crash::point(CrashPoint::AfterStage);
         let journal_path = layout.journal_file();
         let mut journal = Journal {

@@ -3,10 +3,9 @@
 //! unusable one cannot stop every later run.
 
 use crate::compare::Change;
-use crate::config::RuntimeConfig;
+use crate::config::{RuntimeConfig, Settings};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::limits::Limits;
 use crate::{fetch, log};
 use mig_http::Client;
 use mig_protocol::dictionary::DictName;
@@ -18,8 +17,9 @@ pub fn stage(
     key: &LoaderKey,
     layout: &Layout,
     changes: &[Change],
-    limits: &Limits,
+    settings: &Settings,
 ) -> Result<()> {
+    let limits = &settings.limits;
     let staged = (|| {
         for c in changes {
             let staged = layout.staged(c.name)?;
@@ -27,11 +27,13 @@ pub fn stage(
         }
         if changes.iter().any(|c| c.name == DictName::LoaderConfig) {
             let staged = layout.staged(DictName::LoaderConfig)?;
-            RuntimeConfig::load(&staged, limits.runtime_config).map_err(|e| {
-                Error::Config(format!(
-                    "the manifest's loaderconfig is not usable, not installing it: {e}"
-                ))
-            })?;
+            RuntimeConfig::load(&staged, limits.runtime_config)
+                .and_then(|rt| rt.check_usable(&settings.build))
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "the manifest's loaderconfig is not usable, not installing it: {e}"
+                    ))
+                })?;
         }
         log::step(format!("{} file(s) staged and verified", changes.len()));
         Ok(())

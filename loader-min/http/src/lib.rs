@@ -52,6 +52,22 @@ impl Default for HttpConfig {
     }
 }
 
+/// Whether a client with `cfg` may talk to `base_url`: `https://`, or `http://` when allowed.
+pub fn check_url(cfg: &HttpConfig, base_url: &str) -> Result<()> {
+    let plain = base_url.starts_with("http://");
+    if !(base_url.starts_with("https://") || plain) {
+        return Err(Error::Config(format!(
+            "API URL {base_url:?} is neither https:// nor http://"
+        )));
+    }
+    if plain && !cfg.allow_plain_http {
+        return Err(Error::Config(format!(
+            "API URL {base_url} is plain http://, which this build does not allow"
+        )));
+    }
+    Ok(())
+}
+
 /// An HTTP client bound to one API base URL.
 pub struct Client {
     agent: ureq::Agent,
@@ -163,17 +179,8 @@ fn root_certs(cfg: &HttpConfig) -> Result<Vec<Certificate<'static>>> {
 impl Client {
     /// A client for `base_url` (which ends in `/`). Refuses `http://` unless allowed.
     pub fn new(cfg: &HttpConfig, base_url: &str) -> Result<Self> {
+        check_url(cfg, base_url)?;
         let plain = base_url.starts_with("http://");
-        if !(base_url.starts_with("https://") || plain) {
-            return Err(Error::Config(format!(
-                "API URL {base_url:?} is neither https:// nor http://"
-            )));
-        }
-        if plain && !cfg.allow_plain_http {
-            return Err(Error::Config(format!(
-                "API URL {base_url} is plain http://, which this build does not allow"
-            )));
-        }
         let base = if base_url.ends_with('/') {
             base_url.to_string()
         } else {
