@@ -301,7 +301,7 @@ mod tests {
             entries: 4,
             file_size: 1 << 20,
             total_size: 4 << 20,
-            body_deadline: crate::config::DEFAULT_BODY_DEADLINE,
+            ..crate::config::Config::default().limits
         }
     }
 

@@ -31,6 +31,13 @@ pub struct Limits {
     pub total_size: u64,
     /// Time a small request body may take to arrive (uploads get more, at 64 KiB/s).
     pub body_deadline: Duration,
+    /// Time from awaiting a request (connection opened, last response sent) to its whole head.
+    pub head_deadline: Duration,
+    /// Time a connection may move no byte either way.
+    pub idle_deadline: Duration,
+    /// Connections open at once, and from one peer address (an IPv6 /64).
+    pub connections: usize,
+    pub connections_per_peer: usize,
 }
 
 /// `[limits] bodydeadline` when the file does not set it.
@@ -74,6 +81,10 @@ impl Default for Config {
                 file_size: 256 << 20,
                 total_size: 1 << 30,
                 body_deadline: DEFAULT_BODY_DEADLINE,
+                head_deadline: Duration::from_secs(10),
+                idle_deadline: Duration::from_secs(60),
+                connections: 8192,
+                connections_per_peer: 256,
             },
             source: None,
         }
@@ -154,6 +165,22 @@ impl Config {
                     cfg.limits.body_deadline =
                         Duration::from_secs(parse_duration(key, value).map_err(&at)?)
                 }
+                ("limits", "headdeadline") => {
+                    cfg.limits.head_deadline =
+                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
+                }
+                ("limits", "idledeadline") => {
+                    cfg.limits.idle_deadline =
+                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
+                }
+                ("limits", "connections") => {
+                    cfg.limits.connections =
+                        parse_number(key, value, 1, 1 << 20).map_err(&at)? as usize
+                }
+                ("limits", "connectionsperpeer") => {
+                    cfg.limits.connections_per_peer =
+                        parse_number(key, value, 1, 1 << 20).map_err(&at)? as usize
+                }
                 ("limits", "totalsize") => {
                     cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
                 }
@@ -201,6 +228,10 @@ const SECTIONS: Schema = &[
             "filesize",
             "totalsize",
             "bodydeadline",
+            "headdeadline",
+            "idledeadline",
+            "connections",
+            "connectionsperpeer",
         ],
     ),
 ];
@@ -260,7 +291,7 @@ pub fn parse_duration(key: &str, v: &str) -> std::result::Result<u64, String> {
         return Err(bad());
     }
     if !(1..=86_400).contains(&total) {
-        return Err(format!("tokenduration {v:?} is outside 1s..=24h"));
+        return Err(format!("{key} {v:?} is outside 1s..=24h"));
     }
     Ok(total)
 }
@@ -297,7 +328,8 @@ mod tests {
             "; comment\n[Server]\nLISTEN = 127.0.0.1:0\nbaseroute = /api/v3/   # trailing\n\
              tlscert = api.crt ; rel\ntlskey = \"/abs/api.key\"\n[database]\npath = db/mig.db\n\
              [manifest]\nrequiredsignatures = 3\nvaliddays=30\n[authentication]\nenabled = off\n\
-             tokenduration = 1h30m\n[limits]\nuploadsize = 2048\nentries = 7\nfilesize = 99\n",
+             tokenduration = 1h30m\n[limits]\nuploadsize = 2048\nentries = 7\nfilesize = 99\n\
+             headdeadline = 5s\nidledeadline = 2m\nconnections = 100\nconnectionsperpeer = 9\n",
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
@@ -311,6 +343,12 @@ mod tests {
         assert_eq!(c.token_duration, 5400);
         assert_eq!((c.limits.upload, c.limits.entries), (2048, 7));
         assert_eq!(c.limits.file_size, 99);
+        assert_eq!(c.limits.head_deadline, Duration::from_secs(5));
+        assert_eq!(c.limits.idle_deadline, Duration::from_secs(120));
+        assert_eq!(
+            (c.limits.connections, c.limits.connections_per_peer),
+            (100, 9)
+        );
     }
 
     #[test]
@@ -326,6 +364,14 @@ mod tests {
     fn errors_name_the_file_and_line() {
         for (text, needle) in [
             ("[server]\n\nlisten = nowhere", "api.cfg:3: listen"),
+            (
+                "[limits]\nheaddeadline = 0s",
+                "api.cfg:2: headdeadline \"0s\" is outside",
+            ),
+            (
+                "[limits]\nconnections = 0",
+                "api.cfg:2: connections = 0 is outside",
+            ),
             (
                 "[manifest]\nrequiredsignatures = 0",
                 "api.cfg:2: requiredsignatures = 0",

@@ -79,10 +79,7 @@ fn load_config(path: &Option<PathBuf>) -> Result<Config> {
 fn serve(cfg: Config) -> Result<()> {
     let app = App::open(cfg)?;
     server::announce(&app)?;
-    let rocket = server::build(app)?;
-    rocket::execute(async move { rocket.launch().await })
-        .map(|_| ())
-        .map_err(|e| Error::Internal(format!("server: {e}")))
+    server::run(app)
 }
 
 fn add_investigator(cfg: Config, name: &str, pubkey: &PathBuf, perms: &[String]) -> Result<()> {

@@ -11,6 +11,7 @@ pub struct Metrics {
     selections: Mutex<BTreeMap<&'static str, u64>>,
     signatures: Mutex<BTreeMap<&'static str, u64>>,
     failures: Mutex<BTreeMap<&'static str, u64>>,
+    connections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -39,6 +40,12 @@ impl Metrics {
     /// One failed request, by [`crate::error::Error::reason`].
     pub fn failure(&self, reason: &'static str) {
         bump(&self.failures, reason);
+    }
+
+    /// One event on the public socket (front/mod.rs): `accepted`, `refused_total`,
+    /// `refused_peer`, `head_deadline`, `idle_deadline`, `tls_failed`, `accept_failed`.
+    pub fn connection(&self, event: &'static str) {
+        bump(&self.connections, event);
     }
 
     /// The Prometheus text exposition; `engine` adds the targeting engine's own counters.
@@ -76,6 +83,12 @@ impl Metrics {
                 "Failed requests by reason.",
                 "reason",
                 &self.failures,
+            ),
+            (
+                "mig_api_connections_total",
+                "Connections to the public socket by event (accepted, refused, closed by a deadline).",
+                "event",
+                &self.connections,
             ),
         ] {
             header(&mut out, name, help);

@@ -1,53 +1,90 @@
-//! Builds the Rocket server from the configuration: Rocket's own configuration is made here in
-//! code, never read from Rocket.toml or ROCKET_* variables.
+//! Runs the server from the configuration: the public socket (front/mod.rs) and Rocket behind
+//! it. Rocket's own configuration is made here in code, never read from Rocket.toml or ROCKET_*
+//! variables.
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::front;
 use crate::investigators;
 use crate::logging;
 use crate::routes;
-use rocket::config::{Ident, LogLevel, TlsConfig};
+use rocket::config::{Ident, LogLevel};
 use rocket::fairing::AdHoc;
+use rocket::tokio::net::TcpListener;
+use rocket::tokio::sync::oneshot;
 use rocket::{catchers, Build, Rocket};
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The line printed once the socket is bound (tests and scripts wait for it).
 pub const LISTENING: &str = "mig-api listening on ";
 
-/// A ready-to-launch server for `app`.
-pub fn build(app: App) -> Result<Rocket<Build>> {
-    let cfg = &app.cfg;
-    let mut rc = rocket::Config {
-        address: cfg.listen.ip(),
-        port: cfg.listen.port(),
+/// Serves `app` until the process is told to stop: the public socket (`front`) in front of
+/// Rocket on a loopback port of its own.
+pub fn run(app: App) -> Result<()> {
+    let cfg = app.cfg.clone();
+    let bounds = front::Bounds::from(&cfg.limits).fit_to_descriptors();
+    let tls = cfg.tls.as_ref().map(front::acceptor).transpose()?;
+    let secret = front::secret();
+    let rocket = build(app.clone(), &secret)?;
+    rocket::execute(async move {
+        let public = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
+        let addr = public
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("address of {}: {e}", cfg.listen)))?;
+        let (bound, on_bound) = oneshot::channel();
+        let rocket = rocket.attach(AdHoc::on_liftoff("bound", move |r| {
+            let inner = SocketAddr::new(r.config().address, r.config().port);
+            Box::pin(async move {
+                let _ = bound.send(inner);
+            })
+        }));
+        let server = rocket::tokio::spawn(rocket.launch());
+        let inner = on_bound
+            .await
+            .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{LISTENING}{}", cfg.url(addr));
+            let _ = out.flush();
+        }
+        rocket::tokio::select! {
+            ended = server => match ended {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(Error::Internal(format!("server: {e}"))),
+                Err(e) => Err(Error::Internal(format!("server: {e}"))),
+            },
+            ended = front::serve(public, bounds, tls, inner, &secret, app) => ended,
+        }
+    })
+}
+
+/// Rocket for `app` on a loopback port of its own; it answers only requests that carry
+/// `secret` (that came through the front).
+pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
+    let rc = rocket::Config {
+        address: IpAddr::from([127, 0, 0, 1]),
+        port: 0,
         log_level: LogLevel::Off,
         cli_colors: false,
         ident: Ident::try_new("mig-api")
             .map_err(|e| Error::Internal(format!("server identity: {e}")))?,
+        ip_header: Some(front::PEER_HEADER.into()),
         ..rocket::Config::release_default()
     };
-    if let Some(tls) = &cfg.tls {
-        rc.tls = Some(TlsConfig::from_paths(&tls.cert, &tls.key));
-    }
-    let base = cfg.baseroute.clone();
-    let url_cfg = cfg.clone();
+    let base = app.cfg.baseroute.clone();
     Ok(rocket::custom(rc)
         .manage(app)
         .mount(base.as_str(), routes::admin::routes())
         .mount(base.as_str(), routes::loader::routes())
         .mount("/", routes::admin::root_routes())
+        .mount("/", routes::front_only_routes())
         .register(base.as_str(), catchers![routes::default_catcher])
         .register("/", catchers![routes::default_catcher])
-        .attach(routes::RequestLogger)
-        .attach(AdHoc::on_liftoff("announce", move |r| {
-            Box::pin(async move {
-                let addr = SocketAddr::new(r.config().address, r.config().port);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{LISTENING}{}", url_cfg.url(addr));
-                let _ = out.flush();
-            })
-        })))
+        .attach(routes::FrontOnly::new(secret))
+        .attach(routes::RequestLogger))
 }
 
 /// Start-up notices: authentication off (loudly), no administrator yet (how to create one).

@@ -74,10 +74,12 @@ async fn small_json<T: serde::de::DeserializeOwned>(
 }
 
 /// MIG's `ip` route: the address the request came from, for the loader's optional public-IP
-/// discovery. It is the TCP peer (behind a reverse proxy, the proxy); no header is trusted.
+/// discovery. It is the TCP peer of the public socket (behind a reverse proxy, the proxy): the
+/// only header trusted is the one the front sets and Rocket accepts only with its secret
+/// (routes/front_only.rs).
 #[get("/ip")]
-fn ip(remote: std::net::SocketAddr) -> String {
-    remote.ip().to_string()
+fn ip(remote: std::net::IpAddr) -> String {
+    remote.to_string()
 }
 
 #[get("/health")]

@@ -3,7 +3,10 @@
 //! JSON parsing, file responses with Range, the request log fairing and the catchers.
 
 pub mod admin;
+mod front_only;
 pub mod loader;
+
+pub use front_only::{routes as front_only_routes, FrontOnly};
 
 use crate::app::App;
 use crate::auth::{self, Caller, Credentials, Perm};
@@ -524,7 +527,7 @@ impl Fairing for RequestLogger {
             .unwrap_or_else(|| "-".into());
         let ms = format!("{:.3}", log.start.elapsed().as_secs_f64() * 1000.0);
         let remote = req
-            .remote()
+            .client_ip()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "-".into());
         let method = req.method();

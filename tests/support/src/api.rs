@@ -123,6 +123,11 @@ impl ApiServer {
         server
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// The server's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

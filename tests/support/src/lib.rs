@@ -19,7 +19,7 @@ pub mod process;
 pub use api::{ApiOptions, ApiServer, BASEROUTE};
 pub use archive::tar_gz;
 pub use gnupg::GnupgHome;
-pub use process::{free_port, http_get, run, Output};
+pub use process::{free_port, http_get, listening_ports, run, Output};
 
 use std::path::{Path, PathBuf};
 

@@ -111,6 +111,34 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Output 
     }
 }
 
+/// The TCP ports process `pid` listens on (IPv4), read from /proc: the socket inodes among its
+/// open files, looked up in /proc/net/tcp.
+pub fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is f[1] (HEX_IP:HEX_PORT), st is f[3] (0A = LISTEN), inode f[9].
+            if f.len() < 10 || f[3] != "0A" || !inodes.iter().any(|i| i == f[9]) {
+                return None;
+            }
+            u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
 /// A minimal HTTP/1.0 GET on loopback (for readiness checks, without a client crate).
 pub fn http_get(
     addr: SocketAddr,

@@ -1,0 +1,190 @@
+//! Hands each request from the public socket to Rocket on its loopback socket, over one
+//! upstream connection per client connection (HTTP/1.1 requests on a connection come one after
+//! another, so one upstream connection is always enough).
+//!
+//! Rocket learns the client's address from [`PEER_HEADER`], which the front always replaces,
+//! and accepts a request only with [`FRONT_HEADER`] carrying this process's secret, so a local
+//! process that finds the loopback port can neither skip the caps nor lie about its address.
+
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rocket::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use rocket::tokio::net::TcpStream;
+use rocket::tokio::sync::Mutex;
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// The client's address, as the front saw it.
+pub const PEER_HEADER: &str = "x-mig-peer";
+/// This process's secret: the request came through the front.
+pub const FRONT_HEADER: &str = "x-mig-front";
+
+pub type Body = http_body_util::Either<Incoming, http_body_util::Full<Bytes>>;
+
+/// Where Rocket listens and the secret it expects.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub secret: HeaderValue,
+}
+
+/// One client connection's way to Rocket.
+pub struct Link {
+    upstream: Arc<Upstream>,
+    sender: Mutex<Option<(SendRequest<Incoming>, Arc<AtomicBool>)>>,
+}
+
+/// The upstream socket. Rocket answers some requests (a body over its cap: 413) before it has
+/// read their body, then closes; the body still on its way makes the close a reset, and our
+/// next body write fails before the answer is read. So a write the peer refused is taken as
+/// written (the bytes are dropped) and the answer, already in the socket, is still read; the
+/// connection is marked `gone` and never used for another request.
+struct UpstreamIo {
+    inner: TcpStream,
+    gone: Arc<AtomicBool>,
+}
+
+fn refused(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+impl AsyncRead for UpstreamIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for UpstreamIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.gone.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(data.len()));
+        }
+        match Pin::new(&mut self.inner).poll_write(cx, data) {
+            Poll::Ready(Err(e)) if refused(&e) => {
+                self.gone.store(true, Ordering::Relaxed);
+                Poll::Ready(Ok(data.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gone.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if refused(&e) => {
+                self.gone.store(true, Ordering::Relaxed);
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gone.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Link {
+    pub fn new(upstream: Arc<Upstream>) -> Link {
+        Link {
+            upstream,
+            sender: Mutex::new(None),
+        }
+    }
+
+    pub async fn forward(
+        &self,
+        peer: IpAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
+        let headers = req.headers_mut();
+        headers.remove(PEER_HEADER);
+        headers.remove(FRONT_HEADER);
+        if let Ok(v) = HeaderValue::from_str(&peer.to_string()) {
+            headers.insert(PEER_HEADER, v);
+        }
+        headers.insert(FRONT_HEADER, self.upstream.secret.clone());
+        Ok(match self.send(req).await {
+            Ok(resp) => resp.map(http_body_util::Either::Left),
+            Err(e) => bad_gateway(&e),
+        })
+    }
+
+    async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
+        let mut slot = self.sender.lock().await;
+        let (mut sender, gone) = match slot.take() {
+            Some((s, gone)) if !s.is_closed() && !gone.load(Ordering::Relaxed) => (s, gone),
+            _ => self.connect().await?,
+        };
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("server connection: {e}"))?;
+        let answer = sender.send_request(req);
+        *slot = Some((sender, gone));
+        drop(slot);
+        answer.await.map_err(|e| format!("server: {e}"))
+    }
+
+    async fn connect(&self) -> Result<(SendRequest<Incoming>, Arc<AtomicBool>), String> {
+        let addr = self.upstream.addr;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let gone = Arc::new(AtomicBool::new(false));
+        let io = UpstreamIo {
+            inner: stream,
+            gone: Arc::clone(&gone),
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        rocket::tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok((sender, gone))
+    }
+}
+
+fn bad_gateway(why: &str) -> Response<Body> {
+    let body = mig_protocol::loader::ErrorBody::new(
+        StatusCode::BAD_GATEWAY.as_u16(),
+        format!("the request could not be handed to the server: {why}"),
+    );
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
+        Bytes::from(bytes),
+    )));
+    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
