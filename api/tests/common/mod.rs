@@ -11,7 +11,6 @@ use mig_protocol::time::Timestamp;
 use mig_test_support::ApiServer;
 use pgp::composed::SignedSecretKey;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -376,22 +375,10 @@ pub fn manifest_request(agent: &str, tags: &[(&str, &str)]) -> Value {
 
 /// A tar.gz of regular files (path → content), built with the `tar` crate.
 pub fn targz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    gzip(&b.into_inner().unwrap())
+    gzip(&tar_of(files))
 }
 
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
+pub use mig_test_support::archive::{gzip, tar_of};
 
 /// A raw tar member whose name, type and link are written byte for byte (the `tar` crate's
 /// safe setters refuse `..` and absolute names, which is what these tests need to send).

@@ -1,4 +1,5 @@
-//! Manifest archives as an operator makes them: GNU `tar -czf` over a directory.
+//! Manifest archives as an operator makes them (GNU `tar -czf` over a directory), and built in
+//! memory with the `tar` crate for unit tests.
 
 use crate::process::run;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,27 @@ pub fn tar_gz(parent: &Path, bundle: &str, files: &[(&str, &[u8])]) -> PathBuf {
     c.arg("-czf").arg(&out).arg("-C").arg(parent).arg(bundle);
     run(c, None, Duration::from_secs(60)).ok();
     out
+}
+
+/// gzip of `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip into memory");
+    e.finish().expect("gzip into memory")
+}
+
+/// The tar (not gzipped) of regular files (path → content), built with the `tar` crate.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *data).expect("tar into memory");
+    }
+    b.into_inner().expect("tar into memory")
 }
 
 #[cfg(test)]
