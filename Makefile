@@ -1,7 +1,9 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` runs every test.
-.PHONY: run test test-plugins size-budget bench
+.PHONY: run test test-plugins size-budget bench fuzz
 
 CARGO ?= cargo
+# bash: the fuzz loop reads PIPESTATUS.
+SHELL := /bin/bash
 
 # The API on 127.0.0.1:1664 with ./mig-api.db (created on first start).
 run:
@@ -16,6 +18,23 @@ test: test-plugins
 
 test-plugins:
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
+
+# Every fuzz target of tests/fuzz for FUZZ_SECONDS each, from seeds the product's own code writes
+# (needs the nightly of tests/fuzz/rust-toolchain.toml and `cargo install cargo-fuzz`). A crash
+# fails the run and leaves its input in tests/fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 30
+FUZZ_DIR     := $(abspath $(or $(CARGO_TARGET_DIR),target))/fuzz
+FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http
+fuzz:
+	cd tests/fuzz && CARGO_TARGET_DIR=$(FUZZ_DIR) cargo fuzz build --fuzz-dir .
+	$(FUZZ_DIR)/x86_64-unknown-linux-gnu/release/seeds
+	cd tests/fuzz && for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $$t: $(FUZZ_SECONDS) s"; \
+	  CARGO_TARGET_DIR=$(FUZZ_DIR) cargo fuzz run --fuzz-dir . $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
+	    | grep -E '^(stat::number_of_executed_units|Done|SUMMARY|==[0-9]+== ERROR)|panicked|Test unit written'; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
