@@ -116,8 +116,8 @@ impl Api {
         let http = HttpConfig {
             ca_pem,
             allow_plain_http: plain,
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(cfg.timeout_secs.min(10)),
+            request_timeout: Duration::from_secs(cfg.timeout_secs),
             proxy: None,
             user_agent: concat!("mig-console/", env!("CARGO_PKG_VERSION")).to_string(),
         };
@@ -255,6 +255,7 @@ mod tests {
             cacert: None,
             apikey: None,
             identity: None,
+            timeout_secs: crate::config::DEFAULT_TIMEOUT_SECS,
         };
         let mut warn = Vec::new();
         let e = Api::new(

@@ -8,13 +8,21 @@ use std::path::{Path, PathBuf};
 /// The largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
+/// `[api] timeout` when the file sets none: a request, its whole body included, may take this long.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The range `[api] timeout` accepts.
+const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
+
 /// Environment variable that supplies an API key (overrides `[api] apikey`).
 pub const ENV_APIKEY: &str = "MIG_APIKEY";
 
 /// Keys each known section accepts; a misspelled key is an error, not a silent default.
 /// Other sections (MIG's `[targets]`, `[browser]`) are ignored so an old `.migrc` still loads.
 const KNOWN: &[(&str, &[&str])] = &[
-    ("api", &["url", "cacert", "apikey", "skipverifycert"]),
+    (
+        "api",
+        &["url", "cacert", "apikey", "skipverifycert", "timeout"],
+    ),
     ("gpg", &["keyid", "home", "program"]),
     ("signing", &["keyfile"]),
 ];
@@ -47,6 +55,8 @@ pub struct Config {
     pub apikey: Option<String>,
     /// The signing identity, if any.
     pub identity: Option<Identity>,
+    /// `[api] timeout`: the most one request may take, its whole answer included, in seconds.
+    pub timeout_secs: u64,
 }
 
 /// `~/.migrc`.
@@ -160,12 +170,27 @@ impl Config {
                 return Err(bad(format!("[gpg] keyid {keyid:?} is not a key id")));
             }
         }
+        let timeout_secs = match ini.get("api", "timeout") {
+            None => DEFAULT_TIMEOUT_SECS,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| TIMEOUT_SECS.contains(n))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "[api] timeout {v:?} is not a number of seconds from {} to {}",
+                        TIMEOUT_SECS.start(),
+                        TIMEOUT_SECS.end()
+                    ))
+                })?,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             api_url,
             cacert: ini.get("api", "cacert").map(expand_home),
             apikey,
             identity,
+            timeout_secs,
         })
     }
 }
@@ -194,6 +219,9 @@ mod tests {
             })
         );
         assert_eq!(c.apikey, None);
+        assert_eq!(c.timeout_secs, DEFAULT_TIMEOUT_SECS);
+        let c = load("[api]\nurl = https://x/\ntimeout = 20\n").unwrap();
+        assert_eq!(c.timeout_secs, 20);
     }
 
     #[test]
@@ -233,6 +261,14 @@ mod tests {
             (
                 "[api]\nurl = https://x/\nskipverifycert = on\n",
                 "pin the API's CA",
+            ),
+            (
+                "[api]\nurl = https://x/\ntimeout = 0\n",
+                "[api] timeout \"0\" is not a number of seconds from 1 to 3600",
+            ),
+            (
+                "[api]\nurl = https://x/\ntimeout = 5m\n",
+                "[api] timeout \"5m\"",
             ),
         ] {
             let e = load(text).unwrap_err().to_string();
