@@ -32,6 +32,9 @@ pub struct ApiOptions {
     pub extra_server: String,
     /// More configuration text appended as is (whole sections).
     pub extra: String,
+    /// Where `mig-api.db` and its blob store live, when not in the server's directory (a small
+    /// filesystem of the test's).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -44,18 +47,25 @@ impl Default for ApiOptions {
             limits: Vec::new(),
             extra_server: String::new(),
             extra: String::new(),
+            data_dir: None,
         }
     }
 }
 
 impl ApiOptions {
+    /// The SQLite file of a server whose own files live in `dir`.
+    pub fn db_path(&self, dir: &Path) -> PathBuf {
+        self.data_dir.as_deref().unwrap_or(dir).join("mig-api.db")
+    }
+
     /// The `api.cfg` text for a server whose files live in `dir`.
     pub fn config_text(&self, dir: &Path) -> String {
+        let db = self.db_path(dir);
         let mut cfg = format!(
             "[server]\nlisten = 127.0.0.1:0\nbaseroute = {BASEROUTE}\n{}\n\n[database]\npath = {}\n\n\
              [manifest]\nrequiredsignatures = {}\n",
             self.extra_server,
-            dir.join("mig-api.db").display(),
+            db.display(),
             self.required_signatures
         );
         if let Some(d) = self.valid_days {
@@ -88,6 +98,7 @@ pub struct ApiServer {
     pub addr: SocketAddr,
     /// `http(s)://127.0.0.1:PORT/api/v2/`, as it announced it.
     pub base_url: String,
+    db: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
 }
@@ -105,22 +116,32 @@ impl ApiServer {
         let dir = tempfile::tempdir().expect("a temporary directory for mig-api");
         let config = dir.path().join("api.cfg");
         std::fs::write(&config, opts.config_text(dir.path())).expect("write api.cfg");
-        Self::start_with_config(binary, dir, config)
+        let db = opts.db_path(dir.path());
+        let mut server = Self::unstarted(binary, dir, config);
+        server.db = db;
+        server.launch();
+        server
     }
 
     /// Starts `binary` with a configuration file the test wrote itself, inside `dir`.
     #[track_caller]
     pub fn start_with_config(binary: &Path, dir: tempfile::TempDir, config: PathBuf) -> ApiServer {
-        let mut server = ApiServer {
+        let mut server = Self::unstarted(binary, dir, config);
+        server.launch();
+        server
+    }
+
+    fn unstarted(binary: &Path, dir: tempfile::TempDir, config: PathBuf) -> ApiServer {
+        let db = dir.path().join("mig-api.db");
+        ApiServer {
             dir,
             config,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_url: String::new(),
+            db,
             binary: binary.to_path_buf(),
             child: None,
-        };
-        server.launch();
-        server
+        }
     }
 
     /// The server's process id, while it runs.
@@ -135,7 +156,7 @@ impl ApiServer {
 
     /// The SQLite file.
     pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("mig-api.db")
+        self.db.clone()
     }
 
     /// Everything the server printed (stdout and stderr).

@@ -3,6 +3,9 @@
 //! - [`api::ApiServer`]: the real `mig-api` on port 0 with a temporary SQLite file; the address is
 //!   the one it announces, so no port is raced for; stopped on drop.
 //! - [`gnupg::GnupgHome`]: a temporary `GNUPGHOME` whose gpg-agent is stopped on drop.
+//! - [`fault::FaultProxy`]: a loopback proxy that spoils chosen answers (stall, drop, reset,
+//!   drip, flipped bit, lying lengths, gzip bomb, huge headers, redirect, cut upload).
+//! - [`tmpfs::Tmpfs`]: a small tmpfs mounted for a test (root only), unmounted on drop.
 //! - [`agent::agent_script`]: the stand-in `mig-agent` that records its calls.
 //! - [`process::run`]: a child process with stdin, captured output and a deadline.
 //! - [`dev_key`], [`fingerprint`], [`sha256_hex`], [`archive::tar_gz`]: keys, digests, archives.
@@ -12,9 +15,11 @@
 pub mod agent;
 pub mod api;
 pub mod archive;
+pub mod fault;
 pub mod gnupg;
 pub mod nginx;
 pub mod process;
+pub mod tmpfs;
 
 pub use api::{ApiOptions, ApiServer, BASEROUTE};
 pub use archive::tar_gz;
