@@ -42,12 +42,12 @@ pub enum Error {
     RangeNotSatisfiable { size: u64, message: String },
     /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
     Unavailable(String),
-    /// 500: SQLite failed; `what` names the operation.
+    /// 500: SQLite failed; `what` names the operation (507 when the disk is full).
     Database {
         what: String,
         source: rusqlite::Error,
     },
-    /// 500: a file operation failed on `path`.
+    /// 500: a file operation failed on `path` (507 when the disk is full).
     Io {
         op: &'static str,
         path: String,
@@ -106,6 +106,9 @@ impl Error {
     }
 
     pub fn status(&self) -> Status {
+        if self.is_storage_full() {
+            return Status::InsufficientStorage;
+        }
         match self {
             Error::Invalid { .. } => Status::BadRequest,
             Error::Unauthorized { .. } => Status::Unauthorized,
@@ -122,8 +125,29 @@ impl Error {
         }
     }
 
+    /// Whether the disk under the database or the blob store ran out of space (or quota). Such a
+    /// failure is the operator's to fix, not a bug, and the client may retry: 507, whichever
+    /// operation hit it. SQLite rolls the transaction back, and a blob is renamed into place only
+    /// after it is whole, so nothing stored before is touched.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            Error::Database {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => e.code == rusqlite::ErrorCode::DiskFull,
+            _ => false,
+        }
+    }
+
     /// The label of `mig_api_failures_total{reason}`.
     pub fn reason(&self) -> &'static str {
+        if self.is_storage_full() {
+            return "storage_full";
+        }
         match self {
             Error::Invalid { reason, .. }
             | Error::Unauthorized { reason, .. }
@@ -144,6 +168,11 @@ impl Error {
     /// What the client is told. Internal failures are not described to the network; the log
     /// line of the request carries the detail.
     pub fn public_message(&self) -> String {
+        if self.is_storage_full() {
+            return "mig-api's storage is full: nothing of this request was stored; \
+                    retry once space is freed"
+                .to_string();
+        }
         match self {
             Error::Unauthorized { public, .. } => public.clone(),
             Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
@@ -201,5 +230,36 @@ impl<'r> Responder<'r, 'static> for Error {
             res.raw_header("Content-Range", format!("bytes */{size}"));
         }
         Ok(res.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_whether_sqlite_or_a_file_write_hit_it() {
+        let enospc = Error::io("writing", "/data/blobs/x")(std::io::Error::from_raw_os_error(28));
+        let edquot = Error::io("writing", "/data/blobs/x")(std::io::Error::from_raw_os_error(122));
+        let sqlite_full = Error::db("inserting a manifest")(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        for e in [enospc, edquot, sqlite_full] {
+            assert_eq!(e.status(), Status::InsufficientStorage, "{e}");
+            assert_eq!(e.reason(), "storage_full");
+            assert!(e.public_message().contains("storage is full"), "{e}");
+            assert!(
+                !e.public_message().contains("/data"),
+                "no path reaches the client"
+            );
+        }
+        let other = Error::io("writing", "/data/x")(std::io::Error::from_raw_os_error(5));
+        assert_eq!(other.status(), Status::InternalServerError);
+        let busy = Error::db("x")(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        ));
+        assert_eq!(busy.status(), Status::InternalServerError);
     }
 }
