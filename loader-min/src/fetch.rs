@@ -218,7 +218,14 @@ fn fetch_once(t: &Target<'_>, part: &mut Partial) -> std::result::Result<(), Bro
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
         if len > remaining {
-            return Err(longer(entry, url));
+            return Err(Broken::Fatal(Error::Mismatch {
+                what: format!("{} from {url}", entry.name),
+                reason: format!(
+                    "Content-Length {len} from byte {} is longer than its signed size of {} \
+                     bytes, aborted before reading it",
+                    part.written, entry.size
+                ),
+            }));
         }
     }
     // One byte more than allowed is read on purpose, to tell "too long" from "just right".

@@ -53,6 +53,14 @@ impl Admin {
         }
     }
 
+    /// Sets `[api] timeout` (seconds one request may take).
+    pub fn with_timeout(self, secs: u64) -> Admin {
+        let text = std::fs::read_to_string(&self.config).expect("read migrc");
+        let text = text.replacen("[api]\n", &format!("[api]\ntimeout = {secs}\n"), 1);
+        std::fs::write(&self.config, text).expect("write migrc");
+        self
+    }
+
     /// Uses another `mig-console` executable (a test's own `CARGO_BIN_EXE_mig-console`).
     pub fn with_program(mut self, program: &Path) -> Admin {
         self.program = program.to_path_buf();

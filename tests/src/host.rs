@@ -3,6 +3,7 @@
 
 use crate::Output;
 use mig_test_support::agent;
+use mig_test_support::tmpfs::Tmpfs;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub use mig_test_support::sha256_hex;
 
 /// A loader's machine, all under one temporary directory.
 pub struct Host {
+    /// The root's own small filesystem, when it has one; unmounted before `dir` is removed.
+    disk: Option<Tmpfs>,
     dir: tempfile::TempDir,
     /// The `--root` the loader installs into.
     pub root: PathBuf,
@@ -25,9 +28,15 @@ pub struct Host {
 impl Host {
     /// A root with /sbin, /etc/mig, the key file and `/etc/mig/mig-loader.cfg` naming `api_url`.
     pub fn new(api_url: &str, loader_key: &str) -> Host {
+        Self::with_disk(api_url, loader_key, None)
+    }
+
+    /// [`Host::new`], with the root on a tmpfs of `disk` bytes when given (root only).
+    pub fn with_disk(api_url: &str, loader_key: &str, disk: Option<u64>) -> Host {
         let dir = tempfile::tempdir().expect("a temporary root");
         let root = dir.path().join("root");
         let agent_dir = dir.path().join("agent");
+        let disk = disk.map(|bytes| Tmpfs::mount(&root, bytes));
         for d in [root.join("sbin"), root.join("etc/mig"), agent_dir.clone()] {
             std::fs::create_dir_all(d).expect("create the root's directories");
         }
@@ -36,16 +45,28 @@ impl Host {
             format!("{loader_key}\n"),
         )
         .expect("key file");
-        std::fs::write(
-            root.join("etc/mig/mig-loader.cfg"),
-            format!("[loader]\napi = \"{api_url}\"\n"),
-        )
-        .expect("run-time configuration");
-        Host {
+        let host = Host {
+            disk,
             dir,
             root,
             agent_dir,
-        }
+        };
+        host.point_at(api_url);
+        host
+    }
+
+    /// Points the loader's run-time configuration at another API URL (a fault proxy's).
+    pub fn point_at(&self, api_url: &str) {
+        std::fs::write(
+            self.root.join("etc/mig/mig-loader.cfg"),
+            format!("[loader]\napi = \"{api_url}\"\n"),
+        )
+        .expect("run-time configuration");
+    }
+
+    /// The root's own filesystem, for a host made [`Host::with_disk`].
+    pub fn disk(&self) -> Option<&Tmpfs> {
+        self.disk.as_ref()
     }
 
     /// The body of a stand-in `mig-agent` recording into this host ([`agent_script`]).

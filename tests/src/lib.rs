@@ -8,5 +8,6 @@ pub mod admin;
 pub mod deployment;
 pub mod host;
 pub mod measure;
+pub mod world;
 
 pub use mig_test_support::*;
