@@ -128,20 +128,8 @@ pub fn check_target(app: &App, what: &str, expr: &str) -> Result<()> {
 }
 
 fn check_platform(p: &Platform) -> Result<()> {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 32
-            && s.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-    };
-    if ok(&p.os) && ok(&p.arch) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "bad_manifest",
-            format!("platform {p} must be Go's GOOS/GOARCH spelling, e.g. linux/amd64"),
-        ))
-    }
+    p.check_spelling()
+        .map_err(|e| Error::invalid("bad_manifest", e.to_string()))
 }
 
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use mig_protocol::statement::Statement;
 use serde_json::json;
 
 #[test]
@@ -180,6 +181,50 @@ fn a_manifest_for_another_platform_is_not_selected() {
         Some(manifest_request("h", &[])),
     )
     .expect(404);
+}
+
+#[test]
+fn each_architecture_gets_its_own_manifest_in_go_spelling() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let mut names = std::collections::BTreeMap::new();
+    for arch in ["amd64", "arm64", "arm"] {
+        let (archive, _) = standard_archive(arch);
+        let id = srv
+            .post(
+                &a1,
+                "manifests",
+                json!({"name": format!("for {arch}"), "target": "true",
+                       "platform": {"os": "linux", "arch": arch}, "archive": b64(&archive)}),
+            )
+            .expect(201)
+            .json()["id"]
+            .as_u64()
+            .unwrap();
+        srv.sign_manifest(&a1, id).expect(200);
+        srv.sign_manifest(&a2, id).expect(200);
+        names.insert(arch, format!("for {arch}"));
+    }
+    for arch in ["amd64", "arm64", "arm", "386"] {
+        let (_, key) = srv.enabled_loader(&a1, &format!("l-{arch}"), None);
+        let mut req = manifest_request("h", &[]);
+        req["agent"]["environment"]["arch"] = json!(arch);
+        let r = srv.loader(&key, "POST", "loader/manifest", Some(req));
+        match names.get(arch) {
+            Some(name) => {
+                let st = r.expect(200).json()["statement"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let st = Statement::parse(st.as_bytes()).unwrap();
+                assert_eq!(&st.name, name);
+                assert_eq!(st.platform.arch, arch);
+            }
+            None => {
+                r.expect(404);
+            }
+        }
+    }
 }
 
 #[test]

@@ -374,6 +374,11 @@ fn manifest_creation_validates_name_target_platform_and_validity() {
             json!({"os": "Linux!", "arch": "amd64"}),
             "platform",
         ),
+        (
+            "platform",
+            json!({"os": "linux", "arch": "aarch64"}),
+            "write \"arm64\"",
+        ),
         ("valid_days", json!(0), "valid_days"),
         ("archive", json!("%%% not base64"), "base64"),
     ];

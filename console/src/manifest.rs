@@ -72,6 +72,8 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
         os: a.os.unwrap_or(host.os),
         arch: a.arch.unwrap_or(host.arch),
     };
+    // Refused here too, before a large archive is read and uploaded.
+    platform.check_spelling()?;
     // The archive is checked here so a wrong file is refused before it is uploaded.
     let bytes = archive::read_capped(&content)?;
     let entries = archive::entries(&bytes[..], &content.display().to_string())?;

@@ -177,6 +177,39 @@ fn a_wrong_archive_is_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn a_platform_not_in_go_spelling_is_refused_with_the_go_word() {
+    let a = offline_admin();
+    let dir = tempfile::tempdir().unwrap();
+    let good = e2e::tar_gz(dir.path(), "bundle", &[("mig-agent", b"a")]);
+    for (flag, word, go) in [
+        ("--arch", "aarch64", "arm64"),
+        ("--arch", "x86_64", "amd64"),
+        ("--arch", "armhf", "arm"),
+        ("--os", "macos", "darwin"),
+    ] {
+        let o = a.run(&[
+            "create",
+            "manifest",
+            "--name",
+            "abc",
+            "--target",
+            "true",
+            "--content",
+            good.to_str().unwrap(),
+            flag,
+            word,
+        ]);
+        o.failed();
+        assert!(
+            o.stderr
+                .contains(&format!("{word:?} is not Go's spelling: write {go:?}")),
+            "{word}: {o}"
+        );
+        assert!(!o.stderr.contains("127.0.0.1"), "nothing was sent: {o}");
+    }
+}
+
+#[test]
 fn an_unreachable_api_fails_with_the_url() {
     let a = offline_admin();
     let o = a.run(&["search", "loader", "where", "loadername=%corb%"]);

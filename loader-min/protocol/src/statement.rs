@@ -48,6 +48,52 @@ impl Platform {
     }
 }
 
+/// Spellings administrators type from other systems (Rust, Debian, uname), with Go's word for
+/// each: a manifest for `aarch64` would match no loader, so it is refused with the right name.
+const NOT_GO: &[(&str, &str)] = &[
+    ("x86_64", "amd64"),
+    ("x86-64", "amd64"),
+    ("x64", "amd64"),
+    ("aarch64", "arm64"),
+    ("armv8", "arm64"),
+    ("armhf", "arm"),
+    ("armel", "arm"),
+    ("armv7", "arm"),
+    ("armv7l", "arm"),
+    ("i386", "386"),
+    ("i686", "386"),
+    ("x86", "386"),
+    ("macos", "darwin"),
+    ("osx", "darwin"),
+];
+
+impl Platform {
+    /// Checks that both words are in Go's GOOS/GOARCH spelling (lower-case letters, digits and
+    /// `_`, at most 32 bytes, none of the other systems' words of [`NOT_GO`]).
+    pub fn check_spelling(&self) -> Result<(), Error> {
+        for (what, word) in [("os", &self.os), ("arch", &self.arch)] {
+            if let Some((_, go)) = NOT_GO.iter().find(|(other, _)| other == word) {
+                return Err(Error::Value(format!(
+                    "platform {what} {word:?} is not Go's spelling: write {go:?} (platforms are \
+                     Go's GOOS/GOARCH, as loaders report them: linux/amd64, linux/arm64, linux/arm)"
+                )));
+            }
+            let ok = !word.is_empty()
+                && word.len() <= 32
+                && word
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+            if !ok {
+                return Err(Error::Value(format!(
+                    "platform {what} {word:?} is not Go's GOOS/GOARCH spelling, e.g. linux/amd64 \
+                     or linux/arm64"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)
@@ -186,6 +232,42 @@ impl Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_must_be_spelt_as_go_does() {
+        let p = |os: &str, arch: &str| Platform {
+            os: os.into(),
+            arch: arch.into(),
+        };
+        for ok in [
+            p("linux", "amd64"),
+            p("linux", "arm64"),
+            p("linux", "arm"),
+            p("darwin", "arm64"),
+        ] {
+            assert!(ok.check_spelling().is_ok(), "{ok}");
+        }
+        let e = p("linux", "aarch64")
+            .check_spelling()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("write \"arm64\""), "{e}");
+        let e = p("linux", "armhf")
+            .check_spelling()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("write \"arm\""), "{e}");
+        let e = p("macos", "amd64")
+            .check_spelling()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("os \"macos\""), "{e}");
+        for bad in [p("Linux", "amd64"), p("linux", ""), p("linux", "arm/64")] {
+            assert!(bad.check_spelling().is_err(), "{bad}");
+        }
+        // The host's own platform is always acceptable.
+        Platform::host().check_spelling().unwrap();
+    }
 
     fn sample(serial: u64) -> Statement {
         Statement {
