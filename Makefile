@@ -10,10 +10,13 @@ run:
 	$(CARGO) run --release -p api --bin mig-api
 
 # Every test: unit, integration, GnuPG interop, console against a real API, end to end, the
-# plugins' own tests, and the loader's size and memory budget.
+# plugins' own tests, the loader's suite again with the arm64 build under qemu-aarch64-static,
+# and the loader's size and memory budget.
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
+	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
+	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
 	$(CARGO) run -p size-budget
 
 test-plugins:
@@ -38,11 +41,19 @@ fuzz:
 
 
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
-#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml   → bin/linux/amd64/mig-loader
-#   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml   → dist/mig-loader_<version>_amd64.deb
+#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → bin/linux/<ARCH>/mig-loader
+#   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
+# ARCH is Go's GOARCH, as MIG names platforms: amd64 (default) or arm64. The same table, with the
+# Debian names and the qemu-user runners of the tests, is tests/support/src/targets.rs.
 .PHONY: mig-loader deb-loader
 
-LOADER_TRIPLE  := x86_64-unknown-linux-musl
+ARCH           ?= amd64
+LOADER_TRIPLE_amd64 := x86_64-unknown-linux-musl
+LOADER_TRIPLE_arm64 := aarch64-unknown-linux-musl
+DEB_ARCH_amd64 := amd64
+DEB_ARCH_arm64 := arm64
+LOADER_TRIPLE  := $(LOADER_TRIPLE_$(ARCH))
+DEB_ARCH       := $(DEB_ARCH_$(ARCH))
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
@@ -50,13 +61,14 @@ DEB_ROOT       := $(LOADER_TARGET)/deb-loader
 mig-loader:
 	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
 	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
-	mkdir -p bin/linux/amd64
+	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "ARCH=$(ARCH) is not a mig-loader target: amd64 or arm64 (Go's GOARCH)"; exit 1; fi
+	mkdir -p bin/linux/$(ARCH)
 	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) build -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
-	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/linux/amd64/mig-loader
+	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/linux/$(ARCH)/mig-loader
 
 deb-loader: mig-loader
 	rm -rf $(DEB_ROOT)
-	install -D -m 0755 bin/linux/amd64/mig-loader $(DEB_ROOT)/sbin/mig-loader
+	install -D -m 0755 bin/linux/$(ARCH)/mig-loader $(DEB_ROOT)/sbin/mig-loader
 	install -d -m 0755 $(DEB_ROOT)/etc/mig
 	install -d -m 0700 $(DEB_ROOT)/var/lib/mig
 	install -D -m 0644 conf/mig-loader.service $(DEB_ROOT)/lib/systemd/system/mig-loader.service
@@ -65,8 +77,8 @@ deb-loader: mig-loader
 	install -D -m 0644 loader-min/README.md $(DEB_ROOT)/usr/share/doc/mig-loader/README.md
 	install -D -m 0644 conf/mig-loader.cron $(DEB_ROOT)/usr/share/doc/mig-loader/examples/mig-loader.cron
 	install -d -m 0755 $(DEB_ROOT)/DEBIAN
-	sed 's/@VERSION@/$(LOADER_VERSION)/' packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	sed -e 's/@VERSION@/$(LOADER_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
 	echo "Installed-Size: $$(du -sk $(DEB_ROOT) | cut -f1)" >> $(DEB_ROOT)/DEBIAN/control
 	install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm $(DEB_ROOT)/DEBIAN/
 	mkdir -p dist
-	dpkg-deb --root-owner-group --build $(DEB_ROOT) dist/mig-loader_$(LOADER_VERSION)_amd64.deb
+	dpkg-deb --root-owner-group --build $(DEB_ROOT) dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH).deb

@@ -298,6 +298,25 @@ fn wrong_platform_is_refused() {
     assert_eq!(f.read("mig-agent"), None);
     assert_eq!(f.reports()[0]["result"], "rejected");
     assert!(f.file_requests().is_empty());
+
+    // Another architecture's manifest, signed and otherwise right, is refused too.
+    let f = Fixture::new();
+    let g = f.generation(1);
+    let mut st = g.statement();
+    let mine = st.platform.arch.clone();
+    st.platform.arch = ["amd64", "arm64"]
+        .into_iter()
+        .find(|a| *a != mine)
+        .unwrap()
+        .into();
+    f.publish_signed(&g, &st, &[1, 2]);
+    let run = f.run(&[]);
+    run.assert_failed_with(&format!(
+        "statement is for platform linux/{}, this host is linux/{mine}",
+        st.platform.arch
+    ));
+    assert_eq!(f.read("mig-agent"), None);
+    assert!(f.file_requests().is_empty());
 }
 
 #[test]
@@ -496,7 +515,7 @@ fn loader_replaces_itself() {
     let f = Fixture::new();
     // The loader runs from the place it manages; the new "version" is the same program with
     // bytes appended (an ELF file still runs with trailing data).
-    let me = std::fs::read(common::LOADER).unwrap();
+    let me = std::fs::read(&common::loader().path).unwrap();
     std::fs::write(f.path("mig-loader"), &me).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
@@ -508,7 +527,8 @@ fn loader_replaces_itself() {
     let mut g = f.generation(1);
     g.files.insert("mig-loader", next.clone());
     f.publish(&g);
-    let out = std::process::Command::new(f.path("mig-loader"))
+    let out = common::loader()
+        .command(&f.path("mig-loader"))
         .arg("--root")
         .arg(&f.root)
         .env("NO_PROXY", "127.0.0.1")
@@ -523,7 +543,8 @@ fn loader_replaces_itself() {
     f.assert_no_leftovers();
     // The new binary runs and finds nothing to do.
     f.server.clear_requests();
-    let out = std::process::Command::new(f.path("mig-loader"))
+    let out = common::loader()
+        .command(&f.path("mig-loader"))
         .arg("--root")
         .arg(&f.root)
         .env("NO_PROXY", "127.0.0.1")

@@ -17,9 +17,20 @@ pub struct Built {
     pub stripped: PathBuf,
 }
 
-/// Builds mig-loader for x86_64-unknown-linux-musl on its own, so that no other member unifies
-/// features into it, with the development configuration unless `LOADERCONF` is set.
+/// The host's target: the build the memory budget and the benchmarks run.
+pub const HOST_TRIPLE: &str = "x86_64-unknown-linux-musl";
+/// Every target whose size is budgeted (the Makefile's `ARCH` table).
+pub const TRIPLES: &[&str] = &[HOST_TRIPLE, "aarch64-unknown-linux-musl"];
+
+/// [`loader_for`] the host's target.
 pub fn loader() -> Result<Built, String> {
+    loader_for(HOST_TRIPLE)
+}
+
+/// Builds mig-loader for `triple` on its own, so that no other member unifies features into it,
+/// with the development configuration unless `LOADERCONF` is set. A foreign target is stripped
+/// by llvm-strip (binutils' strip reads only the host's), the host's by binutils.
+pub fn loader_for(triple: &str) -> Result<Built, String> {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = std::env::var("CARGO_TARGET_DIR")
@@ -38,22 +49,29 @@ pub fn loader() -> Result<Built, String> {
             "--profile",
             "loader",
         ])
-        .args(["--target", "x86_64-unknown-linux-musl"])
+        .args(["--target", triple])
         .status()
         .map_err(|e| format!("run {cargo}: {e}"))?;
     if !status.success() {
         return Err(format!("building mig-loader failed ({status})"));
     }
-    let unstripped = target_dir.join("x86_64-unknown-linux-musl/loader/mig-loader");
+    let unstripped = target_dir.join(triple).join("loader/mig-loader");
     let out_dir = target_dir.join("size-budget");
-    let stripped = out_dir.join("mig-loader.stripped");
+    let (stripped, strip) = if triple == HOST_TRIPLE {
+        (out_dir.join("mig-loader.stripped"), "strip")
+    } else {
+        (
+            out_dir.join(format!("mig-loader-{triple}.stripped")),
+            "llvm-strip",
+        )
+    };
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("mkdir {}: {e}", out_dir.display()))?;
-    let st = Command::new("strip")
+    let st = Command::new(strip)
         .arg("-o")
         .arg(&stripped)
         .arg(&unstripped)
         .status()
-        .map_err(|e| format!("run strip (binutils): {e}"))?;
+        .map_err(|e| format!("run {strip}: {e}"))?;
     if !st.success() {
         return Err(format!("strip {} failed", unstripped.display()));
     }

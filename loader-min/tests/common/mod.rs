@@ -9,6 +9,7 @@ pub mod server;
 use mig_protocol::signature::{parse_secret_key, sign_detached};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
+pub use mig_test_support::targets::LoaderUnderTest;
 use server::{ManifestMode, Server};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +18,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 pub const LOADER_KEY: &str = "AbCdEfGh0123456789abcdefghijklmnopqrstuv";
-pub const LOADER: &str = env!("CARGO_BIN_EXE_mig-loader");
+
+/// The mig-loader under test: this host's build, or with `MIG_TEST_LOADER_TARGET` another
+/// target's, run under qemu-user (mig-test-support's `targets`).
+pub fn loader() -> &'static LoaderUnderTest {
+    static UNDER_TEST: OnceLock<LoaderUnderTest> = OnceLock::new();
+    UNDER_TEST.get_or_init(|| LoaderUnderTest::choose(Path::new(env!("CARGO_BIN_EXE_mig-loader"))))
+}
+
+/// The platform the loader under test reports, in Go's spelling.
+pub fn loader_platform() -> Platform {
+    Platform {
+        os: Platform::host().os,
+        arch: loader().go_arch.clone(),
+    }
+}
 
 pub use mig_test_support::sha256_hex;
 
@@ -64,7 +79,7 @@ impl Generation {
             format: FORMAT,
             serial: Serial::new(self.serial),
             name: format!("generation {}", self.serial),
-            platform: Platform::host(),
+            platform: loader_platform(),
             issued: Timestamp(now - 60),
             expires: Timestamp(now + 86_400),
             entries: self.entries(),
@@ -201,7 +216,8 @@ impl Fixture {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(LOADER);
+        let l = loader();
+        let mut c = l.command(&l.path);
         c.args(args).arg("--root").arg(&self.root);
         for v in [
             "HTTP_PROXY",

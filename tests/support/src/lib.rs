@@ -5,6 +5,8 @@
 //! - [`gnupg::GnupgHome`]: a temporary `GNUPGHOME` whose gpg-agent is stopped on drop.
 //! - [`fault::FaultProxy`]: a loopback proxy that spoils chosen answers (stall, drop, reset,
 //!   drip, flipped bit, lying lengths, gzip bomb, huge headers, redirect, cut upload).
+//! - [`targets`]: mig-loader's targets (triple, GOARCH, Debian name, qemu-user runner) and the
+//!   build a loader test runs (`MIG_TEST_LOADER_TARGET`).
 //! - [`tmpfs::Tmpfs`]: a small tmpfs mounted for a test (root only), unmounted on drop.
 //! - [`agent::agent_script`]: the stand-in `mig-agent` that records its calls.
 //! - [`process::run`]: a child process with stdin, captured output and a deadline.
@@ -19,6 +21,7 @@ pub mod fault;
 pub mod gnupg;
 pub mod nginx;
 pub mod process;
+pub mod targets;
 pub mod tmpfs;
 
 pub use api::{ApiOptions, ApiServer, BASEROUTE};
