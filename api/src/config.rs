@@ -162,16 +162,13 @@ impl Config {
                     cfg.limits.file_size = parse_number(key, value, 1, max).map_err(&at)?
                 }
                 ("limits", "bodydeadline") => {
-                    cfg.limits.body_deadline =
-                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
+                    cfg.limits.body_deadline = parse_deadline(key, value).map_err(&at)?
                 }
                 ("limits", "headdeadline") => {
-                    cfg.limits.head_deadline =
-                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
+                    cfg.limits.head_deadline = parse_deadline(key, value).map_err(&at)?
                 }
                 ("limits", "idledeadline") => {
-                    cfg.limits.idle_deadline =
-                        Duration::from_secs(parse_duration(key, value).map_err(&at)?)
+                    cfg.limits.idle_deadline = parse_deadline(key, value).map_err(&at)?
                 }
                 ("limits", "connections") => {
                     cfg.limits.connections =
@@ -260,6 +257,11 @@ fn parse_bool(key: &str, v: &str) -> std::result::Result<bool, String> {
         "off" | "false" | "no" | "0" => Ok(false),
         _ => Err(format!("{key} = {v:?} is not on/off")),
     }
+}
+
+/// A deadline of `[limits]`: a [`parse_duration`] as a `Duration`.
+fn parse_deadline(key: &str, v: &str) -> std::result::Result<Duration, String> {
+    parse_duration(key, v).map(Duration::from_secs)
 }
 
 /// Go-style durations as MIG writes them: `10m`, `90s`, `1h30m`. Between 1 s and 24 h.

@@ -38,6 +38,8 @@ pub struct Upstream {
 /// One client connection's way to Rocket.
 pub struct Link {
     upstream: Arc<Upstream>,
+    /// The client's address as the value of [`PEER_HEADER`].
+    peer: Option<HeaderValue>,
     sender: Mutex<Option<(SendRequest<Incoming>, Arc<AtomicBool>)>>,
 }
 
@@ -110,23 +112,22 @@ impl AsyncWrite for UpstreamIo {
 }
 
 impl Link {
-    pub fn new(upstream: Arc<Upstream>) -> Link {
+    /// The link of one client connection from `peer`.
+    pub fn new(upstream: Arc<Upstream>, peer: IpAddr) -> Link {
         Link {
             upstream,
+            // An address always formats as a valid header value; it is made once per connection.
+            peer: HeaderValue::from_str(&peer.to_string()).ok(),
             sender: Mutex::new(None),
         }
     }
 
-    pub async fn forward(
-        &self,
-        peer: IpAddr,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<Body>, Infallible> {
+    pub async fn forward(&self, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let headers = req.headers_mut();
         headers.remove(PEER_HEADER);
         headers.remove(FRONT_HEADER);
-        if let Ok(v) = HeaderValue::from_str(&peer.to_string()) {
-            headers.insert(PEER_HEADER, v);
+        if let Some(v) = &self.peer {
+            headers.insert(PEER_HEADER, v.clone());
         }
         headers.insert(FRONT_HEADER, self.upstream.secret.clone());
         Ok(match self.send(req).await {

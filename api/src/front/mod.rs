@@ -184,11 +184,10 @@ impl Front {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let link = Arc::new(Link::new(Arc::clone(&self.upstream)));
-        let ip = peer.ip();
+        let link = Arc::new(Link::new(Arc::clone(&self.upstream), peer.ip()));
         let service = hyper::service::service_fn(move |req| {
             let link = Arc::clone(&link);
-            async move { link.forward(ip, req).await }
+            async move { link.forward(req).await }
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
