@@ -161,19 +161,8 @@ fn a_manifest_for_another_platform_is_not_selected() {
     let srv = Server::start();
     let (a1, a2) = two_admins(&srv);
     let (_, key) = srv.enabled_loader(&a1, "l", None);
-    let (archive, _) = standard_archive("win");
-    let id = srv
-        .post(
-            &a1,
-            "manifests",
-            json!({"name": "w", "target": "true", "platform": {"os": "windows", "arch": "amd64"}, "archive": b64(&archive)}),
-        )
-        .expect(201)
-        .json()["id"]
-        .as_u64()
-        .unwrap();
-    srv.sign_manifest(&a1, id).expect(200);
-    srv.sign_manifest(&a2, id).expect(200);
+    let windows = json!({"os": "windows", "arch": "amd64"});
+    active_manifest_for(&srv, &[&a1, &a2], "win", "true", windows);
     srv.loader(
         &key,
         "POST",
@@ -189,20 +178,8 @@ fn each_architecture_gets_its_own_manifest_in_go_spelling() {
     let (a1, a2) = two_admins(&srv);
     let mut names = std::collections::BTreeMap::new();
     for arch in ["amd64", "arm64", "arm"] {
-        let (archive, _) = standard_archive(arch);
-        let id = srv
-            .post(
-                &a1,
-                "manifests",
-                json!({"name": format!("for {arch}"), "target": "true",
-                       "platform": {"os": "linux", "arch": arch}, "archive": b64(&archive)}),
-            )
-            .expect(201)
-            .json()["id"]
-            .as_u64()
-            .unwrap();
-        srv.sign_manifest(&a1, id).expect(200);
-        srv.sign_manifest(&a2, id).expect(200);
+        let platform = json!({"os": "linux", "arch": arch});
+        active_manifest_for(&srv, &[&a1, &a2], &format!("for {arch}"), "true", platform);
         names.insert(arch, format!("for {arch}"));
     }
     for arch in ["amd64", "arm64", "arm", "386"] {

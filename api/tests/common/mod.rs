@@ -448,8 +448,21 @@ pub fn two_admins(srv: &Server) -> (Admin, Admin) {
 
 /// Uploads a standard archive and has `signers` sign it; returns the manifest id.
 pub fn active_manifest(srv: &Server, signers: &[&Admin], name: &str, target: &str) -> u64 {
+    active_manifest_for(srv, signers, name, target, host_platform())
+}
+
+/// [`active_manifest`] for `platform` (`{"os", "arch"}`).
+pub fn active_manifest_for(
+    srv: &Server,
+    signers: &[&Admin],
+    name: &str,
+    target: &str,
+    platform: Value,
+) -> u64 {
     let (archive, _) = standard_archive(name);
-    let id = srv.create_manifest(signers[0], name, target, &archive)["id"]
+    let body =
+        json!({"name": name, "target": target, "platform": platform, "archive": b64(&archive)});
+    let id = srv.post(signers[0], "manifests", body).expect(201).json()["id"]
         .as_u64()
         .unwrap();
     for s in signers {

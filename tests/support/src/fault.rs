@@ -187,6 +187,18 @@ struct Head {
 }
 
 impl Head {
+    /// The head's bytes up to (not including) the blank line.
+    fn parse(bytes: &[u8]) -> Head {
+        let text = String::from_utf8_lossy(bytes);
+        let mut lines = text.split("\r\n");
+        let start = lines.next().unwrap_or_default().to_string();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Head { start, headers }
+    }
+
     fn get(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -222,14 +234,7 @@ fn read_head(s: &mut TcpStream) -> std::io::Result<Option<(Head, Vec<u8>)>> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let text = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let mut lines = text.split("\r\n");
-            let start = lines.next().unwrap_or_default().to_string();
-            let headers = lines
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect();
-            return Ok(Some((Head { start, headers }, buf[end + 4..].to_vec())));
+            return Ok(Some((Head::parse(&buf[..end]), buf[end + 4..].to_vec())));
         }
         if buf.len() > MAX_HEAD {
             return Err(std::io::Error::other("head larger than the proxy reads"));
@@ -342,14 +347,7 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, shared: &Shared) -> std::i
     (&mut up).take(MAX_BODY as u64).read_to_end(&mut raw)?;
     let end = find(&raw, b"\r\n\r\n")
         .ok_or_else(|| std::io::Error::other("the API's answer has no complete head"))?;
-    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = text.split("\r\n");
-    let start = lines.next().unwrap_or_default().to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let answer = Head { start, headers };
+    let answer = Head::parse(&raw[..end]);
     let mut body = raw[end + 4..].to_vec();
     if answer
         .get("transfer-encoding")
