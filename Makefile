@@ -43,8 +43,8 @@ fuzz:
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
 #   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → bin/linux/<ARCH>/mig-loader
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
-# ARCH is Go's GOARCH, as MIG names platforms: amd64 (default) or arm64. The same table, with the
-# Debian names and the qemu-user runners of the tests, is tests/support/src/targets.rs.
+# ARCH is Go's GOARCH, as MIG names platforms: amd64 (default) or arm64. These rows are the table of
+# tests/support/src/targets.rs (its test the_makefile_arch_rows_are_this_table compares them).
 .PHONY: mig-loader deb-loader
 
 ARCH           ?= amd64

@@ -142,11 +142,12 @@ fn stage_inner(
     Ok(())
 }
 
-fn longer(entry: &Entry, url: &str) -> Broken {
+/// A body that would outgrow its signed size; `what` says which part of the answer showed it.
+fn longer(entry: &Entry, url: &str, what: std::fmt::Arguments<'_>) -> Broken {
     Broken::Fatal(Error::Mismatch {
         what: format!("{} from {url}", entry.name),
         reason: format!(
-            "body is longer than its signed size of {} bytes, aborted",
+            "{what} is longer than its signed size of {} bytes, aborted",
             entry.size
         ),
     })
@@ -218,14 +219,11 @@ fn fetch_once(t: &Target<'_>, part: &mut Partial) -> std::result::Result<(), Bro
         .and_then(|v| v.trim().parse::<u64>().ok())
     {
         if len > remaining {
-            return Err(Broken::Fatal(Error::Mismatch {
-                what: format!("{} from {url}", entry.name),
-                reason: format!(
-                    "Content-Length {len} from byte {} is longer than its signed size of {} \
-                     bytes, aborted before reading it",
-                    part.written, entry.size
-                ),
-            }));
+            return Err(longer(
+                entry,
+                url,
+                format_args!("Content-Length {len} from byte {}", part.written),
+            ));
         }
     }
     // One byte more than allowed is read on purpose, to tell "too long" from "just right".
@@ -246,7 +244,7 @@ fn fetch_once(t: &Target<'_>, part: &mut Partial) -> std::result::Result<(), Bro
             break;
         }
         if part.written + n as u64 > entry.size {
-            return Err(longer(entry, url));
+            return Err(longer(entry, url, format_args!("body")));
         }
         part.file
             .write_all(&buf[..n])

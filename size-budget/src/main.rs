@@ -1,4 +1,4 @@
-//! `cargo run -p size-budget`: builds mig-loader for each target of `musl::TRIPLES` with the
+//! `cargo run -p size-budget`: builds mig-loader for each target of `musl::triples()` with the
 //! `loader` profile, checks that each is static, measures its stripped size, prints it with the
 //! largest contributors, and fails when one is dynamic or above the budget. (The memory budget is checked
 //! by `tests/tests/budget.rs` against a real mig-api.)
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<bool, String> {
     let mut ok = true;
-    for triple in musl::TRIPLES {
+    for triple in musl::triples() {
         ok &= check(triple)?;
     }
     if ok {

@@ -2,15 +2,8 @@
 //! but unstripped so that size-budget can attribute symbols, then stripped with binutils to
 //! measure what ships.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// The workspace root (the parent of `size-budget/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
 
 pub struct Built {
     pub unstripped: PathBuf,
@@ -18,9 +11,12 @@ pub struct Built {
 }
 
 /// The host's target: the build the memory budget and the benchmarks run.
-pub const HOST_TRIPLE: &str = "x86_64-unknown-linux-musl";
-/// Every target whose size is budgeted (the Makefile's `ARCH` table).
-pub const TRIPLES: &[&str] = &[HOST_TRIPLE, "aarch64-unknown-linux-musl"];
+pub const HOST_TRIPLE: &str = mig_test_support::targets::HOST.triple;
+
+/// Every target whose size is budgeted: each of mig-test-support's table.
+pub fn triples() -> impl Iterator<Item = &'static str> {
+    mig_test_support::targets::TARGETS.iter().map(|t| t.triple)
+}
 
 /// [`loader_for`] the host's target.
 pub fn loader() -> Result<Built, String> {
@@ -31,7 +27,7 @@ pub fn loader() -> Result<Built, String> {
 /// with the development configuration unless `LOADERCONF` is set. A foreign target is stripped
 /// by llvm-strip (binutils' strip reads only the host's), the host's by binutils.
 pub fn loader_for(triple: &str) -> Result<Built, String> {
-    let root = workspace_root();
+    let root = mig_test_support::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -1,5 +1,6 @@
 //! The targets mig-loader is built for, and how a test runs a build of another architecture:
-//! under Debian's qemu-user (`qemu-user-static`). The Makefile's `ARCH` table says the same.
+//! under Debian's qemu-user (`qemu-user-static`). This is the one table of them: size-budget
+//! budgets each, and the Makefile's `ARCH` rows are checked against it by a test below.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,14 +22,17 @@ pub struct Target {
     pub qemu: Option<&'static str>,
 }
 
+/// The host's target: the build the memory budget, the benchmarks and the walk-through run.
+pub const HOST: Target = Target {
+    triple: "x86_64-unknown-linux-musl",
+    go_arch: "amd64",
+    deb_arch: "amd64",
+    qemu: None,
+};
+
 /// Every target mig-loader is built for.
 pub const TARGETS: &[Target] = &[
-    Target {
-        triple: "x86_64-unknown-linux-musl",
-        go_arch: "amd64",
-        deb_arch: "amd64",
-        qemu: None,
-    },
+    HOST,
     Target {
         triple: "aarch64-unknown-linux-musl",
         go_arch: "arm64",
@@ -114,10 +118,38 @@ mod tests {
             "arm64"
         );
         assert_eq!(target("armv7-unknown-linux-gnueabihf"), None);
-        let host = TARGETS
+        assert_eq!(HOST.qemu, None);
+        assert_eq!(HOST.go_arch, mig_protocol::statement::Platform::host().arch);
+        assert_eq!(TARGETS.iter().filter(|t| t.qemu.is_none()).count(), 1);
+    }
+
+    /// `make mig-loader ARCH=…` and `make deb-loader ARCH=…` read their own rows
+    /// (`LOADER_TRIPLE_<arch> := <triple>`, `DEB_ARCH_<arch> := <name>`): they must be this table.
+    #[test]
+    fn the_makefile_arch_rows_are_this_table() {
+        let path = crate::workspace_root().join("Makefile");
+        let makefile = std::fs::read_to_string(&path).expect("the workspace's Makefile");
+        let rows = |prefix: &str| -> Vec<(String, String)> {
+            let mut rows: Vec<(String, String)> = makefile
+                .lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .filter_map(|l| l.split_once(":="))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            rows.sort();
+            rows
+        };
+        let mut triples: Vec<(String, String)> = TARGETS
             .iter()
-            .find(|t| t.qemu.is_none())
-            .expect("the host's target");
-        assert_eq!(host.go_arch, mig_protocol::statement::Platform::host().arch);
+            .map(|t| (t.go_arch.to_string(), t.triple.to_string()))
+            .collect();
+        triples.sort();
+        let mut debs: Vec<(String, String)> = TARGETS
+            .iter()
+            .map(|t| (t.go_arch.to_string(), t.deb_arch.to_string()))
+            .collect();
+        debs.sort();
+        assert_eq!(rows("LOADER_TRIPLE_"), triples, "{}", path.display());
+        assert_eq!(rows("DEB_ARCH_"), debs, "{}", path.display());
     }
 }
