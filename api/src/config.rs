@@ -60,6 +60,8 @@ pub struct Config {
     /// Accepted clock distance of an `X-PGPAUTHORIZATION` timestamp, in seconds.
     pub token_duration: u64,
     pub limits: Limits,
+    /// How long and how much report history is kept (`[reports]`).
+    pub reports: crate::reports::Retention,
     /// The file this came from, if any (named in the start-up hints).
     pub source: Option<PathBuf>,
 }
@@ -86,6 +88,7 @@ impl Default for Config {
                 connections: 8192,
                 connections_per_peer: 256,
             },
+            reports: crate::reports::Retention::default(),
             source: None,
         }
     }
@@ -181,6 +184,13 @@ impl Config {
                 ("limits", "totalsize") => {
                     cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
                 }
+                ("reports", "keepdays") => {
+                    cfg.reports.keep_days = parse_number(key, value, 1, 3650).map_err(&at)?
+                }
+                ("reports", "maxrows") => {
+                    cfg.reports.max_rows =
+                        parse_number(key, value, 1000, 1_000_000_000).map_err(&at)?
+                }
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }
         }
@@ -231,6 +241,7 @@ const SECTIONS: Schema = &[
             "connectionsperpeer",
         ],
     ),
+    ("reports", &["keepdays", "maxrows"]),
 ];
 
 fn nonempty<'a>(key: &str, v: &'a str) -> std::result::Result<&'a str, String> {
@@ -380,6 +391,11 @@ mod tests {
             ),
             ("[manifest]\nrequiredsignatures = -1", "api.cfg:2"),
             ("[bogus]", "api.cfg:1: unknown section [bogus]"),
+            (
+                "[reports]\nkeepdays = 0",
+                "api.cfg:2: keepdays = 0 is outside 1..=3650",
+            ),
+            ("[reports]\nmaxrows = 10", "api.cfg:2: maxrows = 10"),
             (
                 "[server]\ncolour = red",
                 "api.cfg:2: unknown key \"colour\"",

@@ -97,6 +97,23 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL
     );
     "#,
+    // 2: every report, kept for [reports] keepdays (reports.rs); loader_reports stays the latest.
+    r#"
+    CREATE TABLE report_history (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        loader_id INTEGER NOT NULL REFERENCES loaders (id),
+        serial    INTEGER NOT NULL,
+        result    TEXT NOT NULL,
+        message   TEXT NOT NULL,
+        time      INTEGER NOT NULL
+    );
+    CREATE INDEX report_history_loader ON report_history (loader_id, id);
+    CREATE INDEX report_history_time ON report_history (time);
+    INSERT INTO report_history (loader_id, serial, result, message, time)
+        SELECT loader_id, serial, result, message, time FROM loader_reports ORDER BY time;
+    CREATE INDEX loader_reports_serial ON loader_reports (serial, result);
+    CREATE INDEX loaders_given ON loaders (given_manifest);
+    "#,
 ];
 
 /// The database: its path and a pool of open connections.

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod manifests;
 pub mod metrics;
 pub mod plugins;
+pub mod reports;
 pub mod routes;
 pub mod server;
 pub mod targeting;

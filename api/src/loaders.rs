@@ -10,7 +10,7 @@ use crate::manifests;
 use crate::targeting::LoaderFacts;
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
 use mig_protocol::dictionary::DictName;
-use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report};
+use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report, ReportResult};
 use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -333,6 +333,9 @@ pub struct Search {
     pub id: Option<u64>,
     pub name: Option<String>,
     pub agentname: Option<String>,
+    /// The serial and the result of the latest report.
+    pub serial: Option<u64>,
+    pub result: Option<ReportResult>,
     pub limit: u64,
 }
 
@@ -342,6 +345,8 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
             "{SELECT_RECORD} WHERE (?1 IS NULL OR l.id = ?1)
                AND (?2 IS NULL OR l.name LIKE ?2 ESCAPE '\\')
                AND (?3 IS NULL OR l.agentname LIKE ?3 ESCAPE '\\')
+               AND (?5 IS NULL OR r.serial = ?5)
+               AND (?6 IS NULL OR r.result = ?6)
              ORDER BY l.id DESC LIMIT ?4"
         ))
         .map_err(Error::db("searching loaders"))?;
@@ -350,7 +355,9 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
             s.id.map(|i| i as i64),
             s.name.as_deref().map(like_pattern),
             s.agentname.as_deref().map(like_pattern),
-            s.limit as i64
+            s.limit as i64,
+            s.serial.map(|n| n as i64),
+            s.result.map(ReportResult::as_str),
         ],
         record_row,
     )
@@ -524,7 +531,7 @@ pub struct GivenFile {
     pub secret: bool,
 }
 
-/// `POST loader/report`: keeps the loader's last result, serial and time.
+/// `POST loader/report`: appends to the loader's history and keeps it as its latest report.
 pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     let serial = i64::try_from(r.serial.get()).map_err(|_| {
         Error::invalid(
@@ -534,23 +541,9 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     })?;
     let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();
     message.retain(|c| c == '\n' || !c.is_control());
-    let now = Timestamp::now().0 as i64;
     app.db.with_relaxed(|c| {
-        exec_cached(
-            c,
-            "INSERT INTO loader_reports (loader_id, serial, result, message, time)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
-               result = excluded.result, message = excluded.message, time = excluded.time",
-            params![who.id as i64, serial, r.result.as_str(), message, now],
-        )
-        .map_err(Error::db("storing a report"))?;
-        exec_cached(
-            c,
-            "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
-            params![now, who.id as i64],
-        )
-        .map_err(Error::db("storing a report"))?;
-        Ok(())
-    })
+        crate::reports::store(c, who.id, serial, r.result, &message, Timestamp::now())
+    })?;
+    app.metrics.report(r.result.as_str());
+    Ok(())
 }

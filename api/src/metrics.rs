@@ -12,6 +12,7 @@ pub struct Metrics {
     signatures: Mutex<BTreeMap<&'static str, u64>>,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     connections: Mutex<BTreeMap<&'static str, u64>>,
+    reports: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -48,8 +49,18 @@ impl Metrics {
         bump(&self.connections, event);
     }
 
-    /// The Prometheus text exposition; `engine` adds the targeting engine's own counters.
-    pub fn render(&self, engine: &crate::targeting::EngineStats) -> String {
+    /// One loader report, by its result (`installed`, `rolled_back`, …).
+    pub fn report(&self, result: &'static str) {
+        bump(&self.reports, result);
+    }
+
+    /// The Prometheus text exposition; `engine` adds the targeting engine's own counters and
+    /// `fleet` the loaders on each serial by their last result ([`crate::reports::by_serial`]).
+    pub fn render(
+        &self,
+        engine: &crate::targeting::EngineStats,
+        fleet: &[(u64, String, u64)],
+    ) -> String {
         let mut out = String::new();
         header(
             &mut out,
@@ -85,6 +96,12 @@ impl Metrics {
                 &self.failures,
             ),
             (
+                "mig_api_loader_reports_total",
+                "Loader reports received, by result.",
+                "result",
+                &self.reports,
+            ),
+            (
                 "mig_api_connections_total",
                 "Connections to the public socket by event (accepted, refused, closed by a deadline).",
                 "event",
@@ -114,6 +131,18 @@ impl Metrics {
             "Evaluations that failed (trap, fuel, memory, parse): the manifest did not match.",
         );
         let _ = writeln!(out, "mig_api_targeting_failures_total {}", engine.failures);
+        let name = "mig_api_loaders";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Loaders by the serial and result of their last report (newest serials).\n# TYPE {name} gauge"
+        );
+        for (serial, result, n) in fleet {
+            let _ = writeln!(
+                out,
+                "{name}{{serial=\"{serial}\",result=\"{}\"}} {n}",
+                escape(result)
+            );
+        }
         out
     }
 }

@@ -42,6 +42,7 @@ pub fn run(app: App) -> Result<()> {
             })
         }));
         let server = rocket::tokio::spawn(rocket.launch());
+        rocket::tokio::spawn(crate::reports::pruner(app.clone()));
         let inner = on_bound
             .await
             .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;

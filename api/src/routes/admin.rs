@@ -40,9 +40,12 @@ pub fn routes() -> Vec<Route> {
         manifest_sign,
         manifest_status,
         manifest_loaders,
+        manifest_rollout,
+        rollout,
         search,
         loader_create,
         loader_get,
+        loader_reports,
         loader_status,
         loader_expectenv,
         loader_attributes,
@@ -94,12 +97,18 @@ async fn health(app: &State<App>) -> Answer<Value> {
     ok(serde_json::json!({"status": "ok"}))
 }
 
+/// Serials `/metrics` shows loaders on: the newest ones, a bounded label set.
+const METRICS_SERIALS: i64 = 20;
+
 #[get("/metrics")]
-fn metrics(app: &State<App>) -> (ContentType, String) {
-    (
+async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
+    let fleet = app
+        .run(|a| a.db.with(|c| crate::reports::by_serial(c, METRICS_SERIALS)))
+        .await?;
+    Ok((
         ContentType::new("text", "plain").with_params(("version", "0.0.4")),
-        app.metrics.render(&app.engine.stats()),
-    )
+        app.metrics.render(&app.engine.stats(), &fleet),
+    ))
 }
 
 // ---- manifests ----
@@ -209,6 +218,93 @@ async fn manifest_loaders(app: &State<App>, auth: Admin, id: &str) -> Answer<Vec
     ok(app.run(move |a| manifests::targeted_loaders(a, id)).await?)
 }
 
+// ---- rollouts and reports ----
+
+/// `stale` when the query leaves it out: a loader not heard from for a day (seconds).
+const STALE_DEFAULT: u64 = 86_400;
+/// Default and largest `limit` of a loader's report history.
+const REPORTS_DEFAULT: u64 = 100;
+const REPORTS_MAX: u64 = 10_000;
+
+/// A bounded whole-number query parameter, `default` when absent; `reason` names a bad one.
+fn bounded(
+    v: Option<&str>,
+    key: &str,
+    default: u64,
+    max: u64,
+    reason: &'static str,
+) -> Result<u64> {
+    match v {
+        None | Some("") => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(Error::invalid(
+                reason,
+                format!("{key} {v:?} must be a whole number in 1..={max}"),
+            )),
+        },
+    }
+}
+
+/// Every active manifest's rollout, newest first.
+#[get("/rollout?<stale>")]
+async fn rollout(
+    app: &State<App>,
+    auth: Admin,
+    stale: Option<&str>,
+) -> Answer<Vec<mig_protocol::admin::Rollout>> {
+    auth.require(Permission::ManifestLoaders)?;
+    let stale = bounded(stale, "stale", STALE_DEFAULT, 3650 * 86_400, "bad_query")?;
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| crate::reports::rollouts(c, None, Timestamp::now(), stale))
+        })
+        .await?)
+}
+
+/// One manifest's rollout, whatever its status.
+#[get("/manifests/<id>/rollout?<stale>")]
+async fn manifest_rollout(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    stale: Option<&str>,
+) -> Answer<mig_protocol::admin::Rollout> {
+    auth.require(Permission::ManifestLoaders)?;
+    let id = parse_id("manifest", id)?;
+    let stale = bounded(stale, "stale", STALE_DEFAULT, 3650 * 86_400, "bad_query")?;
+    let mut found = app
+        .run(move |a| {
+            a.db.with(|c| crate::reports::rollouts(c, Some(id), Timestamp::now(), stale))
+        })
+        .await?;
+    match found.pop() {
+        Some(r) => ok(r),
+        None => Err(Error::NotFound(format!("manifest {id} does not exist"))),
+    }
+}
+
+/// A loader's reports, newest first.
+#[get("/loaders/<id>/reports?<limit>")]
+async fn loader_reports(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    limit: Option<&str>,
+) -> Answer<Vec<mig_protocol::admin::ReportRecord>> {
+    auth.require(Permission::Loader)?;
+    let id = parse_id("loader", id)?;
+    let limit = bounded(limit, "limit", REPORTS_DEFAULT, REPORTS_MAX, "bad_query")?;
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| {
+                loaders::get(c, id)?;
+                crate::reports::history(c, id, limit)
+            })
+        })
+        .await?)
+}
+
 // ---- search ----
 
 fn take_param(params: &mut HashMap<String, String>, key: &str) -> Option<String> {
@@ -247,18 +343,13 @@ async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) 
     auth.require(Permission::Search)?;
     let mut params = params;
     let kind = params.remove("type").unwrap_or_default();
-    let limit = match take_param(&mut params, "limit") {
-        None => SEARCH_DEFAULT,
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if (1..=SEARCH_MAX).contains(&n) => n,
-            _ => {
-                return Err(Error::invalid(
-                    "bad_search",
-                    format!("limit {v:?} must be 1..={SEARCH_MAX}"),
-                ))
-            }
-        },
-    };
+    let limit = bounded(
+        take_param(&mut params, "limit").as_deref(),
+        "limit",
+        SEARCH_DEFAULT,
+        SEARCH_MAX,
+        "bad_search",
+    )?;
     let found = match kind.as_str() {
         "manifest" => {
             let s = manifests::Search {
@@ -284,6 +375,22 @@ async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) 
                 id: take_id(&mut params, "loaderid")?,
                 name: take_param(&mut params, "loadername"),
                 agentname: take_param(&mut params, "agentname"),
+                serial: take_id(&mut params, "serial")?,
+                result: take_param(&mut params, "result")
+                    .map(|r| {
+                        mig_protocol::loader::ReportResult::parse(&r).ok_or_else(|| {
+                            Error::invalid(
+                                "bad_search",
+                                format!(
+                                    "result {r:?} is none of {}",
+                                    mig_protocol::loader::ReportResult::ALL
+                                        .map(|r| r.as_str())
+                                        .join(", ")
+                                ),
+                            )
+                        })
+                    })
+                    .transpose()?,
                 limit,
             };
             reject_unknown(&params)?;

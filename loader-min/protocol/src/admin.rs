@@ -128,6 +128,48 @@ pub struct LastReport {
     pub time: Timestamp,
 }
 
+/// One report of a loader's history (`GET loaders/<id>/reports`), newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReportRecord {
+    pub serial: u64,
+    pub result: String,
+    pub message: String,
+    pub time: Timestamp,
+}
+
+/// A failure message and how many loaders last reported it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailureCount {
+    pub result: String,
+    pub message: String,
+    pub loaders: u64,
+}
+
+/// How far one manifest has reached the fleet (`GET rollout`, `GET manifests/<id>/rollout`),
+/// from each loader's latest state: what it was last given and what it last reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rollout {
+    pub manifest: u64,
+    pub name: String,
+    pub status: ManifestStatus,
+    pub platform: Platform,
+    /// Loaders whose last manifest request was answered with this manifest.
+    pub given: u64,
+    /// Loaders whose last report says this serial is installed (`installed`, `unchanged`).
+    pub on_it: u64,
+    /// Loaders given it whose last report is about an older serial, or who never reported.
+    pub older: u64,
+    /// Loaders whose last report about this serial is `failed`, `rolled_back`, `rejected`.
+    pub failed: u64,
+    pub rolled_back: u64,
+    pub rejected: u64,
+    /// Loaders given it and not heard from for more than `stale_after` seconds.
+    pub stale: u64,
+    pub stale_after: u64,
+    /// The most common failure messages about this serial, most loaders first.
+    pub failures: Vec<FailureCount>,
+}
+
 /// A loader as the API shows it (never its key).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoaderRecord {

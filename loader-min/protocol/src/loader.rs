@@ -127,6 +127,28 @@ pub enum ReportResult {
 }
 
 impl ReportResult {
+    /// Every result, in the order the console shows them.
+    pub const ALL: [ReportResult; 5] = [
+        ReportResult::Installed,
+        ReportResult::Unchanged,
+        ReportResult::Failed,
+        ReportResult::RolledBack,
+        ReportResult::Rejected,
+    ];
+
+    /// The result spelled `s` (`rolled_back`), if any.
+    pub fn parse(s: &str) -> Option<ReportResult> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// A run that did not leave the offered serial running.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            ReportResult::Failed | ReportResult::RolledBack | ReportResult::Rejected
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReportResult::Installed => "installed",

@@ -1,0 +1,282 @@
+//! Loaders' reports: every report kept for `[reports] keepdays` (and at most `maxrows`), the
+//! latest one per loader beside it, and the rollout of each manifest counted from the fleet's
+//! latest state (docs/design.md §3.6).
+
+use crate::app::App;
+use crate::db::exec_cached;
+use crate::error::{Error, Result};
+use crate::logging;
+use mig_protocol::admin::{FailureCount, ReportRecord, Rollout};
+use mig_protocol::loader::ReportResult;
+use mig_protocol::statement::Platform;
+use mig_protocol::time::Timestamp;
+use mig_protocol::ManifestStatus;
+use rusqlite::{params, Connection};
+use std::time::Duration;
+
+/// How often the history is pruned while the API runs (and once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per transaction while pruning, so loaders' writes never wait long.
+const PRUNE_BATCH: i64 = 5000;
+/// Failure messages listed per manifest.
+const TOP_FAILURES: i64 = 5;
+
+/// How long and how much history is kept (`[reports]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_days: u64,
+    pub max_rows: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_days: 30,
+            max_rows: 5_000_000,
+        }
+    }
+}
+
+/// Stores one report: appended to the history, kept as the loader's latest, and its time as
+/// the loader's `lastseen`, in one transaction.
+pub fn store(
+    conn: &mut Connection,
+    loader: u64,
+    serial: i64,
+    result: ReportResult,
+    message: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let what = || Error::db("storing a report");
+    let tx = conn.transaction().map_err(what())?;
+    let (id, now) = (loader as i64, now.0 as i64);
+    exec_cached(
+        &tx,
+        "INSERT INTO report_history (loader_id, serial, result, message, time)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, serial, result.as_str(), message, now],
+    )
+    .map_err(what())?;
+    exec_cached(
+        &tx,
+        "INSERT INTO loader_reports (loader_id, serial, result, message, time)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
+           result = excluded.result, message = excluded.message, time = excluded.time",
+        params![id, serial, result.as_str(), message, now],
+    )
+    .map_err(what())?;
+    exec_cached(
+        &tx,
+        "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
+        params![now, id],
+    )
+    .map_err(what())?;
+    tx.commit().map_err(what())
+}
+
+/// A loader's reports, newest first.
+pub fn history(conn: &Connection, loader: u64, limit: u64) -> Result<Vec<ReportRecord>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT serial, result, message, time FROM report_history WHERE loader_id = ?1
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(Error::db("reading report history"))?;
+    st.query_map(params![loader as i64, limit as i64], |r| {
+        Ok(ReportRecord {
+            serial: r.get::<_, i64>(0)? as u64,
+            result: r.get(1)?,
+            message: r.get(2)?,
+            time: Timestamp(r.get::<_, i64>(3)? as u64),
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("reading report history"))
+}
+
+/// Deletes history older than `keep_days` before `now`, then the oldest rows beyond
+/// `max_rows`, in batches. Returns the rows deleted. The latest report of each loader is kept
+/// apart (`loader_reports`) and never pruned.
+pub fn prune(conn: &Connection, now: Timestamp, keep: Retention) -> Result<u64> {
+    let what = || Error::db("pruning report history");
+    let cutoff = now.0.saturating_sub(keep.keep_days * 86_400) as i64;
+    let mut deleted = 0u64;
+    loop {
+        let n = exec_cached(
+            conn,
+            "DELETE FROM report_history WHERE id IN
+               (SELECT id FROM report_history WHERE time < ?1 ORDER BY id LIMIT ?2)",
+            params![cutoff, PRUNE_BATCH],
+        )
+        .map_err(what())?;
+        deleted += n as u64;
+        if (n as i64) < PRUNE_BATCH {
+            break;
+        }
+    }
+    loop {
+        // The id of the newest row that is too many: it and everything older go.
+        let n = exec_cached(
+            conn,
+            "DELETE FROM report_history WHERE id IN
+               (SELECT id FROM report_history
+                WHERE id <= (SELECT id FROM report_history ORDER BY id DESC LIMIT 1 OFFSET ?1)
+                ORDER BY id LIMIT ?2)",
+            params![keep.max_rows as i64, PRUNE_BATCH],
+        )
+        .map_err(what())?;
+        deleted += n as u64;
+        if (n as i64) < PRUNE_BATCH {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Prunes now and every [`PRUNE_EVERY`] while the server runs; a failure is logged and tried
+/// again at the next turn.
+pub async fn pruner(app: App) {
+    let mut every = rocket::tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        let keep = app.cfg.reports;
+        match app
+            .run(move |a| a.db.with_relaxed(|c| prune(c, Timestamp::now(), keep)))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => logging::event("info", "reports_pruned", &[("rows", &n)]),
+            Err(e) => logging::event("error", "reports_prune_failed", &[("error", &e)]),
+        }
+    }
+}
+
+/// The rollout of `manifest`, or of every active manifest when `None`, newest first. A loader
+/// counts as stale when it was not heard from for more than `stale_after` before `now`.
+pub fn rollouts(
+    conn: &Connection,
+    manifest: Option<u64>,
+    now: Timestamp,
+    stale_after: u64,
+) -> Result<Vec<Rollout>> {
+    let what = || Error::db("counting rollouts");
+    let since = now.0.saturating_sub(stale_after) as i64;
+    let mut st = conn
+        .prepare_cached(
+            "SELECT m.id, m.name, m.status, m.os, m.arch,
+               (SELECT COUNT(*) FROM loaders l WHERE l.given_manifest = m.id),
+               (SELECT COUNT(*) FROM loader_reports r
+                  WHERE r.serial = m.id AND r.result IN ('installed', 'unchanged')),
+               (SELECT COUNT(*) FROM loaders l LEFT JOIN loader_reports r ON r.loader_id = l.id
+                  WHERE l.given_manifest = m.id AND (r.serial IS NULL OR r.serial < m.id)),
+               (SELECT COUNT(*) FROM loader_reports r WHERE r.serial = m.id AND r.result = 'failed'),
+               (SELECT COUNT(*) FROM loader_reports r
+                  WHERE r.serial = m.id AND r.result = 'rolled_back'),
+               (SELECT COUNT(*) FROM loader_reports r
+                  WHERE r.serial = m.id AND r.result = 'rejected'),
+               (SELECT COUNT(*) FROM loaders l
+                  WHERE l.given_manifest = m.id AND (l.lastseen IS NULL OR l.lastseen < ?2))
+             FROM manifests m
+             WHERE (?1 IS NULL AND m.status = 'active') OR m.id = ?1
+             ORDER BY m.id DESC",
+        )
+        .map_err(what())?;
+    let mut out: Vec<Rollout> = st
+        .query_map(params![manifest.map(|m| m as i64), since], |r| {
+            let count = |i| r.get::<_, i64>(i).map(|n| n as u64);
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                Platform {
+                    os: r.get(3)?,
+                    arch: r.get(4)?,
+                },
+                [
+                    count(5)?,
+                    count(6)?,
+                    count(7)?,
+                    count(8)?,
+                    count(9)?,
+                    count(10)?,
+                    count(11)?,
+                ],
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(what())?
+        .into_iter()
+        .map(|(id, name, status, platform, n)| {
+            let status = ManifestStatus::parse(&status).map_err(|e| {
+                Error::Internal(format!("manifest {id} has a stored status {status:?}: {e}"))
+            })?;
+            Ok(Rollout {
+                manifest: id,
+                name,
+                status,
+                platform,
+                given: n[0],
+                on_it: n[1],
+                older: n[2],
+                failed: n[3],
+                rolled_back: n[4],
+                rejected: n[5],
+                stale: n[6],
+                stale_after,
+                failures: Vec::new(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    for r in &mut out {
+        r.failures = failures(conn, r.manifest)?;
+    }
+    if let (Some(id), true) = (manifest, out.is_empty()) {
+        return Err(Error::NotFound(format!("manifest {id} does not exist")));
+    }
+    Ok(out)
+}
+
+/// The most common failure messages loaders last reported about `serial`.
+fn failures(conn: &Connection, serial: u64) -> Result<Vec<FailureCount>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT result, message, COUNT(*) AS n FROM loader_reports
+             WHERE serial = ?1 AND result IN ('failed', 'rolled_back', 'rejected')
+             GROUP BY result, message ORDER BY n DESC, result, message LIMIT ?2",
+        )
+        .map_err(Error::db("counting failures"))?;
+    st.query_map(params![serial as i64, TOP_FAILURES], |r| {
+        Ok(FailureCount {
+            result: r.get(0)?,
+            message: r.get(1)?,
+            loaders: r.get::<_, i64>(2)? as u64,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("counting failures"))
+}
+
+/// Loaders by the serial and result of their latest report, for `/metrics`: the newest
+/// `serials` serials only, so the label set stays bounded.
+pub fn by_serial(conn: &Connection, serials: i64) -> Result<Vec<(u64, String, u64)>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT serial, result, COUNT(*) FROM loader_reports
+             WHERE serial IN (SELECT DISTINCT serial FROM loader_reports ORDER BY serial DESC LIMIT ?1)
+             GROUP BY serial, result ORDER BY serial DESC, result",
+        )
+        .map_err(Error::db("counting loaders by serial"))?;
+    st.query_map([serials], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get(1)?,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(Error::db("counting loaders by serial"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+use super::*;
+use crate::db::Db;
+
+const DAY: u64 = 86_400;
+
+fn db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("t.db")).unwrap();
+    (dir, db)
+}
+
+/// A loader row with no key worth anything: the tests below never authenticate.
+fn loader(c: &Connection, n: u64, given: Option<u64>, lastseen: Option<u64>) -> u64 {
+    c.execute(
+        "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, lastseen, given_manifest, created)
+         VALUES (?1, ?2, x'00', x'00', 1, ?3, ?4, 0)",
+        params![
+            format!("l{n}"),
+            format!("p{n}"),
+            lastseen.map(|t| t as i64),
+            given.map(|m| m as i64)
+        ],
+    )
+    .unwrap();
+    c.last_insert_rowid() as u64
+}
+
+fn manifest(c: &Connection, status: &str) -> u64 {
+    c.execute(
+        "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
+           statement, archive_sha256, archive_size, creator)
+         VALUES ('m', 'true', ?1, 'linux', 'amd64', 0, 0, 0, '', '', 0, 0)",
+        [status],
+    )
+    .unwrap();
+    c.last_insert_rowid() as u64
+}
+
+fn rows(c: &Connection) -> Vec<(i64, i64)> {
+    let mut st = c
+        .prepare("SELECT serial, time FROM report_history ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[test]
+fn history_keeps_every_report_and_the_latest_one_apart() {
+    let (_d, db) = db();
+    db.with(|c| {
+        let l = loader(c, 1, None, None);
+        for (serial, result, t) in [
+            (3, ReportResult::Installed, 100),
+            (4, ReportResult::RolledBack, 200),
+            (4, ReportResult::Failed, 300),
+        ] {
+            store(c, l, serial, result, "m", Timestamp(t)).unwrap();
+        }
+        let h = history(c, l, 10).unwrap();
+        assert_eq!(
+            h.iter()
+                .map(|r| (r.serial, r.result.as_str(), r.time.0))
+                .collect::<Vec<_>>(),
+            [
+                (4, "failed", 300),
+                (4, "rolled_back", 200),
+                (3, "installed", 100)
+            ]
+        );
+        assert_eq!(history(c, l, 1).unwrap().len(), 1);
+        let (serial, result, seen): (i64, String, i64) = c
+            .query_row(
+                "SELECT r.serial, r.result, l.lastseen FROM loader_reports r
+                 JOIN loaders l ON l.id = r.loader_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((serial, result.as_str(), seen), (4, "failed", 300));
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn history_is_pruned_at_its_retention_and_its_row_cap() {
+    let (_d, db) = db();
+    db.with(|c| {
+        let l = loader(c, 1, None, None);
+        let now = 100 * DAY;
+        // One report a day for 40 days, the newest today.
+        for day in 0..40u64 {
+            let t = now - (39 - day) * DAY;
+            store(c, l, day as i64, ReportResult::Unchanged, "", Timestamp(t)).unwrap();
+        }
+        let keep = Retention {
+            keep_days: 30,
+            max_rows: 1000,
+        };
+        // 30 days back exactly is kept; 31 and older go: 9 rows.
+        assert_eq!(prune(c, Timestamp(now), keep).unwrap(), 9);
+        let left = rows(c);
+        assert_eq!(left.len(), 31);
+        assert_eq!(left[0].1 as u64, now - 30 * DAY);
+        // Nothing more to do at the same time.
+        assert_eq!(prune(c, Timestamp(now), keep).unwrap(), 0);
+        // The cap keeps the newest rows.
+        let capped = Retention {
+            keep_days: 30,
+            max_rows: 10,
+        };
+        assert_eq!(prune(c, Timestamp(now), capped).unwrap(), 21);
+        let left = rows(c);
+        assert_eq!(left.len(), 10);
+        assert_eq!(left.last().unwrap().0, 39);
+        assert_eq!(left[0].0, 30);
+        // The latest report is never pruned, even once all history is gone.
+        assert_eq!(prune(c, Timestamp(now + 365 * DAY), keep).unwrap(), 10);
+        assert!(rows(c).is_empty());
+        let latest: i64 = c
+            .query_row("SELECT serial FROM loader_reports", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(latest, 39);
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn pruning_more_than_one_batch_deletes_them_all() {
+    let (_d, db) = db();
+    db.with(|c| {
+        let l = loader(c, 1, None, None);
+        let n = PRUNE_BATCH as u64 * 2 + 7;
+        for i in 0..n {
+            store(c, l, 1, ReportResult::Unchanged, "", Timestamp(i)).unwrap();
+        }
+        let keep = Retention {
+            keep_days: 1,
+            max_rows: 1000,
+        };
+        assert_eq!(prune(c, Timestamp(10 * DAY), keep).unwrap(), n);
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_rollout_counts_each_loader_by_its_latest_state() {
+    let (_d, db) = db();
+    db.with(|c| {
+        let old = manifest(c, "active");
+        let new = manifest(c, "active");
+        let gone = manifest(c, "disabled");
+        let now = 10 * DAY;
+        let recent = Some(now - 60);
+        let report = |c: &mut Connection, l: u64, serial: u64, r: ReportResult, m: &str| {
+            store(c, l, serial as i64, r, m, Timestamp(now - 60)).unwrap()
+        };
+        // Given `new`: 2 on it, 1 failed, 2 rolled back (same message), 1 rejected, 1 still
+        // on `old`, 1 that never reported, 1 not seen for two days.
+        for n in [1, 2] {
+            let l = loader(c, n, Some(new), recent);
+            report(c, l, new, ReportResult::Installed, "");
+        }
+        let l = loader(c, 3, Some(new), recent);
+        report(c, l, new, ReportResult::Failed, "disk");
+        for n in [4, 5] {
+            let l = loader(c, n, Some(new), recent);
+            report(c, l, new, ReportResult::RolledBack, "agent unhealthy");
+        }
+        let l = loader(c, 6, Some(new), recent);
+        report(c, l, new, ReportResult::Rejected, "sig");
+        let l = loader(c, 7, Some(new), recent);
+        report(c, l, old, ReportResult::Unchanged, "");
+        loader(c, 8, Some(new), None);
+        let stale = loader(c, 9, Some(new), None);
+        report(c, stale, old, ReportResult::Unchanged, "");
+        c.execute(
+            "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
+            params![(now - 2 * DAY) as i64, stale as i64],
+        )
+        .unwrap();
+        // Given `old` and on it.
+        let l = loader(c, 10, Some(old), recent);
+        report(c, l, old, ReportResult::Unchanged, "");
+
+        let all = rollouts(c, None, Timestamp(now), DAY).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.manifest).collect::<Vec<_>>(),
+            [new, old]
+        );
+        let r = &all[0];
+        assert_eq!(
+            (
+                r.given,
+                r.on_it,
+                r.older,
+                r.failed,
+                r.rolled_back,
+                r.rejected,
+                r.stale
+            ),
+            (9, 2, 3, 1, 2, 1, 2),
+            "{r:?}"
+        );
+        assert_eq!(r.stale_after, DAY);
+        assert_eq!(
+            r.failures
+                .iter()
+                .map(|f| (f.result.as_str(), f.message.as_str(), f.loaders))
+                .collect::<Vec<_>>(),
+            [
+                ("rolled_back", "agent unhealthy", 2),
+                ("failed", "disk", 1),
+                ("rejected", "sig", 1)
+            ]
+        );
+        let o = &all[1];
+        assert_eq!((o.given, o.on_it, o.older, o.stale), (1, 3, 0, 0), "{o:?}");
+        // One manifest whatever its status; an unknown one is 404.
+        let g = rollouts(c, Some(gone), Timestamp(now), DAY).unwrap();
+        assert_eq!(
+            (g.len(), g[0].given, g[0].status),
+            (1, 0, ManifestStatus::Disabled)
+        );
+        assert!(matches!(
+            rollouts(c, Some(999), Timestamp(now), DAY),
+            Err(Error::NotFound(_))
+        ));
+        // The metrics' view: loaders by serial and last result, newest serials only.
+        assert_eq!(
+            by_serial(c, 1).unwrap(),
+            [
+                (new, "failed".to_string(), 1),
+                (new, "installed".to_string(), 2),
+                (new, "rejected".to_string(), 1),
+                (new, "rolled_back".to_string(), 2),
+            ]
+        );
+        assert_eq!(
+            by_serial(c, 5).unwrap().last(),
+            Some(&(old, "unchanged".into(), 3))
+        );
+        Ok(())
+    })
+    .unwrap();
+}

@@ -1,0 +1,269 @@
+//! The fleet at a glance: a few hundred simulated loaders (real keys, real HTTP to a real
+//! mig-api) poll and report in chosen proportions, and `rollout`, `search loader where serial=…
+//! result=…`, a loader's report history and `/metrics` count them exactly.
+
+mod common;
+
+use common::*;
+use mig_protocol::statement::Statement;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// How the simulated fleet ends up on manifest `new`, in loaders.
+const INSTALLED: usize = 120;
+const FAILED: usize = 20;
+const ROLLED_BACK: usize = 30;
+const REJECTED: usize = 10;
+/// Given `new`, still reporting `old`.
+const STILL_OLD: usize = 25;
+/// Given `new`, never reported since (their latest report is `old` installed).
+const SILENT: usize = 15;
+const FLEET: usize = INSTALLED + FAILED + ROLLED_BACK + REJECTED + STILL_OLD + SILENT;
+
+struct Loader {
+    id: u64,
+    name: String,
+    key: String,
+}
+
+/// One manifest request; the serial of the statement it was given.
+fn poll(srv: &Server, l: &Loader) -> u64 {
+    let r = srv
+        .loader(
+            &l.key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request(&l.name, &[])),
+        )
+        .expect(200)
+        .json();
+    let st = r["statement"].as_str().unwrap_or_else(|| panic!("{r}"));
+    Statement::parse(st.as_bytes()).unwrap().serial.get()
+}
+
+fn report(srv: &Server, l: &Loader, serial: u64, result: &str, message: &str) {
+    srv.loader(
+        &l.key,
+        "POST",
+        "loader/report",
+        Some(json!({"serial": serial, "result": result, "message": message})),
+    )
+    .expect(200);
+}
+
+fn counts(r: &Value) -> [u64; 7] {
+    [
+        "given",
+        "on_it",
+        "older",
+        "failed",
+        "rolled_back",
+        "rejected",
+        "stale",
+    ]
+    .map(|k| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}")))
+}
+
+#[test]
+fn a_fleet_in_chosen_proportions_is_counted_exactly() {
+    let srv = Server::start();
+    let (a, b) = two_admins(&srv);
+    let old = active_manifest(&srv, &[&a, &b], "old", "true");
+    let fleet: Vec<Loader> = (0..FLEET)
+        .map(|i| {
+            let name = format!("host{i:03}");
+            let (id, key) = srv.enabled_loader(&a, &name, None);
+            Loader { id, name, key }
+        })
+        .collect();
+    // Everyone installs `old`.
+    for l in &fleet {
+        assert_eq!(poll(&srv, l), old);
+        report(&srv, l, old, "installed", "");
+    }
+    let new = active_manifest(&srv, &[&a, &b], "new", "true");
+    for l in &fleet {
+        assert_eq!(poll(&srv, l), new);
+    }
+    let mut groups: BTreeMap<&str, Vec<&Loader>> = BTreeMap::new();
+    let mut rest = fleet.iter();
+    for (group, n, result, message) in [
+        ("installed", INSTALLED, "installed", ""),
+        ("failed", FAILED, "failed", "disk full"),
+        ("rolled_back", ROLLED_BACK, "rolled_back", "agent unhealthy"),
+        ("rejected", REJECTED, "rejected", "got 1, need 2"),
+        ("still_old", STILL_OLD, "unchanged", ""),
+        ("silent", SILENT, "", ""),
+    ] {
+        for l in rest.by_ref().take(n) {
+            match group {
+                "silent" => {}
+                "still_old" => report(&srv, l, old, result, message),
+                _ => report(&srv, l, new, result, message),
+            }
+            groups.entry(group).or_default().push(l);
+        }
+    }
+    // Two of the rolled-back loaders failed differently the second time.
+    for l in &groups["rolled_back"][..2] {
+        report(&srv, l, new, "rolled_back", "agent did not start");
+    }
+
+    let all = srv.get(&a, "rollout").expect(200).json();
+    let all = all.as_array().unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|r| r["manifest"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [new, old]
+    );
+    let r = &all[0];
+    assert_eq!(
+        counts(r),
+        [
+            FLEET as u64,
+            INSTALLED as u64,
+            (STILL_OLD + SILENT) as u64,
+            FAILED as u64,
+            ROLLED_BACK as u64,
+            REJECTED as u64,
+            0
+        ],
+        "{r}"
+    );
+    assert_eq!(r["name"], "new");
+    assert_eq!(r["status"], "active");
+    assert_eq!(r["stale_after"], 86_400);
+    assert_eq!(
+        r["failures"],
+        json!([
+            {"result": "rolled_back", "message": "agent unhealthy", "loaders": ROLLED_BACK - 2},
+            {"result": "failed", "message": "disk full", "loaders": FAILED},
+            {"result": "rejected", "message": "got 1, need 2", "loaders": REJECTED},
+            {"result": "rolled_back", "message": "agent did not start", "loaders": 2},
+        ])
+    );
+    // `old`: given to nobody any more, still installed where nothing newer was reported.
+    let o = srv
+        .get(&a, &format!("manifests/{old}/rollout"))
+        .expect(200)
+        .json();
+    assert_eq!(
+        counts(&o),
+        [0, (STILL_OLD + SILENT) as u64, 0, 0, 0, 0, 0],
+        "{o}"
+    );
+    srv.get(&a, "manifests/999/rollout").expect(404);
+    srv.get(&a, "rollout?stale=0").expect(400);
+
+    // The hosts behind a number.
+    let found = srv
+        .get(
+            &a,
+            &format!("search?type=loader&serial={new}&result=rolled_back&limit=1000"),
+        )
+        .expect(200)
+        .json();
+    let mut names: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let mut want: Vec<&str> = groups["rolled_back"]
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    want.sort();
+    assert_eq!(names, want);
+    let r = srv
+        .get(&a, "search?type=loader&result=exploded")
+        .expect(400);
+    assert!(r.message().contains("rolled_back"), "{}", r.text());
+
+    // Every report is kept, newest first; the latest stays on the record.
+    let l = groups["rolled_back"][0];
+    let h = srv
+        .get(&a, &format!("loaders/{}/reports", l.id))
+        .expect(200)
+        .json();
+    let h: Vec<(u64, &str, &str)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["serial"].as_u64().unwrap(),
+                r["result"].as_str().unwrap(),
+                r["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        h,
+        [
+            (new, "rolled_back", "agent did not start"),
+            (new, "rolled_back", "agent unhealthy"),
+            (old, "installed", "")
+        ]
+    );
+    let h1 = srv
+        .get(&a, &format!("loaders/{}/reports?limit=1", l.id))
+        .expect(200)
+        .json();
+    assert_eq!(h1.as_array().unwrap().len(), 1);
+    srv.get(&a, "loaders/99999/reports").expect(404);
+
+    // Dashboards: loaders on each serial by last result, and reports received.
+    let m = srv.get(&a, "metrics").expect(200).text();
+    for (serial, result, n) in [
+        (new, "installed", INSTALLED),
+        (new, "rolled_back", ROLLED_BACK),
+        (old, "unchanged", STILL_OLD),
+    ] {
+        let line = format!("mig_api_loaders{{serial=\"{serial}\",result=\"{result}\"}} {n}\n");
+        assert!(m.contains(&line), "{line} in\n{m}");
+    }
+    let line = format!(
+        "mig_api_loader_reports_total{{result=\"installed\"}} {}\n",
+        FLEET + INSTALLED
+    );
+    assert!(m.contains(&line), "{line} in\n{m}");
+
+    // Loaders not heard from lately: all but the few that poll again now.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let again = &fleet[..10];
+    for l in again {
+        poll(&srv, l);
+    }
+    let r = srv
+        .get(&a, &format!("manifests/{new}/rollout?stale=2"))
+        .expect(200)
+        .json();
+    assert_eq!(r["stale"], (FLEET - again.len()) as u64, "{r}");
+    assert_eq!(r["stale_after"], 2);
+}
+
+#[test]
+fn rollout_and_history_need_their_permissions() {
+    let srv = Server::start();
+    let (a, _) = two_admins(&srv);
+    let (id, _) = srv.enabled_loader(&a, "l", None);
+    // PermManifestLoaders (of PermManifest) reads rollouts, PermLoader reads loaders' reports.
+    let loaders_only = srv.dev_admin(3, "PermLoader");
+    srv.get(&loaders_only, "rollout").expect(403);
+    srv.get(&loaders_only, &format!("loaders/{id}/reports"))
+        .expect(200);
+    srv.set_perms_in_db(loaders_only.id, bit("PermManifestLoaders"));
+    srv.get(&loaders_only, "rollout").expect(200);
+    srv.get(&loaders_only, &format!("loaders/{id}/reports"))
+        .expect(403);
+    assert_eq!(srv.get(&a, "rollout").expect(200).json(), json!([]));
+    assert_eq!(
+        srv.get(&a, &format!("loaders/{id}/reports"))
+            .expect(200)
+            .json(),
+        json!([])
+    );
+}
