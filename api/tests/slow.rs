@@ -85,6 +85,14 @@ fn slow_clients_are_closed_by_the_deadlines_while_others_are_served() {
     assert_eq!(&first, b"HTTP/1.1 200");
 
     // The slow clients: PEERS addresses × PER_PEER connections, each sends a head it never ends.
+    // Every connection so far drips a header line after each peer's batch and before each
+    // request below, so a slow machine never lets the idle deadline end one early: only the
+    // head deadline may.
+    let drip = |slow: &mut Vec<TcpStream>| {
+        for s in slow.iter_mut() {
+            let _ = s.write_all(b"X-Drip: 1\r\n");
+        }
+    };
     let mut slow = Vec::new();
     for peer in 2..2 + PEERS {
         for _ in 0..PER_PEER {
@@ -92,6 +100,7 @@ fn slow_clients_are_closed_by_the_deadlines_while_others_are_served() {
             write!(s, "POST /api/v2/manifests HTTP/1.1\r\nHost: x\r\n").unwrap();
             slow.push(s);
         }
+        drip(&mut slow);
     }
     // One more from a full peer: closed before anything is read.
     let mut over = connect_from(2, srv.addr);
@@ -105,6 +114,7 @@ fn slow_clients_are_closed_by_the_deadlines_while_others_are_served() {
     );
 
     // While they all hang on, a loader and an administrator are served.
+    drip(&mut slow);
     let r = srv.loader(
         &key,
         "POST",
@@ -117,12 +127,8 @@ fn slow_clients_are_closed_by_the_deadlines_while_others_are_served() {
         r.status,
         r.text()
     );
+    drip(&mut slow);
     srv.get(&a, "search?type=manifest").expect(200);
-    let drip = |slow: &mut Vec<TcpStream>| {
-        for s in slow.iter_mut() {
-            let _ = s.write_all(b"X-Drip: 1\r\n");
-        }
-    };
     drip(&mut slow);
     let still_open = slow.iter_mut().map(closed).filter(|c| !c).count();
     assert_eq!(

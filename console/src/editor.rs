@@ -19,6 +19,7 @@ const TOP: &[&str] = &[
     "loader",
     "investigator",
     "plugin",
+    "status",
     "help",
     "exit",
 ];

@@ -81,7 +81,14 @@ impl SearchKind {
                 "after",
                 "limit",
             ],
-            SearchKind::Loader => &["loaderid", "loadername", "agentname", "limit"],
+            SearchKind::Loader => &[
+                "loaderid",
+                "loadername",
+                "agentname",
+                "serial",
+                "result",
+                "limit",
+            ],
         }
     }
 }
@@ -177,6 +184,11 @@ pub enum Command {
     PluginDelete {
         name: String,
     },
+    /// `status [manifest ID] [--stale-hours H]`.
+    Status {
+        manifest: Option<u64>,
+        stale_hours: Option<u64>,
+    },
 }
 
 /// The top-level help.
@@ -186,7 +198,8 @@ Commands (the same words work as mig-console arguments in scripts):
   create loader [--name N] [--expectenv EXPR]
   create investigator [--name N --pubkey FILE.asc] [--perms SET,BIT,...]
   search manifest where manifestid=34 [and status=staged ...]   keys: manifestid manifestname status before after limit
-  search loader where loadername=%corb%                          keys: loaderid loadername agentname limit
+  search loader where loadername=%corb%                          keys: loaderid loadername agentname serial result limit
+  status [manifest ID] [--stale-hours H]  per active manifest (or one): loaders given it, on it, older, failed, rolled back, rejected, not seen for H hours (24)
   manifest ID [SUBCOMMAND]      reader: sign [--content FILE], json, entry, shasum, fetch PATH, loaders, disable, reset, r
   loader ID [SUBCOMMAND]        reader: enable, disable, key, expectenv [EXPR], attributes [k=v ...|--clear], json, r
   investigator ID|me [SUBCOMMAND]  reader: setperms SET,..., enable, disable, apikey, json, r
@@ -292,6 +305,7 @@ pub fn parse(w: &Words) -> Result<(Command, Opts)> {
             Ok((Command::Investigator { who, action }, opts))
         }
         "plugin" | "plugins" => parse_plugin(rest),
+        "status" => parse_status(rest),
         "" => Err(usage("no command given; try help")),
         other => Err(usage(format!("unknown command {other:?}; try help"))),
     }
@@ -448,6 +462,36 @@ fn parse_search(w: &Words) -> Result<(Command, Opts)> {
         return Err(usage("search: a condition is missing after `and`"));
     }
     Ok((Command::Search { kind, filters }, Opts::from(&f)))
+}
+
+fn parse_status(rest: &[String]) -> Result<(Command, Opts)> {
+    let mut f = Flags::parse(rest, &["--stale-hours"], &[], "status")?;
+    let manifest = match f.positional.as_slice() {
+        [] => None,
+        [what, id] if what == "manifest" => Some(parse_id(Some(id.as_str()), "status manifest")?),
+        _ => return Err(usage("status [manifest ID] [--stale-hours H]")),
+    };
+    let stale_hours = f
+        .take("--stale-hours")
+        .map(|h| {
+            h.parse::<u64>()
+                .ok()
+                .filter(|h| (1..=crate::status::MAX_STALE_HOURS).contains(h))
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--stale-hours {h:?} is not a number of hours from 1 to {}",
+                        crate::status::MAX_STALE_HOURS
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok((
+        Command::Status {
+            manifest,
+            stale_hours,
+        },
+        Opts::from(&f),
+    ))
 }
 
 fn parse_plugin(rest: &[String]) -> Result<(Command, Opts)> {

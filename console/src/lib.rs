@@ -18,6 +18,7 @@ pub mod process;
 pub mod search;
 pub mod session;
 pub mod signer;
+pub mod status;
 pub mod table;
 pub mod tty;
 pub mod ui;

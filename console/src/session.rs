@@ -153,6 +153,10 @@ impl Session {
             Command::PluginUpload { name, file } => plugin::upload(self, &name, &file)?,
             Command::PluginList => plugin::list(self)?,
             Command::PluginDelete { name } => plugin::delete(self, &name)?,
+            Command::Status {
+                manifest,
+                stale_hours,
+            } => crate::status::run(self, manifest, stale_hours)?,
         }
         Ok(Flow::Continue)
     }

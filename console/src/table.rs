@@ -1,7 +1,7 @@
 //! Readable tables, as in MIG's transcripts. Every cell comes from the API, so control
 //! characters are replaced before they reach the terminal and long cells are cut.
 
-use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord};
+use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord, Rollout};
 use mig_protocol::statement::Entry;
 
 /// Replaces control characters (escape sequences, carriage returns) with `?`.
@@ -68,6 +68,46 @@ pub fn loaders(rows: &[LoaderRecord]) -> String {
             cell(l.agentname.as_deref().unwrap_or("unset"), 24),
             cell(if l.enabled { "true" } else { "false" }, 12),
             last
+        ));
+    }
+    out
+}
+
+/// Rollouts: one line per manifest, then its commonest failures.
+pub fn rollouts(rows: &[Rollout]) -> String {
+    let mut out = String::from(
+        "- ID - + ----      Name      ---- + -- Status -- + Given + On it + Older + Failed + Rolled back + Rejected + Stale\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:>6}   {}   {}   {:>5}   {:>5}   {:>5}   {:>6}   {:>11}   {:>8}   {:>5}\n",
+            r.manifest,
+            cell(&r.name, 24),
+            cell(r.status.as_str(), 12),
+            r.given,
+            r.on_it,
+            r.older,
+            r.failed,
+            r.rolled_back,
+            r.rejected,
+            r.stale
+        ));
+    }
+    for r in rows.iter().filter(|r| !r.failures.is_empty()) {
+        out.push_str(&format!("Commonest failures of manifest {}:\n", r.manifest));
+        for f in &r.failures {
+            out.push_str(&format!(
+                "{:>8}  {}  {}\n",
+                f.loaders,
+                cell(&f.result, 11),
+                clean(&f.message)
+            ));
+        }
+    }
+    if let Some(r) = rows.first() {
+        out.push_str(&format!(
+            "Stale: given the manifest and not seen for more than {} h.\n",
+            r.stale_after / 3600
         ));
     }
     out

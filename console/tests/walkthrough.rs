@@ -648,3 +648,128 @@ fn investigators_permissions_api_keys_and_plugins() {
         "{o}"
     );
 }
+
+/// One `POST loader/report` with `key`.
+fn loader_reports(base_url: &str, key: &str, serial: u64, result: &str, message: &str) -> u16 {
+    use mig_protocol::loader::{Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
+    let cfg = mig_http::HttpConfig {
+        allow_plain_http: true,
+        ..Default::default()
+    };
+    let client = mig_http::Client::new(&cfg, base_url).unwrap();
+    let report = Report {
+        serial: mig_protocol::Serial::new(serial),
+        result: ReportResult::parse(result).unwrap(),
+        message: message.into(),
+        files: Default::default(),
+    };
+    client
+        .post_json(REPORT_PATH, &[(LOADER_KEY_HEADER, key)], &report)
+        .unwrap()
+        .status
+}
+
+#[test]
+fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
+    let api = api_with_admin1(1);
+    let admin1 = gpg_admin(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "mig-manifest-status", b"agent v2\n");
+    let created = json(&admin1.run(&[
+        "--json",
+        "create",
+        "manifest",
+        "--name",
+        "canary",
+        "--target",
+        "true",
+        "--content",
+        archive.to_str().unwrap(),
+    ]));
+    let id = created["id"].as_u64().unwrap();
+    admin1.run(&["manifest", &id.to_string(), "sign"]).ok();
+    let mut keys = Vec::new();
+    for name in ["good.host", "bad.host"] {
+        let o = admin1.run(&["create", "loader", "--name", name]);
+        let key = loader_key(&o.ok().stdout);
+        let lid = o
+            .stdout
+            .split("New entry successfully created (id ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_else(|| panic!("no loader id: {o}"))
+            .to_string();
+        admin1.run(&["loader", &lid, "enable"]).ok();
+        assert_eq!(loader_asks(&api.base_url, &key), 200);
+        keys.push(key);
+    }
+    let base = api.base_url.as_str();
+    assert_eq!(loader_reports(base, &keys[0], id, "installed", ""), 200);
+    assert_eq!(
+        loader_reports(base, &keys[1], id, "rolled_back", "agent unhealthy"),
+        200
+    );
+
+    let all = json(&admin1.run(&["--json", "status"]));
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    let r = &all[0];
+    assert_eq!(
+        (
+            r["manifest"].as_u64(),
+            r["given"].as_u64(),
+            r["on_it"].as_u64()
+        ),
+        (Some(id), Some(2), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["rolled_back"], 1);
+    let o = admin1.run(&["status"]);
+    let out = &o.ok().stdout;
+    let row = out
+        .lines()
+        .find(|l| l.contains("canary"))
+        .unwrap_or_else(|| panic!("no row: {o}"));
+    let numbers: Vec<&str> = row.split_whitespace().skip(3).collect();
+    assert_eq!(numbers, ["2", "1", "0", "0", "1", "0", "0"], "{o}");
+    assert!(
+        out.contains(&format!("Commonest failures of manifest {id}:")),
+        "{o}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("rolled_back") && l.contains("agent unhealthy")),
+        "{o}"
+    );
+    assert!(out.contains("not seen for more than 24 h"), "{o}");
+    let one = json(&admin1.run(&[
+        "--json",
+        "status",
+        "manifest",
+        &id.to_string(),
+        "--stale-hours",
+        "2",
+    ]));
+    assert_eq!(one["stale_after"], 7200, "{one}");
+
+    let found = json(&admin1.run(&[
+        "--json",
+        "search",
+        "loader",
+        "where",
+        &format!("serial={id}"),
+        "and",
+        "result=rolled_back",
+    ]));
+    let names: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bad.host"]);
+
+    let o = admin1.run(&["status", "manifest", "999"]);
+    assert!(o.failed().stderr.contains("HTTP 404"), "{o}");
+    let o = admin1.run(&["status", "--stale-hours", "0"]);
+    assert!(o.failed().stderr.contains("--stale-hours"), "{o}");
+}
