@@ -2,7 +2,7 @@
 //! connections. Every query in the crate is parameterised; no SQL is ever built from input.
 
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -114,6 +114,44 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX loader_reports_serial ON loader_reports (serial, result);
     CREATE INDEX loaders_given ON loaders (given_manifest);
     "#,
+    // 3: halt rules (halt.rs). The status check gains 'halted', which SQLite can only change by
+    // rebuilding the table; `migrate` turns foreign keys off around the steps and checks them
+    // before each commit. The id sequence is carried over so no serial is ever reused.
+    r#"
+    CREATE TABLE manifests_new (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        target         TEXT NOT NULL,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('staged', 'active', 'halted', 'disabled')),
+        os             TEXT NOT NULL,
+        arch           TEXT NOT NULL,
+        created        INTEGER NOT NULL,
+        issued         INTEGER NOT NULL,
+        expires        INTEGER NOT NULL,
+        statement      TEXT NOT NULL,
+        archive_sha256 TEXT NOT NULL,
+        archive_size   INTEGER NOT NULL,
+        creator        INTEGER NOT NULL,
+        halt_after     TEXT,
+        halt_min       INTEGER,
+        halt_since     INTEGER NOT NULL DEFAULT 0,
+        halted_at      INTEGER,
+        halted_reason  TEXT
+    );
+    INSERT INTO manifests_new (id, name, target, status, os, arch, created, issued, expires,
+        statement, archive_sha256, archive_size, creator)
+        SELECT id, name, target, status, os, arch, created, issued, expires,
+        statement, archive_sha256, archive_size, creator FROM manifests;
+    DELETE FROM sqlite_sequence WHERE name = 'manifests_new';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'manifests_new', seq FROM sqlite_sequence WHERE name = 'manifests';
+    DROP TABLE manifests;
+    ALTER TABLE manifests_new RENAME TO manifests;
+    CREATE INDEX manifests_status ON manifests (status, id);
+    -- The history row of each latest report: a resumed rule counts reports from halt_since on.
+    ALTER TABLE loader_reports ADD COLUMN history_id INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The database: its path and a pool of open connections.
@@ -224,19 +262,38 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let step = i as i64 + 1;
-        let tx = conn
-            .transaction()
-            .map_err(Error::db(format!("migration {step}")))?;
-        tx.execute_batch(sql)
-            .map_err(Error::db(format!("migration {step}")))?;
-        tx.pragma_update(None, "user_version", step)
-            .map_err(Error::db(format!("migration {step}")))?;
-        tx.commit()
-            .map_err(Error::db(format!("migration {step}")))?;
+    if version == known {
+        return Ok(());
     }
-    Ok(())
+    // A step may rebuild a table others refer to; SQLite only lets foreign keys be switched
+    // outside a transaction, so they are off for the steps and checked inside each one.
+    conn.execute_batch("PRAGMA foreign_keys = OFF;")
+        .map_err(Error::db("migrating: turning foreign keys off"))?;
+    let out = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let step = i as i64 + 1;
+            let what = || Error::db(format!("migration {step}"));
+            let tx = conn.transaction().map_err(what())?;
+            tx.execute_batch(sql).map_err(what())?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()
+                .map_err(what())?;
+            if let Some(table) = broken {
+                return Err(Error::Internal(format!(
+                    "{}: migration {step} leaves a broken reference in table {table}",
+                    path.display()
+                )));
+            }
+            tx.pragma_update(None, "user_version", step)
+                .map_err(what())?;
+            tx.commit().map_err(what())?;
+        }
+        Ok(())
+    })();
+    conn.execute_batch("PRAGMA foreign_keys = ON;")
+        .map_err(Error::db("migrating: turning foreign keys on"))?;
+    out
 }
 
 /// `execute` through the connection's statement cache: hot paths parse each SQL text once.
@@ -320,6 +377,76 @@ mod tests {
         let failed: Result<()> = db.with_relaxed(|_| Err(Error::Internal("x".into())));
         assert!(failed.is_err());
         assert_eq!(db.with(level).unwrap(), 2, "FULL again after a failure");
+    }
+
+    #[test]
+    fn the_manifests_rebuild_keeps_rows_references_and_the_serial_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        let mut c = Connection::open(&p).unwrap();
+        for sql in &MIGRATIONS[..2] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 2).unwrap();
+        let tx = c.transaction().unwrap();
+        for id in 1..=5 {
+            tx.execute(
+                "INSERT INTO manifests (id, name, target, status, os, arch, created, issued,
+                 expires, statement, archive_sha256, archive_size, creator)
+                 VALUES (?1, 'm', 't', 'active', 'linux', 'amd64', 1, 1, 2, 's', 'a', 1, 1)",
+                [id],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO manifest_files VALUES (?1, 0, 'agent', 'x', 1)",
+                [id],
+            )
+            .unwrap();
+        }
+        // Serials 4 and 5 existed once (a rolled-back creation would be the same): never reused.
+        tx.execute("DELETE FROM manifest_files WHERE manifest_id > 3", [])
+            .unwrap();
+        tx.execute("DELETE FROM manifests WHERE id > 3", [])
+            .unwrap();
+        tx.commit().unwrap();
+        drop(c);
+
+        let db = Db::open(&p).unwrap();
+        db.with(|c| {
+            let v: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, MIGRATIONS.len() as i64);
+            let fk: i64 = c
+                .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(fk, 1, "foreign keys are on again");
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM manifests WHERE status = 'active'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 3);
+            c.execute(
+                "INSERT INTO manifests (name, target, status, os, arch, created, issued,
+                 expires, statement, archive_sha256, archive_size, creator)
+                 VALUES ('m', 't', 'halted', 'linux', 'amd64', 1, 1, 2, 's', 'a', 1, 1)",
+                [],
+            )
+            .unwrap();
+            assert_eq!(c.last_insert_rowid(), 6, "the sequence went on from 5");
+            let orphan = c.execute(
+                "INSERT INTO manifest_files VALUES (99, 0, 'agent', 'x', 1)",
+                [],
+            );
+            assert!(orphan.is_err(), "manifest_files still refers to manifests");
+            let bad = c.execute("UPDATE manifests SET status = 'gone' WHERE id = 1", []);
+            assert!(bad.is_err(), "the status check still holds");
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod front;
+pub mod halt;
 pub mod investigators;
 pub mod keys;
 pub mod loaders;

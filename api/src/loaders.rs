@@ -431,7 +431,7 @@ pub fn manifest_request(
     let env = &req.agent.environment;
     let candidates = app
         .db
-        .with(|c| manifests::active_candidates(c, &env.os, &env.arch))?;
+        .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id))?;
     let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
     let Some(id) = app.engine.select(&facts, &refs) else {
         app.metrics.selection("none");
@@ -487,9 +487,11 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<GivenFile> {
             "no manifest is given to this loader: request loader/manifest first",
         ));
     };
-    if status.parse::<mig_protocol::ManifestStatus>().ok()
-        != Some(mig_protocol::ManifestStatus::Active)
-    {
+    // A halted manifest is only given to the loaders already on it (`manifests::candidates`).
+    if !matches!(
+        status.parse::<mig_protocol::ManifestStatus>(),
+        Ok(mig_protocol::ManifestStatus::Active | mig_protocol::ManifestStatus::Halted)
+    ) {
         return Err(Error::forbidden(
             "file_not_given",
             format!("manifest {manifest} given to this loader is no longer active"),
@@ -541,6 +543,8 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     })?;
     let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();
     message.retain(|c| c == '\n' || !c.is_control());
+    // Relaxed even when this report halts a manifest: a halt lost to a power cut trips again
+    // at the next report, since the counts it came from are kept.
     app.db.with_relaxed(|c| {
         crate::reports::store(c, who.id, serial, r.result, &message, Timestamp::now())
     })?;

@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::db::like_pattern;
 use crate::db::parsed_column;
 use crate::error::{Error, Result};
+use crate::halt;
 use crate::investigators;
 use crate::loaders;
 use base64::Engine as _;
@@ -23,7 +24,8 @@ use std::collections::HashSet;
 pub const MAX_TARGET_BYTES: usize = 2048;
 
 const SELECT_RECORD: &str =
-    "SELECT id, name, target, status, os, arch, created, issued, expires, statement
+    "SELECT id, name, target, status, os, arch, created, issued, expires, statement,
+       halt_after, halt_min, halted_at, halted_reason
      FROM manifests";
 
 /// Validates and stores a new manifest; the statement is made here, once.
@@ -31,6 +33,10 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
     investigators::check_name("manifest", &req.name)?;
     check_target(app, "target", &req.target)?;
     check_platform(&req.platform)?;
+    if let Some(rule) = &req.halt {
+        rule.check()
+            .map_err(|e| Error::invalid("bad_halt_rule", e.to_string()))?;
+    }
     let days = req.valid_days.unwrap_or(app.cfg.valid_days);
     if !(1..=3650).contains(&days) {
         return Err(Error::invalid(
@@ -56,8 +62,8 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
         // transaction and the row never exists without it.
         tx.execute(
             "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
-             statement, archive_sha256, archive_size, creator)
-             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9)",
+             statement, archive_sha256, archive_size, creator, halt_after, halt_min)
+             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11)",
             params![
                 req.name,
                 req.target,
@@ -67,7 +73,9 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
                 expires.0 as i64,
                 archive_sha.as_str(),
                 archive_size as i64,
-                caller.id as i64
+                caller.id as i64,
+                req.halt.map(|r| r.after.to_string()),
+                req.halt.and_then(|r| r.min).map(|m| m as i64)
             ],
         )
         .map_err(Error::db("creating a manifest"))?;
@@ -148,6 +156,8 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
         signers: Vec::new(),
         entries: Vec::new(),
         statement: r.get(9)?,
+        halt: halt::stored_rule(r, 10)?,
+        halted: halt::stored_halted(r, 12)?,
     })
 }
 
@@ -374,14 +384,15 @@ fn already_signed_error(investigator: u64, id: u64) -> Error {
     ))
 }
 
-/// `staged` (reset: every signature removed) or `disabled` (final).
+/// `staged` (reset: every signature removed), `active` (resume a halted manifest) or
+/// `disabled` (final).
 pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<ManifestRecord> {
     let refused = || {
         Error::invalid(
             "bad_status",
             format!(
-                "manifest status {status:?} must be staged (reset) or disabled; \
-                 a manifest becomes active through signatures"
+                "manifest status {status:?} must be staged (reset), active (resume a halted \
+                 manifest) or disabled; a manifest becomes active through signatures"
             ),
         )
     };
@@ -408,10 +419,18 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
             tx.execute("DELETE FROM signatures WHERE manifest_id = ?1", [id as i64])
                 .map_err(Error::db("removing signatures"))?;
             tx.execute(
-                "UPDATE manifests SET status = 'staged' WHERE id = ?1",
+                "UPDATE manifests SET status = 'staged', halted_at = NULL, halted_reason = NULL
+                 WHERE id = ?1",
                 [id as i64],
             )
             .map_err(Error::db("resetting a manifest"))?;
+        }
+        ManifestStatus::Active if current == ManifestStatus::Halted => halt::resume(&tx, id)?,
+        ManifestStatus::Halted => {
+            return Err(Error::invalid(
+                "bad_status",
+                format!("manifest {id}: only its halt rule halts a manifest"),
+            ))
         }
         ManifestStatus::Disabled => {
             tx.execute(
@@ -467,15 +486,25 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<ManifestRecord>> {
     rows.into_iter().map(|m| complete(conn, m)).collect()
 }
 
-/// Active manifests for a platform, newest first: (id, target).
-pub fn active_candidates(conn: &Connection, os: &str, arch: &str) -> Result<Vec<(u64, String)>> {
+/// The manifests `loader` may be offered for a platform, newest first: (id, target). That is
+/// every active one, and a halted one only when the loader's latest report says it is on it.
+pub fn candidates(
+    conn: &Connection,
+    os: &str,
+    arch: &str,
+    loader: u64,
+) -> Result<Vec<(u64, String)>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT id, target FROM manifests WHERE status = 'active' AND os = ?1 AND arch = ?2
-             ORDER BY id DESC",
+            "SELECT m.id, m.target FROM manifests m
+             WHERE m.os = ?1 AND m.arch = ?2 AND (m.status = 'active'
+               OR (m.status = 'halted' AND EXISTS (SELECT 1 FROM loader_reports r
+                     WHERE r.loader_id = ?3 AND r.serial = m.id
+                       AND r.result IN ('installed', 'unchanged'))))
+             ORDER BY m.id DESC",
         )
         .map_err(Error::db("listing active manifests"))?;
-    st.query_map(params![os, arch], |r| {
+    st.query_map(params![os, arch, loader as i64], |r| {
         Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
     })
     .and_then(|rows| rows.collect())

@@ -3,14 +3,13 @@
 //! latest state (docs/design.md §3.6).
 
 use crate::app::App;
-use crate::db::exec_cached;
+use crate::db::{exec_cached, parsed_column};
 use crate::error::{Error, Result};
 use crate::logging;
 use mig_protocol::admin::{FailureCount, ReportRecord, Rollout};
 use mig_protocol::loader::ReportResult;
 use mig_protocol::statement::Platform;
 use mig_protocol::time::Timestamp;
-use mig_protocol::ManifestStatus;
 use rusqlite::{params, Connection};
 use std::time::Duration;
 
@@ -38,7 +37,8 @@ impl Default for Retention {
 }
 
 /// Stores one report: appended to the history, kept as the loader's latest, and its time as
-/// the loader's `lastseen`, in one transaction.
+/// the loader's `lastseen`, in one transaction, which also applies the halt rule of the
+/// manifest reported about. Returns why that manifest halted, when this report tripped it.
 pub fn store(
     conn: &mut Connection,
     loader: u64,
@@ -46,33 +46,37 @@ pub fn store(
     result: ReportResult,
     message: &str,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let what = || Error::db("storing a report");
     let tx = conn.transaction().map_err(what())?;
-    let (id, now) = (loader as i64, now.0 as i64);
+    let (id, at) = (loader as i64, now.0 as i64);
     exec_cached(
         &tx,
         "INSERT INTO report_history (loader_id, serial, result, message, time)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, serial, result.as_str(), message, now],
+        params![id, serial, result.as_str(), message, at],
     )
     .map_err(what())?;
+    let history_id = tx.last_insert_rowid();
     exec_cached(
         &tx,
-        "INSERT INTO loader_reports (loader_id, serial, result, message, time)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO loader_reports (loader_id, serial, result, message, time, history_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
-           result = excluded.result, message = excluded.message, time = excluded.time",
-        params![id, serial, result.as_str(), message, now],
+           result = excluded.result, message = excluded.message, time = excluded.time,
+           history_id = excluded.history_id",
+        params![id, serial, result.as_str(), message, at, history_id],
     )
     .map_err(what())?;
     exec_cached(
         &tx,
         "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
-        params![now, id],
+        params![at, id],
     )
     .map_err(what())?;
-    tx.commit().map_err(what())
+    let halted = crate::halt::apply(&tx, serial, now)?;
+    tx.commit().map_err(what())?;
+    Ok(halted)
 }
 
 /// A loader's reports, newest first.
@@ -152,9 +156,20 @@ pub async fn pruner(app: App) {
     }
 }
 
-/// The rollout of `manifest`, or of every active manifest when `None`, newest first. A loader
-/// counts as stale when it was not heard from for more than `stale_after` before `now`.
-pub fn rollouts(
+/// The rollout of every active or halted manifest, newest first. A loader counts as stale when
+/// it was not heard from for more than `stale_after` before `now`.
+pub fn rollouts(conn: &Connection, now: Timestamp, stale_after: u64) -> Result<Vec<Rollout>> {
+    counted(conn, None, now, stale_after)
+}
+
+/// The rollout of manifest `id`, whatever its status; 404 when unknown.
+pub fn rollout(conn: &Connection, id: u64, now: Timestamp, stale_after: u64) -> Result<Rollout> {
+    counted(conn, Some(id), now, stale_after)?
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))
+}
+
+fn counted(
     conn: &Connection,
     manifest: Option<u64>,
     now: Timestamp,
@@ -176,63 +191,41 @@ pub fn rollouts(
                (SELECT COUNT(*) FROM loader_reports r
                   WHERE r.serial = m.id AND r.result = 'rejected'),
                (SELECT COUNT(*) FROM loaders l
-                  WHERE l.given_manifest = m.id AND (l.lastseen IS NULL OR l.lastseen < ?2))
+                  WHERE l.given_manifest = m.id AND (l.lastseen IS NULL OR l.lastseen < ?2)),
+               m.halt_after, m.halt_min, m.halted_at, m.halted_reason
              FROM manifests m
-             WHERE (?1 IS NULL AND m.status = 'active') OR m.id = ?1
+             WHERE (?1 IS NULL AND m.status IN ('active', 'halted')) OR m.id = ?1
              ORDER BY m.id DESC",
         )
         .map_err(what())?;
     let mut out: Vec<Rollout> = st
         .query_map(params![manifest.map(|m| m as i64), since], |r| {
             let count = |i| r.get::<_, i64>(i).map(|n| n as u64);
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                Platform {
+            Ok(Rollout {
+                manifest: r.get::<_, i64>(0)? as u64,
+                name: r.get(1)?,
+                status: parsed_column(r, 2)?,
+                platform: Platform {
                     os: r.get(3)?,
                     arch: r.get(4)?,
                 },
-                [
-                    count(5)?,
-                    count(6)?,
-                    count(7)?,
-                    count(8)?,
-                    count(9)?,
-                    count(10)?,
-                    count(11)?,
-                ],
-            ))
-        })
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(what())?
-        .into_iter()
-        .map(|(id, name, status, platform, n)| {
-            let status = ManifestStatus::parse(&status).map_err(|e| {
-                Error::Internal(format!("manifest {id} has a stored status {status:?}: {e}"))
-            })?;
-            Ok(Rollout {
-                manifest: id,
-                name,
-                status,
-                platform,
-                given: n[0],
-                on_it: n[1],
-                older: n[2],
-                failed: n[3],
-                rolled_back: n[4],
-                rejected: n[5],
-                stale: n[6],
+                given: count(5)?,
+                on_it: count(6)?,
+                older: count(7)?,
+                failed: count(8)?,
+                rolled_back: count(9)?,
+                rejected: count(10)?,
+                stale: count(11)?,
                 stale_after,
                 failures: Vec::new(),
+                halt: crate::halt::stored_rule(r, 12)?,
+                halted: crate::halt::stored_halted(r, 14)?,
             })
         })
-        .collect::<Result<_>>()?;
+        .and_then(|rows| rows.collect())
+        .map_err(what())?;
     for r in &mut out {
         r.failures = failures(conn, r.manifest)?;
-    }
-    if let (Some(id), true) = (manifest, out.is_empty()) {
-        return Err(Error::NotFound(format!("manifest {id} does not exist")));
     }
     Ok(out)
 }

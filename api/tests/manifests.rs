@@ -204,7 +204,8 @@ fn reset_removes_signatures_and_disable_is_final() {
     for bad in ["active", "enabled", ""] {
         let r = srv.post(&a1, &path, json!({ "status": bad })).expect(400);
         assert!(
-            r.message().contains("staged (reset) or disabled"),
+            r.message()
+                .contains("staged (reset), active (resume a halted manifest) or disabled"),
             "{}",
             r.text()
         );

@@ -267,3 +267,190 @@ fn rollout_and_history_need_their_permissions() {
         json!([])
     );
 }
+
+/// The fleet of [`halt_rules_stop_a_rollout_at_exactly_their_threshold`], polled onto `serial`.
+fn fleet_on(srv: &Server, a: &Admin, prefix: &str, n: usize) -> Vec<Loader> {
+    (0..n)
+        .map(|i| {
+            let name = format!("{prefix}{i:03}");
+            let (id, key) = srv.enabled_loader(a, &name, None);
+            Loader { id, name, key }
+        })
+        .collect()
+}
+
+fn status_of(srv: &Server, a: &Admin, id: u64) -> Value {
+    srv.get(a, &format!("manifests/{id}")).expect(200).json()
+}
+
+#[test]
+fn halt_rules_stop_a_rollout_at_exactly_their_threshold() {
+    let srv = Server::start();
+    let (a, b) = two_admins(&srv);
+    let old = active_manifest(&srv, &[&a, &b], "old", "true");
+    // The rule comes with the upload; it counts nothing until loaders report.
+    let (archive, _) = standard_archive("canary");
+    let body = json!({"name": "canary", "target": "true", "platform": host_platform(),
+        "archive": b64(&archive), "halt": {"after": "5%"}});
+    let new = srv.post(&a, "manifests", body).expect(201).json();
+    assert_eq!(new["halt"], json!({"after": "5%"}));
+    let new = new["id"].as_u64().unwrap();
+    for s in [&a, &b] {
+        srv.sign_manifest(s, new).expect(200);
+    }
+    let fleet = fleet_on(&srv, &a, "wave", 60);
+    for l in &fleet[..20] {
+        assert_eq!(poll(&srv, l), new);
+    }
+    // 5% of those that reported, after at least 20 reports: 1 failure in 19 reports is more
+    // than 5% but too early; the 20th report makes it exactly 5%.
+    report(&srv, &fleet[0], new, "failed", "disk full");
+    for l in &fleet[1..19] {
+        report(&srv, l, new, "installed", "");
+    }
+    assert_eq!(status_of(&srv, &a, new)["status"], "active");
+    report(&srv, &fleet[19], new, "installed", "");
+    let m = status_of(&srv, &a, new);
+    assert_eq!(m["status"], "halted", "{m}");
+    assert_eq!(
+        m["halted"]["reason"],
+        "1 of 20 loaders that reported failed or rolled back (halt rule 5%, at least 20 reports)"
+    );
+    let r = srv
+        .get(&a, &format!("manifests/{new}/rollout"))
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "halted");
+    assert_eq!(r["halted"], m["halted"]);
+    let all = srv.get(&a, "rollout").expect(200).json();
+    assert_eq!(all[0]["manifest"], new, "a halted manifest is still listed");
+
+    // Halted: loaders on it keep it (and may fetch its files), the one that failed and the ones
+    // that never had it get the older manifest.
+    assert_eq!(poll(&srv, &fleet[5]), new);
+    let sha = m["entries"][0]["sha256"].as_str().unwrap();
+    srv.loader_get(&fleet[5].key, &format!("loader/files/{sha}"), &[])
+        .expect(200);
+    assert_eq!(poll(&srv, &fleet[0]), old);
+    assert_eq!(poll(&srv, &fleet[20]), old);
+    // Only the rule halts a manifest.
+    let r = srv
+        .post(
+            &a,
+            &format!("manifests/{new}/status"),
+            json!({"status": "halted"}),
+        )
+        .expect(400);
+    assert!(r.message().contains("halt rule"), "{}", r.text());
+
+    // Resumed: offered to everyone again, and only reports from now on count: after 20
+    // successes, 1 failure in 21 and then in 39 reports is below 5%; a second one in 40 is
+    // exactly 5%.
+    let m = srv
+        .post(
+            &a,
+            &format!("manifests/{new}/status"),
+            json!({"status": "active"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(
+        (m["status"].as_str(), &m["halted"]),
+        (Some("active"), &Value::Null)
+    );
+    for l in &fleet[20..60] {
+        assert_eq!(poll(&srv, l), new);
+    }
+    for l in &fleet[21..41] {
+        report(&srv, l, new, "installed", "");
+    }
+    report(&srv, &fleet[20], new, "failed", "disk full");
+    for l in &fleet[41..59] {
+        report(&srv, l, new, "installed", "");
+    }
+    assert_eq!(status_of(&srv, &a, new)["status"], "active");
+    report(&srv, &fleet[59], new, "rolled_back", "agent unhealthy");
+    let m = status_of(&srv, &a, new);
+    assert_eq!(m["status"], "halted");
+    assert!(
+        m["halted"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 of 40 loaders"),
+        "{m}"
+    );
+    // `disable` still ends it, halted or not: nobody is offered it any more.
+    srv.post(
+        &a,
+        &format!("manifests/{new}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    assert_eq!(poll(&srv, &fleet[5]), old);
+    srv.post(
+        &a,
+        &format!("manifests/{new}/status"),
+        json!({"status": "active"}),
+    )
+    .expect(400);
+}
+
+#[test]
+fn a_count_rule_set_later_trips_at_its_count_and_can_be_cleared() {
+    let srv = Server::start();
+    let (a, b) = two_admins(&srv);
+    let m = active_manifest(&srv, &[&a, &b], "counted", "true");
+    let fleet = fleet_on(&srv, &a, "host", 6);
+    for l in &fleet {
+        assert_eq!(poll(&srv, l), m);
+    }
+    report(&srv, &fleet[0], m, "failed", "x");
+    report(&srv, &fleet[1], m, "rolled_back", "y");
+    // Rejected (a bad signature, an older serial) is not the agent failing: not counted.
+    report(&srv, &fleet[2], m, "rejected", "z");
+    let path = format!("manifests/{m}/halt");
+    let r = srv
+        .post(&a, &path, json!({"halt": {"after": "3"}}))
+        .expect(200)
+        .json();
+    assert_eq!(
+        (r["status"].as_str(), &r["halt"]),
+        (Some("active"), &json!({"after": "3"}))
+    );
+    report(&srv, &fleet[3], m, "failed", "x");
+    assert_eq!(status_of(&srv, &a, m)["status"], "halted");
+    // Cleared and resumed; a rule set on counts already past it halts at once.
+    srv.post(&a, &path, json!({"halt": null})).expect(200);
+    srv.post(
+        &a,
+        &format!("manifests/{m}/status"),
+        json!({"status": "active"}),
+    )
+    .expect(200);
+    report(&srv, &fleet[4], m, "failed", "x");
+    report(&srv, &fleet[5], m, "failed", "x");
+    assert_eq!(
+        status_of(&srv, &a, m)["status"],
+        "active",
+        "no rule, no halt"
+    );
+    let r = srv
+        .post(&a, &path, json!({"halt": {"after": "2", "min": 2}}))
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "halted", "{r}");
+
+    // Bad rules name the problem; changing one takes PermManifestStatus.
+    for (rule, want) in [
+        (json!({"after": "0"}), "like 3 or 5%"),
+        (json!({"after": "150%"}), "like 3 or 5%"),
+        (json!({"after": "3", "min": 2_000_000_000u64}), "above"),
+    ] {
+        let r = srv.post(&a, &path, json!({ "halt": rule })).expect(400);
+        assert!(r.text().contains(want), "{rule}: {}", r.text());
+    }
+    srv.post(&a, "manifests/999/halt", json!({"halt": null}))
+        .expect(404);
+    let reader = srv.dev_admin(3, "PermManifestLoaders");
+    srv.post(&reader, &path, json!({"halt": null})).expect(403);
+}

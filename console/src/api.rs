@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::progress;
 use crate::signer::Signer;
 use mig_http::{Client, HttpConfig, Method};
 use mig_protocol::admin::{AuthToken, API_KEY_HEADER, PGP_AUTH_HEADER};
@@ -30,6 +31,14 @@ pub enum Credential {
     ApiKey(String),
     /// `X-PGPAUTHORIZATION`, a new token signed for every request.
     Token(Rc<Signer>),
+}
+
+/// A request body.
+enum Body<'a> {
+    None,
+    Bytes(&'a [u8]),
+    /// With a progress bar of this label when it is large.
+    Shown(&'a [u8], &'a str),
 }
 
 /// A connection to mig-api.
@@ -125,15 +134,32 @@ impl Api {
         Ok(Api { client, credential })
     }
 
-    fn send(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<mig_http::Response> {
+    fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<mig_http::Response> {
         let (name, value) = match &self.credential {
             Credential::ApiKey(k) => (API_KEY_HEADER, k.clone()),
             Credential::Token(s) => (PGP_AUTH_HEADER, make_token(s)?),
         };
-        let resp = self
-            .client
-            .request(method, path, &[(name, value.as_str())], body)
-            .map_err(|e| Error::Transport(e.to_string()))?;
+        let headers = [(name, value.as_str())];
+        let resp = match body {
+            Body::Shown(bytes, label) if bytes.len() as u64 >= progress::MIN_BYTES => {
+                let len = bytes.len() as u64;
+                let mut bar = progress::Bar::new(label, len, Box::new(std::io::stderr()));
+                let mut reader = progress::Reader {
+                    inner: bytes,
+                    bar: &mut bar,
+                };
+                let sent =
+                    self.client
+                        .request_from_reader(method, path, &headers, &mut reader, len);
+                bar.finish();
+                sent
+            }
+            Body::Shown(bytes, _) | Body::Bytes(bytes) => {
+                self.client.request(method, path, &headers, Some(bytes))
+            }
+            Body::None => self.client.request(method, path, &headers, None),
+        }
+        .map_err(|e| Error::Transport(e.to_string()))?;
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
@@ -159,7 +185,7 @@ impl Api {
         })
     }
 
-    fn json_answer(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Value> {
+    fn json_answer(&self, method: Method, path: &str, body: Body<'_>) -> Result<Value> {
         let resp = self.send(method, path, body)?;
         let bytes = resp
             .read_capped(MAX_JSON)
@@ -172,33 +198,48 @@ impl Api {
 
     /// `GET path` → JSON.
     pub fn get(&self, path: &str) -> Result<Value> {
-        self.json_answer(Method::Get, path, None)
+        self.json_answer(Method::Get, path, Body::None)
     }
 
     /// `POST path` with a JSON body → JSON.
     pub fn post<T: Serialize>(&self, path: &str, body: &T) -> Result<Value> {
+        self.upload(path, body, None)
+    }
+
+    /// [`Api::post`], with a progress bar labelled `progress` on stderr while a large body is
+    /// sent (`None`: never; the caller asks `Ui::shows_progress`).
+    pub fn upload<T: Serialize>(
+        &self,
+        path: &str,
+        body: &T,
+        progress: Option<&str>,
+    ) -> Result<Value> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::BadAnswer {
             what: format!("the body for POST {path}"),
             reason: e.to_string(),
         })?;
-        self.json_answer(Method::Post, path, Some(&bytes))
+        let body = match progress {
+            Some(label) => Body::Shown(&bytes, label),
+            None => Body::Bytes(&bytes),
+        };
+        self.json_answer(Method::Post, path, body)
     }
 
     /// `DELETE path` → JSON.
     pub fn delete(&self, path: &str) -> Result<Value> {
-        self.json_answer(Method::Delete, path, None)
+        self.json_answer(Method::Delete, path, Body::None)
     }
 
     /// `GET path` → raw bytes, at most `cap`.
     pub fn get_bytes(&self, path: &str, cap: u64) -> Result<Vec<u8>> {
-        self.send(Method::Get, path, None)?
+        self.send(Method::Get, path, Body::None)?
             .read_capped(cap)
             .map_err(|e| Error::Transport(e.to_string()))
     }
 
     /// `GET path` streamed into `out`, at most `cap` bytes; returns the byte count.
     pub fn download(&self, path: &str, cap: u64, out: &mut dyn Write) -> Result<u64> {
-        let mut reader = self.send(Method::Get, path, None)?.into_reader(cap);
+        let mut reader = self.send(Method::Get, path, Body::None)?.into_reader(cap);
         std::io::copy(&mut reader, out).map_err(|e| Error::Transport(format!("GET {path}: {e}")))
     }
 }

@@ -106,13 +106,14 @@ pub fn main() -> ExitCode {
     } else {
         Box::new(PlainLines::new(std::io::BufReader::new(std::io::stdin())))
     };
-    let ui = Ui::new(
+    let mut ui = Ui::new(
         Box::new(std::io::stdout()),
         Box::new(std::io::stderr()),
         input,
         interactive,
         tty,
     );
+    ui.err_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut session = Session::new(g.config, ui);
     session.defaults = g.opts;
     if interactive {

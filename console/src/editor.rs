@@ -24,7 +24,19 @@ const TOP: &[&str] = &[
     "exit",
 ];
 const MANIFEST: &[&str] = &[
-    "sign", "json", "entry", "shasum", "fetch", "loaders", "disable", "reset", "r", "help", "exit",
+    "sign",
+    "json",
+    "entry",
+    "shasum",
+    "fetch",
+    "loaders",
+    "halt-after",
+    "resume",
+    "disable",
+    "reset",
+    "r",
+    "help",
+    "exit",
 ];
 const LOADER: &[&str] = &[
     "enable",

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::words::{Flags, Words};
+use mig_protocol::admin::{HaltAfter, HaltRule};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -33,6 +34,8 @@ pub struct NewManifestArgs {
     pub os: Option<String>,
     pub arch: Option<String>,
     pub valid_days: Option<u32>,
+    /// `--halt-after 5%|3 [--halt-min N]`.
+    pub halt: Option<HaltRule>,
     /// No flag was given: MIG's three prompts, in order.
     pub prompt_all: bool,
 }
@@ -96,7 +99,9 @@ impl SearchKind {
 /// Commands of the manifest reader (`manifest 34>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestAction {
-    Sign { content: Option<PathBuf> },
+    Sign {
+        content: Option<PathBuf>,
+    },
     Json,
     Entry,
     Shasum,
@@ -104,6 +109,10 @@ pub enum ManifestAction {
     Loaders,
     Disable,
     Reset,
+    /// `halted` → `active`.
+    Resume,
+    /// `halt-after 5%|3 [--min N]`, or `halt-after off` (`None`).
+    HaltAfter(Option<HaltRule>),
     Reload,
     Help,
     Exit,
@@ -194,13 +203,13 @@ pub enum Command {
 /// The top-level help.
 pub const HELP: &str = "\
 Commands (the same words work as mig-console arguments in scripts):
-  create manifest [--name N --target T --content FILE.tar.gz] [--os OS --arch ARCH] [--valid-days D]
+  create manifest [--name N --target T --content FILE.tar.gz] [--os OS --arch ARCH] [--valid-days D] [--halt-after 5%|3 [--halt-min N]]
   create loader [--name N] [--expectenv EXPR]
   create investigator [--name N --pubkey FILE.asc] [--perms SET,BIT,...]
   search manifest where manifestid=34 [and status=staged ...]   keys: manifestid manifestname status before after limit
   search loader where loadername=%corb%                          keys: loaderid loadername agentname serial result limit
   status [manifest ID] [--stale-hours H]  per active manifest (or one): loaders given it, on it, older, failed, rolled back, rejected, not seen for H hours (24)
-  manifest ID [SUBCOMMAND]      reader: sign [--content FILE], json, entry, shasum, fetch PATH, loaders, disable, reset, r
+  manifest ID [SUBCOMMAND]      reader: sign [--content FILE], json, entry, shasum, fetch PATH, loaders, halt-after, resume, disable, reset, r
   loader ID [SUBCOMMAND]        reader: enable, disable, key, expectenv [EXPR], attributes [k=v ...|--clear], json, r
   investigator ID|me [SUBCOMMAND]  reader: setperms SET,..., enable, disable, apikey, json, r
   plugin upload NAME FILE.wasm | plugin list | plugin delete NAME
@@ -216,6 +225,9 @@ pub const MANIFEST_HELP: &str = "\
   shasum                 sha256  name, sorted
   fetch PATH             write the archive to PATH (never overwrites)
   loaders                loaders this manifest targets now
+  halt-after 5%|3 [--min N]  halt the rollout when this many (or this share) of the loaders that
+                         reported failed or rolled back, after at least N reports; halt-after off clears it
+  resume                 a halted manifest goes on; only reports from now on count
   disable                disable the manifest (final)
   reset                  back to staged; removes its signatures
   r                      reload
@@ -342,6 +354,8 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
                     "--os",
                     "--arch",
                     "--valid-days",
+                    "--halt-after",
+                    "--halt-min",
                 ],
                 &[],
                 &command,
@@ -360,9 +374,15 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
                         })
                 })
                 .transpose()?;
+            let halt = match (f.take("--halt-after"), f.take("--halt-min")) {
+                (Some(after), min) => Some(halt_rule(&after, min.as_deref(), "--halt-min")?),
+                (None, Some(_)) => return Err(usage("--halt-min needs --halt-after")),
+                (None, None) => None,
+            };
             Ok((
                 Command::CreateManifest(NewManifestArgs {
-                    prompt_all: f.none_given(),
+                    prompt_all: f.none_given() && halt.is_none(),
+                    halt,
                     name: f.take("--name"),
                     target: f.take("--target"),
                     content: f.take("--content").map(|p| crate::config::expand_home(&p)),
@@ -515,11 +535,25 @@ fn parse_plugin(rest: &[String]) -> Result<(Command, Opts)> {
     Ok((cmd, Opts::from(&f)))
 }
 
+/// A halt rule from `--halt-after` and its minimum (`flag` names the minimum's flag).
+fn halt_rule(after: &str, min: Option<&str>, flag: &str) -> Result<HaltRule> {
+    let after = HaltAfter::parse(after).map_err(|e| usage(e.to_string()))?;
+    let min = min
+        .map(|m| {
+            m.parse::<u64>()
+                .ok()
+                .filter(|m| *m <= mig_protocol::halt::MAX_LOADERS)
+                .ok_or_else(|| usage(format!("{flag} {m:?} is not a number of reports")))
+        })
+        .transpose()?;
+    Ok(HaltRule { after, min })
+}
+
 /// A manifest reader command at word `from`.
 pub fn parse_manifest_action(w: &Words, from: usize) -> Result<(ManifestAction, Opts)> {
     let word = w.get(from).unwrap_or("");
     let args = &w.all()[w.len().min(from + 1)..];
-    let mut f = Flags::parse(args, &["--content"], &[], word)?;
+    let mut f = Flags::parse(args, &["--content", "--min"], &[], word)?;
     let a = match word {
         "sign" => ManifestAction::Sign {
             content: f.take("--content").map(|p| crate::config::expand_home(&p)),
@@ -539,6 +573,24 @@ pub fn parse_manifest_action(w: &Words, from: usize) -> Result<(ManifestAction, 
         "loaders" => ManifestAction::Loaders,
         "disable" => ManifestAction::Disable,
         "reset" => ManifestAction::Reset,
+        "resume" => ManifestAction::Resume,
+        "halt-after" => {
+            let after = f
+                .positional
+                .first()
+                .cloned()
+                .ok_or_else(|| usage("halt-after needs 5% or 3, or off"))?;
+            f.positional.remove(0);
+            let min = f.take("--min");
+            if after == "off" {
+                if min.is_some() {
+                    return Err(usage("halt-after off takes no --min"));
+                }
+                ManifestAction::HaltAfter(None)
+            } else {
+                ManifestAction::HaltAfter(Some(halt_rule(&after, min.as_deref(), "--min")?))
+            }
+        }
         "r" | "reload" => ManifestAction::Reload,
         "help" | "?" => ManifestAction::Help,
         "exit" | "quit" => ManifestAction::Exit,
@@ -548,8 +600,8 @@ pub fn parse_manifest_action(w: &Words, from: usize) -> Result<(ManifestAction, 
             )))
         }
     };
-    if !f.values.is_empty() && !matches!(a, ManifestAction::Sign { .. }) {
-        return Err(usage(format!("{word} takes no --content")));
+    if let Some(flag) = f.values.keys().next() {
+        return Err(usage(format!("{word} takes no {flag}")));
     }
     no_extra(&f, word)?;
     Ok((a, Opts::from(&f)))
@@ -695,6 +747,45 @@ mod tests {
     }
 
     #[test]
+    fn halt_rules_parse_in_create_and_in_the_reader() {
+        let (c, _) = line("create manifest --name canary --halt-after 5% --halt-min 50").unwrap();
+        let Command::CreateManifest(a) = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(
+            a.halt,
+            Some(HaltRule {
+                after: HaltAfter::BasisPoints(500),
+                min: Some(50)
+            })
+        );
+        assert!(!a.prompt_all);
+        let reader = |s: &str| match line(s).unwrap().0 {
+            Command::Manifest { action, .. } => action,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reader("manifest 34 halt-after 3"),
+            Some(ManifestAction::HaltAfter(Some(HaltRule {
+                after: HaltAfter::Loaders(3),
+                min: None
+            })))
+        );
+        assert_eq!(
+            reader("manifest 34 halt-after 2.5% --min 10"),
+            Some(ManifestAction::HaltAfter(Some(HaltRule {
+                after: HaltAfter::BasisPoints(250),
+                min: Some(10)
+            })))
+        );
+        assert_eq!(
+            reader("manifest 34 halt-after off"),
+            Some(ManifestAction::HaltAfter(None))
+        );
+        assert_eq!(reader("manifest 34 resume"), Some(ManifestAction::Resume));
+    }
+
+    #[test]
     fn script_words_parse_with_flags_and_switches() {
         let (c, o) = args(&[
             "create",
@@ -817,6 +908,19 @@ mod tests {
             ("manifest 3 sing", "unknown manifest command \"sing\""),
             ("manifest 3 fetch", "fetch needs a PATH"),
             ("manifest 3 json --content x", "takes no --content"),
+            ("manifest 3 halt-after", "needs 5% or 3, or off"),
+            ("manifest 3 halt-after 0", "like 3 or 5%"),
+            ("manifest 3 halt-after off --min 3", "takes no --min"),
+            (
+                "manifest 3 halt-after 5% --min x",
+                "--min \"x\" is not a number",
+            ),
+            ("manifest 3 resume --min 3", "resume takes no --min"),
+            (
+                "create manifest --halt-min 3",
+                "--halt-min needs --halt-after",
+            ),
+            ("create manifest --halt-after 101%", "like 3 or 5%"),
             ("loader 3 attributes novalue", "not key=value"),
             ("create thing", "create what?"),
             ("create manifest --name", "--name needs a value"),

@@ -15,6 +15,7 @@ pub mod loader;
 pub mod manifest;
 pub mod plugin;
 pub mod process;
+pub mod progress;
 pub mod search;
 pub mod session;
 pub mod signer;

@@ -8,7 +8,9 @@ use crate::grammar::{ManifestAction, NewManifestArgs, MANIFEST_HELP};
 use crate::session::{Flow, Session};
 use crate::table::{self, clean, clean_text, pretty};
 use base64::Engine;
-use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest, NewSignature, StatusChange};
+use mig_protocol::admin::{
+    HaltChange, LoaderRecord, ManifestRecord, NewManifest, NewSignature, StatusChange,
+};
 use mig_protocol::dictionary::{self, DictName};
 use mig_protocol::statement::{Platform, Statement, MAX_STATEMENT_BYTES};
 use mig_protocol::time::Timestamp;
@@ -97,6 +99,7 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
         target,
         platform,
         valid_days: a.valid_days,
+        halt: a.halt,
         archive: "...".into(),
     };
     if s.ui.can_prompt() && !s.ui.opts.yes {
@@ -106,7 +109,8 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
     }
     s.ui.confirm("create manifest?")?;
     new.archive = base64::engine::general_purpose::STANDARD.encode(&bytes);
-    let v = s.api()?.post("manifests", &new)?;
+    let progress = s.ui.shows_progress("uploading the manifest");
+    let v = s.api()?.upload("manifests", &new, progress)?;
     let rec: ManifestRecord = typed(&v, "POST manifests")?;
     if s.ui.opts.json {
         s.ui.json(&v);
@@ -158,6 +162,12 @@ impl Reader {
         );
         s.ui.say(format!("Manifest: '{}'.", clean(&self.record.name)));
         s.ui.say(format!("Status '{}'.", clean(self.record.status.as_str())));
+        if let Some(h) = &self.record.halted {
+            s.ui.say(format!("Halted at {}: {}.", h.at, clean(&h.reason)));
+        }
+        if let Some(rule) = &self.record.halt {
+            s.ui.say(format!("Halt rule: {rule} failed or rolled back."));
+        }
     }
 
     /// Runs one reader command.
@@ -215,6 +225,29 @@ impl Reader {
                     s,
                     format!("Manifest {id} has been reset to staged; its signatures were removed"),
                 );
+            }
+            ManifestAction::Resume => {
+                s.ui.confirm(&format!(
+                    "resume manifest {id}? It is offered again to every loader it targets."
+                ))?;
+                self.set_status(s, "active")?;
+                self.report(
+                    s,
+                    format!("Manifest {id} resumed; its halt rule counts reports from now on"),
+                );
+            }
+            ManifestAction::HaltAfter(rule) => {
+                let path = format!("manifests/{id}/halt");
+                let v = s.api()?.post(&path, &HaltChange { halt: rule })?;
+                self.replace(v, &format!("POST {path}"))?;
+                let message = match (&self.record.halt, &self.record.halted) {
+                    (_, Some(h)) => format!("Manifest {id} is halted: {}", clean(&h.reason)),
+                    (Some(r), None) => {
+                        format!("Manifest {id} halts after {r} failed or rolled back")
+                    }
+                    (None, None) => format!("Manifest {id} has no halt rule"),
+                };
+                self.report(s, message);
             }
             ManifestAction::Reload => {
                 self.reload(s)?;

@@ -44,7 +44,8 @@ pub fn upload(s: &mut Session, name: &str, file: &Path) -> Result<()> {
         name: name.to_string(),
         wasm: base64::engine::general_purpose::STANDARD.encode(&wasm),
     };
-    let v = s.api()?.post("plugins", &new)?;
+    let progress = s.ui.shows_progress("uploading the plugin");
+    let v = s.api()?.upload("plugins", &new, progress)?;
     let rec: PluginRecord = typed(&v, "POST plugins")?;
     if s.ui.opts.json {
         s.ui.json(&v);

@@ -93,6 +93,22 @@ pub fn rollouts(rows: &[Rollout]) -> String {
             r.stale
         ));
     }
+    for r in rows {
+        match (&r.halted, &r.halt) {
+            (Some(h), _) => out.push_str(&format!(
+                "Manifest {} HALTED at {}: {}. `manifest {} resume` goes on, `disable` ends it.\n",
+                r.manifest,
+                h.at,
+                clean(&h.reason),
+                r.manifest
+            )),
+            (None, Some(rule)) => out.push_str(&format!(
+                "Manifest {} halts after {rule} failed or rolled back.\n",
+                r.manifest
+            )),
+            (None, None) => {}
+        }
+    }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
         out.push_str(&format!("Commonest failures of manifest {}:\n", r.manifest));
         for f in &r.failures {
@@ -176,6 +192,8 @@ mod tests {
             expires: Timestamp(1),
             signers: vec![],
             entries: vec![],
+            halt: None,
+            halted: None,
             statement: String::new(),
         }
     }

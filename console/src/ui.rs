@@ -76,6 +76,8 @@ pub struct Ui {
     pub interactive: bool,
     /// Standard input is a terminal.
     pub tty: bool,
+    /// Standard error is a terminal: long uploads may draw a progress bar there.
+    pub err_tty: bool,
     /// The current command's switches.
     pub opts: Opts,
 }
@@ -94,6 +96,7 @@ impl Ui {
             input,
             interactive,
             tty,
+            err_tty: false,
             opts: Opts::default(),
         }
     }
@@ -131,6 +134,12 @@ impl Ui {
         let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
         let _ = writeln!(self.out, "{text}");
         let _ = self.out.flush();
+    }
+
+    /// The label of a progress bar for `what`, when one may be drawn: standard error is a
+    /// terminal and the output is not `--json`.
+    pub fn shows_progress<'a>(&self, what: &'a str) -> Option<&'a str> {
+        (self.err_tty && !self.opts.json).then_some(what)
     }
 
     /// Whether values may be asked for: in a session, or when standard input is a terminal.

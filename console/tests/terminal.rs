@@ -1,11 +1,12 @@
-//! The console on a real pseudo-terminal: the line editor's completion and history, ctrl+d, and
-//! the passphrase of a protected key file asked without echo (or taken from MIG_PASSPHRASE).
+//! The console on a real pseudo-terminal: the line editor's completion and history, ctrl+d, the
+//! passphrase of a protected key file asked without echo (or taken from MIG_PASSPHRASE), and the
+//! progress bar of a large upload (on a terminal only).
 
 mod support;
 
 use pgp::composed::{KeyType, SecretKeyParamsBuilder};
 use pgp::types::KeyVersion;
-use support::{key_file_admin, Admin, Pty};
+use support::{key_file_admin, manifest_archive, Admin, Pty};
 
 /// The URL of a closed loopback port: what these tests check happens before any answer.
 fn closed_url() -> String {
@@ -128,4 +129,70 @@ fn without_a_terminal_the_passphrase_comes_from_the_environment() {
         o.stderr.contains("search?type=loader") && !o.stderr.contains("signing failed"),
         "{o}"
     );
+}
+
+#[test]
+fn a_large_upload_draws_a_progress_bar_on_a_terminal_and_nothing_when_piped_or_json() {
+    use rand::RngCore;
+    let api = e2e::ApiServer::start(e2e::ApiOptions::default());
+    api.add_investigator(
+        "admin1",
+        &e2e::dev_key("admin1.pub.asc"),
+        "PermAdmin,PermManifest,PermLoader",
+    )
+    .ok();
+    let a = key_file_admin(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    // Incompressible, so the upload is well past the bar's threshold.
+    let mut agent = vec![0u8; 768 * 1024];
+    rand::thread_rng().fill_bytes(&mut agent);
+    let archive = manifest_archive(work.path(), "mig-manifest-big", &agent);
+    let create = |name: &str| -> Vec<String> {
+        [
+            "create",
+            "manifest",
+            "--name",
+            name,
+            "--target",
+            "true",
+            "--content",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([archive.display().to_string(), "--yes".into()])
+        .collect()
+    };
+    let words = create("big.one");
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut t = Pty::spawn(&a.command(&words));
+    t.expect("uploading the manifest [");
+    t.expect("] 100%");
+    t.expect("Manifest successfully created with ID 1");
+    let (status, screen) = t.wait();
+    assert!(status.success(), "{screen}");
+
+    // Piped (a script): the same upload prints nothing extra.
+    let words = create("big.two");
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let o = a.run(&words);
+    assert!(
+        o.ok()
+            .stdout
+            .contains("Manifest successfully created with ID 2"),
+        "{o}"
+    );
+    assert!(
+        !o.stderr.contains("uploading") && !o.stdout.contains("uploading"),
+        "{o}"
+    );
+
+    // --json on a terminal: the JSON only.
+    let mut words = create("big.three");
+    words.insert(0, "--json".into());
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let t = Pty::spawn(&a.command(&words));
+    let (status, screen) = t.wait();
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("\"id\": 3"), "{screen}");
+    assert!(!screen.contains("uploading"), "{screen}");
 }

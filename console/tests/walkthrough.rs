@@ -23,16 +23,31 @@ fn api_with_admin1(required: u32) -> ApiServer {
     api
 }
 
+/// A loader's HTTP client for the test API (plain HTTP on loopback).
+fn loader_client(base_url: &str) -> mig_http::Client {
+    let cfg = mig_http::HttpConfig {
+        allow_plain_http: true,
+        ..Default::default()
+    };
+    mig_http::Client::new(&cfg, base_url).unwrap()
+}
+
+/// The id in the console's "New entry successfully created (id N)".
+fn created_id(o: &e2e::Output) -> String {
+    o.stdout
+        .split("New entry successfully created (id ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no new id: {o}"))
+        .to_string()
+}
+
 /// One `POST loader/manifest` with `key`, reporting this host's platform; returns the status.
 fn loader_asks(base_url: &str, key: &str) -> u16 {
     use mig_protocol::loader::{
         Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
     };
-    let cfg = mig_http::HttpConfig {
-        allow_plain_http: true,
-        ..Default::default()
-    };
-    let client = mig_http::Client::new(&cfg, base_url).unwrap();
+    let client = loader_client(base_url);
     let host = mig_protocol::statement::Platform::host();
     let req = ManifestRequest {
         agent: Agent {
@@ -208,13 +223,7 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
     let key = loader_key(&o.ok().stdout);
     assert_eq!(key.len(), 40, "{o}");
     assert!(key.bytes().all(|c| c.is_ascii_alphanumeric()), "{key}");
-    let loader_id = o
-        .stdout
-        .split("New entry successfully created (id ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("no loader id: {o}"))
-        .to_string();
+    let loader_id = created_id(&o);
     assert!(o.stdout.contains("but is disabled"), "{o}");
     let o = admin1.run(&["loader", &loader_id, "enable"]);
     assert!(o.ok().stdout.contains("Loader has been enabled"), "{o}");
@@ -652,11 +661,7 @@ fn investigators_permissions_api_keys_and_plugins() {
 /// One `POST loader/report` with `key`.
 fn loader_reports(base_url: &str, key: &str, serial: u64, result: &str, message: &str) -> u16 {
     use mig_protocol::loader::{Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
-    let cfg = mig_http::HttpConfig {
-        allow_plain_http: true,
-        ..Default::default()
-    };
-    let client = mig_http::Client::new(&cfg, base_url).unwrap();
+    let client = loader_client(base_url);
     let report = Report {
         serial: mig_protocol::Serial::new(serial),
         result: ReportResult::parse(result).unwrap(),
@@ -692,13 +697,7 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
     for name in ["good.host", "bad.host"] {
         let o = admin1.run(&["create", "loader", "--name", name]);
         let key = loader_key(&o.ok().stdout);
-        let lid = o
-            .stdout
-            .split("New entry successfully created (id ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .unwrap_or_else(|| panic!("no loader id: {o}"))
-            .to_string();
+        let lid = created_id(&o);
         admin1.run(&["loader", &lid, "enable"]).ok();
         assert_eq!(loader_asks(&api.base_url, &key), 200);
         keys.push(key);
@@ -772,4 +771,32 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
     assert!(o.failed().stderr.contains("HTTP 404"), "{o}");
     let o = admin1.run(&["status", "--stale-hours", "0"]);
     assert!(o.failed().stderr.contains("--stale-hours"), "{o}");
+
+    // A rule on counts already past it halts at once; status says so, resume goes on.
+    let m = id.to_string();
+    let o = admin1.run(&["manifest", &m, "halt-after", "1"]);
+    assert!(
+        o.ok().stdout.contains(&format!(
+            "Manifest {id} is halted: 1 of 2 loaders that reported failed or rolled back"
+        )),
+        "{o}"
+    );
+    let o = admin1.run(&["status"]);
+    assert!(
+        o.ok().stdout.contains(&format!("Manifest {id} HALTED at ")),
+        "{o}"
+    );
+    let row = o.stdout.lines().find(|l| l.contains("canary")).unwrap();
+    assert!(row.contains("halted"), "{o}");
+    let o = admin1.run(&["manifest", &m, "resume", "--yes"]);
+    assert!(o.ok().stdout.contains("resumed"), "{o}");
+    let rec = json(&admin1.run(&["--json", "manifest", &m]));
+    assert_eq!(
+        (rec["status"].as_str(), &rec["halt"]["after"]),
+        (Some("active"), &serde_json::json!("1"))
+    );
+    let o = admin1.run(&["manifest", &m, "halt-after", "off"]);
+    assert!(o.ok().stdout.contains("has no halt rule"), "{o}");
+    let o = admin1.run(&["manifest", &m, "halt-after", "0%"]);
+    assert!(o.failed().stderr.contains("like 3 or 5%"), "{o}");
 }

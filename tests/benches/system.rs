@@ -91,6 +91,7 @@ fn publish(
                     target: target.into(),
                     platform: Platform::host(),
                     valid_days: None,
+                    halt: None,
                     archive: base64::engine::general_purpose::STANDARD.encode(bytes),
                 },
             )

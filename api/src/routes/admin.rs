@@ -10,9 +10,9 @@ use crate::error::{Error, Result};
 use crate::{investigators, loaders, manifests, plugins};
 use base64::Engine as _;
 use mig_protocol::admin::{
-    parse_permissions, ApiKeyIssued, Attributes, ExpectEnv, InvestigatorRecord, LoaderKeyIssued,
-    LoaderRecord, ManifestRecord, NewInvestigator, NewLoader, NewManifest, NewPlugin, NewSignature,
-    PermissionChange, PluginRecord, StatusChange,
+    parse_permissions, ApiKeyIssued, Attributes, ExpectEnv, HaltChange, InvestigatorRecord,
+    LoaderKeyIssued, LoaderRecord, ManifestRecord, NewInvestigator, NewLoader, NewManifest,
+    NewPlugin, NewSignature, PermissionChange, PluginRecord, StatusChange,
 };
 use mig_protocol::time::Timestamp;
 use mig_protocol::Permission;
@@ -39,6 +39,7 @@ pub fn routes() -> Vec<Route> {
         manifest_archive,
         manifest_sign,
         manifest_status,
+        manifest_halt,
         manifest_loaders,
         manifest_rollout,
         rollout,
@@ -211,6 +212,28 @@ async fn manifest_status(
         .await?)
 }
 
+/// Sets or clears a manifest's halt rule (docs/design.md §6.4).
+#[post("/manifests/<id>/halt", data = "<data>")]
+async fn manifest_halt(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<ManifestRecord> {
+    auth.require(Permission::ManifestStatus)?;
+    let id = parse_id("manifest", id)?;
+    let change: HaltChange = small_json(data, len, "HaltChange").await?;
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| {
+                crate::halt::set_rule(c, id, change.halt)?;
+                manifests::get(c, id)
+            })
+        })
+        .await?)
+}
+
 #[get("/manifests/<id>/loaders")]
 async fn manifest_loaders(app: &State<App>, auth: Admin, id: &str) -> Answer<Vec<LoaderRecord>> {
     auth.require(Permission::ManifestLoaders)?;
@@ -257,7 +280,7 @@ async fn rollout(
     let stale = bounded(stale, "stale", STALE_DEFAULT, 3650 * 86_400, "bad_query")?;
     ok(app
         .run(move |a| {
-            a.db.with(|c| crate::reports::rollouts(c, None, Timestamp::now(), stale))
+            a.db.with(|c| crate::reports::rollouts(c, Timestamp::now(), stale))
         })
         .await?)
 }
@@ -273,15 +296,11 @@ async fn manifest_rollout(
     auth.require(Permission::ManifestLoaders)?;
     let id = parse_id("manifest", id)?;
     let stale = bounded(stale, "stale", STALE_DEFAULT, 3650 * 86_400, "bad_query")?;
-    let mut found = app
+    ok(app
         .run(move |a| {
-            a.db.with(|c| crate::reports::rollouts(c, Some(id), Timestamp::now(), stale))
+            a.db.with(|c| crate::reports::rollout(c, id, Timestamp::now(), stale))
         })
-        .await?;
-    match found.pop() {
-        Some(r) => ok(r),
-        None => Err(Error::NotFound(format!("manifest {id} does not exist"))),
-    }
+        .await?)
 }
 
 /// A loader's reports, newest first.

@@ -247,8 +247,40 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Response> {
+        let (url, b) = self.builder(method, path, headers, body.is_some());
+        let req = b
+            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|e| http_error(&url, &e))?;
+        self.run(url, req)
+    }
+
+    /// Sends one request whose JSON body of `len` bytes is read from `body` as it is sent (the
+    /// console's upload progress). `len` must be its exact length: a longer body is refused.
+    pub fn request_from_reader(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Result<Response> {
+        let (url, b) = self.builder(method, path, headers, true);
+        let req = b
+            .header("Content-Length", len)
+            .body(ureq::SendBody::from_reader(body))
+            .map_err(|e| http_error(&url, &e))?;
+        self.run(url, req)
+    }
+
+    /// The URL and a request with its method and headers.
+    fn builder(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        json_body: bool,
+    ) -> (String, ureq::http::request::Builder) {
         let url = self.url(path);
-        let budget = self.budget(&url)?;
         let m = match method {
             Method::Get => ureq::http::Method::GET,
             Method::Post => ureq::http::Method::POST,
@@ -258,22 +290,24 @@ impl Client {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        if body.is_some() {
+        if json_body {
             b = b.header("Content-Type", "application/json");
         }
-        let http_err = |e: &dyn std::fmt::Display| Error::Http {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
-        let req = b
-            .body(body.map(<[u8]>::to_vec).unwrap_or_default())
-            .map_err(|e| http_err(&e))?;
+        (url, b)
+    }
+
+    fn run<B: ureq::AsSendBody>(
+        &self,
+        url: String,
+        req: ureq::http::Request<B>,
+    ) -> Result<Response> {
+        let budget = self.budget(&url)?;
         let req = self
             .agent
             .configure_request(req)
             .timeout_global(Some(budget))
             .build();
-        let inner = self.agent.run(req).map_err(|e| http_err(&e))?;
+        let inner = self.agent.run(req).map_err(|e| http_error(&url, &e))?;
         Ok(Response {
             status: inner.status().as_u16(),
             url,
@@ -293,6 +327,13 @@ impl Client {
             reason: e.to_string(),
         })?;
         self.request(Method::Post, path, headers, Some(&body))
+    }
+}
+
+fn http_error(url: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Http {
+        url: url.to_string(),
+        reason: e.to_string(),
     }
 }
 

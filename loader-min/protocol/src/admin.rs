@@ -2,6 +2,7 @@
 
 use crate::dictionary::DictName;
 use crate::error::{Error, Result};
+pub use crate::halt::{HaltAfter, HaltChange, HaltRule, Halted};
 use crate::loader::Environment;
 use crate::statement::{Entry, Platform};
 use crate::status::{InvestigatorStatus, ManifestStatus};
@@ -84,6 +85,9 @@ pub struct NewManifest {
     /// How long the statement stays valid; the API's default when absent.
     #[serde(default)]
     pub valid_days: Option<u32>,
+    /// Halts the rollout when enough of it fails (docs/design.md §6.4).
+    #[serde(default)]
+    pub halt: Option<HaltRule>,
     /// The tar.gz, standard base64.
     pub archive: String,
 }
@@ -102,6 +106,11 @@ pub struct ManifestRecord {
     /// Names of the investigators whose signatures verified.
     pub signers: Vec<String>,
     pub entries: Vec<Entry>,
+    #[serde(default)]
+    pub halt: Option<HaltRule>,
+    /// Set while the status is `halted`.
+    #[serde(default)]
+    pub halted: Option<Halted>,
     /// The exact signed statement text.
     pub statement: String,
 }
@@ -168,6 +177,10 @@ pub struct Rollout {
     pub stale_after: u64,
     /// The most common failure messages about this serial, most loaders first.
     pub failures: Vec<FailureCount>,
+    #[serde(default)]
+    pub halt: Option<HaltRule>,
+    #[serde(default)]
+    pub halted: Option<Halted>,
 }
 
 /// A loader as the API shows it (never its key).

@@ -69,11 +69,14 @@ macro_rules! status {
 }
 
 status!(
-    /// A manifest's life: made `staged`, `active` once enough signatures verified, `disabled` for
-    /// good.
+    /// A manifest's life: made `staged`, `active` once enough signatures verified, `halted` when
+    /// its halt rule tripped (offered only to loaders already on it, until resumed), `disabled`
+    /// for good.
     ManifestStatus, "manifest", {
         Staged = "staged",
         Active = "active",
+        /// Kept by the loaders on it; everyone else gets the next older match.
+        Halted = "halted",
         /// Final: a disabled manifest is never offered again.
         Disabled = "disabled",
     }
@@ -108,7 +111,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<ManifestStatus>(&json).unwrap(), *s);
         }
         let e = ManifestStatus::parse("actve").unwrap_err().to_string();
-        assert!(e.contains("staged, active, disabled"), "{e}");
+        assert!(e.contains("staged, active, halted, disabled"), "{e}");
         assert!(serde_json::from_str::<InvestigatorStatus>("\"Active\"").is_err());
         assert_eq!(
             LoaderStatus::parse("enabled").unwrap(),
