@@ -336,6 +336,8 @@ pub struct Search {
     /// The serial and the result of the latest report.
     pub serial: Option<u64>,
     pub result: Option<ReportResult>,
+    /// Not heard from since this time (or never).
+    pub seen_before: Option<Timestamp>,
     pub limit: u64,
 }
 
@@ -347,6 +349,7 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
                AND (?3 IS NULL OR l.agentname LIKE ?3 ESCAPE '\\')
                AND (?5 IS NULL OR r.serial = ?5)
                AND (?6 IS NULL OR r.result = ?6)
+               AND (?7 IS NULL OR l.lastseen IS NULL OR l.lastseen < ?7)
              ORDER BY l.id DESC LIMIT ?4"
         ))
         .map_err(Error::db("searching loaders"))?;
@@ -358,6 +361,7 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
             s.limit as i64,
             s.serial.map(|n| n as i64),
             s.result.map(ReportResult::as_str),
+            s.seen_before.map(|t| t.0 as i64),
         ],
         record_row,
     )

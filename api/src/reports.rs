@@ -271,5 +271,7 @@ pub fn by_serial(conn: &Connection, serials: i64) -> Result<Vec<(u64, String, u6
     .map_err(Error::db("counting loaders by serial"))
 }
 
+pub mod adoption;
+
 #[cfg(test)]
 mod tests;

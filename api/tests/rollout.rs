@@ -243,6 +243,40 @@ fn a_fleet_in_chosen_proportions_is_counted_exactly() {
         .json();
     assert_eq!(r["stale"], (FLEET - again.len()) as u64, "{r}");
     assert_eq!(r["stale_after"], 2);
+    // The hosts behind that number: not seen since a second ago (or never).
+    let since = mig_protocol::time::Timestamp(mig_protocol::time::Timestamp::now().0 - 1);
+    let found = srv
+        .get(
+            &a,
+            &format!("search?type=loader&seenbefore={since}&limit=1000"),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(found.as_array().unwrap().len(), FLEET - again.len());
+    srv.get(&a, "search?type=loader&seenbefore=yesterday")
+        .expect(400);
+
+    // Adoption over time ends on the rollouts' on_it for each serial.
+    let ad = srv.get(&a, "adoption?hours=1&points=3").expect(200).json();
+    assert_eq!(ad["times"].as_array().unwrap().len(), 3);
+    let last: Vec<(u64, u64)> = ad["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["serial"].as_u64().unwrap(),
+                s["loaders"].as_array().unwrap()[2].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [(new, INSTALLED as u64), (old, (STILL_OLD + SILENT) as u64)]
+    );
+    for bad in ["hours=0", "points=1", "points=501", "hours=100000"] {
+        srv.get(&a, &format!("adoption?{bad}")).expect(400);
+    }
 }
 
 #[test]
@@ -253,6 +287,7 @@ fn rollout_and_history_need_their_permissions() {
     // PermManifestLoaders (of PermManifest) reads rollouts, PermLoader reads loaders' reports.
     let loaders_only = srv.dev_admin(3, "PermLoader");
     srv.get(&loaders_only, "rollout").expect(403);
+    srv.get(&loaders_only, "adoption").expect(403);
     srv.get(&loaders_only, &format!("loaders/{id}/reports"))
         .expect(200);
     srv.set_perms_in_db(loaders_only.id, bit("PermManifestLoaders"));

@@ -20,6 +20,7 @@ const TOP: &[&str] = &[
     "investigator",
     "plugin",
     "status",
+    "report",
     "help",
     "exit",
 ];

@@ -198,6 +198,12 @@ pub enum Command {
         manifest: Option<u64>,
         stale_hours: Option<u64>,
     },
+    /// `report --html FILE [--hours H] [--stale-hours H]`.
+    Report {
+        html: PathBuf,
+        hours: Option<u64>,
+        stale_hours: Option<u64>,
+    },
 }
 
 /// The top-level help.
@@ -209,6 +215,7 @@ Commands (the same words work as mig-console arguments in scripts):
   search manifest where manifestid=34 [and status=staged ...]   keys: manifestid manifestname status before after limit
   search loader where loadername=%corb%                          keys: loaderid loadername agentname serial result limit
   status [manifest ID] [--stale-hours H]  per active manifest (or one): loaders given it, on it, older, failed, rolled back, rejected, not seen for H hours (24)
+  report --html FILE [--hours H] [--stale-hours H]  one self-contained HTML file: adoption over H hours (168), results, failures, stale hosts
   manifest ID [SUBCOMMAND]      reader: sign [--content FILE], json, entry, shasum, fetch PATH, loaders, halt-after, resume, disable, reset, r
   loader ID [SUBCOMMAND]        reader: enable, disable, key, expectenv [EXPR], attributes [k=v ...|--clear], json, r
   investigator ID|me [SUBCOMMAND]  reader: setperms SET,..., enable, disable, apikey, json, r
@@ -318,6 +325,7 @@ pub fn parse(w: &Words) -> Result<(Command, Opts)> {
         }
         "plugin" | "plugins" => parse_plugin(rest),
         "status" => parse_status(rest),
+        "report" => parse_report(rest),
         "" => Err(usage("no command given; try help")),
         other => Err(usage(format!("unknown command {other:?}; try help"))),
     }
@@ -491,23 +499,45 @@ fn parse_status(rest: &[String]) -> Result<(Command, Opts)> {
         [what, id] if what == "manifest" => Some(parse_id(Some(id.as_str()), "status manifest")?),
         _ => return Err(usage("status [manifest ID] [--stale-hours H]")),
     };
-    let stale_hours = f
-        .take("--stale-hours")
-        .map(|h| {
-            h.parse::<u64>()
-                .ok()
-                .filter(|h| (1..=crate::status::MAX_STALE_HOURS).contains(h))
-                .ok_or_else(|| {
-                    usage(format!(
-                        "--stale-hours {h:?} is not a number of hours from 1 to {}",
-                        crate::status::MAX_STALE_HOURS
-                    ))
-                })
-        })
-        .transpose()?;
+    let stale_hours = hours(&mut f, "--stale-hours", crate::status::MAX_STALE_HOURS)?;
     Ok((
         Command::Status {
             manifest,
+            stale_hours,
+        },
+        Opts::from(&f),
+    ))
+}
+
+/// A number of hours from 1 to `max` given with `flag`, if it was.
+fn hours(f: &mut Flags, flag: &str, max: u64) -> Result<Option<u64>> {
+    f.take(flag)
+        .map(|h| {
+            h.parse::<u64>()
+                .ok()
+                .filter(|h| (1..=max).contains(h))
+                .ok_or_else(|| {
+                    usage(format!(
+                        "{flag} {h:?} is not a number of hours from 1 to {max}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn parse_report(rest: &[String]) -> Result<(Command, Opts)> {
+    let mut f = Flags::parse(rest, &["--html", "--hours", "--stale-hours"], &[], "report")?;
+    no_extra(&f, "report")?;
+    let html = f
+        .take("--html")
+        .map(|p| crate::config::expand_home(&p))
+        .ok_or_else(|| usage("report needs --html FILE"))?;
+    let hours_ = hours(&mut f, "--hours", crate::report::MAX_HOURS)?;
+    let stale_hours = hours(&mut f, "--stale-hours", crate::status::MAX_STALE_HOURS)?;
+    Ok((
+        Command::Report {
+            html,
+            hours: hours_,
             stale_hours,
         },
         Opts::from(&f),
@@ -783,6 +813,14 @@ mod tests {
             Some(ManifestAction::HaltAfter(None))
         );
         assert_eq!(reader("manifest 34 resume"), Some(ManifestAction::Resume));
+        assert_eq!(
+            line("report --html ~/fleet.html --hours 24").unwrap().0,
+            Command::Report {
+                html: crate::config::expand_home("~/fleet.html"),
+                hours: Some(24),
+                stale_hours: None
+            }
+        );
     }
 
     #[test]
@@ -921,6 +959,12 @@ mod tests {
                 "--halt-min needs --halt-after",
             ),
             ("create manifest --halt-after 101%", "like 3 or 5%"),
+            ("report", "report needs --html FILE"),
+            (
+                "report --html r.html --hours 0",
+                "--hours \"0\" is not a number of hours",
+            ),
+            ("report --html r.html extra", "report: unexpected \"extra\""),
             ("loader 3 attributes novalue", "not key=value"),
             ("create thing", "create what?"),
             ("create manifest --name", "--name needs a value"),

@@ -385,17 +385,7 @@ impl Reader {
     /// against the statement.
     fn fetch(&self, s: &mut Session, path: &Path) -> Result<()> {
         let id = self.id;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::Usage(format!("refusing to overwrite {}", path.display()))
-                } else {
-                    Error::io("create", path, e)
-                }
-            })?;
+        let mut f = crate::newfile::create_new(path)?;
         let written = s
             .api()?
             .download(

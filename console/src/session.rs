@@ -157,6 +157,11 @@ impl Session {
                 manifest,
                 stale_hours,
             } => crate::status::run(self, manifest, stale_hours)?,
+            Command::Report {
+                html,
+                hours,
+                stale_hours,
+            } => crate::report::run(self, &html, hours, stale_hours)?,
         }
         Ok(Flow::Continue)
     }

@@ -6,7 +6,10 @@ mod support;
 
 use e2e::host::sha256_hex;
 use e2e::{dev_key, ApiOptions, ApiServer};
-use support::{gpg_admin, json, key_file_admin, loader_key, manifest_archive};
+use support::{
+    created_id, gpg_admin, json, key_file_admin, loader_asks, loader_key, loader_reports,
+    manifest_archive,
+};
 
 /// A mig-api requiring `required` signatures, with admin1 bootstrapped on the server.
 fn api_with_admin1(required: u32) -> ApiServer {
@@ -21,50 +24,6 @@ fn api_with_admin1(required: u32) -> ApiServer {
     )
     .ok();
     api
-}
-
-/// A loader's HTTP client for the test API (plain HTTP on loopback).
-fn loader_client(base_url: &str) -> mig_http::Client {
-    let cfg = mig_http::HttpConfig {
-        allow_plain_http: true,
-        ..Default::default()
-    };
-    mig_http::Client::new(&cfg, base_url).unwrap()
-}
-
-/// The id in the console's "New entry successfully created (id N)".
-fn created_id(o: &e2e::Output) -> String {
-    o.stdout
-        .split("New entry successfully created (id ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("no new id: {o}"))
-        .to_string()
-}
-
-/// One `POST loader/manifest` with `key`, reporting this host's platform; returns the status.
-fn loader_asks(base_url: &str, key: &str) -> u16 {
-    use mig_protocol::loader::{
-        Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
-    };
-    let client = loader_client(base_url);
-    let host = mig_protocol::statement::Platform::host();
-    let req = ManifestRequest {
-        agent: Agent {
-            name: "agent.corbomite".into(),
-            environment: Environment {
-                os: host.os,
-                arch: host.arch,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    client
-        .post_json(MANIFEST_PATH, &[(LOADER_KEY_HEADER, key)], &req)
-        .unwrap()
-        .status
 }
 
 #[test]
@@ -223,7 +182,7 @@ fn script_mode_walk_through_two_signatures_and_a_loader() {
     let key = loader_key(&o.ok().stdout);
     assert_eq!(key.len(), 40, "{o}");
     assert!(key.bytes().all(|c| c.is_ascii_alphanumeric()), "{key}");
-    let loader_id = created_id(&o);
+    let loader_id = created_id(&o.stdout).to_string();
     assert!(o.stdout.contains("but is disabled"), "{o}");
     let o = admin1.run(&["loader", &loader_id, "enable"]);
     assert!(o.ok().stdout.contains("Loader has been enabled"), "{o}");
@@ -658,22 +617,6 @@ fn investigators_permissions_api_keys_and_plugins() {
     );
 }
 
-/// One `POST loader/report` with `key`.
-fn loader_reports(base_url: &str, key: &str, serial: u64, result: &str, message: &str) -> u16 {
-    use mig_protocol::loader::{Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
-    let client = loader_client(base_url);
-    let report = Report {
-        serial: mig_protocol::Serial::new(serial),
-        result: ReportResult::parse(result).unwrap(),
-        message: message.into(),
-        files: Default::default(),
-    };
-    client
-        .post_json(REPORT_PATH, &[(LOADER_KEY_HEADER, key)], &report)
-        .unwrap()
-        .status
-}
-
 #[test]
 fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
     let api = api_with_admin1(1);
@@ -697,7 +640,7 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
     for name in ["good.host", "bad.host"] {
         let o = admin1.run(&["create", "loader", "--name", name]);
         let key = loader_key(&o.ok().stdout);
-        let lid = created_id(&o);
+        let lid = created_id(&o.stdout).to_string();
         admin1.run(&["loader", &lid, "enable"]).ok();
         assert_eq!(loader_asks(&api.base_url, &key), 200);
         keys.push(key);

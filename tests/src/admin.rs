@@ -118,3 +118,14 @@ pub fn loader_key(stdout: &str) -> String {
     let rest = &stdout[at + marker.len()..];
     rest[..rest.find('"').expect("closing quote")].to_string()
 }
+
+/// The id in the console's `New entry successfully created (id N)`.
+#[track_caller]
+pub fn created_id(stdout: &str) -> u64 {
+    stdout
+        .split("successfully created (id ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no new id in:\n{stdout}"))
+}

@@ -3,7 +3,7 @@
 //! and signing with a key file), manifests created and signed through mig-console, loaders
 //! created and enabled through mig-console.
 
-use crate::admin::{loader_key, Admin};
+use crate::admin::{created_id, loader_key, Admin};
 use crate::{dev_key, tar_gz, ApiOptions, ApiServer};
 use std::path::{Path, PathBuf};
 
@@ -110,13 +110,7 @@ impl Deployment {
         }
         let out = self.admin1.run(&args);
         let key = loader_key(&out.ok().stdout);
-        let id = out
-            .stdout
-            .split("successfully created (id ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("no loader id in {out}"));
+        let id = created_id(&out.stdout);
         self.admin1.run(&["loader", &id.to_string(), "enable"]).ok();
         (id, key)
     }

@@ -246,3 +246,60 @@ fn a_rollout_counts_each_loader_by_its_latest_state() {
     })
     .unwrap();
 }
+
+#[test]
+fn adoption_replays_the_history_into_counts_per_serial_over_time() {
+    let (_d, db) = db();
+    db.with(|c| {
+        let (a, b) = (manifest(c, "active"), manifest(c, "active"));
+        let hour = 3600;
+        let now = 100 * hour;
+        let l: Vec<u64> = (1..=4).map(|n| loader(c, n, None, None)).collect();
+        let at = |h: u64| Timestamp(now - h * hour);
+        // Before the window: all four on `a`.
+        for &x in &l {
+            store(c, x, a as i64, ReportResult::Installed, "", at(30)).unwrap();
+        }
+        // In the window (the last 24 hours, 5 points 6 hours apart): `b` reaches two, a third
+        // fails (and so is on nothing), the fourth stays on `a`.
+        store(c, l[0], b as i64, ReportResult::Installed, "", at(20)).unwrap();
+        store(c, l[1], b as i64, ReportResult::Installed, "", at(10)).unwrap();
+        store(c, l[2], b as i64, ReportResult::Failed, "x", at(10)).unwrap();
+        store(c, l[1], b as i64, ReportResult::Unchanged, "", at(1)).unwrap();
+        store(c, l[3], a as i64, ReportResult::Unchanged, "", at(0)).unwrap();
+        let got = adoption::adoption(c, Timestamp(now), 24 * hour, 5).unwrap();
+        assert_eq!(
+            got.times,
+            [24, 18, 12, 6, 0].map(at).to_vec(),
+            "evenly spread, ending now"
+        );
+        let series: Vec<(u64, Vec<u64>)> = got
+            .series
+            .into_iter()
+            .map(|s| (s.serial, s.loaders))
+            .collect();
+        assert_eq!(
+            series,
+            [(b, vec![0, 1, 1, 2, 2]), (a, vec![4, 3, 3, 1, 1]),]
+        );
+        // The last point is the rollouts' on_it.
+        let r = rollout(c, b, Timestamp(now), DAY).unwrap();
+        assert_eq!(r.on_it, 2);
+        // A pruned history still starts from each loader's latest report when it is that old.
+        c.execute("DELETE FROM report_history", []).unwrap();
+        let got = adoption::adoption(c, Timestamp(now), 24 * hour, 2).unwrap();
+        assert!(
+            got.series.is_empty(),
+            "latest reports are all in the window"
+        );
+        let got = adoption::adoption(c, Timestamp(now + 100 * hour), 24 * hour, 2).unwrap();
+        let series: Vec<(u64, Vec<u64>)> = got
+            .series
+            .into_iter()
+            .map(|s| (s.serial, s.loaders))
+            .collect();
+        assert_eq!(series, [(b, vec![2, 2]), (a, vec![1, 1])]);
+        Ok(())
+    })
+    .unwrap();
+}

@@ -42,6 +42,7 @@ pub fn routes() -> Vec<Route> {
         manifest_halt,
         manifest_loaders,
         manifest_rollout,
+        adoption,
         rollout,
         search,
         loader_create,
@@ -303,6 +304,49 @@ async fn manifest_rollout(
         .await?)
 }
 
+/// Default and largest `points` of `GET adoption`.
+const ADOPTION_POINTS: u64 = 48;
+const ADOPTION_POINTS_MAX: u64 = 500;
+/// Default `hours` of `GET adoption`: a week.
+const ADOPTION_HOURS: u64 = 168;
+
+/// Loaders on each recent serial over the last `hours`, at `points` instants.
+#[get("/adoption?<hours>&<points>")]
+async fn adoption(
+    app: &State<App>,
+    auth: Admin,
+    hours: Option<&str>,
+    points: Option<&str>,
+) -> Answer<mig_protocol::admin::Adoption> {
+    auth.require(Permission::ManifestLoaders)?;
+    // The history holds no more than `[reports] keepdays`.
+    let max_hours = app.cfg.reports.keep_days * 24;
+    let hours = bounded(
+        hours,
+        "hours",
+        ADOPTION_HOURS.min(max_hours),
+        max_hours,
+        "bad_query",
+    )?;
+    let points = bounded(
+        points,
+        "points",
+        ADOPTION_POINTS,
+        ADOPTION_POINTS_MAX,
+        "bad_query",
+    )?;
+    if points < 2 {
+        return Err(Error::invalid("bad_query", "points must be at least 2"));
+    }
+    ok(app
+        .run(move |a| {
+            a.db.with(|c| {
+                crate::reports::adoption::adoption(c, Timestamp::now(), hours * 3600, points)
+            })
+        })
+        .await?)
+}
+
 /// A loader's reports, newest first.
 #[get("/loaders/<id>/reports?<limit>")]
 async fn loader_reports(
@@ -410,6 +454,7 @@ async fn search(app: &State<App>, auth: Admin, params: HashMap<String, String>) 
                         })
                     })
                     .transpose()?,
+                seen_before: take_time(&mut params, "seenbefore")?,
                 limit,
             };
             reject_unknown(&params)?;

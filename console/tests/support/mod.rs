@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 #[allow(unused_imports)] // each test file uses a different part
-pub use e2e::admin::{json, loader_key, Admin, TIMEOUT};
+pub use e2e::admin::{created_id, json, loader_key, Admin, TIMEOUT};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -207,4 +207,54 @@ pub fn plain(raw: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A loader's HTTP client for the test API (plain HTTP on loopback).
+pub fn loader_client(base_url: &str) -> mig_http::Client {
+    let cfg = mig_http::HttpConfig {
+        allow_plain_http: true,
+        ..Default::default()
+    };
+    mig_http::Client::new(&cfg, base_url).unwrap()
+}
+
+/// One `POST loader/manifest` with `key`, reporting this host's platform; returns the status.
+pub fn loader_asks(base_url: &str, key: &str) -> u16 {
+    use mig_protocol::loader::{
+        Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
+    };
+    let client = loader_client(base_url);
+    let host = mig_protocol::statement::Platform::host();
+    let req = ManifestRequest {
+        agent: Agent {
+            name: "agent.corbomite".into(),
+            environment: Environment {
+                os: host.os,
+                arch: host.arch,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    client
+        .post_json(MANIFEST_PATH, &[(LOADER_KEY_HEADER, key)], &req)
+        .unwrap()
+        .status
+}
+
+/// One `POST loader/report` with `key`.
+pub fn loader_reports(base_url: &str, key: &str, serial: u64, result: &str, message: &str) -> u16 {
+    use mig_protocol::loader::{Report, ReportResult, LOADER_KEY_HEADER, REPORT_PATH};
+    let client = loader_client(base_url);
+    let report = Report {
+        serial: mig_protocol::Serial::new(serial),
+        result: ReportResult::parse(result).unwrap(),
+        message: message.into(),
+        files: Default::default(),
+    };
+    client
+        .post_json(REPORT_PATH, &[(LOADER_KEY_HEADER, key)], &report)
+        .unwrap()
+        .status
 }

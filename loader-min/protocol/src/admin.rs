@@ -183,6 +183,24 @@ pub struct Rollout {
     pub halted: Option<Halted>,
 }
 
+/// `GET adoption`: how many loaders were on each recent serial over time, from the report
+/// history (a loader is on a serial when its latest report then was `installed` or `unchanged`
+/// for it, as in [`Rollout::on_it`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Adoption {
+    /// The instants counted, oldest first; the last is the time of the answer.
+    pub times: Vec<Timestamp>,
+    /// The newest serials any loader was on in that time, newest first.
+    pub series: Vec<AdoptionSeries>,
+}
+
+/// One serial's line of an [`Adoption`]: `loaders[i]` were on it at `times[i]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdoptionSeries {
+    pub serial: u64,
+    pub loaders: Vec<u64>,
+}
+
 /// A loader as the API shows it (never its key).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoaderRecord {
