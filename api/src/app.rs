@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::keys::VerifiedKeys;
 use crate::logging;
 use crate::metrics::Metrics;
+use crate::poll::PollCache;
 use crate::targeting::Engine;
 use mig_protocol::time::Timestamp;
 use std::ops::Deref;
@@ -27,6 +28,8 @@ pub struct Inner {
     pub loader_keys: VerifiedKeys,
     /// Investigator API keys that already passed PBKDF2.
     pub api_keys: VerifiedKeys,
+    /// Each loader's last manifest answer (poll.rs).
+    pub poll: PollCache,
     pub started: Timestamp,
 }
 
@@ -60,6 +63,7 @@ impl App {
             keyrings: KeyringCache::default(),
             loader_keys: VerifiedKeys::default(),
             api_keys: VerifiedKeys::default(),
+            poll: PollCache::default(),
             started: Timestamp::now(),
         }));
         crate::plugins::load_stored(&app)?;

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod manifests;
 pub mod metrics;
 pub mod plugins;
+pub mod poll;
 pub mod reports;
 pub mod routes;
 pub mod server;

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::investigators::check_name;
 use crate::keys;
 use crate::manifests;
+use crate::poll::Outcome;
 use crate::targeting::LoaderFacts;
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
 use mig_protocol::dictionary::DictName;
@@ -387,12 +388,42 @@ fn check_request(req: &ManifestRequest) -> Result<()> {
 
 /// `POST loader/manifest`: record what the loader reports, check expectenv, select the newest
 /// active manifest for its platform whose target matches, and remember which one it was given.
-pub fn manifest_request(
+/// A poll that repeats the loader's last one is answered from [`crate::poll::PollCache`].
+/// `body` is the request's bytes: a loader repeating them exactly is answered from memory,
+/// before they are even parsed (they were, the first time).
+pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<Outcome> {
+    // Read before the database (poll.rs): an outcome is kept under the generation it saw.
+    let generation = app.poll.generation();
+    let digest = crate::poll::digest(body);
+    let now = Timestamp::now();
+    if let Some(kept) = app.poll.lookup(who.id, generation, &digest) {
+        app.poll.saw(who.id, now);
+        app.metrics.selection(selection_label(&kept));
+        return Ok(kept);
+    }
+    let req: ManifestRequest = crate::routes::parse_json(body, "ManifestRequest")?;
+    check_request(&req)?;
+    let outcome = select_for(app, who, &req, now)?;
+    app.metrics.selection(selection_label(&outcome));
+    app.poll.store(who.id, generation, digest, outcome.clone());
+    Ok(outcome)
+}
+
+fn selection_label(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Given(..) => "selected",
+        Outcome::NoneMatched(_) => "none",
+        Outcome::Denied(_) => "expectenv_denied",
+    }
+}
+
+/// The whole selection, from the database and the engine.
+fn select_for(
     app: &App,
     who: &Authenticated,
     req: &ManifestRequest,
-) -> Result<ManifestResponse> {
-    check_request(req)?;
+    now: Timestamp,
+) -> Result<Outcome> {
     let env = serde_json::to_string(&req.agent.environment)
         .map_err(|e| Error::Internal(format!("environment: {e}")))?;
     let tags = serde_json::to_string(&req.agent.tags)
@@ -408,7 +439,7 @@ pub fn manifest_request(
                 env,
                 tags,
                 queueloc,
-                Timestamp::now().0 as i64,
+                now.0 as i64,
                 who.id as i64
             ],
         )
@@ -420,16 +451,14 @@ pub fn manifest_request(
     if let Some(expect) = record.expectenv.as_deref() {
         let verdict = app.engine.matches(&facts, expect);
         if !matches!(verdict, Ok(true)) {
-            app.metrics.selection("expectenv_denied");
             app.db.with_relaxed(|c| set_given(c, who.id, None))?;
             let why = match verdict {
                 Err(e) => format!(": {e}"),
                 _ => String::new(),
             };
-            return Err(Error::forbidden(
-                "expectenv",
-                format!("the reported environment does not meet this loader's expectenv{why}"),
-            ));
+            return Ok(Outcome::Denied(format!(
+                "the reported environment does not meet this loader's expectenv{why}"
+            )));
         }
     }
     let env = &req.agent.environment;
@@ -438,22 +467,26 @@ pub fn manifest_request(
         .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id))?;
     let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
     let Some(id) = app.engine.select(&facts, &refs) else {
-        app.metrics.selection("none");
         app.db.with_relaxed(|c| set_given(c, who.id, None))?;
-        return Err(Error::NotFound(format!(
+        return Ok(Outcome::NoneMatched(format!(
             "no active manifest for {}/{} targets this loader",
             env.os, env.arch
         )));
     };
-    app.metrics.selection("selected");
-    let (statement, signatures) = app.db.with_relaxed(|c| {
-        set_given(c, who.id, Some(id))?;
-        manifests::statement_and_signatures(c, id)
-    })?;
-    Ok(ManifestResponse {
+    app.db.with_relaxed(|c| set_given(c, who.id, Some(id)))?;
+    let body = app.poll.answer(app, id)?;
+    Ok(Outcome::Given(id, body))
+}
+
+/// The bytes of `POST loader/manifest`'s answer for manifest `id`: its statement and verified
+/// signatures as `ManifestResponse` JSON.
+pub fn answer_bytes(conn: &Connection, id: u64) -> Result<Vec<u8>> {
+    let (statement, signatures) = manifests::statement_and_signatures(conn, id)?;
+    serde_json::to_vec(&ManifestResponse {
         statement,
         signatures,
     })
+    .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))
 }
 
 fn set_given(conn: &Connection, loader: u64, manifest: Option<u64>) -> Result<()> {
@@ -549,9 +582,15 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     message.retain(|c| c == '\n' || !c.is_control());
     // Relaxed even when this report halts a manifest: a halt lost to a power cut trips again
     // at the next report, since the counts it came from are kept.
-    app.db.with_relaxed(|c| {
+    let halted = app.db.with_relaxed(|c| {
         crate::reports::store(c, who.id, serial, r.result, &message, Timestamp::now())
     })?;
+    // poll.rs: a report decides whether a halted manifest is still this loader's; a halt
+    // changes every loader's selection.
+    app.poll.forget(who.id);
+    if halted.is_some() {
+        app.poll.bump();
+    }
     app.metrics.report(r.result.as_str());
     Ok(())
 }

@@ -59,6 +59,7 @@ impl Metrics {
     pub fn render(
         &self,
         engine: &crate::targeting::EngineStats,
+        poll_hits: u64,
         fleet: &[(u64, String, u64)],
     ) -> String {
         let mut out = String::new();
@@ -131,6 +132,12 @@ impl Metrics {
             "Evaluations that failed (trap, fuel, memory, parse): the manifest did not match.",
         );
         let _ = writeln!(out, "mig_api_targeting_failures_total {}", engine.failures);
+        header(
+            &mut out,
+            "mig_api_poll_cache_hits_total",
+            "Manifest requests answered from the poll cache: nothing changed since the last one.",
+        );
+        let _ = writeln!(out, "mig_api_poll_cache_hits_total {poll_hits}");
         let name = "mig_api_loaders";
         let _ = writeln!(
             out,

@@ -43,6 +43,7 @@ pub fn run(app: App) -> Result<()> {
         }));
         let server = rocket::tokio::spawn(rocket.launch());
         rocket::tokio::spawn(crate::reports::pruner(app.clone()));
+        rocket::tokio::spawn(crate::poll::flusher(app.clone()));
         let inner = on_bound
             .await
             .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;
@@ -85,7 +86,8 @@ pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
         .register(base.as_str(), catchers![routes::default_catcher])
         .register("/", catchers![routes::default_catcher])
         .attach(routes::FrontOnly::new(secret))
-        .attach(routes::RequestLogger))
+        .attach(routes::RequestLogger)
+        .attach(crate::poll::Invalidate))
 }
 
 /// Start-up notices: authentication off (loudly), no administrator yet (how to create one).

@@ -586,3 +586,141 @@ fn loader_search_by_id_name_and_agent_name() {
     srv.get(&a1, "search?type=loader&manifestname=x")
         .expect(400);
 }
+
+#[test]
+fn a_repeated_poll_is_answered_from_memory_and_every_change_is_seen_at_once() {
+    use mig_protocol::statement::Statement;
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (lid, key) = srv.enabled_loader(&a1, "poller", None);
+    let tags = [("operator", "myorg")];
+    let ask = || {
+        srv.loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &tags)),
+        )
+    };
+    let serial = || {
+        let r = ask().expect(200).json();
+        let st = r["statement"].as_str().unwrap_or_else(|| panic!("{r}"));
+        Statement::parse(st.as_bytes()).unwrap().serial.get()
+    };
+    let hits = || {
+        let m = request("GET", &srv.url("metrics"), &[], None).text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("mig_api_poll_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no hit counter in\n{m}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    let one = active_manifest(&srv, &[&a1, &a2], "one", "true");
+    assert_eq!(serial(), one);
+    let before = hits();
+    assert_eq!(serial(), one);
+    assert_eq!(serial(), one);
+    assert_eq!(hits(), before + 2, "the repeats are answered from memory");
+    // Another report about itself is not the same poll.
+    srv.loader(
+        &key,
+        "POST",
+        "loader/manifest",
+        Some(manifest_request("h", &[("operator", "other")])),
+    )
+    .expect(200);
+    assert_eq!(hits(), before + 2);
+
+    // Each change, then at once a poll that must see it.
+    let two = active_manifest(&srv, &[&a1, &a2], "two", "true");
+    assert_eq!(serial(), two, "a manifest activated");
+    srv.post(
+        &a1,
+        &format!("manifests/{two}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    assert_eq!(serial(), one, "a manifest disabled");
+    let path = format!("loaders/{lid}/expectenv");
+    srv.post(
+        &a1,
+        &path,
+        json!({"expectenv": "tags#>>'{operator}'='yours'"}),
+    )
+    .expect(200);
+    ask().expect(403);
+    srv.post(&a1, &path, json!({"expectenv": ""})).expect(200);
+    assert_eq!(serial(), one, "expectenv cleared");
+    let canary = active_manifest(
+        &srv,
+        &[&a1, &a2],
+        "canary",
+        "attributes#>>'{group}'='canary'",
+    );
+    assert_eq!(serial(), one);
+    srv.post(
+        &a1,
+        &format!("loaders/{lid}/attributes"),
+        json!({"attributes": {"group": "canary"}}),
+    )
+    .expect(200);
+    assert_eq!(serial(), canary, "an attribute set");
+    let upload = |answer: bool| {
+        srv.post(
+            &a1,
+            "plugins",
+            json!({"name": "flag", "wasm": b64(&wat_plugin("flag", answer, false))}),
+        )
+    };
+    // A target may only call a function some plugin provides: the plugin comes first.
+    upload(false).expect(201);
+    let flagged = active_manifest(&srv, &[&a1, &a2], "flagged", "flag()");
+    assert_eq!(serial(), canary, "flag() is false");
+    let delete = || srv.call(&a1, "DELETE", "plugins/flag", None).expect(200);
+    delete();
+    upload(true).expect(201);
+    assert_eq!(serial(), flagged, "a plugin uploaded");
+    delete();
+    assert_eq!(serial(), canary, "a plugin deleted");
+    srv.post(
+        &a1,
+        &format!("loaders/{lid}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    ask().expect(401);
+    srv.post(
+        &a1,
+        &format!("loaders/{lid}/status"),
+        json!({"status": "enabled"}),
+    )
+    .expect(200);
+    assert_eq!(serial(), canary, "the loader enabled again");
+
+    // Requests refused for their credentials change nothing and do not empty the cache.
+    assert_eq!(serial(), canary);
+    let before = hits();
+    let stranger = Admin::generated("stranger");
+    srv.post(
+        &stranger,
+        &format!("manifests/{canary}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(401);
+    assert_eq!(serial(), canary);
+    assert_eq!(hits(), before + 1);
+
+    // Polls answered from memory still move lastseen, in a batch a few seconds later.
+    let seen = || srv.get(&a1, &format!("loaders/{lid}")).expect(200).json()["lastseen"].clone();
+    let first = seen();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(serial(), canary);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen() == first {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lastseen never moved from {first}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -136,13 +136,14 @@ fn a_plugin_that_spins_makes_only_its_manifest_not_match() {
     let safe = active_manifest(&srv, &[&a1, &a2], "safe", "true");
     active_manifest(&srv, &[&a1, &a2], "spinning", "spin()");
     let (_, key) = srv.enabled_loader(&a1, "l", None);
-    for _ in 0..3 {
+    // A different agent name each time: a changed poll is evaluated again (poll.rs).
+    for i in 0..3 {
         let r = srv
             .loader(
                 &key,
                 "POST",
                 "loader/manifest",
-                Some(manifest_request("h", &[])),
+                Some(manifest_request(&format!("h{i}"), &[])),
             )
             .expect(200)
             .json();

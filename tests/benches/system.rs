@@ -348,6 +348,17 @@ fn run() -> Result<(), String> {
     let nginx = nginx_serving(&www)?;
     let post = lua(work.path(), "post.lua", "POST", &key, &request)?;
     let get = lua(work.path(), "get.lua", "GET", &key, "")?;
+    // Every request reports another agent name: never the poll cache, always the WASM engine.
+    let changing = work.path().join("changing.lua");
+    std::fs::write(
+        &changing,
+        format!(
+            "{}local n = 0\nrequest = function()\n  n = n + 1\n  \
+             return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '\"bench\"', '\"bench' .. n .. '\"')))\nend\n",
+            std::fs::read_to_string(&post).map_err(|e| e.to_string())?
+        ),
+    )
+    .map_err(|e| e.to_string())?;
     let ngx = format!("http://127.0.0.1:{}/api/v2/", nginx.port);
 
     println!(
@@ -358,9 +369,14 @@ fn run() -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|");
     for (what, path, script) in [
         (
-            format!("POST loader/manifest ({MANIFESTS} active manifests, WASM targeting)"),
+            format!("POST loader/manifest ({MANIFESTS} active manifests, nothing changed: poll cache)"),
             "loader/manifest".to_string(),
             &post,
+        ),
+        (
+            format!("POST loader/manifest ({MANIFESTS} active manifests, facts changed every request: WASM targeting)"),
+            "loader/manifest".to_string(),
+            &changing,
         ),
         (
             format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),

@@ -109,7 +109,8 @@ async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
         .await?;
     Ok((
         ContentType::new("text", "plain").with_params(("version", "0.0.4")),
-        app.metrics.render(&app.engine.stats(), &fleet),
+        app.metrics
+            .render(&app.engine.stats(), app.poll.hits(), &fleet),
     ))
 }
 

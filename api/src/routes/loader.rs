@@ -2,13 +2,16 @@
 
 use super::{parse_json, read_body, ContentLength, FileBody, Loader, OpenFile, RangeHeaders};
 use crate::app::App;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::loaders;
-use mig_protocol::loader::{ManifestRequest, ManifestResponse, Report};
+use crate::poll::Outcome;
+use mig_protocol::loader::Report;
 use rocket::data::Data;
 use rocket::http::ContentType;
+use rocket::response::Responder;
 use rocket::serde::json::{Json, Value};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Request, Route, State};
+use std::sync::Arc;
 
 /// Largest manifest request or report body (a real one is about 1 KiB).
 pub const LOADER_BODY: u64 = 64 * 1024;
@@ -17,23 +20,39 @@ pub fn routes() -> Vec<Route> {
     routes![manifest, files, report]
 }
 
+/// The statement's bytes, made once per manifest and shared by every loader given it.
+pub struct ManifestAnswer(Arc<[u8]>);
+
+impl<'r> Responder<'r, 'static> for ManifestAnswer {
+    fn respond_to(self, _: &'r Request<'_>) -> rocket::response::Result<'static> {
+        let len = self.0.len();
+        rocket::Response::build()
+            .header(ContentType::JSON)
+            .sized_body(len, std::io::Cursor::new(self.0))
+            .ok()
+    }
+}
+
 #[post("/loader/manifest", data = "<data>")]
 async fn manifest(
     app: &State<App>,
     auth: Loader,
     len: ContentLength,
     data: Data<'_>,
-) -> Result<Json<ManifestResponse>> {
+) -> Result<ManifestAnswer> {
     // At most 64 KiB read before the key is checked, in the same blocking task as the work.
     let body = read_body(data, len, LOADER_BODY, "manifest request").await?;
-    let res = app
+    let outcome = app
         .run(move |a| {
             let who = auth.authenticate(a)?;
-            let req: ManifestRequest = parse_json(&body, "ManifestRequest")?;
-            loaders::manifest_request(a, &who, &req)
+            loaders::manifest_request(a, &who, &body)
         })
         .await?;
-    Ok(Json(res))
+    match outcome {
+        Outcome::Given(_, body) => Ok(ManifestAnswer(body)),
+        Outcome::NoneMatched(m) => Err(Error::NotFound(m)),
+        Outcome::Denied(m) => Err(Error::forbidden("expectenv", m)),
+    }
 }
 
 #[get("/loader/files/<sha256>")]

@@ -481,6 +481,17 @@ impl<'r> Responder<'r, 'static> for OpenFile {
 /// The request log and the request counters.
 pub struct RequestLogger;
 
+/// A route's path below the base route: `/loader/manifest`, `/manifests/<id>`.
+pub fn relative_path(r: &rocket::Route) -> &str {
+    let base = r.uri.base();
+    let path = r.uri.path();
+    if base == "/" {
+        path
+    } else {
+        path.strip_prefix(base).unwrap_or(path)
+    }
+}
+
 #[rocket::async_trait]
 impl Fairing for RequestLogger {
     fn info(&self) -> Info {
@@ -498,16 +509,7 @@ impl Fairing for RequestLogger {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let log = request_log(req);
         let endpoint = match req.route() {
-            Some(r) => {
-                let base = r.uri.base();
-                let path = r.uri.path();
-                let rel = if base == "/" {
-                    path
-                } else {
-                    path.strip_prefix(base).unwrap_or(path)
-                };
-                format!("{} {rel}", r.method)
-            }
+            Some(r) => format!("{} {}", r.method, relative_path(r)),
             None => "unmatched".to_string(),
         };
         let status = res.status().code;

@@ -173,7 +173,10 @@ fn axis_top(n: u64) -> u64 {
 
 /// The y axis's labels from 0 to `top` (from [`axis_top`]) in equal whole steps.
 fn ticks(top: u64) -> Vec<u64> {
-    let parts = [5, 4, 2].into_iter().find(|p| top.is_multiple_of(*p)).unwrap_or(1);
+    let parts = [5, 4, 2]
+        .into_iter()
+        .find(|p| top.is_multiple_of(*p))
+        .unwrap_or(1);
     (0..=parts).map(|i| top / parts * i).collect()
 }
 

@@ -1,0 +1,233 @@
+//! The poll that changes nothing (docs/design.md §3.2). Almost every `POST loader/manifest`
+//! repeats the loader's last one: the same bytes, the same answer. [`PollCache`] keeps each
+//! loader's last outcome under the digest of its request's bytes and the targeting generation,
+//! so such a poll is answered from memory: no parsing, no WASM, no write but a coalesced
+//! `lastseen`.
+//!
+//! Correctness rests on three rules, each kept in one place:
+//! - any administrator request that is not a read bumps the generation once it has been handled,
+//!   whatever it changed and whatever its answer but a refusal of its credentials or permission
+//!   ([`Invalidate`]), so a disabled manifest, a new
+//!   expectenv or attribute, a plugin upload or delete, a halt rule takes effect on the very next
+//!   poll; a halt tripped by a report bumps it too (`loaders::report`);
+//! - a report forgets its loader's entry: whether a halted manifest is offered to a loader
+//!   depends on its latest report;
+//! - the generation is read before the database, and an entry is stored under the generation
+//!   read, so an answer computed across a concurrent change is never reused after it.
+//!
+//! A disabled loader or a rotated key is refused by authentication, which runs before the
+//! cache on every request.
+
+use crate::app::App;
+use crate::error::Result;
+use crate::logging;
+use mig_protocol::time::Timestamp;
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::Method;
+use rocket::{Request, Response};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Loaders whose last outcome is kept; beyond it the map starts again empty (about 100 bytes
+/// each: 256 Ki loaders, some 25 MiB).
+pub const MAX_ENTRIES: usize = 256 * 1024;
+/// How long a loader's `lastseen` may wait in memory before it is written, in one transaction
+/// with every other pending one. A crash loses at most this much `lastseen`, never a report,
+/// a reported environment or an administrator's write.
+pub const SEEN_FLUSH: Duration = Duration::from_secs(5);
+
+/// What a manifest request ended in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// This manifest, whose answer is these bytes (`ManifestResponse` JSON).
+    Given(u64, Arc<[u8]>),
+    /// No active manifest targets the loader (404 with this message).
+    NoneMatched(String),
+    /// The reported environment does not meet the loader's expectenv (403 with this message).
+    Denied(String),
+}
+
+/// A manifest's answer bytes and the generation they were made at.
+type Kept = (u64, Arc<[u8]>);
+
+struct Entry {
+    generation: u64,
+    digest: [u8; 32],
+    outcome: Outcome,
+}
+
+/// Each loader's last outcome, each manifest's answer, and the `lastseen` writes waiting to
+/// be flushed.
+#[derive(Default)]
+pub struct PollCache {
+    generation: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+    /// Manifest id → its answer at a generation.
+    answers: Mutex<HashMap<u64, Kept>>,
+    seen: Mutex<HashMap<u64, u64>>,
+    hits: AtomicU64,
+}
+
+/// The digest of a manifest request's bytes: everything the loader reports about itself.
+pub fn digest(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
+impl PollCache {
+    /// The generation to read before the database and to store an outcome under.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Something targeting depends on changed: every kept outcome is stale.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The kept outcome of `loader`, if it reported `digest` at generation `generation`.
+    pub fn lookup(&self, loader: u64, generation: u64, digest: &[u8; 32]) -> Option<Outcome> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let e = entries.get(&loader)?;
+        if e.generation != generation || &e.digest != digest {
+            return None;
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(e.outcome.clone())
+    }
+
+    /// Keeps `outcome`, computed from the state at `generation`.
+    pub fn store(&self, loader: u64, generation: u64, digest: [u8; 32], outcome: Outcome) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&loader) {
+            entries.clear();
+        }
+        entries.insert(
+            loader,
+            Entry {
+                generation,
+                digest,
+                outcome,
+            },
+        );
+    }
+
+    /// The answer bytes of manifest `id`, made once per generation (its signatures only change
+    /// through an administrator's request, which bumps it).
+    pub fn answer(&self, app: &App, id: u64) -> Result<Arc<[u8]>> {
+        let generation = self.generation();
+        if let Some((g, body)) = self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            if *g == generation {
+                return Ok(body.clone());
+            }
+        }
+        let body: Arc<[u8]> = app.db.with(|c| crate::loaders::answer_bytes(c, id))?.into();
+        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Only the current generation's answers are kept: at most one per manifest offered.
+        answers.retain(|_, (g, _)| *g == generation);
+        answers.insert(id, (generation, body.clone()));
+        Ok(body)
+    }
+
+    /// Drops `loader`'s outcome (it reported).
+    pub fn forget(&self, loader: u64) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&loader);
+    }
+
+    /// Polls answered from memory since start.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// `loader` was heard from at `now`: written by the next [`PollCache::flush`].
+    pub fn saw(&self, loader: u64, now: Timestamp) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = seen.entry(loader).or_default();
+        *t = (*t).max(now.0);
+    }
+
+    /// Writes every pending `lastseen` in one transaction (never moving one backwards).
+    pub fn flush(&self, app: &App) -> Result<usize> {
+        let pending =
+            std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let n = pending.len();
+        let written = app.db.with_relaxed(|c| {
+            let what = || crate::error::Error::db("writing lastseen");
+            let tx = c.transaction().map_err(what())?;
+            for (loader, t) in &pending {
+                crate::db::exec_cached(
+                    &tx,
+                    "UPDATE loaders SET lastseen = MAX(COALESCE(lastseen, 0), ?1) WHERE id = ?2",
+                    rusqlite::params![*t as i64, *loader as i64],
+                )
+                .map_err(what())?;
+            }
+            tx.commit().map_err(what())
+        });
+        if written.is_err() {
+            // Tried again at the next turn, unless a newer time came in meanwhile.
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            for (loader, t) in pending {
+                let e = seen.entry(loader).or_default();
+                *e = (*e).max(t);
+            }
+        }
+        written.map(|_| n)
+    }
+}
+
+/// Flushes `lastseen` every [`SEEN_FLUSH`] while the server runs.
+pub async fn flusher(app: App) {
+    let mut every = rocket::tokio::time::interval(SEEN_FLUSH);
+    loop {
+        every.tick().await;
+        if let Err(e) = app.run(|a| a.poll.flush(a)).await {
+            logging::event("error", "lastseen_flush_failed", &[("error", &e)]);
+        }
+    }
+}
+
+/// Bumps the generation after every administrator request that is not a read.
+pub struct Invalidate;
+
+#[rocket::async_trait]
+impl Fairing for Invalidate {
+    fn info(&self) -> Info {
+        Info {
+            name: "targeting generation",
+            kind: Kind::Response,
+        }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        if matches!(req.method(), Method::Get | Method::Head | Method::Options) {
+            return;
+        }
+        // Refused before any write (no route, no or bad credentials, no permission): an
+        // unauthenticated client cannot make every loader's next poll expensive.
+        let Some(route) = req.route() else {
+            return;
+        };
+        if matches!(res.status().code, 401 | 403)
+            || crate::routes::relative_path(route).starts_with("/loader/")
+        {
+            return;
+        }
+        if let Some(app) = req.rocket().state::<App>() {
+            app.poll.bump();
+        }
+    }
+}
