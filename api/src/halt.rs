@@ -101,12 +101,19 @@ pub fn apply(conn: &Connection, serial: i64, now: Timestamp) -> Result<Option<St
     Ok(Some(reason))
 }
 
+/// Refuses a rule from a request that is out of bounds (400 `bad_halt_rule`).
+pub fn check_rule(rule: Option<&HaltRule>) -> Result<()> {
+    match rule {
+        Some(r) => r
+            .check()
+            .map_err(|e| Error::invalid("bad_halt_rule", e.to_string())),
+        None => Ok(()),
+    }
+}
+
 /// Sets or clears the rule of manifest `id`, and applies it at once to the reports so far.
 pub fn set_rule(conn: &mut Connection, id: u64, rule: Option<HaltRule>) -> Result<()> {
-    if let Some(r) = &rule {
-        r.check()
-            .map_err(|e| Error::invalid("bad_halt_rule", e.to_string()))?;
-    }
+    check_rule(rule.as_ref())?;
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(Error::db("setting a halt rule"))?;

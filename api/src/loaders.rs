@@ -388,9 +388,8 @@ fn check_request(req: &ManifestRequest) -> Result<()> {
 
 /// `POST loader/manifest`: record what the loader reports, check expectenv, select the newest
 /// active manifest for its platform whose target matches, and remember which one it was given.
-/// A poll that repeats the loader's last one is answered from [`crate::poll::PollCache`].
-/// `body` is the request's bytes: a loader repeating them exactly is answered from memory,
-/// before they are even parsed (they were, the first time).
+/// `body` is the request's bytes: a loader repeating them exactly is answered from
+/// [`crate::poll::PollCache`] before they are even parsed (they were, the first time).
 pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<Outcome> {
     // Read before the database (poll.rs): an outcome is kept under the generation it saw.
     let generation = app.poll.generation();

@@ -33,10 +33,7 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
     investigators::check_name("manifest", &req.name)?;
     check_target(app, "target", &req.target)?;
     check_platform(&req.platform)?;
-    if let Some(rule) = &req.halt {
-        rule.check()
-            .map_err(|e| Error::invalid("bad_halt_rule", e.to_string()))?;
-    }
+    halt::check_rule(req.halt.as_ref())?;
     let days = req.valid_days.unwrap_or(app.cfg.valid_days);
     if !(1..=3650).contains(&days) {
         return Err(Error::invalid(
