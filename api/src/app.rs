@@ -6,6 +6,7 @@ use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::filecache::FileCache;
 use crate::keys::VerifiedKeys;
 use crate::logging;
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct Inner {
     pub cfg: Config,
     pub db: Db,
     pub blobs: BlobStore,
+    /// Verified file bodies the front sends from memory (filecache.rs).
+    pub file_cache: FileCache,
     pub engine: Engine,
     pub metrics: Metrics,
     pub nonces: NonceCache,
@@ -53,10 +56,12 @@ impl App {
         let engine = Engine::new()
             .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;
         let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2));
+        let file_cache = FileCache::new(cfg.limits.file_cache);
         let app = App(Arc::new(Inner {
             cfg,
             db,
             blobs,
+            file_cache,
             engine,
             metrics: Metrics::default(),
             nonces,

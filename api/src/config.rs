@@ -38,6 +38,8 @@ pub struct Limits {
     /// Connections open at once, and from one peer address (an IPv6 /64).
     pub connections: usize,
     pub connections_per_peer: usize,
+    /// Bytes of verified file bodies the front keeps in memory (filecache.rs); 0: none.
+    pub file_cache: u64,
 }
 
 /// `[limits] bodydeadline` when the file does not set it.
@@ -87,6 +89,7 @@ impl Default for Config {
                 idle_deadline: Duration::from_secs(60),
                 connections: 8192,
                 connections_per_peer: 256,
+                file_cache: 256 << 20,
             },
             reports: crate::reports::Retention::default(),
             source: None,
@@ -181,6 +184,9 @@ impl Config {
                     cfg.limits.connections_per_peer =
                         parse_number(key, value, 1, 1 << 20).map_err(&at)? as usize
                 }
+                ("limits", "filecache") => {
+                    cfg.limits.file_cache = parse_number(key, value, 0, 64 << 30).map_err(&at)?
+                }
                 ("limits", "totalsize") => {
                     cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
                 }
@@ -239,6 +245,7 @@ const SECTIONS: Schema = &[
             "idledeadline",
             "connections",
             "connectionsperpeer",
+            "filecache",
         ],
     ),
     ("reports", &["keepdays", "maxrows"]),

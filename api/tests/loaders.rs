@@ -406,6 +406,60 @@ fn ranges_resume_a_download_and_bad_ranges_are_416() {
     assert!(r.body.is_empty());
 }
 
+/// The front sends file bodies from its cache of verified bytes (api/src/filecache.rs): a blob
+/// altered on disk before it was first read is refused with a message that says so; one read
+/// before keeps being served as it was verified; with `filecache = 0` Rocket streams them.
+#[test]
+fn file_bodies_are_served_only_as_verified_and_a_blob_altered_on_disk_is_refused() {
+    for cache in [None, Some(0)] {
+        let srv = Server::with(Settings {
+            limits: cache.map(|c| vec![("filecache", c)]).unwrap_or_default(),
+            ..Settings::default()
+        });
+        let (a1, a2) = two_admins(&srv);
+        let (_, key) = srv.enabled_loader(&a1, "l", None);
+        let agent: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let config: Vec<u8> = (0..90_000u32).map(|i| (i % 241) as u8).collect();
+        let archive = targz(&[("m/mig-agent", &agent), ("m/configuration", &config)]);
+        let id = srv.create_manifest(&a1, "verified", "true", &archive)["id"]
+            .as_u64()
+            .unwrap();
+        srv.sign_manifest(&a1, id).expect(200);
+        srv.sign_manifest(&a2, id).expect(200);
+        srv.loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(200);
+        let blob = |data: &[u8]| srv.dir().join("mig-api-files").join(sha256_hex(data));
+        let get =
+            |data: &[u8]| srv.loader_get(&key, &format!("loader/files/{}", sha256_hex(data)), &[]);
+        assert_eq!(get(&agent).expect(200).body, agent);
+        if cache == Some(0) {
+            // No cache: streamed by Rocket as stored, the loader's sha256 check the only one.
+            assert_eq!(get(&config).expect(200).body, config);
+            continue;
+        }
+        // Read once, so cached; then altered on disk: the verified bytes are still served.
+        let mut altered = agent.clone();
+        altered[50_000] ^= 1;
+        std::fs::write(blob(&agent), &altered).unwrap();
+        assert_eq!(get(&agent).expect(200).body, agent);
+        // Altered before it was ever read: refused, never served.
+        std::fs::write(blob(&config), vec![0u8; config.len()]).unwrap();
+        let r = get(&config).expect(500);
+        assert!(r.message().contains("altered on disk"), "{}", r.text());
+        assert!(
+            std::fs::read_to_string(srv.dir().join("api.log"))
+                .unwrap()
+                .contains("event=blob_corrupt"),
+            "the corrupt blob is logged"
+        );
+    }
+}
+
 #[test]
 fn a_64_mib_member_is_installed_and_streamed_back_exactly() {
     let srv = Server::start();

@@ -29,8 +29,9 @@ use std::time::Duration;
 const MANIFESTS: usize = 100;
 /// The file body served in the throughput comparison.
 const BODY: usize = 1024 * 1024;
-/// wrk's settings for every comparison: one thread, 8 connections, 5 seconds.
-const WRK: &[&str] = &["-t1", "-c8", "-d5s", "--latency"];
+/// wrk's settings for every comparison: 8 connections for 5 seconds, from one thread or, where
+/// one wrk thread would be the bottleneck (large bodies), from two.
+const WRK: &[&str] = &["-c8", "-d5s", "--latency"];
 
 fn main() {
     if let Err(e) = run() {
@@ -194,16 +195,87 @@ struct Wrk {
     transfer: String,
     p50: String,
     p99: String,
+    /// CPU seconds per second of the run: the server's (every process of it) and wrk's own.
+    server_cpu: f64,
+    wrk_cpu: f64,
 }
 
-fn wrk(url: &str, script: &Path) -> Result<Wrk, String> {
-    let out = Command::new("wrk")
+/// CPU seconds (user + system) a process and all its descendants have used so far, from
+/// `/proc/<pid>/stat` (nginx works in child processes; mig-api in threads of one).
+fn tree_cpu_seconds(root: u32) -> Result<f64, String> {
+    let ticks = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0);
+    // (pid, ppid, utime + stime) of every process; the command name may hold spaces, so the
+    // fields are counted after its closing parenthesis.
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))? {
+        let Ok(entry) = entry else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the name: state(0) ppid(1) … utime(11) stime(12).
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        all.push((pid, num(1) as u32, num(11) + num(12)));
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(all.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    Ok(all
+        .iter()
+        .filter(|p| tree.contains(&p.0))
+        .map(|p| p.2)
+        .sum::<u64>() as f64
+        / ticks)
+}
+
+/// Runs wrk with `threads` threads against `url` served by the process tree of `server`.
+fn wrk(url: &str, script: &Path, threads: u32, server: u32) -> Result<Wrk, String> {
+    let times = script.with_extension("time");
+    let before = tree_cpu_seconds(server)?;
+    let started = std::time::Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%U %S")
+        .arg("-o")
+        .arg(&times)
+        .arg("wrk")
+        .arg(format!("-t{threads}"))
         .args(WRK)
         .arg("-s")
         .arg(script)
         .arg(url)
         .output()
         .map_err(|e| format!("wrk: {e}"))?;
+    let wall = started.elapsed().as_secs_f64();
+    let server_cpu = (tree_cpu_seconds(server)? - before) / wall;
+    let wrk_cpu = std::fs::read_to_string(&times)
+        .ok()
+        .and_then(|t| {
+            let mut v = t.split_whitespace().filter_map(|x| x.parse::<f64>().ok());
+            Some(v.next()? + v.next()?)
+        })
+        .ok_or_else(|| format!("no CPU times from GNU time in {}", times.display()))?
+        / wall;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let find = |p: &str| {
         text.lines()
@@ -219,6 +291,8 @@ fn wrk(url: &str, script: &Path) -> Result<Wrk, String> {
         transfer: find("Transfer/sec:").unwrap_or_default(),
         p50: find("50%").unwrap_or_default(),
         p99: find("99%").unwrap_or_default(),
+        server_cpu,
+        wrk_cpu,
     })
 }
 
@@ -365,38 +439,63 @@ fn run() -> Result<(), String> {
         "## mig-api side by side with nginx (same bytes, same machine, same run; wrk {})\n",
         WRK.join(" ")
     );
-    println!("| what | server | requests/s | transfer/s | p50 | p99 | mig-api / nginx |");
-    println!("|---|---|---|---|---|---|---|");
-    for (what, path, script) in [
+    println!(
+        "Server CPU is every process of the server (cores busy: CPU seconds per second); \
+         requests per CPU-second is requests/s over that. wrk CPU is the load generator's.\n"
+    );
+    println!("| what | server | wrk threads | requests/s | transfer/s | p50 | p99 | server CPU | requests per CPU-second | wrk CPU | mig-api / nginx (requests/s, per CPU-second) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let api_pid = d.api.pid().ok_or("the API's process id is unknown")?;
+    for (what, path, script, threads) in [
         (
             format!("POST loader/manifest ({MANIFESTS} active manifests, nothing changed: poll cache)"),
             "loader/manifest".to_string(),
             &post,
+            1,
         ),
         (
             format!("POST loader/manifest ({MANIFESTS} active manifests, facts changed every request: WASM targeting)"),
             "loader/manifest".to_string(),
             &changing,
+            1,
         ),
         (
             format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),
             format!("loader/files/{sha}"),
             &get,
+            1,
+        ),
+        (
+            format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),
+            format!("loader/files/{sha}"),
+            &get,
+            2,
         ),
     ] {
-        let a = wrk(&format!("{}{path}", d.api.base_url), script)?;
-        let n = wrk(&format!("{ngx}{path}"), script)?;
+        let a = wrk(&format!("{}{path}", d.api.base_url), script, threads, api_pid)?;
+        let n = wrk(&format!("{ngx}{path}"), script, threads, nginx.pid())?;
+        let per_cpu = |w: &Wrk| w.rps / w.server_cpu.max(1e-9);
         println!(
-            "| {what} | mig-api | {:.0} | {} | {} | {} | {:.2} |",
+            "| {what} | mig-api | {threads} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2}, {:.2} |",
             a.rps,
             a.transfer,
             a.p50,
             a.p99,
-            a.rps / n.rps
+            a.server_cpu,
+            per_cpu(&a),
+            a.wrk_cpu,
+            a.rps / n.rps,
+            per_cpu(&a) / per_cpu(&n)
         );
         println!(
-            "| | nginx | {:.0} | {} | {} | {} | |",
-            n.rps, n.transfer, n.p50, n.p99
+            "| | nginx | {threads} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {:.2} | |",
+            n.rps,
+            n.transfer,
+            n.p50,
+            n.p99,
+            n.server_cpu,
+            per_cpu(&n),
+            n.wrk_cpu
         );
     }
     Ok(())

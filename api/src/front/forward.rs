@@ -6,6 +6,8 @@
 //! and accepts a request only with [`FRONT_HEADER`] carrying this process's secret, so a local
 //! process that finds the loopback port can neither skip the caps nor lie about its address.
 
+use crate::app::App;
+use crate::filecache::{Handoff, HANDOFF_HEADER};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderValue;
@@ -38,6 +40,8 @@ pub struct Upstream {
 /// One client connection's way to Rocket.
 pub struct Link {
     upstream: Arc<Upstream>,
+    /// The blob store and file cache, for bodies Rocket hands off (filecache.rs).
+    app: App,
     /// The client's address as the value of [`PEER_HEADER`].
     peer: Option<HeaderValue>,
     sender: Mutex<Option<(SendRequest<Incoming>, Arc<AtomicBool>)>>,
@@ -90,6 +94,29 @@ impl AsyncWrite for UpstreamIo {
         }
     }
 
+    // Vectored, as front/idle.rs says why.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let all = bufs.iter().map(|b| b.len()).sum();
+        if self.gone.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(all));
+        }
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Err(e)) if refused(&e) => {
+                self.gone.store(true, Ordering::Relaxed);
+                Poll::Ready(Ok(all))
+            }
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.gone.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(()));
@@ -113,9 +140,10 @@ impl AsyncWrite for UpstreamIo {
 
 impl Link {
     /// The link of one client connection from `peer`.
-    pub fn new(upstream: Arc<Upstream>, peer: IpAddr) -> Link {
+    pub fn new(upstream: Arc<Upstream>, peer: IpAddr, app: App) -> Link {
         Link {
             upstream,
+            app,
             // An address always formats as a valid header value; it is made once per connection.
             peer: HeaderValue::from_str(&peer.to_string()).ok(),
             sender: Mutex::new(None),
@@ -131,9 +159,65 @@ impl Link {
         }
         headers.insert(FRONT_HEADER, self.upstream.secret.clone());
         Ok(match self.send(req).await {
-            Ok(resp) => resp.map(http_body_util::Either::Left),
-            Err(e) => bad_gateway(&e),
+            Ok(mut resp) => match resp.headers_mut().remove(HANDOFF_HEADER) {
+                None => resp.map(http_body_util::Either::Left),
+                Some(value) => self.handed_off(resp, &value).await,
+            },
+            Err(e) => bad_error(
+                StatusCode::BAD_GATEWAY,
+                &format!("the request could not be handed to the server: {e}"),
+            ),
         })
+    }
+
+    /// Rocket's answer with the body it handed off: the same status and headers, and the
+    /// range of the blob from the file cache.
+    async fn handed_off(&self, resp: Response<Incoming>, value: &HeaderValue) -> Response<Body> {
+        let Some(h) = value.to_str().ok().and_then(Handoff::parse) else {
+            return bad_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server handed off a file body with a malformed reference",
+            );
+        };
+        let app = self.app.clone();
+        let sha256 = h.sha256.clone();
+        let bytes =
+            rocket::tokio::task::spawn_blocking(move || app.file_cache.get(&app.blobs, &sha256))
+                .await;
+        let bytes = match bytes {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return bad_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            Err(e) => {
+                return bad_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("reading file {}: {e}", h.sha256),
+                )
+            }
+        };
+        let range = usize::try_from(h.start)
+            .ok()
+            .zip(usize::try_from(h.start.saturating_add(h.len)).ok())
+            .and_then(|(a, b)| bytes.get(a..b).map(|_| (a, b)));
+        let Some((a, b)) = range else {
+            return bad_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "file {} holds {} bytes, not bytes {}..{} the server asked for",
+                    h.sha256,
+                    bytes.len(),
+                    h.start,
+                    h.start.saturating_add(h.len)
+                ),
+            );
+        };
+        let (mut parts, _) = resp.into_parts();
+        parts
+            .headers
+            .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(b - a));
+        Response::from_parts(
+            parts,
+            http_body_util::Either::Right(http_body_util::Full::new(bytes.slice(a..b))),
+        )
     }
 
     async fn send(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
@@ -173,16 +257,14 @@ impl Link {
     }
 }
 
-fn bad_gateway(why: &str) -> Response<Body> {
-    let body = mig_protocol::loader::ErrorBody::new(
-        StatusCode::BAD_GATEWAY.as_u16(),
-        format!("the request could not be handed to the server: {why}"),
-    );
+/// An answer of the front's own, in the API's JSON error shape.
+fn bad_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = mig_protocol::loader::ErrorBody::new(status.as_u16(), message.to_string());
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut resp = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
         Bytes::from(bytes),
     )));
-    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

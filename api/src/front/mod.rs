@@ -184,7 +184,11 @@ impl Front {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let link = Arc::new(Link::new(Arc::clone(&self.upstream), peer.ip()));
+        let link = Arc::new(Link::new(
+            Arc::clone(&self.upstream),
+            peer.ip(),
+            self.app.clone(),
+        ));
         let service = hyper::service::service_fn(move |req| {
             let link = Arc::clone(&link);
             async move { link.forward(req).await }

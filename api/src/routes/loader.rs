@@ -68,6 +68,7 @@ async fn files(
         let given = loaders::file(a, &who, &sha)?;
         FileBody::new(given.path, given.size, ContentType::Binary)
             .content_addressed(&sha, &ranges, given.secret)
+            .from_cache(&a.file_cache)
             .open()
     })
     .await

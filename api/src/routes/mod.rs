@@ -11,6 +11,7 @@ pub use front_only::{routes as front_only_routes, FrontOnly};
 use crate::app::App;
 use crate::auth::{self, Caller, Credentials, Perm};
 use crate::error::{Error, Result};
+use crate::filecache::{Handoff, HANDOFF_HEADER};
 use crate::loaders::{self, Authenticated};
 use crate::logging;
 use mig_protocol::admin::{API_KEY_HEADER, PGP_AUTH_HEADER};
@@ -237,10 +238,15 @@ enum Cacheable {
     Never,
 }
 
-/// A stored file streamed from disk, whole or one `Range`; never read into memory.
+/// A stored file streamed from disk, whole or one `Range`; never read into memory here. A
+/// blob the file cache holds is handed to the front instead (filecache.rs).
 pub struct FileBody {
     path: std::path::PathBuf,
     size: u64,
+    /// The blob's sha256, for a content-addressed body.
+    blob: Option<String>,
+    /// Sent by the front from its file cache.
+    handed_off: bool,
     content_type: ContentType,
     etag: Option<String>,
     cache: Cacheable,
@@ -255,6 +261,8 @@ impl FileBody {
             path,
             size,
             content_type,
+            blob: None,
+            handed_off: false,
             etag: None,
             cache: Cacheable::NotSaid,
             range: None,
@@ -267,6 +275,7 @@ impl FileBody {
     /// anyone unless `secret`, then by no one (a shared cache would hand it out without a key).
     pub fn content_addressed(mut self, sha256: &str, req: &RangeHeaders, secret: bool) -> Self {
         self.etag = Some(format!("\"{sha256}\""));
+        self.blob = Some(sha256.to_string());
         self.cache = if secret {
             Cacheable::Never
         } else {
@@ -274,6 +283,12 @@ impl FileBody {
         };
         self.range = req.range.clone();
         self.if_none_match = req.if_none_match.clone();
+        self
+    }
+
+    /// A content-addressed body that `cache` holds is sent by the front from memory.
+    pub fn from_cache(mut self, cache: &crate::filecache::FileCache) -> Self {
+        self.handed_off = self.blob.is_some() && cache.holds(self.size);
         self
     }
 
@@ -294,6 +309,22 @@ impl FileBody {
             _ => None,
         };
         let (start, len) = range.unwrap_or((0, self.size));
+        if let (true, false, Some(sha256)) = (self.handed_off, not_modified, &self.blob) {
+            // The front reads and checks the bytes (filecache.rs).
+            let body = FileData::Handoff(Handoff {
+                sha256: sha256.clone(),
+                start,
+                len,
+            });
+            return Ok(OpenFile {
+                meta: self,
+                body,
+                start,
+                len,
+                partial: range.is_some(),
+                not_modified,
+            });
+        }
         let mut file = std::fs::File::open(&self.path).map_err(Error::io("opening", &self.path))?;
         let actual = file
             .metadata()
@@ -349,6 +380,8 @@ const STREAM_CHUNK: usize = 256 * 1024;
 enum FileData {
     Inline(Vec<u8>),
     Stream(std::fs::File),
+    /// No bytes: the front sends them.
+    Handoff(Handoff),
 }
 
 /// `Range` and `If-None-Match` of a request.
@@ -472,6 +505,9 @@ impl<'r> Responder<'r, 'static> for OpenFile {
                 res.raw_header("Content-Length", self.len.to_string())
                     .streamed_body(file.take(self.len))
                     .max_chunk_size(STREAM_CHUNK);
+            }
+            FileData::Handoff(h) => {
+                res.raw_header(HANDOFF_HEADER, h.header_value());
             }
         }
         Ok(res.finalize())

@@ -62,6 +62,11 @@ impl Nginx {
         ))
     }
 
+    /// The master process's id (its workers are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// nginx's own directory (its configuration, logs and caches).
     pub fn dir(&self) -> &Path {
         self.dir.path()
