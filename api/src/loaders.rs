@@ -8,7 +8,7 @@ use crate::investigators::check_name;
 use crate::keys;
 use crate::manifests;
 use crate::poll::Outcome;
-use crate::targeting::LoaderFacts;
+use crate::targeting::{LoaderFacts, Selection};
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
 use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report, ReportResult};
@@ -447,25 +447,27 @@ fn select_for(
     })?;
     // Reported facts come from this request; attributes only ever from administrators.
     let facts = facts(&record);
-    if let Some(expect) = record.expectenv.as_deref() {
-        let verdict = app.engine.matches(&facts, expect);
-        if !matches!(verdict, Ok(true)) {
-            app.db.with_relaxed(|c| set_given(c, who.id, None))?;
-            let why = match verdict {
-                Err(e) => format!(": {e}"),
-                _ => String::new(),
-            };
-            return Ok(Outcome::Denied(format!(
-                "the reported environment does not meet this loader's expectenv{why}"
-            )));
-        }
-    }
     let env = &req.agent.environment;
     let candidates = app
         .db
         .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id))?;
     let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
-    let Some(id) = app.engine.select(&facts, &refs) else {
+    // expectenv and the targets in one evaluator instance; no target is evaluated for a
+    // loader whose expectenv is not true.
+    let selected = match app
+        .engine
+        .select_expecting(&facts, record.expectenv.as_deref(), &refs)
+    {
+        Selection::Selected(id) => id,
+        Selection::Refused(why) => {
+            app.db.with_relaxed(|c| set_given(c, who.id, None))?;
+            let why = why.map(|e| format!(": {e}")).unwrap_or_default();
+            return Ok(Outcome::Denied(format!(
+                "the reported environment does not meet this loader's expectenv{why}"
+            )));
+        }
+    };
+    let Some(id) = selected else {
         app.db.with_relaxed(|c| set_given(c, who.id, None))?;
         return Ok(Outcome::NoneMatched(format!(
             "no active manifest for {}/{} targets this loader",

@@ -190,10 +190,36 @@ pub struct LoaderJson<'a> {
     pub attributes: &'a Value,
 }
 
-pub fn eval_input(loader_json: &str, exprs: &[&str], first_match: bool) -> String {
+/// Where an `eval` may stop early: after the first of its `gates` leading expressions that is
+/// not true, and (`first_match`) after the first true one after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop {
+    pub first_match: bool,
+    pub gates: usize,
+}
+
+impl Stop {
+    /// Every expression is evaluated.
+    pub const NEVER: Stop = Stop {
+        first_match: false,
+        gates: 0,
+    };
+
+    /// Whether evaluation ends after expression `i`, whose result was true or not (`hit`).
+    pub fn after(&self, i: usize, hit: bool) -> bool {
+        if i < self.gates {
+            !hit
+        } else {
+            hit && self.first_match
+        }
+    }
+}
+
+pub fn eval_input(loader_json: &str, exprs: &[&str], stop: Stop) -> String {
     let exprs = serde_json::to_string(exprs).unwrap_or_else(|_| "[]".into());
+    let Stop { first_match, gates } = stop;
     format!(
-        r#"{{"abi":{ABI_VERSION},"op":"eval","first_match":{first_match},"loader":{loader_json},"exprs":{exprs}}}"#
+        r#"{{"abi":{ABI_VERSION},"op":"eval","first_match":{first_match},"gates":{gates},"loader":{loader_json},"exprs":{exprs}}}"#
     )
 }
 
@@ -234,14 +260,10 @@ pub fn parse_call_output(bytes: &[u8]) -> Result<String, String> {
 /// One expression's result from the evaluator: `Some(b)`, `None` (unknown) or an error.
 pub type ExprResult = Result<Option<bool>, String>;
 
-/// The evaluator's `eval` answer for `n` expressions (`first_match`: it may stop after the
-/// first `true`). `Err` means the answer as a whole is unusable; an `{"error"}` answer
-/// fails every expression with that message.
-pub fn parse_eval_output(
-    bytes: &[u8],
-    n: usize,
-    first_match: bool,
-) -> Result<Vec<ExprResult>, String> {
+/// The evaluator's `eval` answer for `n` expressions, which may stop early where `stop` says.
+/// `Err` means the answer as a whole is unusable; an `{"error"}` answer fails every
+/// expression with that message.
+pub fn parse_eval_output(bytes: &[u8], n: usize, stop: Stop) -> Result<Vec<ExprResult>, String> {
     let items = match answer(bytes)? {
         Answer::Ok(Value::Array(items)) => items,
         Answer::Ok(other) => {
@@ -252,12 +274,24 @@ pub fn parse_eval_output(
         }
         Answer::Error { message, .. } => return Ok(vec![Err(message); n]),
     };
-    let complete = items.len() == n;
-    let stopped_at_match =
-        first_match && items.len() < n && items.last() == Some(&Value::Bool(true));
-    if !complete && !stopped_at_match {
+    // Every answer but the last must be one evaluation goes on after; a short answer must end
+    // where evaluation stops.
+    let hit = |v: &Value| v == &Value::Bool(true);
+    let goes_on = items
+        .iter()
+        .enumerate()
+        .rev()
+        .skip(1)
+        .all(|(i, v)| !stop.after(i, hit(v)));
+    let ends_right = match items.len() {
+        len if len == n => true,
+        0 => false,
+        len if len < n => stop.after(len - 1, hit(&items[len - 1])),
+        _ => false,
+    };
+    if !goes_on || !ends_right {
         return Err(format!(
-            "answered {} results for {n} expressions",
+            "answered {} results for {n} expressions, not where evaluation stops",
             items.len()
         ));
     }
@@ -275,21 +309,45 @@ pub fn parse_eval_output(
         .collect()
 }
 
-/// The evaluator's `check` answer: the functions called, or a parse error.
-pub fn parse_check_output(bytes: &[u8]) -> Result<Result<Vec<String>, (usize, String)>, String> {
+/// Starts the evaluator's compiled form of an expression (plugins/expr/src/compact.rs), sent
+/// in place of the source; no source can start with it.
+pub const COMPILED_MARKER: char = '\u{1}';
+
+/// What the evaluator's `check` says of a valid expression.
+pub struct Checked {
+    pub functions: Vec<String>,
+    /// Its compiled form, marker first, when the evaluator made one.
+    pub compiled: Option<String>,
+}
+
+/// The evaluator's `check` answer: the functions called and the compiled form, or a parse
+/// error.
+pub fn parse_check_output(bytes: &[u8]) -> Result<Result<Checked, (usize, String)>, String> {
     match answer(bytes)? {
         Answer::Error { message, position } => Ok(Err((position.unwrap_or(0), message))),
-        Answer::Ok(Value::Object(mut m)) => match (m.remove("functions"), m.is_empty()) {
-            (Some(Value::Array(a)), true) => a
-                .into_iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s),
-                    other => Err(format!("answered {} as a function name", kind(&other))),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Ok),
-            _ => Err("check answer is not {\"functions\": […]}".into()),
-        },
+        Answer::Ok(Value::Object(mut m)) => {
+            let compiled = match m.remove("compiled") {
+                None => None,
+                Some(Value::String(s)) if s.starts_with(COMPILED_MARKER) => Some(s),
+                Some(_) => return Err("check answer has a malformed compiled form".into()),
+            };
+            match (m.remove("functions"), m.is_empty()) {
+                (Some(Value::Array(a)), true) => a
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        other => Err(format!("answered {} as a function name", kind(&other))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|functions| {
+                        Ok(Checked {
+                            functions,
+                            compiled,
+                        })
+                    }),
+                _ => Err("check answer is not {\"functions\": […], \"compiled\": \"…\"}".into()),
+            }
+        }
         Answer::Ok(other) => Err(format!(
             "answered {} where an object was expected",
             kind(&other)

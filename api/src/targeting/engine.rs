@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use sha2::{Digest, Sha256};
 use wasmtime::Module;
 
-use super::abi::{self, ExprResult, LoaderJson};
+use super::abi::{self, ExprResult, LoaderJson, Stop};
 use super::builtin::{is_builtin, BUILTIN};
 use super::limits::{
     self, CALLS_PER_EXPRESSION, FUEL_PER_EVALUATION, MAX_EXPRESSION_LEN, MAX_PLUGIN_SIZE,
@@ -23,19 +23,48 @@ pub struct Engine {
     registry: RwLock<Arc<Registry>>,
     /// Compiled modules by SHA-256, so the same bytes are compiled once.
     modules: Mutex<HashMap<String, Module>>,
+    /// Each expression's compiled form by its source (`None`: sent as source).
+    compiled: Mutex<HashMap<Arc<str>, Option<Arc<str>>>>,
+    /// Whether compiled forms are sent at all (off only to measure what they save).
+    compile: bool,
     evaluations: AtomicU64,
     failures: AtomicU64,
 }
 
 const EVALUATOR: &str = "expr";
 
+/// What [`Engine::select_expecting`] decided.
+#[derive(Debug)]
+pub enum Selection {
+    /// The expectation is not true (`Some`: why it could not be evaluated); no target was.
+    Refused(Option<TargetingError>),
+    /// The manifest selected, if any target matched.
+    Selected(Option<u64>),
+}
+
+/// Distinct expressions whose compiled forms are kept (each at most a few times its source,
+/// itself at most `MAX_EXPRESSION_LEN`).
+const MAX_COMPILED: usize = 16_384;
+
 impl Engine {
     /// Sets up the sandbox and compiles the built-in plugins (`expr`, `rollout`, `semver`).
     pub fn new() -> Result<Engine, TargetingError> {
+        Self::build(true)
+    }
+
+    /// An engine that sends every expression as source, parsed on every evaluation: the
+    /// baseline `api/benches/targeting.rs` compares compiled forms against.
+    pub fn sending_sources() -> Result<Engine, TargetingError> {
+        Self::build(false)
+    }
+
+    fn build(compile: bool) -> Result<Engine, TargetingError> {
         let engine = Engine {
             runtime: Runtime::new()?,
             registry: RwLock::new(Arc::new(Registry::default())),
             modules: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
+            compile,
             evaluations: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         };
@@ -197,9 +226,23 @@ impl Engine {
     /// Refuses an expression that does not parse or type-check (with the parser's position
     /// and message) or that calls a function no plugin provides.
     pub fn validate(&self, expr: &str) -> Result<(), TargetingError> {
-        check_length(expr)?;
+        check_sendable(expr)?;
         let registry = self.snapshot();
-        let evaluator = Self::evaluator(&registry)?;
+        let checked = self.check(&registry, expr)?;
+        self.remember(expr, checked.compiled.as_deref());
+        match checked
+            .functions
+            .into_iter()
+            .find(|f| registry.function(f).is_none())
+        {
+            Some(unknown) => Err(TargetingError::UnknownFunction(unknown)),
+            None => Ok(()),
+        }
+    }
+
+    /// The evaluator's `check` of one expression, in a fresh instance.
+    fn check(&self, registry: &Registry, expr: &str) -> Result<abi::Checked, TargetingError> {
+        let evaluator = Self::evaluator(registry)?;
         let plugin_failed = |reason: String| {
             eprintln!("targeting: plugin {EVALUATOR} failed checking an expression: {reason}");
             TargetingError::Plugin {
@@ -215,16 +258,53 @@ impl Engine {
             None,
         )
         .map_err(plugin_failed)?;
-        match abi::parse_check_output(&out).map_err(plugin_failed)? {
-            Err((position, message)) => Err(TargetingError::Parse { position, message }),
-            Ok(functions) => match functions
-                .into_iter()
-                .find(|f| registry.function(f).is_none())
-            {
-                Some(unknown) => Err(TargetingError::UnknownFunction(unknown)),
-                None => Ok(()),
-            },
+        abi::parse_check_output(&out)
+            .map_err(plugin_failed)?
+            .map_err(|(position, message)| TargetingError::Parse { position, message })
+    }
+
+    /// Keeps an expression's compiled form (`None`: it has none, send the source), while there
+    /// is room: past [`MAX_COMPILED`] expressions are sent as source, as before compiled
+    /// forms, rather than evicting and compiling again.
+    fn remember(&self, expr: &str, compiled: Option<&str>) {
+        let mut forms = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if forms.len() < MAX_COMPILED {
+            forms.insert(expr.into(), compiled.map(Arc::from));
         }
+    }
+
+    /// What is sent to the evaluator for each expression: its compiled form, made by `check`
+    /// the first time the expression is seen (the evaluator is built in and never replaced,
+    /// so a form never goes stale), or the source when it has none.
+    fn forms(&self, registry: &Registry, exprs: &[&str]) -> Vec<Arc<str>> {
+        if !self.compile {
+            return exprs.iter().map(|e| Arc::from(*e)).collect();
+        }
+        let known: Vec<Option<Option<Arc<str>>>> = {
+            let forms = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+            exprs.iter().map(|e| forms.get(*e).cloned()).collect()
+        };
+        exprs
+            .iter()
+            .zip(known)
+            .map(|(e, known)| {
+                let compiled = match known {
+                    Some(c) => c,
+                    None => {
+                        let c = match self.check(registry, e) {
+                            Ok(checked) => checked.compiled.map(Arc::from),
+                            // A parse error is the evaluator's to report, from the source.
+                            Err(TargetingError::Parse { .. }) => None,
+                            // The check itself failed: try again next time.
+                            Err(_) => return Arc::from(*e),
+                        };
+                        self.remember(e, c.as_deref());
+                        c
+                    }
+                };
+                compiled.unwrap_or_else(|| Arc::from(*e))
+            })
+            .collect()
     }
 
     /// Evaluates every expression for `loader`, all in one fresh evaluator instance. A NULL
@@ -234,12 +314,12 @@ impl Engine {
         loader: &LoaderFacts,
         exprs: &[&str],
     ) -> Vec<Result<bool, TargetingError>> {
-        self.run(loader, exprs, false)
+        self.run(loader, exprs, Stop::NEVER)
     }
 
     /// One expression: `Ok(true)` only when it is true for `loader`.
     pub fn matches(&self, loader: &LoaderFacts, expr: &str) -> Result<bool, TargetingError> {
-        self.run(loader, &[expr], false)
+        self.run(loader, &[expr], Stop::NEVER)
             .pop()
             .unwrap_or_else(|| Err(TargetingError::Runtime("no result".into())))
     }
@@ -248,10 +328,53 @@ impl Engine {
     /// whose evaluation fails is logged with its manifest id and does not match; the
     /// others are still considered.
     pub fn select(&self, loader: &LoaderFacts, candidates: &[(u64, &str)]) -> Option<u64> {
-        let exprs: Vec<&str> = candidates.iter().map(|(_, e)| *e).collect();
-        for ((id, _), result) in candidates.iter().zip(self.run(loader, &exprs, true)) {
+        match self.select_expecting(loader, None, candidates) {
+            Selection::Selected(id) => id,
+            Selection::Refused(_) => None,
+        }
+    }
+
+    /// [`Engine::select`] after checking `expect` (a loader's expectenv), both in one evaluator
+    /// instance: when `expect` is not true, no target is evaluated.
+    pub fn select_expecting(
+        &self,
+        loader: &LoaderFacts,
+        expect: Option<&str>,
+        candidates: &[(u64, &str)],
+    ) -> Selection {
+        let mut exprs: Vec<&str> = Vec::with_capacity(candidates.len() + 1);
+        if let Some(e) = expect {
+            // The gate must reach the evaluator to be one; one that cannot fails here.
+            if let Err(err) = check_sendable(e) {
+                return Selection::Refused(Some(err));
+            }
+            exprs.push(e);
+        }
+        let gates = exprs.len();
+        exprs.extend(candidates.iter().map(|(_, e)| *e));
+        let mut results = self
+            .run(
+                loader,
+                &exprs,
+                Stop {
+                    first_match: true,
+                    gates,
+                },
+            )
+            .into_iter();
+        if gates == 1 {
+            match results.next() {
+                Some(Ok(true)) => {}
+                Some(Ok(false)) => return Selection::Refused(None),
+                Some(Err(e)) => return Selection::Refused(Some(e)),
+                None => {
+                    return Selection::Refused(Some(TargetingError::Runtime("no result".into())))
+                }
+            }
+        }
+        for ((id, _), result) in candidates.iter().zip(results) {
             match result {
-                Ok(true) => return Some(*id),
+                Ok(true) => return Selection::Selected(Some(*id)),
                 Ok(false) => {}
                 Err(e) => eprintln!(
                     "targeting: manifest {id} does not match loader {:?}: {e}",
@@ -259,7 +382,7 @@ impl Engine {
                 ),
             }
         }
-        None
+        Selection::Selected(None)
     }
 
     /// Instantiates `plugin` in a fresh store with every limit and drops it: the fixed cost
@@ -283,18 +406,22 @@ impl Engine {
         EngineStats {
             evaluations: self.evaluations.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            compiled: self
+                .compiled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
         }
     }
 
     /// Evaluates in one instance; if that instance fails as a whole (the evaluator trapped,
     /// ran out of fuel, answered garbage), evaluates each expression in its own instance so
-    /// only the one that causes it fails. With `first_match`, results stop after the first
-    /// true one.
+    /// only the one that causes it fails. Results end where `stop` says.
     fn run(
         &self,
         loader: &LoaderFacts,
         exprs: &[&str],
-        first_match: bool,
+        stop: Stop,
     ) -> Vec<Result<bool, TargetingError>> {
         let registry = self.snapshot();
         let results = match Self::evaluator(&registry) {
@@ -309,7 +436,7 @@ impl Engine {
                 })
                 .unwrap_or_else(|_| "{}".into())
                 .into();
-                self.batch(&registry, evaluator, &loader_json, exprs, first_match)
+                self.batch(&registry, evaluator, &loader_json, exprs, stop)
             }
         };
         let failures = results.iter().filter(|r| r.is_err()).count();
@@ -325,15 +452,17 @@ impl Engine {
         evaluator: &Plugin,
         loader_json: &Arc<str>,
         exprs: &[&str],
-        first_match: bool,
+        stop: Stop,
     ) -> Vec<Result<bool, TargetingError>> {
-        // Over-long expressions fail alone; the rest go to the evaluator.
+        // Over-long expressions fail alone; the rest go to the evaluator, compiled.
         let sendable: Vec<&str> = exprs
             .iter()
             .copied()
-            .filter(|e| check_length(e).is_ok())
+            .filter(|e| check_sendable(e).is_ok())
             .collect();
-        let answered = self.invoke_eval(registry, evaluator, loader_json, &sendable, first_match);
+        let forms = self.forms(registry, &sendable);
+        let sendable: Vec<&str> = forms.iter().map(|f| &**f).collect();
+        let answered = self.invoke_eval(registry, evaluator, loader_json, &sendable, stop);
         let answered = match answered {
             Ok(r) => r
                 .into_iter()
@@ -345,8 +474,8 @@ impl Engine {
                     sendable.len()
                 );
                 let mut one_by_one = Vec::new();
-                for e in &sendable {
-                    let r = self.invoke_eval(registry, evaluator, loader_json, &[e], false);
+                for (i, e) in sendable.iter().enumerate() {
+                    let r = self.invoke_eval(registry, evaluator, loader_json, &[e], Stop::NEVER);
                     let r = match r {
                         Ok(mut v) => v
                             .pop()
@@ -362,7 +491,7 @@ impl Engine {
                     };
                     let hit = matches!(r, Ok(Some(true)));
                     one_by_one.push(r);
-                    if hit && first_match {
+                    if stop.after(i, hit) {
                         break;
                     }
                 }
@@ -380,7 +509,7 @@ impl Engine {
         let mut answered = answered.into_iter();
         let mut out = Vec::with_capacity(exprs.len());
         for e in exprs {
-            match check_length(e) {
+            match check_sendable(e) {
                 Err(err) => out.push(Err(err)),
                 Ok(()) => match answered.next() {
                     Some(r) => out.push(r.map(|b| b == Some(true))),
@@ -397,7 +526,7 @@ impl Engine {
         evaluator: &Plugin,
         loader_json: &Arc<str>,
         exprs: &[&str],
-        first_match: bool,
+        stop: Stop,
     ) -> Result<Vec<ExprResult>, String> {
         if exprs.is_empty() {
             return Ok(Vec::new());
@@ -409,7 +538,7 @@ impl Engine {
                 .saturating_mul(u32::try_from(exprs.len()).unwrap_or(u32::MAX)),
             answers: HashMap::new(),
         };
-        let input = abi::eval_input(loader_json, exprs, first_match);
+        let input = abi::eval_input(loader_json, exprs, stop);
         let out = sandbox::invoke(
             &self.runtime.wasm,
             &evaluator.pre,
@@ -417,11 +546,18 @@ impl Engine {
             limits::batch_fuel(exprs.len()),
             Some(nested),
         )?;
-        abi::parse_eval_output(&out, exprs.len(), first_match)
+        abi::parse_eval_output(&out, exprs.len(), stop)
     }
 }
 
-fn check_length(expr: &str) -> Result<(), TargetingError> {
+/// Refuses an expression too long to send, or one that begins as a compiled form would (no
+/// valid source does; only the engine sends compiled forms).
+fn check_sendable(expr: &str) -> Result<(), TargetingError> {
+    if expr.starts_with(abi::COMPILED_MARKER) {
+        return Err(TargetingError::Invalid(
+            "an expression cannot begin with a control character (U+0001)".into(),
+        ));
+    }
     if expr.len() > MAX_EXPRESSION_LEN {
         return Err(TargetingError::Invalid(format!(
             "expression of {} bytes is over the {} KiB limit",

@@ -35,6 +35,11 @@ pub const MAX_NAME_LEN: usize = 64;
 /// holds two). More concurrent evaluations fail instead of queueing.
 pub const POOL_INSTANCES: u32 = 256;
 
+/// Bytes of an instance's memory (and of its tables) that stay mapped when its slot is reused,
+/// zeroed by the host instead of handed back to the kernel: an evaluation then takes no page
+/// faults on them. Beyond this much, memory is decommitted as usual.
+pub const KEEP_RESIDENT: usize = 2 << 20;
+
 /// Fuel for an evaluator instance that evaluates `n` expressions.
 pub fn batch_fuel(n: usize) -> u64 {
     FUEL_PER_EVALUATION

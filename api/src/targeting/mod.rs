@@ -26,7 +26,7 @@ mod sandbox;
 #[cfg(test)]
 mod tests;
 
-pub use engine::Engine;
+pub use engine::{Engine, Selection};
 pub use error::TargetingError;
 
 /// What targeting knows about a loader.
@@ -63,4 +63,6 @@ pub struct EngineStats {
     pub evaluations: u64,
     /// Expressions whose evaluation failed (plugin failure or evaluation error).
     pub failures: u64,
+    /// Distinct expressions whose compiled form (or lack of one) the engine holds.
+    pub compiled: usize,
 }

@@ -14,7 +14,8 @@ use wasmtime::{
 
 use super::abi::{self, pack, unpack};
 use super::limits::{
-    self, CALL_DEADLINE_TICKS, DEADLINE_TICKS, EPOCH_TICK, MEMORY_CAP, OUTPUT_CAP, POOL_INSTANCES,
+    self, CALL_DEADLINE_TICKS, DEADLINE_TICKS, EPOCH_TICK, KEEP_RESIDENT, MEMORY_CAP, OUTPUT_CAP,
+    POOL_INSTANCES,
 };
 use super::registry::Registry;
 use super::TargetingError;
@@ -49,7 +50,9 @@ impl Runtime {
         pool.total_core_instances(POOL_INSTANCES)
             .total_memories(POOL_INSTANCES)
             .total_tables(POOL_INSTANCES)
-            .max_memory_size(MEMORY_CAP);
+            .max_memory_size(MEMORY_CAP)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         let mut config = Config::new();
         config
             .consume_fuel(true)

@@ -218,6 +218,108 @@ fn validation_refuses_with_the_parsers_position_and_message() {
     );
 }
 
+/// Each expression is parsed and type-checked once (at validation or when first seen) and then
+/// sent compiled; the answers stay those of the source, and a "compiled form" from anywhere
+/// but the engine is refused.
+#[test]
+fn expressions_are_compiled_once_and_a_forged_compiled_form_is_refused() {
+    let engine = Engine::new().unwrap();
+    let linux = loader("linux");
+    engine.validate("env->>'os' = 'linux'").unwrap();
+    assert_eq!(engine.stats().compiled, 1);
+    let exprs = [
+        "env->>'os' = 'linux'",
+        "tags->>'operator' IN ('x', 'myorg') AND NOT name LIKE 'db%'",
+        "env->'os' = 'linux'", // a type error: kept as source, reported from it
+    ];
+    let first = engine.evaluate(&linux, &exprs);
+    assert_eq!(engine.stats().compiled, 3);
+    let again = engine.evaluate(&linux, &exprs);
+    assert_eq!(engine.stats().compiled, 3, "nothing compiled twice");
+    assert_eq!(first[..2], again[..2]);
+    assert_eq!(first[0], Ok(true));
+    for r in [&first[2], &again[2]] {
+        assert!(
+            matches!(r, Err(TargetingError::Evaluation(m)) if m.contains("operator does not exist")),
+            "{r:?}"
+        );
+    }
+    // "\u{1}T" is the compiled form of `true`: typed as a target it must not match anything.
+    let forged = "\u{1}T";
+    assert!(matches!(
+        engine.validate(forged),
+        Err(TargetingError::Invalid(m)) if m.contains("control character")
+    ));
+    assert!(matches!(
+        &engine.evaluate(&linux, &[forged])[0],
+        Err(TargetingError::Invalid(_))
+    ));
+    assert_eq!(engine.select(&linux, &[(1, forged)]), None);
+}
+
+/// A loader's expectenv and the selection run in one instance; no target is evaluated when the
+/// expectenv is not true.
+#[test]
+fn expectenv_gates_selection_in_the_same_instance() {
+    use super::Selection;
+    let linux = loader("linux");
+    let candidates = [(3, "env->>'os' = 'darwin'"), (2, "true"), (1, "true")];
+    let engine = Engine::new().unwrap();
+    let picked = engine.select_expecting(&linux, Some("env->>'os' = 'linux'"), &candidates);
+    assert!(matches!(picked, Selection::Selected(Some(2))), "{picked:?}");
+    // Gate, then candidates up to the first match.
+    assert_eq!(engine.stats().evaluations, 3);
+    for (expect, why) in [
+        ("env->>'os' = 'windows'", None),
+        ("env->>'nosuch' = 'x'", None),
+        ("env->'os' = 'linux'", Some("operator does not exist")),
+        ("nosuch()", Some("no loaded plugin provides nosuch()")),
+    ] {
+        let engine = Engine::new().unwrap();
+        match engine.select_expecting(&linux, Some(expect), &candidates) {
+            Selection::Refused(None) if why.is_none() => {}
+            Selection::Refused(Some(e)) if why.is_some_and(|w| e.to_string().contains(w)) => {}
+            other => panic!("{expect}: {other:?}"),
+        }
+        assert_eq!(
+            engine.stats().evaluations,
+            1,
+            "{expect}: no target evaluated"
+        );
+    }
+    let long = format!("name = '{}'", "x".repeat(MAX_EXPRESSION_LEN));
+    assert!(matches!(
+        shared().select_expecting(&linux, Some(&long), &candidates),
+        Selection::Refused(Some(TargetingError::Invalid(_)))
+    ));
+    assert!(matches!(
+        shared().select_expecting(&linux, None, &candidates[..1]),
+        Selection::Selected(None)
+    ));
+}
+
+/// An evaluator's answer must end exactly where evaluation stops.
+#[test]
+fn eval_answers_that_do_not_stop_where_they_should_are_garbage() {
+    use super::abi::{parse_eval_output, Stop};
+    let gated = Stop {
+        first_match: true,
+        gates: 1,
+    };
+    let ok = |a: &str, n: usize, s: Stop| parse_eval_output(a.as_bytes(), n, s).is_ok();
+    assert!(ok(r#"{"ok":[true,false,true]}"#, 4, gated));
+    assert!(ok(r#"{"ok":[false]}"#, 4, gated));
+    assert!(ok(r#"{"ok":[null]}"#, 4, gated));
+    assert!(ok(r#"{"ok":[true,false,false,false]}"#, 4, gated));
+    // Stopped after a true gate, went on after a false one, or after the match.
+    assert!(!ok(r#"{"ok":[true]}"#, 4, gated));
+    assert!(!ok(r#"{"ok":[false,true]}"#, 4, gated));
+    assert!(!ok(r#"{"ok":[true,true,false]}"#, 4, gated));
+    assert!(!ok(r#"{"ok":[]}"#, 4, gated));
+    assert!(ok(r#"{"ok":[true,true]}"#, 2, Stop::NEVER));
+    assert!(!ok(r#"{"ok":[true]}"#, 2, Stop::NEVER));
+}
+
 #[test]
 fn an_error_on_one_candidate_does_not_stop_selection() {
     let engine = Engine::new().unwrap();

@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod ast;
+pub mod compact;
 pub mod error;
 pub mod eval;
 pub mod lexer;
@@ -23,17 +24,29 @@ pub use eval::Functions;
 
 /// Parses and type-checks `src`; returns the functions it calls.
 pub fn check(src: &str) -> Result<Vec<String>, ParseError> {
-    let mut node = parser::parse(src)?;
-    types::check_expression(&mut node)
+    compile(src).map(|(functions, _)| functions)
 }
 
-/// Parses, type-checks and evaluates `src` for `loader`: `Some(true)` match, `Some(false)`
-/// no match, `None` unknown (also no match).
+/// Parses and type-checks `src`; returns the functions it calls and its compiled form
+/// ([`compact`]; `None` for a tree too deep to be worth it).
+pub fn compile(src: &str) -> Result<(Vec<String>, Option<String>), ParseError> {
+    let mut node = parser::parse(src)?;
+    let functions = types::check_expression(&mut node)?;
+    Ok((functions, compact::encode(&node)))
+}
+
+/// Evaluates `src` for `loader`: `Some(true)` match, `Some(false)` no match, `None` unknown
+/// (also no match). `src` is an expression's source (parsed and type-checked here) or its
+/// compiled form from [`compile`].
 pub fn evaluate(
     src: &str,
     loader: &Loader,
     functions: &mut dyn Functions,
 ) -> Result<Option<bool>, String> {
+    if src.starts_with(compact::MARKER) {
+        let node = compact::decode(src)?;
+        return eval::eval(&node, loader, functions);
+    }
     let mut node = parser::parse(src).map_err(|e| e.to_string())?;
     types::check_expression(&mut node).map_err(|e| e.to_string())?;
     eval::eval(&node, loader, functions)
@@ -42,23 +55,31 @@ pub fn evaluate(
 /// Answers the host: `eval` and `check` (see the SDK's ABI documentation).
 pub fn handle(input: Input, functions: &mut dyn Functions) -> Reply {
     match input.op {
-        Op::Check { expr } => match check(&expr) {
-            Ok(fns) => Reply::Ok(serde_json::json!({ "functions": fns })),
+        Op::Check { expr } => match compile(&expr) {
+            Ok((fns, Some(compiled))) => {
+                Reply::Ok(serde_json::json!({ "functions": fns, "compiled": compiled }))
+            }
+            Ok((fns, None)) => Reply::Ok(serde_json::json!({ "functions": fns })),
             Err(e) => Reply::Error {
                 message: e.message,
                 position: Some(e.position),
             },
         },
-        Op::Eval { exprs, first_match } => {
+        Op::Eval {
+            exprs,
+            first_match,
+            gates,
+        } => {
             let mut out = Vec::with_capacity(exprs.len());
-            for src in &exprs {
+            for (i, src) in exprs.iter().enumerate() {
                 let r = evaluate(src, &input.loader, functions);
                 let hit = r == Ok(Some(true));
                 out.push(match r {
                     Ok(b) => b.map_or(Value::Null, Value::Bool),
                     Err(e) => serde_json::json!({ "error": e }),
                 });
-                if hit && first_match {
+                let stop = if i < gates { !hit } else { hit && first_match };
+                if stop {
                     break;
                 }
             }

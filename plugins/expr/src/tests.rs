@@ -5,7 +5,7 @@
 
 use mig_plugin_sdk::{serde_json, Input, Loader, Reply, Value};
 
-use crate::{check, evaluate, handle};
+use crate::{check, compact, compile, evaluate, handle};
 
 /// Expressions PostgreSQL accepts that this language refuses when they are written (it is
 /// stricter, never different), each with the reason (`testdata/stricter.json`).
@@ -58,11 +58,20 @@ fn every_expression_evaluates_as_postgresql_did() {
             );
             continue;
         }
-        check(src).unwrap_or_else(|e| panic!("{src:?} refused: {e}"));
+        let (_, form) = compile(src).unwrap_or_else(|e| panic!("{src:?} refused: {e}"));
+        let form = form.unwrap_or_else(|| panic!("{src:?} has no compiled form"));
+        // The form reads back to the same tree: written again, it is the same text.
+        let tree = compact::decode(&form).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+        assert_eq!(
+            compact::encode(&tree).as_deref(),
+            Some(form.as_str()),
+            "{src:?}"
+        );
         for (key, loader) in &loaders {
             let ours =
                 eval(src, loader).unwrap_or_else(|e| panic!("{src:?} failed for {key}: {e}"));
             assert_eq!(as_pg(ours), pg[key], "{src:?} for loader {key}");
+            assert_eq!(eval(&form, loader), Ok(ours), "{src:?} compiled, for {key}");
         }
     }
 }
@@ -221,6 +230,43 @@ fn eval_op_reports_each_expression_and_stops_at_first_match_when_asked() {
 }
 
 #[test]
+fn eval_op_gates_stop_at_the_first_gate_that_is_not_true() {
+    let linux = serde_json::from_str::<Value>(include_str!("../testdata/loaders.json")).unwrap()
+        ["linux"]
+        .clone();
+    let run = |gates: usize, exprs: &[&str]| {
+        let input = Input::parse(
+            serde_json::json!({
+                "abi": 1, "op": "eval", "first_match": true, "gates": gates,
+                "loader": linux, "exprs": exprs,
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let Reply::Ok(Value::Array(out)) = handle(input, &mut no_functions) else {
+            panic!()
+        };
+        out
+    };
+    let t = Value::Bool(true);
+    let f = Value::Bool(false);
+    // A true gate: selection goes on to the first match after it.
+    assert_eq!(
+        run(1, &["true", "false", "true", "true"]),
+        [t.clone(), f.clone(), t.clone()]
+    );
+    // A false, unknown or failing gate: nothing after it is evaluated.
+    assert_eq!(run(1, &["false", "true"]), [f.clone()]);
+    assert_eq!(run(1, &["env->>'x' = 'y'", "true"]), [Value::Null]);
+    assert_eq!(run(1, &["env->'os' = 'x'", "true"]).len(), 1);
+    // Two gates, the second false.
+    assert_eq!(run(2, &["true", "false", "true"]), [t.clone(), f.clone()]);
+    // No gate: as before, the first true ends it.
+    assert_eq!(run(0, &["true", "true"]), [t]);
+}
+
+#[test]
 fn check_op_answers_position_and_message() {
     let input = Input::parse(br#"{"abi":1,"op":"check","expr":"env#>>'{os}' = = 'x'"}"#).unwrap();
     let Reply::Error { message, position } = handle(input, &mut no_functions) else {
@@ -231,4 +277,50 @@ fn check_op_answers_position_and_message() {
         message.contains("expected an expression, found '='"),
         "{message}"
     );
+}
+
+#[test]
+fn a_damaged_compiled_form_is_an_error_never_a_panic_or_another_answer() {
+    let loader = &loaders()[0].1;
+    let (_, form) = compile(
+        "env#>>'{os}'='linux' AND (tags->>'x' IN ('a', 'b') OR name ILIKE 'w%') AND NOT f(1.5, env->0) IS TRUE",
+    )
+    .unwrap();
+    let form = form.unwrap();
+    let whole = eval(&form, loader);
+    // Every truncation, and every byte replaced by each tag and digit, decodes to an error
+    // or to a tree that is itself a well-formed form: nothing panics or reads out of bounds.
+    for cut in 0..form.len() {
+        assert!(compact::decode(&form[..cut]).is_err(), "cut at {cut}");
+    }
+    for at in 1..form.len() {
+        for b in "cstTFNgp=~I?!&|f0123456789:;[x".bytes() {
+            let mut bytes = form.clone().into_bytes();
+            bytes[at] = b;
+            if let Ok(s) = String::from_utf8(bytes) {
+                if let Ok(tree) = compact::decode(&s) {
+                    let again = compact::encode(&tree).unwrap();
+                    assert!(compact::decode(&again).is_ok());
+                }
+            }
+        }
+    }
+    assert!(compact::decode("x").is_err(), "no marker");
+    assert!(
+        compact::decode(&format!("{form}T")).is_err(),
+        "trailing bytes"
+    );
+    // A count or length past the end is refused before anything is allocated for it.
+    assert!(compact::decode("\u{1}&999999999;").is_err());
+    assert!(compact::decode("\u{1}s999999999:x").is_err());
+    // Nesting is bounded both ways: too deep to compile means the source is sent instead.
+    let deep = format!("\u{1}{}T", "!".repeat(300));
+    let err = compact::decode(&deep).unwrap_err();
+    assert!(err.contains("deeper"), "{err}");
+    let src = format!("{}true", "NOT ".repeat(60));
+    assert!(compile(&src).unwrap().1.is_some());
+    let src = format!("env{}", "->'a'".repeat(300));
+    let src = format!("({src}) IS NULL");
+    assert_eq!(compile(&src).unwrap().1, None);
+    assert_eq!(whole, eval(&form, loader));
 }

@@ -25,8 +25,10 @@ pub enum Op {
     /// Evaluate each expression for the loader (evaluator only).
     Eval {
         exprs: Vec<String>,
-        /// Stop after the first expression that is true.
+        /// Stop after the first expression that is true (among those after the gates).
         first_match: bool,
+        /// The first `gates` expressions must all be true: stop after the first that is not.
+        gates: usize,
     },
     /// Parse one expression and list the functions it calls (evaluator only).
     Check { expr: String },
@@ -52,6 +54,8 @@ struct Wire {
     exprs: Option<Vec<String>>,
     #[serde(default)]
     first_match: bool,
+    #[serde(default)]
+    gates: usize,
     expr: Option<String>,
     function: Option<String>,
     args: Option<Vec<Value>>,
@@ -72,6 +76,7 @@ impl Input {
             ("eval", Some(exprs), None, None, None) => Op::Eval {
                 exprs,
                 first_match: w.first_match,
+                gates: w.gates,
             },
             ("check", None, Some(expr), None, None) => Op::Check { expr },
             ("call", None, None, Some(function), Some(args)) => Op::Call { function, args },

@@ -53,7 +53,7 @@
 //!
 //! ```json
 //! {"abi":1,"op":"call","loader":LOADER,"function":"rollout","args":["wave-1",10]}
-//! {"abi":1,"op":"eval","loader":LOADER,"exprs":["env#>>'{os}'='linux'", "…"],"first_match":false}
+//! {"abi":1,"op":"eval","loader":LOADER,"exprs":["env#>>'{os}'='linux'", "…"],"first_match":false,"gates":0}
 //! {"abi":1,"op":"check","expr":"env#>>'{os}'='linux'"}
 //! ```
 //!
@@ -65,8 +65,14 @@
 //! Output: `{"ok": VALUE}` or `{"error": "message"}` (the evaluator may add `"position": N`,
 //! the 1-based character where parsing failed). `VALUE` is, per operation:
 //! `call` → `true`, `false` or `null`; `eval` → an array with one entry per expression, each
-//! `true`, `false`, `null` or `{"error":"message"}` (with `first_match`, the array stops after
-//! the first `true`); `check` → `{"functions":["name", …]}`, the functions the expression calls.
+//! `true`, `false`, `null` or `{"error":"message"}` (the first `gates` expressions, 0 when
+//! absent, must all be true: the array stops after the first of them that is not; after them,
+//! with `first_match`, it stops after the first `true`: so a loader's expectenv and the
+//! selection among targets share one instance); `check` → `{"functions":["name", …], "compiled": "…"}`, the functions
+//! the expression calls and, optionally, the evaluator's own compiled form of it. The form
+//! begins with U+0001, which no expression's source can; the host keeps it and sends it in
+//! `exprs` in place of the source, so an expression is parsed once, not on every request
+//! (the built-in evaluator's form: `plugins/expr/src/compact.rs`).
 //!
 //! `mig.call` (evaluator only): the guest writes `{"function":"name","args":[…]}` into its
 //! memory and calls `mig.call(ptr, len)`; the host runs that function in a fresh instance of
