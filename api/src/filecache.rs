@@ -5,7 +5,7 @@
 //!
 //! Blobs are content-addressed and never change, so an entry never goes stale. An entry is made
 //! only after the bytes read from disk hash to the blob's name: a blob altered on disk is
-//! refused with an error that says so, never served. The cache holds at most
+//! refused (500; the log says why), never served. The cache holds at most
 //! `[limits] filecache` bytes (config.rs); a blob larger than an eighth of that is streamed by
 //! Rocket as before, so one large file cannot flush the rest. The least recently used entry
 //! goes first.
@@ -94,17 +94,21 @@ impl FileCache {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The blob's bytes if they are in memory (never blocks on the disk).
+    pub fn cached(&self, sha256: &str) -> Option<Bytes> {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        let e = state.entries.get_mut(sha256)?;
+        e.used = now;
+        Some(e.bytes.clone())
+    }
+
     /// The blob's bytes from memory, or read from `store` and checked against their name.
     /// Blocking on a miss: call it off the async workers.
     pub fn get(&self, store: &BlobStore, sha256: &str) -> Result<Bytes> {
-        {
-            let mut state = self.lock();
-            state.clock += 1;
-            let now = state.clock;
-            if let Some(e) = state.entries.get_mut(sha256) {
-                e.used = now;
-                return Ok(e.bytes.clone());
-            }
+        if let Some(b) = self.cached(sha256) {
+            return Ok(b);
         }
         let bytes = read_verified(store, sha256, self.capacity / 8)?;
         self.insert(sha256, bytes.clone());

@@ -450,12 +450,23 @@ fn file_bodies_are_served_only_as_verified_and_a_blob_altered_on_disk_is_refused
         // Altered before it was ever read: refused, never served.
         std::fs::write(blob(&config), vec![0u8; config.len()]).unwrap();
         let r = get(&config).expect(500);
-        assert!(r.message().contains("altered on disk"), "{}", r.text());
+        // The network is told no more than of any internal failure; the log says what.
+        assert_eq!(
+            r.message(),
+            "internal error, see the mig-api log",
+            "{}",
+            r.text()
+        );
+        let log = std::fs::read_to_string(srv.dir().join("api.log")).unwrap();
         assert!(
-            std::fs::read_to_string(srv.dir().join("api.log"))
-                .unwrap()
-                .contains("event=blob_corrupt"),
+            log.contains("event=blob_corrupt"),
             "the corrupt blob is logged"
+        );
+        assert!(
+            log.lines().any(|l| l.contains("event=file_body_failed")
+                && l.contains(&sha256_hex(&config))
+                && l.contains("altered on disk")),
+            "the failed request is logged with the reason:\n{log}"
         );
     }
 }

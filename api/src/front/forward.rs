@@ -7,6 +7,7 @@
 //! process that finds the loopback port can neither skip the caps nor lie about its address.
 
 use crate::app::App;
+use crate::error::Error;
 use crate::filecache::{Handoff, HANDOFF_HEADER};
 use hyper::body::{Bytes, Incoming};
 use hyper::client::conn::http1::SendRequest;
@@ -179,19 +180,29 @@ impl Link {
                 "the server handed off a file body with a malformed reference",
             );
         };
-        let app = self.app.clone();
-        let sha256 = h.sha256.clone();
-        let bytes =
-            rocket::tokio::task::spawn_blocking(move || app.file_cache.get(&app.blobs, &sha256))
-                .await;
-        let bytes = match bytes {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return bad_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-            Err(e) => {
-                return bad_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("reading file {}: {e}", h.sha256),
-                )
+        let bytes = match self.app.file_cache.cached(&h.sha256) {
+            Some(b) => b,
+            None => {
+                // A miss reads and hashes the file: off the async workers.
+                let app = self.app.clone();
+                let sha256 = h.sha256.clone();
+                let read = rocket::tokio::task::spawn_blocking(move || {
+                    app.file_cache.get(&app.blobs, &sha256)
+                })
+                .await
+                .unwrap_or_else(|e| Err(Error::Internal(format!("the file read failed: {e}"))));
+                match read {
+                    Ok(b) => b,
+                    // As everywhere, the detail goes to the log, not to the network.
+                    Err(e) => {
+                        crate::logging::event(
+                            "error",
+                            "file_body_failed",
+                            &[("sha256", &h.sha256), ("error", &e)],
+                        );
+                        return bad_error(StatusCode::INTERNAL_SERVER_ERROR, &e.public_message());
+                    }
+                }
             }
         };
         let range = usize::try_from(h.start)
