@@ -356,18 +356,7 @@ fn ranges_resume_a_download_and_bad_ranges_are_416() {
     let (_, key) = srv.enabled_loader(&a1, "l", None);
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let archive = targz(&[("m/mig-agent", &body)]);
-    let id = srv.create_manifest(&a1, "range", "true", &archive)["id"]
-        .as_u64()
-        .unwrap();
-    srv.sign_manifest(&a1, id).expect(200);
-    srv.sign_manifest(&a2, id).expect(200);
-    srv.loader(
-        &key,
-        "POST",
-        "loader/manifest",
-        Some(manifest_request("h", &[])),
-    )
-    .expect(200);
+    srv.give_archive(&[&a1, &a2], &key, "range", &archive);
     let sha = sha256_hex(&body);
     let path = format!("loader/files/{sha}");
     let range = |v: &str| srv.loader_get(&key, &path, &[("Range", v.to_string())]);
@@ -421,18 +410,7 @@ fn file_bodies_are_served_only_as_verified_and_a_blob_altered_on_disk_is_refused
         let agent: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
         let config: Vec<u8> = (0..90_000u32).map(|i| (i % 241) as u8).collect();
         let archive = targz(&[("m/mig-agent", &agent), ("m/configuration", &config)]);
-        let id = srv.create_manifest(&a1, "verified", "true", &archive)["id"]
-            .as_u64()
-            .unwrap();
-        srv.sign_manifest(&a1, id).expect(200);
-        srv.sign_manifest(&a2, id).expect(200);
-        srv.loader(
-            &key,
-            "POST",
-            "loader/manifest",
-            Some(manifest_request("h", &[])),
-        )
-        .expect(200);
+        srv.give_archive(&[&a1, &a2], &key, "verified", &archive);
         let blob = |data: &[u8]| srv.dir().join("mig-api-files").join(sha256_hex(data));
         let get =
             |data: &[u8]| srv.loader_get(&key, &format!("loader/files/{}", sha256_hex(data)), &[]);
@@ -500,18 +478,7 @@ fn a_64_mib_member_is_installed_and_streamed_back_exactly() {
         .unwrap();
     assert!(st.success());
     let archive = std::fs::read(&out).unwrap();
-    let id = srv.create_manifest(&a1, "big", "true", &archive)["id"]
-        .as_u64()
-        .unwrap();
-    srv.sign_manifest(&a1, id).expect(200);
-    srv.sign_manifest(&a2, id).expect(200);
-    srv.loader(
-        &key,
-        "POST",
-        "loader/manifest",
-        Some(manifest_request("h", &[])),
-    )
-    .expect(200);
+    srv.give_archive(&[&a1, &a2], &key, "big", &archive);
     let sha = sha256_hex(&body);
     let r = srv
         .loader_get(&key, &format!("loader/files/{sha}"), &[])

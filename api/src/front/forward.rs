@@ -77,6 +77,19 @@ impl AsyncRead for UpstreamIo {
     }
 }
 
+impl UpstreamIo {
+    /// A write of `all` bytes the peer refused is taken as written, and the link as gone.
+    fn wrote(&self, r: Poll<io::Result<usize>>, all: usize) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(Err(e)) if refused(&e) => {
+                self.gone.store(true, Ordering::Relaxed);
+                Poll::Ready(Ok(all))
+            }
+            other => other,
+        }
+    }
+}
+
 impl AsyncWrite for UpstreamIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -86,13 +99,8 @@ impl AsyncWrite for UpstreamIo {
         if self.gone.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(data.len()));
         }
-        match Pin::new(&mut self.inner).poll_write(cx, data) {
-            Poll::Ready(Err(e)) if refused(&e) => {
-                self.gone.store(true, Ordering::Relaxed);
-                Poll::Ready(Ok(data.len()))
-            }
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.wrote(r, data.len())
     }
 
     // Vectored, as front/idle.rs says why.
@@ -105,13 +113,8 @@ impl AsyncWrite for UpstreamIo {
         if self.gone.load(Ordering::Relaxed) {
             return Poll::Ready(Ok(all));
         }
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Err(e)) if refused(&e) => {
-                self.gone.store(true, Ordering::Relaxed);
-                Poll::Ready(Ok(all))
-            }
-            other => other,
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(r, all)
     }
 
     fn is_write_vectored(&self) -> bool {

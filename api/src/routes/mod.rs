@@ -309,22 +309,28 @@ impl FileBody {
             _ => None,
         };
         let (start, len) = range.unwrap_or((0, self.size));
-        if let (true, false, Some(sha256)) = (self.handed_off, not_modified, &self.blob) {
+        let body = match (&self.blob, self.handed_off && !not_modified) {
             // The front reads and checks the bytes (filecache.rs).
-            let body = FileData::Handoff(Handoff {
+            (Some(sha256), true) => FileData::Handoff(Handoff {
                 sha256: sha256.clone(),
                 start,
                 len,
-            });
-            return Ok(OpenFile {
-                meta: self,
-                body,
-                start,
-                len,
-                partial: range.is_some(),
-                not_modified,
-            });
-        }
+            }),
+            _ => self.on_disk(start, len, not_modified)?,
+        };
+        Ok(OpenFile {
+            meta: self,
+            body,
+            start,
+            len,
+            partial: range.is_some(),
+            not_modified,
+        })
+    }
+
+    /// The file on disk, checked against the database's size and positioned at `start`: read
+    /// whole when small, else streamed; nothing for a 304.
+    fn on_disk(&self, start: u64, len: u64, not_modified: bool) -> Result<FileData> {
         let mut file = std::fs::File::open(&self.path).map_err(Error::io("opening", &self.path))?;
         let actual = file
             .metadata()
@@ -337,7 +343,7 @@ impl FileBody {
                 self.size
             )));
         }
-        let body = if not_modified {
+        Ok(if not_modified {
             FileData::Inline(Vec::new())
         } else {
             if start > 0 {
@@ -359,14 +365,6 @@ impl FileBody {
             } else {
                 FileData::Stream(file)
             }
-        };
-        Ok(OpenFile {
-            meta: self,
-            body,
-            start,
-            len,
-            partial: range.is_some(),
-            not_modified,
         })
     }
 }

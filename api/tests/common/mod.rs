@@ -295,6 +295,25 @@ impl Server {
         .json()
     }
 
+    /// `archive` as a manifest targeting every loader, signed by each of `signers`, and given
+    /// to the loader of `key` (its manifest request answered 200); returns the manifest id.
+    pub fn give_archive(&self, signers: &[&Admin], key: &str, name: &str, archive: &[u8]) -> u64 {
+        let id = self.create_manifest(signers[0], name, "true", archive)["id"]
+            .as_u64()
+            .unwrap();
+        for s in signers {
+            self.sign_manifest(s, id).expect(200);
+        }
+        self.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(200);
+        id
+    }
+
     /// Signs manifest `id`'s statement as `who`.
     pub fn sign_manifest(&self, who: &Admin, id: u64) -> Reply {
         let st = self
