@@ -23,6 +23,9 @@ pub struct Inner {
     pub blobs: BlobStore,
     /// Verified file bodies the front sends from memory (filecache.rs).
     pub file_cache: FileCache,
+    /// Gzip streams of blobs sent to Go loaders (`[v1]`), under the blob's name, as large as
+    /// the file cache (`[limits] filecache`) when v1 is on.
+    pub v1_bodies: FileCache,
     pub engine: Engine,
     pub metrics: Metrics,
     pub nonces: NonceCache,
@@ -57,11 +60,17 @@ impl App {
             .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;
         let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2));
         let file_cache = FileCache::new(cfg.limits.file_cache);
+        let v1_bodies = FileCache::new(if cfg.v1.enabled() {
+            cfg.limits.file_cache
+        } else {
+            0
+        });
         let app = App(Arc::new(Inner {
             cfg,
             db,
             blobs,
             file_cache,
+            v1_bodies,
             engine,
             metrics: Metrics::default(),
             nonces,

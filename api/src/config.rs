@@ -42,6 +42,26 @@ pub struct Limits {
     pub file_cache: u64,
 }
 
+/// MIG's v1 loader protocol for deployed Go `mig-loader`s (`[v1]`, docs/design.md §3.9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1 {
+    /// Base route of MIG's loader routes, no trailing slash (`/api/v1`).
+    pub baseroute: String,
+    /// Upper-case primary fingerprints of the administrators' keys built into the deployed Go
+    /// loaders. A Go loader refuses a whole manifest over one signature it cannot check, so only
+    /// signatures by these keys reach it. Empty: v1 is off and its routes are not mounted.
+    pub fingerprints: Vec<String>,
+    /// The deployed Go loaders' REQUIREDSIGNATURES: a manifest with fewer v1 signatures by
+    /// `fingerprints` is never offered to them; `[manifest] requiredsignatures` when not set.
+    pub required_signatures: Option<usize>,
+}
+
+impl V1 {
+    pub fn enabled(&self) -> bool {
+        !self.fingerprints.is_empty()
+    }
+}
+
 /// `[limits] bodydeadline` when the file does not set it.
 pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -64,8 +84,19 @@ pub struct Config {
     pub limits: Limits,
     /// How long and how much report history is kept (`[reports]`).
     pub reports: crate::reports::Retention,
+    /// MIG's v1 loader protocol (`[v1]`).
+    pub v1: V1,
     /// The file this came from, if any (named in the start-up hints).
     pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// How many v1 signatures by `[v1] fingerprints` a manifest needs to reach Go loaders.
+    pub fn v1_required(&self) -> usize {
+        self.v1
+            .required_signatures
+            .unwrap_or(self.required_signatures)
+    }
 }
 
 impl Default for Config {
@@ -92,6 +123,11 @@ impl Default for Config {
                 file_cache: 256 << 20,
             },
             reports: crate::reports::Retention::default(),
+            v1: V1 {
+                baseroute: "/api/v1".into(),
+                fingerprints: Vec::new(),
+                required_signatures: None,
+            },
             source: None,
         }
     }
@@ -197,6 +233,14 @@ impl Config {
                     cfg.reports.max_rows =
                         parse_number(key, value, 1000, 1_000_000_000).map_err(&at)?
                 }
+                ("v1", "baseroute") => cfg.v1.baseroute = parse_baseroute(value).map_err(&at)?,
+                ("v1", "fingerprints") => {
+                    cfg.v1.fingerprints = parse_fingerprints(value).map_err(&at)?
+                }
+                ("v1", "requiredsignatures") => {
+                    cfg.v1.required_signatures =
+                        Some(parse_number(key, value, 1, 32).map_err(&at)? as usize)
+                }
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }
         }
@@ -209,6 +253,20 @@ impl Config {
             )))
             }
         };
+        if cfg.v1.enabled() && cfg.v1.baseroute == cfg.baseroute {
+            return Err(Error::Config(format!(
+                "{file}: [v1] baseroute {} is [server] baseroute too: MIG's routes need their own",
+                cfg.v1.baseroute
+            )));
+        }
+        if cfg.v1.enabled() && cfg.v1_required() > cfg.v1.fingerprints.len() {
+            return Err(Error::Config(format!(
+                "{file}: [v1] needs {} signatures but names {} fingerprints: no manifest could \
+                 ever reach the Go loaders",
+                cfg.v1_required(),
+                cfg.v1.fingerprints.len()
+            )));
+        }
         // docs/design.md §6.1: loader keys and agent private keys must not cross a network
         // in clear text. Plain HTTP only on loopback (behind a local TLS proxy, or for tests).
         if cfg.tls.is_none() && !cfg.listen.ip().is_loopback() {
@@ -249,7 +307,30 @@ const SECTIONS: Schema = &[
         ],
     ),
     ("reports", &["keepdays", "maxrows"]),
+    ("v1", &["baseroute", "fingerprints", "requiredsignatures"]),
 ];
+
+/// A comma- or space-separated list of distinct v4 primary-key fingerprints (40 hex digits;
+/// GnuPG's spacing allowed inside none), kept upper-case.
+fn parse_fingerprints(v: &str) -> std::result::Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for fp in v.split([',', ' ']).filter(|f| !f.is_empty()) {
+        if fp.len() != 40 || !fp.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "fingerprints: {fp:?} is not a 40-hex-digit OpenPGP v4 fingerprint"
+            ));
+        }
+        let fp = fp.to_ascii_uppercase();
+        if out.contains(&fp) {
+            return Err(format!("fingerprints: {fp} is named twice"));
+        }
+        out.push(fp);
+    }
+    if out.is_empty() {
+        return Err("fingerprints is empty".into());
+    }
+    Ok(out)
+}
 
 fn nonempty<'a>(key: &str, v: &'a str) -> std::result::Result<&'a str, String> {
     if v.is_empty() {
@@ -424,10 +505,43 @@ mod tests {
             ),
             ("[server]\nlisten = 0.0.0.0:1664", "not a loopback address"),
             ("[limits]\nentries = 65", "api.cfg:2: entries = 65"),
+            ("[v1]\nfingerprints = abc", "api.cfg:2: fingerprints: \"abc\" is not"),
+            (
+                "[v1]\nfingerprints = 0123456789abcdef0123456789ABCDEF01234567, \
+                 0123456789ABCDEF0123456789ABCDEF01234567",
+                "named twice",
+            ),
+            (
+                "[v1]\nfingerprints = 0123456789ABCDEF0123456789ABCDEF01234567",
+                "needs 2 signatures but names 1 fingerprints",
+            ),
+            (
+                "[v1]\nbaseroute = /api/v2\nfingerprints = 0123456789ABCDEF0123456789ABCDEF01234567\n\
+                 requiredsignatures = 1",
+                "[server] baseroute too",
+            ),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn v1_is_off_until_fingerprints_are_named() {
+        let c = parse("").unwrap();
+        assert!(!c.v1.enabled());
+        assert_eq!(c.v1.baseroute, "/api/v1");
+        let c = parse(
+            "[v1]\nfingerprints = 0123456789abcdef0123456789abcdef01234567 \
+             89ABCDEF0123456789ABCDEF0123456789ABCDEF\nrequiredsignatures = 1\nbaseroute = /mig/v1/",
+        )
+        .unwrap();
+        assert!(c.v1.enabled());
+        assert_eq!(
+            c.v1.fingerprints[0],
+            "0123456789ABCDEF0123456789ABCDEF01234567"
+        );
+        assert_eq!((c.v1_required(), c.v1.baseroute.as_str()), (1, "/mig/v1"));
     }
 
     #[test]

@@ -152,6 +152,14 @@ const MIGRATIONS: &[&str] = &[
     -- The history row of each latest report: a resumed rule counts reports from halt_since on.
     ALTER TABLE loader_reports ADD COLUMN history_id INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: MIG's v1 protocol (docs/design.md §3.9). A manifest for Go loaders keeps the text they
+    // verify beside its statement; an investigator's signature row keeps its signature over that
+    // text too; a loader keeps the protocol it last spoke.
+    r#"
+    ALTER TABLE manifests ADD COLUMN v1_text TEXT;
+    ALTER TABLE signatures ADD COLUMN v1_signature TEXT;
+    ALTER TABLE loaders ADD COLUMN protocol TEXT CHECK (protocol IN ('v1', 'v2'));
+    "#,
 ];
 
 /// The database: its path and a pool of open connections.

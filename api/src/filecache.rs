@@ -107,11 +107,17 @@ impl FileCache {
     /// The blob's bytes from memory, or read from `store` and checked against their name.
     /// Blocking on a miss: call it off the async workers.
     pub fn get(&self, store: &BlobStore, sha256: &str) -> Result<Bytes> {
-        if let Some(b) = self.cached(sha256) {
+        self.get_or_make(sha256, || read_verified(store, sha256, self.capacity / 8))
+    }
+
+    /// The bytes kept under `key`, or `make`'s, kept when they fit (a v1 fetch keeps the gzip of
+    /// a blob under the blob's name, routes/v1.rs).
+    pub fn get_or_make(&self, key: &str, make: impl FnOnce() -> Result<Bytes>) -> Result<Bytes> {
+        if let Some(b) = self.cached(key) {
             return Ok(b);
         }
-        let bytes = read_verified(store, sha256, self.capacity / 8)?;
-        self.insert(sha256, bytes.clone());
+        let bytes = make()?;
+        self.insert(key, bytes.clone());
         Ok(bytes)
     }
 
@@ -147,7 +153,7 @@ impl FileCache {
 }
 
 /// A blob's whole bytes, at most `cap` of them, refused unless they hash to its name.
-fn read_verified(store: &BlobStore, sha256: &str, cap: u64) -> Result<Bytes> {
+pub fn read_verified(store: &BlobStore, sha256: &str, cap: u64) -> Result<Bytes> {
     let path = store.path(sha256)?;
     let mut data = Vec::new();
     std::fs::File::open(&path)

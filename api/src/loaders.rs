@@ -6,12 +6,14 @@ use crate::db::{exec_cached, like_pattern, row_cached};
 use crate::error::{Error, Result};
 use crate::investigators::check_name;
 use crate::keys;
-use crate::manifests;
+use crate::manifests::{self, Reach};
 use crate::poll::Outcome;
 use crate::targeting::{LoaderFacts, Selection};
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
 use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report, ReportResult};
+use mig_protocol::mig_v1::{self, V1Manifest};
+use mig_protocol::signature;
 use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -31,7 +33,7 @@ const GENERIC_401: &str = "loader authentication failed";
 
 const SELECT_RECORD: &str =
     "SELECT l.id, l.name, l.keyprefix, l.agentname, l.enabled, l.expectenv, l.attributes,
-            l.lastseen, l.env, l.tags, r.serial, r.result, r.message, r.time
+            l.lastseen, l.env, l.tags, r.serial, r.result, r.message, r.time, l.protocol
      FROM loaders l LEFT JOIN loader_reports r ON r.loader_id = l.id";
 
 /// A loader whose key checked out.
@@ -131,6 +133,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoaderRecord> {
             .and_then(|t| serde_json::from_str::<Environment>(&t).ok()),
         tags: json_map(r.get(9)?),
         last_report: report,
+        protocol: r.get(14)?,
     })
 }
 
@@ -402,7 +405,10 @@ pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<O
     }
     let req: ManifestRequest = crate::routes::parse_json(body, "ManifestRequest")?;
     check_request(&req)?;
-    let outcome = select_for(app, who, &req, now)?;
+    let outcome = match choose(app, who, &req, now, Reach::V2)? {
+        Ok(id) => Outcome::Given(id, app.poll.answer(app, id)?),
+        Err(not) => not,
+    };
     app.metrics.selection(selection_label(&outcome));
     app.poll.store(who.id, generation, digest, outcome.clone());
     Ok(outcome)
@@ -416,22 +422,139 @@ fn selection_label(o: &Outcome) -> &'static str {
     }
 }
 
-/// The whole selection, from the database and the engine.
-fn select_for(
+/// `POST <v1>/manifest/agent/` (docs/design.md §3.9): the same record, expectenv and selection
+/// as [`manifest_request`], among the manifests a Go loader can verify; the answer is the
+/// manifest value a Go loader reads, or the refusal. Never from the poll cache, whose answers
+/// are v2's, and it empties this loader's entry there: the given manifest may change here.
+pub fn v1_manifest(
+    app: &App,
+    who: &Authenticated,
+    req: &ManifestRequest,
+) -> Result<std::result::Result<V1Manifest, Outcome>> {
+    check_request(req)?;
+    app.poll.forget(who.id);
+    let now = Timestamp::now();
+    let reach = Reach::V1 {
+        fingerprints: &app.cfg.v1.fingerprints,
+        required: app.cfg.v1_required(),
+        now,
+    };
+    let chosen = choose(app, who, req, now, reach)?;
+    let outcome_label = match &chosen {
+        Ok(_) => "selected",
+        Err(o) => selection_label(o),
+    };
+    app.metrics.selection(outcome_label);
+    let id = match chosen {
+        Ok(id) => id,
+        Err(not) => return Ok(Err(not)),
+    };
+    let (text, armored) = app
+        .db
+        .with(|c| manifests::v1_text_and_signatures(c, id, &app.cfg.v1.fingerprints))?;
+    // The entries are read back from the signed text itself, so a Go loader rebuilds exactly
+    // the text whose signatures were verified at signing.
+    let entries = mig_v1::entries_of(&text)
+        .map_err(|e| Error::Internal(format!("manifest {id}'s v1 text: {e}")))?;
+    let signatures = armored
+        .iter()
+        .map(|a| signature::go_flat(a))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(format!("manifest {id}'s v1 signatures: {e}")))?;
+    Ok(Ok(V1Manifest {
+        loader_name: who.name.clone(),
+        entries,
+        signatures,
+    }))
+}
+
+/// `POST <v1>/manifest/fetch/`: the first entry named `object` of the manifest this loader was
+/// given by its last manifest request, as the bytes a Go loader decodes (gzip of the file), the
+/// file checked against its sha256 first.
+pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::body::Bytes> {
+    let manifest = given_manifest(app, who)?;
+    let row: Option<(String, i64)> = app.db.with(|c| {
+        row_cached(
+            c,
+            "SELECT f.sha256, f.size FROM manifest_files f JOIN manifests m ON m.id = f.manifest_id
+             WHERE f.manifest_id = ?1 AND f.name = ?2 AND m.v1_text IS NOT NULL
+             ORDER BY f.position LIMIT 1",
+            params![manifest as i64, object],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(Error::db("reading manifest entries"))
+    })?;
+    let Some((sha256, size)) = row else {
+        return Err(Error::NotFound(format!(
+            "object {object:?} is not in manifest {manifest} given to this loader over v1"
+        )));
+    };
+    // Compressed once per blob while it stays in the v1 cache: a fleet moving over fetches the
+    // same agent many times.
+    app.v1_bodies.get_or_make(&sha256, || {
+        let bytes = crate::filecache::read_verified(&app.blobs, &sha256, size as u64)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &bytes)
+            .and_then(|()| gz.finish())
+            .map(hyper::body::Bytes::from)
+            .map_err(|e| Error::Internal(format!("compressing blob {sha256}: {e}")))
+    })
+}
+
+/// The manifest this loader's last manifest request gave it, while it is active (or halted:
+/// a halted manifest is only given to the loaders already on it, `manifests::candidates`).
+fn given_manifest(app: &App, who: &Authenticated) -> Result<u64> {
+    let row = app.db.with(|c| {
+        row_cached(
+            c,
+            "SELECT l.given_manifest, m.status FROM loaders l
+             LEFT JOIN manifests m ON m.id = l.given_manifest WHERE l.id = ?1",
+            [who.id as i64],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .map_err(Error::db("reading a loader"))
+    })?;
+    let (Some(manifest), Some(status)) = row else {
+        return Err(Error::forbidden(
+            "file_not_given",
+            "no manifest is given to this loader: request its manifest first",
+        ));
+    };
+    if !matches!(
+        status.parse::<mig_protocol::ManifestStatus>(),
+        Ok(mig_protocol::ManifestStatus::Active | mig_protocol::ManifestStatus::Halted)
+    ) {
+        return Err(Error::forbidden(
+            "file_not_given",
+            format!("manifest {manifest} given to this loader is no longer active"),
+        ));
+    }
+    Ok(manifest as u64)
+}
+
+/// The whole selection, from the database and the engine: the manifest chosen, or why none.
+fn choose(
     app: &App,
     who: &Authenticated,
     req: &ManifestRequest,
     now: Timestamp,
-) -> Result<Outcome> {
+    reach: Reach<'_>,
+) -> Result<std::result::Result<u64, Outcome>> {
     let env = serde_json::to_string(&req.agent.environment)
         .map_err(|e| Error::Internal(format!("environment: {e}")))?;
     let tags = serde_json::to_string(&req.agent.tags)
         .map_err(|e| Error::Internal(format!("tags: {e}")))?;
     let queueloc = Some(req.agent.queueloc.as_str()).filter(|q| !q.is_empty());
+    let protocol = match reach {
+        Reach::V2 => "v2",
+        Reach::V1 { .. } => "v1",
+    };
     let record = app.db.with_relaxed(|c| {
         exec_cached(
             c,
-            "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5
+            "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5,
+               protocol = ?7
              WHERE id = ?6",
             params![
                 req.agent.name,
@@ -439,7 +562,8 @@ fn select_for(
                 tags,
                 queueloc,
                 now.0 as i64,
-                who.id as i64
+                who.id as i64,
+                protocol
             ],
         )
         .map_err(Error::db("recording a loader's environment"))?;
@@ -450,7 +574,7 @@ fn select_for(
     let env = &req.agent.environment;
     let candidates = app
         .db
-        .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id))?;
+        .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id, reach))?;
     let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
     // expectenv and the targets in one evaluator instance; no target is evaluated for a
     // loader whose expectenv is not true.
@@ -462,21 +586,25 @@ fn select_for(
         Selection::Refused(why) => {
             app.db.with_relaxed(|c| set_given(c, who.id, None))?;
             let why = why.map(|e| format!(": {e}")).unwrap_or_default();
-            return Ok(Outcome::Denied(format!(
+            return Ok(Err(Outcome::Denied(format!(
                 "the reported environment does not meet this loader's expectenv{why}"
-            )));
+            ))));
         }
     };
     let Some(id) = selected else {
         app.db.with_relaxed(|c| set_given(c, who.id, None))?;
-        return Ok(Outcome::NoneMatched(format!(
-            "no active manifest for {}/{} targets this loader",
-            env.os, env.arch
-        )));
+        return Ok(Err(Outcome::NoneMatched(format!(
+            "no active manifest for {}/{} targets this loader{}",
+            env.os,
+            env.arch,
+            match reach {
+                Reach::V2 => "",
+                Reach::V1 { .. } => " and carries enough v1 signatures for MIG's Go loaders",
+            }
+        ))));
     };
     app.db.with_relaxed(|c| set_given(c, who.id, Some(id)))?;
-    let body = app.poll.answer(app, id)?;
-    Ok(Outcome::Given(id, body))
+    Ok(Ok(id))
 }
 
 /// The bytes of `POST loader/manifest`'s answer for manifest `id`: its statement and verified
@@ -509,32 +637,7 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<GivenFile> {
             format!("{sha256:?} is not 64 lower-case hex digits"),
         ));
     }
-    let row = app.db.with(|c| {
-        row_cached(
-            c,
-            "SELECT l.given_manifest, m.status FROM loaders l
-             LEFT JOIN manifests m ON m.id = l.given_manifest WHERE l.id = ?1",
-            [who.id as i64],
-            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
-        )
-        .map_err(Error::db("reading a loader"))
-    })?;
-    let (Some(manifest), Some(status)) = row else {
-        return Err(Error::forbidden(
-            "file_not_given",
-            "no manifest is given to this loader: request loader/manifest first",
-        ));
-    };
-    // A halted manifest is only given to the loaders already on it (`manifests::candidates`).
-    if !matches!(
-        status.parse::<mig_protocol::ManifestStatus>(),
-        Ok(mig_protocol::ManifestStatus::Active | mig_protocol::ManifestStatus::Halted)
-    ) {
-        return Err(Error::forbidden(
-            "file_not_given",
-            format!("manifest {manifest} given to this loader is no longer active"),
-        ));
-    }
+    let manifest = given_manifest(app, who)? as i64;
     // Every entry of the given manifest with these bytes: the body is secret when any of them is
     // a secret dictionary entry (or a name the dictionary does not know, to be safe).
     let rows: Vec<(i64, String)> = app.db.with(|c| {

@@ -12,7 +12,8 @@ use crate::halt;
 use crate::investigators;
 use crate::loaders;
 use base64::Engine as _;
-use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest};
+use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest, NewSignature};
+use mig_protocol::mig_v1;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
@@ -25,7 +26,7 @@ pub const MAX_TARGET_BYTES: usize = 2048;
 
 const SELECT_RECORD: &str =
     "SELECT id, name, target, status, os, arch, created, issued, expires, statement,
-       halt_after, halt_min, halted_at, halted_reason
+       halt_after, halt_min, halted_at, halted_reason, v1_text
      FROM manifests";
 
 /// Validates and stores a new manifest; the statement is made here, once.
@@ -46,6 +47,17 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
         .map_err(|e| Error::invalid("bad_archive", format!("archive: not standard base64: {e}")))?;
     drop(req.archive);
     let entries = archive::extract(&bytes[..], &app.cfg.limits, &app.blobs)?;
+    // docs/design.md §3.9: the text Go loaders verify, made once from the same entries.
+    let v1_text = if req.v1 {
+        Some(
+            mig_v1::signed_text(entries.iter().map(|e| (e.name.as_str(), e.sha256.as_str())))
+                .map_err(|e| {
+                    Error::invalid("bad_manifest", format!("for MIG's Go loaders: {e}"))
+                })?,
+        )
+    } else {
+        None
+    };
     let (archive_sha, archive_size) = app.blobs.put(&bytes)?;
     drop(bytes);
 
@@ -59,8 +71,8 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
         // transaction and the row never exists without it.
         tx.execute(
             "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
-             statement, archive_sha256, archive_size, creator, halt_after, halt_min)
-             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11)",
+             statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text)
+             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 req.name,
                 req.target,
@@ -72,7 +84,8 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
                 archive_size as i64,
                 caller.id as i64,
                 req.halt.map(|r| r.after.to_string()),
-                req.halt.and_then(|r| r.min).map(|m| m as i64)
+                req.halt.and_then(|r| r.min).map(|m| m as i64),
+                v1_text
             ],
         )
         .map_err(Error::db("creating a manifest"))?;
@@ -155,6 +168,8 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
         statement: r.get(9)?,
         halt: halt::stored_rule(r, 10)?,
         halted: halt::stored_halted(r, 12)?,
+        v1_text: r.get(14)?,
+        v1_signers: Vec::new(),
     })
 }
 
@@ -170,6 +185,19 @@ fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> 
         .query_map([m.id as i64], |r| r.get(0))
         .and_then(|rows| rows.collect())
         .map_err(Error::db("reading signers"))?;
+    if m.v1_text.is_some() {
+        let mut st = conn
+            .prepare_cached(
+                "SELECT i.name FROM signatures s JOIN investigators i ON i.id = s.investigator_id
+                 WHERE s.manifest_id = ?1 AND s.v1_signature IS NOT NULL
+                 ORDER BY s.created, s.investigator_id",
+            )
+            .map_err(Error::db("reading v1 signers"))?;
+        m.v1_signers = st
+            .query_map([m.id as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(Error::db("reading v1 signers"))?;
+    }
     m.entries = entries(conn, m.id)?;
     Ok(m)
 }
@@ -230,30 +258,45 @@ pub fn referenced_blobs(app: &App) -> Result<HashSet<String>> {
     })
 }
 
-/// Verifies a signature over the stored statement and records it (one per investigator).
-pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<ManifestRecord> {
+/// A signature as sent: size-capped, armored (MIG's one-line de-armored form is accepted too).
+fn armored(what: &str, sig: &str) -> Result<String> {
     if sig.len() > mig_protocol::loader::MAX_SIGNATURE_BYTES {
         return Err(Error::TooLarge(format!(
-            "signature of {} bytes, at most {}",
+            "{what} of {} bytes, at most {}",
             sig.len(),
             mig_protocol::loader::MAX_SIGNATURE_BYTES
         )));
     }
-    // Armored as documented; MIG's one-line de-armored form is accepted too.
-    let armored = if sig.trim_start().starts_with("-----BEGIN") {
-        sig.to_string()
+    if sig.trim_start().starts_with("-----BEGIN") {
+        Ok(sig.to_string())
     } else {
         signature::rearmor(sig.trim())
-            .map_err(|e| Error::invalid("bad_signature", format!("signature: {e}")))?
+            .map_err(|e| Error::invalid("bad_signature", format!("{what}: {e}")))
+    }
+}
+
+/// Verifies a signature over the stored statement (and, for a manifest made for Go loaders, the
+/// same investigator's signature over its v1 text) and records it (one per investigator).
+pub fn add_signature(
+    app: &App,
+    caller: &Caller,
+    id: u64,
+    new: &NewSignature,
+) -> Result<ManifestRecord> {
+    let armored_sig = armored("signature", &new.signature)?;
+    let armored_v1 = match &new.v1_signature {
+        Some(s) => Some(armored("v1 signature", s)?),
+        None => None,
     };
-    let (status, statement) = app.db.with(|c| {
+    let (status, statement, v1_text) = app.db.with(|c| {
         c.query_row(
-            "SELECT status, statement FROM manifests WHERE id = ?1",
+            "SELECT status, statement, v1_text FROM manifests WHERE id = ?1",
             [id as i64],
             |r| {
                 Ok((
                     parsed_column::<ManifestStatus>(r, 0)?,
                     r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
                 ))
             },
         )
@@ -282,7 +325,11 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         app.db.with(investigators::active_fingerprints)?
     };
     let ring = Keyring::from_keys(app.db.with(|c| investigators::public_keys(c, &signers))?);
-    let verdict = signature::verify(&ring, statement.as_bytes(), std::slice::from_ref(&armored));
+    let verdict = signature::verify(
+        &ring,
+        statement.as_bytes(),
+        std::slice::from_ref(&armored_sig),
+    );
     let Some(fp) = verdict.valid.first() else {
         app.metrics.signature("invalid");
         let why = if verdict.ignored.is_empty() {
@@ -306,6 +353,18 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         .find(|(_, f)| f == fp)
         .map(|(i, _)| *i)
         .ok_or_else(|| Error::Internal(format!("verified key {fp} has no investigator")))?;
+    let v1_signature = match (armored_v1, &v1_text) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "bad_signature",
+                format!(
+                    "manifest {id} is not made for MIG's Go loaders: it has no v1 text to sign"
+                ),
+            ))
+        }
+        (Some(v1), Some(text)) => Some(verify_v1(&ring, fp, id, text, v1)?),
+    };
     let required = app.cfg.required_signatures as i64;
     app.db.with(|conn| {
         let tx = conn
@@ -324,14 +383,16 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
             )));
         }
         let r = tx.execute(
-            "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, signature, created)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, signature, created,
+               v1_signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 id as i64,
                 signer as i64,
                 fp,
-                armored,
-                Timestamp::now().0 as i64
+                armored_sig,
+                Timestamp::now().0 as i64,
+                v1_signature
             ],
         );
         match r {
@@ -360,6 +421,33 @@ pub fn add_signature(app: &App, caller: &Caller, id: u64, sig: &str) -> Result<M
         tx.commit().map_err(Error::db("signing a manifest"))?;
         get(conn, id)
     })
+}
+
+/// A v1 signature counts only when the key `fp` that made the statement's signature made it
+/// over the stored v1 text, and a Go loader can verify it (docs/design.md §3.9).
+fn verify_v1(ring: &Keyring, fp: &str, id: u64, text: &str, armored: String) -> Result<String> {
+    let verdict = signature::verify(ring, text.as_bytes(), std::slice::from_ref(&armored));
+    if verdict.valid.first().map(String::as_str) != Some(fp) {
+        let why = if verdict.ignored.is_empty() {
+            format!("it is not by {fp}, the key of the statement's signature")
+        } else {
+            verdict.ignored.join("; ")
+        };
+        return Err(Error::invalid(
+            "bad_signature",
+            format!("the v1 signature does not count for manifest {id}: {why}"),
+        ));
+    }
+    signature::go_flat(&armored).map_err(|e| {
+        Error::invalid(
+            "bad_signature",
+            format!(
+                "the v1 signature of manifest {id} cannot reach MIG's Go loaders: {e}; sign the \
+                 statement alone with this key, and the v1 text with an RSA, DSA or ECDSA key"
+            ),
+        )
+    })?;
+    Ok(armored)
 }
 
 fn already_signed(app: &App, id: u64, investigator: u64) -> Result<bool> {
@@ -483,14 +571,50 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<ManifestRecord>> {
     rows.into_iter().map(|m| complete(conn, m)).collect()
 }
 
+/// The loaders a selection is for: ours, or MIG's Go loaders, which can check neither serials
+/// nor expiry and refuse a manifest over one signature they cannot verify.
+#[derive(Debug, Clone, Copy)]
+pub enum Reach<'a> {
+    V2,
+    V1 {
+        /// `[v1] fingerprints`, the keys built into the Go loaders.
+        fingerprints: &'a [String],
+        /// `[v1] requiredsignatures`.
+        required: usize,
+        now: Timestamp,
+    },
+}
+
+impl Reach<'_> {
+    /// `(required, fingerprints as a JSON array, now)` for the SQL below; 0 required is v2.
+    fn sql(&self) -> (i64, String, i64) {
+        match self {
+            Reach::V2 => (0, "[]".into(), 0),
+            Reach::V1 {
+                fingerprints,
+                required,
+                now,
+            } => (
+                *required as i64,
+                serde_json::Value::from(fingerprints.to_vec()).to_string(),
+                now.0 as i64,
+            ),
+        }
+    }
+}
+
 /// The manifests `loader` may be offered for a platform, newest first: (id, target). That is
 /// every active one, and a halted one only when the loader's latest report says it is on it.
+/// For Go loaders (docs/design.md §3.9) only a manifest made for them, not expired, with enough
+/// v1 signatures by the keys they hold.
 pub fn candidates(
     conn: &Connection,
     os: &str,
     arch: &str,
     loader: u64,
+    reach: Reach<'_>,
 ) -> Result<Vec<(u64, String)>> {
+    let (v1_required, v1_keys, now) = reach.sql();
     let mut st = conn
         .prepare_cached(
             "SELECT m.id, m.target FROM manifests m
@@ -498,12 +622,17 @@ pub fn candidates(
                OR (m.status = 'halted' AND EXISTS (SELECT 1 FROM loader_reports r
                      WHERE r.loader_id = ?3 AND r.serial = m.id
                        AND r.result IN ('installed', 'unchanged'))))
+               AND (?4 = 0 OR (m.v1_text IS NOT NULL AND m.expires > ?6
+                 AND (SELECT COUNT(*) FROM signatures s WHERE s.manifest_id = m.id
+                       AND s.v1_signature IS NOT NULL
+                       AND s.fingerprint IN (SELECT value FROM json_each(?5))) >= ?4))
              ORDER BY m.id DESC",
         )
         .map_err(Error::db("listing active manifests"))?;
-    st.query_map(params![os, arch, loader as i64], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-    })
+    st.query_map(
+        params![os, arch, loader as i64, v1_required, v1_keys, now],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+    )
     .and_then(|rows| rows.collect())
     .map_err(Error::db("listing active manifests"))
 }
@@ -528,6 +657,41 @@ pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, V
         .and_then(|rows| rows.collect())
         .map_err(Error::db("reading signatures"))?;
     Ok((statement, sigs))
+}
+
+/// What a Go loader is sent for manifest `id`: the v1 text and the armored v1 signatures by
+/// `fingerprints` (never one it cannot check), oldest first.
+pub fn v1_text_and_signatures(
+    conn: &Connection,
+    id: u64,
+    fingerprints: &[String],
+) -> Result<(String, Vec<String>)> {
+    let text: Option<String> = crate::db::row_cached(
+        conn,
+        "SELECT v1_text FROM manifests WHERE id = ?1",
+        [id as i64],
+        |r| r.get(0),
+    )
+    .map_err(Error::db("reading a v1 text"))?;
+    let text = text.ok_or_else(|| {
+        Error::Internal(format!(
+            "manifest {id} was selected for v1 but has no v1 text"
+        ))
+    })?;
+    let keys = serde_json::Value::from(fingerprints.to_vec()).to_string();
+    let mut st = conn
+        .prepare_cached(
+            "SELECT v1_signature FROM signatures WHERE manifest_id = ?1
+               AND v1_signature IS NOT NULL
+               AND fingerprint IN (SELECT value FROM json_each(?2))
+             ORDER BY created, investigator_id",
+        )
+        .map_err(Error::db("reading v1 signatures"))?;
+    let sigs = st
+        .query_map(params![id as i64, keys], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(Error::db("reading v1 signatures"))?;
+    Ok((text, sigs))
 }
 
 /// The enabled loaders whose facts this manifest's target matches now (a disabled manifest

@@ -77,14 +77,24 @@ pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
         ..rocket::Config::release_default()
     };
     let base = app.cfg.baseroute.clone();
-    Ok(rocket::custom(rc)
+    let v1 = app.cfg.v1.enabled().then(|| app.cfg.v1.baseroute.clone());
+    let mut rocket = rocket::custom(rc)
         .manage(app)
         .mount(base.as_str(), routes::admin::routes())
         .mount(base.as_str(), routes::loader::routes())
         .mount("/", routes::admin::root_routes())
         .mount("/", routes::front_only_routes())
         .register(base.as_str(), catchers![routes::default_catcher])
-        .register("/", catchers![routes::default_catcher])
+        .register("/", catchers![routes::default_catcher]);
+    if let Some(v1) = v1 {
+        // docs/design.md §3.9: MIG's routes for Go loaders, and ours beside them, so that a
+        // migrated fleet whose /etc/mig/mig-loader.cfg names the v1 base keeps working.
+        rocket = rocket
+            .mount(v1.as_str(), routes::v1::routes())
+            .mount(v1.as_str(), routes::loader::routes())
+            .register(v1.as_str(), routes::v1::catchers());
+    }
+    Ok(rocket
         .attach(routes::FrontOnly::new(secret))
         .attach(routes::RequestLogger)
         .attach(crate::poll::Invalidate))

@@ -36,6 +36,8 @@ pub struct NewManifestArgs {
     pub valid_days: Option<u32>,
     /// `--halt-after 5%|3 [--halt-min N]`.
     pub halt: Option<HaltRule>,
+    /// `--v1`: also for MIG's Go loaders (a second text to sign, docs/design.md §3.9).
+    pub v1: bool,
     /// No flag was given: MIG's three prompts, in order.
     pub prompt_all: bool,
 }
@@ -209,7 +211,7 @@ pub enum Command {
 /// The top-level help.
 pub const HELP: &str = "\
 Commands (the same words work as mig-console arguments in scripts):
-  create manifest [--name N --target T --content FILE.tar.gz] [--os OS --arch ARCH] [--valid-days D] [--halt-after 5%|3 [--halt-min N]]
+  create manifest [--name N --target T --content FILE.tar.gz] [--os OS --arch ARCH] [--valid-days D] [--halt-after 5%|3 [--halt-min N]] [--v1]
   create loader [--name N] [--expectenv EXPR]
   create investigator [--name N --pubkey FILE.asc] [--perms SET,BIT,...]
   search manifest where manifestid=34 [and status=staged ...]   keys: manifestid manifestname status before after limit
@@ -365,7 +367,7 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
                     "--halt-after",
                     "--halt-min",
                 ],
-                &[],
+                &["--v1"],
                 &command,
             )?;
             no_extra(&f, &command)?;
@@ -390,6 +392,7 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
             Ok((
                 Command::CreateManifest(NewManifestArgs {
                     prompt_all: f.none_given() && halt.is_none(),
+                    v1: f.has("--v1"),
                     halt,
                     name: f.take("--name"),
                     target: f.take("--target"),

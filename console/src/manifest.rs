@@ -100,6 +100,7 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
         platform,
         valid_days: a.valid_days,
         halt: a.halt,
+        v1: a.v1,
         archive: "...".into(),
     };
     if s.ui.can_prompt() && !s.ui.opts.yes {
@@ -336,11 +337,32 @@ impl Reader {
                 st.expires
             )));
         }
+        let v1_text = self.v1_text_to_sign(s, &st)?;
         let signer = s.signer()?;
         s.ui.confirm(&format!("sign manifest {id} with {}?", signer.describe()))?;
         let signature = signer.sign(&bytes)?;
+        // docs/design.md §3.9: the same key signs the text Go loaders verify, when they can
+        // verify this key's signatures at all (RSA, DSA, ECDSA; no Ed25519).
+        let v1_signature = match (&v1_text, mig_protocol::signature::go_flat(&signature)) {
+            (None, _) => None,
+            (Some(text), Ok(_)) => Some(signer.sign(text.as_bytes())?),
+            (Some(_), Err(e)) => {
+                s.ui.warn(format!(
+                    "manifest {id} is also for MIG's Go loaders, but they cannot verify this \
+                     key's signatures ({e}): signing the statement only; the v1 text needs \
+                     signatures from administrators with RSA, DSA or ECDSA keys"
+                ));
+                None
+            }
+        };
         let path = format!("manifests/{id}/signatures");
-        let v = s.api()?.post(&path, &NewSignature { signature })?;
+        let v = s.api()?.post(
+            &path,
+            &NewSignature {
+                signature,
+                v1_signature,
+            },
+        )?;
         self.replace(v, &format!("POST {path}"))?;
         if s.ui.opts.json {
             s.ui.json(&self.raw);
@@ -351,8 +373,38 @@ impl Reader {
                 clean(self.record.status.as_str()),
                 clean(&self.record.signers.join(", "))
             ));
+            if self.record.v1_text.is_some() {
+                s.ui.say(format!(
+                    "For MIG's Go loaders, signed by: {}",
+                    clean(&self.record.v1_signers.join(", "))
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The manifest's v1 text, when it has one, after checking that it lists exactly the
+    /// statement's entries in the statement's order (the console signs only what it checked),
+    /// and shown.
+    fn v1_text_to_sign(&self, s: &mut Session, st: &Statement) -> Result<Option<String>> {
+        let Some(text) = &self.record.v1_text else {
+            return Ok(None);
+        };
+        let id = self.id;
+        let expected = mig_protocol::mig_v1::signed_text(
+            st.entries
+                .iter()
+                .map(|e| (e.name.as_str(), e.sha256.as_str())),
+        )?;
+        if &expected != text {
+            return Err(Error::BadAnswer {
+                what: format!("GET manifests/{id}"),
+                reason: "the v1 text does not list the statement's entries; not signing".into(),
+            });
+        }
+        s.ui.say("For MIG's Go loaders (v1), the same entries as they verify them:");
+        s.ui.say(clean_text(text));
+        Ok(Some(text.clone()))
     }
 
     fn show_statement(&self, s: &mut Session, st: &Statement, bytes: &[u8]) {

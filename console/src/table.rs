@@ -52,21 +52,23 @@ pub fn manifests(rows: &[ManifestRecord]) -> String {
     out
 }
 
-/// MIG's loader search table.
+/// MIG's loader search table, with the protocol each loader last spoke (`v1`: still MIG's Go
+/// loader, docs/design.md §3.9).
 pub fn loaders(rows: &[LoaderRecord]) -> String {
     let mut out = String::from(
-        "- ID - + ----      Name      ---- + ----   Agent Name   ---- + -- Enabled - + -- Last Used ---\n",
+        "- ID - + ----      Name      ---- + ----   Agent Name   ---- + -- Enabled - + Protocol + -- Last Used ---\n",
     );
     for l in rows {
         let last = l
             .lastseen
             .map_or_else(|| "never".to_string(), |t| t.to_string());
         out.push_str(&format!(
-            "{:>6}   {}   {}   {}   {}\n",
+            "{:>6}   {}   {}   {}   {}   {}\n",
             l.id,
             cell(&l.name, 24),
             cell(l.agentname.as_deref().unwrap_or("unset"), 24),
             cell(if l.enabled { "true" } else { "false" }, 12),
+            cell(l.protocol.as_deref().unwrap_or("-"), 6),
             last
         ));
     }
@@ -195,6 +197,8 @@ mod tests {
             halt: None,
             halted: None,
             statement: String::new(),
+            v1_text: None,
+            v1_signers: vec![],
         }
     }
 
@@ -234,11 +238,17 @@ mod tests {
             environment: None,
             tags: Default::default(),
             last_report: None,
+            protocol: None,
         };
         assert_eq!(
-            loaders(&[l]).lines().nth(1).unwrap(),
-            "    12   corbomite.internal         unset                      false          never"
+            loaders(std::slice::from_ref(&l)).lines().nth(1).unwrap(),
+            "    12   corbomite.internal         unset                      false          -        never"
         );
+        let v1 = LoaderRecord {
+            protocol: Some("v1".into()),
+            ..l
+        };
+        assert!(loaders(&[v1]).lines().nth(1).unwrap().contains(" v1 "));
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn publish(
                     platform: Platform::host(),
                     valid_days: None,
                     halt: None,
+                    v1: false,
                     archive: base64::engine::general_purpose::STANDARD.encode(bytes),
                 },
             )
@@ -107,7 +108,10 @@ fn publish(
         let signature = signer.sign(&statement).map_err(|e| e.to_string())?;
         api.post(
             &format!("manifests/{}/signatures", rec.id),
-            &NewSignature { signature },
+            &NewSignature {
+                signature,
+                v1_signature: None,
+            },
         )
         .map_err(|e| e.to_string())?;
     }

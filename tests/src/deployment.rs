@@ -62,8 +62,21 @@ impl Deployment {
         archive: &Path,
         platform: (&str, &str),
     ) -> u64 {
+        self.create_manifest_with(name, target, archive, platform, &[])
+    }
+
+    /// [`Deployment::create_manifest`] with more flags (`--v1`).
+    #[track_caller]
+    pub fn create_manifest_with(
+        &self,
+        name: &str,
+        target: &str,
+        archive: &Path,
+        platform: (&str, &str),
+        flags: &[&str],
+    ) -> u64 {
         let content = archive.to_str().expect("utf-8 path");
-        let rec = self.admin1.json(&[
+        let mut args = vec![
             "create",
             "manifest",
             "--name",
@@ -76,7 +89,9 @@ impl Deployment {
             platform.0,
             "--arch",
             platform.1,
-        ]);
+        ];
+        args.extend_from_slice(flags);
+        let rec = self.admin1.json(&args);
         assert_eq!(rec["status"], "staged", "{rec}");
         rec["id"].as_u64().expect("manifest id")
     }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod deployment;
 pub mod host;
 pub mod measure;
+pub mod mig_go;
 pub mod world;
 
 pub use mig_test_support::*;

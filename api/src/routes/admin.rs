@@ -194,7 +194,7 @@ async fn manifest_sign(
     let id = parse_id("manifest", id)?;
     let sig: NewSignature = small_json(data, len, "NewSignature").await?;
     ok(app
-        .run(move |a| manifests::add_signature(a, &caller, id, &sig.signature))
+        .run(move |a| manifests::add_signature(a, &caller, id, &sig))
         .await?)
 }
 

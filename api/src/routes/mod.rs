@@ -5,6 +5,7 @@
 pub mod admin;
 mod front_only;
 pub mod loader;
+pub mod v1;
 
 pub use front_only::{routes as front_only_routes, FrontOnly};
 
@@ -34,6 +35,8 @@ struct RequestLog {
     /// Shared so that authentication running in a blocking task can fill it in.
     who: Arc<Mutex<Option<String>>>,
     failure: Mutex<Option<(&'static str, String)>>,
+    /// The loader protocol of a loader request (`v1`, `v2`), logged as `protocol`.
+    protocol: Mutex<Option<&'static str>>,
 }
 
 fn request_log<'r>(req: &'r Request<'_>) -> &'r RequestLog {
@@ -41,7 +44,15 @@ fn request_log<'r>(req: &'r Request<'_>) -> &'r RequestLog {
         start: Instant::now(),
         who: Arc::new(Mutex::new(None)),
         failure: Mutex::new(None),
+        protocol: Mutex::new(None),
     })
+}
+
+/// Names the loader protocol a request spoke, for its log line.
+pub fn set_protocol(req: &Request<'_>, protocol: &'static str) {
+    if let Ok(mut p) = request_log(req).protocol.lock() {
+        *p = Some(protocol);
+    }
 }
 
 fn set_who(req: &Request<'_>, who: String) {
@@ -128,6 +139,8 @@ impl<'r> FromRequest<'r> for Loader {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        // v1's responder says v1 (routes/v1.rs).
+        set_protocol(req, "v2");
         Outcome::Success(Loader {
             key: req.headers().get_one(LOADER_KEY_HEADER).map(str::to_string),
             who: request_log(req).who.clone(),
@@ -578,6 +591,10 @@ impl Fairing for RequestLogger {
             ("who", &who),
             ("remote", &remote),
         ];
+        let protocol = log.protocol.lock().ok().and_then(|p| *p);
+        if let Some(p) = &protocol {
+            fields.push(("protocol", p));
+        }
         if let Some((reason, detail)) = &failure {
             fields.push(("reason", reason));
             fields.push(("detail", detail));

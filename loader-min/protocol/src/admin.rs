@@ -88,6 +88,10 @@ pub struct NewManifest {
     /// Halts the rollout when enough of it fails (docs/design.md §6.4).
     #[serde(default)]
     pub halt: Option<HaltRule>,
+    /// Also for MIG's Go loaders: the API makes the text they verify (crate::mig_v1) beside the
+    /// statement, to be signed too (docs/design.md §3.9).
+    #[serde(default)]
+    pub v1: bool,
     /// The tar.gz, standard base64.
     pub archive: String,
 }
@@ -113,6 +117,12 @@ pub struct ManifestRecord {
     pub halted: Option<Halted>,
     /// The exact signed statement text.
     pub statement: String,
+    /// The text MIG's Go loaders verify, for a manifest made for them (crate::mig_v1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1_text: Option<String>,
+    /// Names of the investigators whose signatures over `v1_text` verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub v1_signers: Vec<String>,
 }
 
 /// `POST manifests/<id>/signatures`.
@@ -120,6 +130,10 @@ pub struct ManifestRecord {
 pub struct NewSignature {
     /// An armored detached signature over the statement bytes.
     pub signature: String,
+    /// The same investigator's armored signature over the manifest's `v1_text`, for a manifest
+    /// made for MIG's Go loaders (RSA, DSA or ECDSA keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1_signature: Option<String>,
 }
 
 /// `POST manifests/<id>/status` and `POST loaders/<id>/status`, `investigators/<id>/status`.
@@ -215,6 +229,9 @@ pub struct LoaderRecord {
     pub environment: Option<Environment>,
     pub tags: BTreeMap<String, String>,
     pub last_report: Option<LastReport>,
+    /// The loader protocol of its last manifest request: `v1` (MIG's Go loader) or `v2`.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 /// `POST loaders`.

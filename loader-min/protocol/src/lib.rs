@@ -9,6 +9,7 @@ pub mod error;
 pub mod halt;
 pub mod ini;
 pub mod loader;
+pub mod mig_v1;
 pub mod permission;
 pub mod plugin_name;
 pub mod serial;

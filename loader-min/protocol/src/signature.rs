@@ -229,6 +229,56 @@ pub fn rearmor(flat: &str) -> Result<String> {
     Ok(out)
 }
 
+/// MIG's one-line form of a signature for a Go `mig-loader`: base64 of the signature packet,
+/// `=` and its CRC24, always with the CRC, which Go's armor reader needs (an armor from rpgp may
+/// omit it). Refuses what the Go loaders' `x/crypto/openpgp` cannot verify: anything but a v4
+/// RSA, DSA or ECDSA signature (no Ed25519), naming the algorithm.
+pub fn go_flat(armored: &str) -> Result<String> {
+    use base64::Engine as _;
+    use pgp::crypto::public_key::PublicKeyAlgorithm as Alg;
+    use pgp::ser::Serialize as _;
+    let (sig, _) = DetachedSignature::from_string(armored)
+        .map_err(|e| Error::Sign(format!("not an armored OpenPGP signature: {e}")))?;
+    let config = sig
+        .signature
+        .config()
+        .ok_or_else(|| Error::Sign("a signature of an unknown format".into()))?;
+    if !matches!(
+        config.pub_alg,
+        Alg::RSA | Alg::RSASign | Alg::DSA | Alg::ECDSA
+    ) {
+        return Err(Error::Sign(format!(
+            "{:?} signatures: MIG's Go loaders verify only RSA, DSA and ECDSA keys",
+            config.pub_alg
+        )));
+    }
+    if sig.signature.version() != pgp::packet::SignatureVersion::V4 {
+        return Err(Error::Sign(format!(
+            "{:?} signatures: MIG's Go loaders verify only v4 signatures",
+            sig.signature.version()
+        )));
+    }
+    let bytes = sig.to_bytes().map_err(|e| Error::Sign(e.to_string()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let crc = crc24(&bytes).to_be_bytes();
+    Ok(format!("{}={}", b64.encode(&bytes), b64.encode(&crc[1..])))
+}
+
+/// The armor checksum of RFC 4880 §6.1.
+fn crc24(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0x00B7_04CE;
+    for &b in data {
+        crc ^= u32::from(b) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x0100_0000 != 0 {
+                crc ^= 0x0186_4CFB;
+            }
+        }
+    }
+    crc & 0x00FF_FFFF
+}
+
 #[cfg(feature = "sign")]
 pub use self::signing::*;
 

@@ -1,0 +1,317 @@
+//! A deployed fleet of MIG's Go `mig-loader`s moves to mig-api (docs/design.md §3.9): the real
+//! Go loader, built by `../shared/mig-go/build.sh` with two RSA administrators and threshold 2,
+//! run by `run.sh` as root in a private mount namespace against mig-api on loopback. It installs,
+//! reruns, upgrades, is refused, never gets a manifest it could not verify, and finally installs
+//! our `mig-loader` in its own place, whose next run speaks v2 with the same key file.
+
+use e2e::admin::Admin;
+use e2e::deployment::Deployment;
+use e2e::mig_go::{GoHost, GoLoader, GoRun};
+use e2e::world::EXPECTENV;
+use e2e::{binary, dev_key, fingerprint, run, sha256_hex, ApiOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LINUX_AMD64: (&str, &str) = ("linux", "amd64");
+const TARGET: &str = "env#>>'{os}'='linux'";
+
+/// The stand-in agent the Go loader's run.sh convention expects: it records every call.
+fn agent(version: &str) -> Vec<u8> {
+    format!("#!/bin/sh\n# stand-in mig-agent {version}\necho \"$0 $*\" >> \"${{AGENT_LOG:-/dev/null}}\"\nexit 0\n")
+        .into_bytes()
+}
+
+/// MIG's six bundle entries, `configuration` varying.
+fn bundle(configuration: &str, loader: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("mig-agent", agent("1")),
+        ("mig-loader", loader.to_vec()),
+        ("configuration", configuration.as_bytes().to_vec()),
+        (
+            "cacert",
+            b"-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        (
+            "agentcert",
+            b"-----BEGIN CERTIFICATE-----\nAGENT\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        (
+            "agentkey",
+            b"-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_vec(),
+        ),
+    ]
+}
+
+/// Where MIG's Go loader installs each entry, and the mode it gives it (mig-reference §2.10).
+const MIG_PATHS: &[(&str, &str, &str)] = &[
+    ("mig-agent", "/sbin/mig-agent", "700"),
+    ("mig-loader", "/sbin/mig-loader", "700"),
+    ("configuration", "/etc/mig/mig-agent.cfg", "600"),
+    ("cacert", "/etc/mig/ca.crt", "644"),
+    ("agentcert", "/etc/mig/agent.crt", "644"),
+    ("agentkey", "/etc/mig/agent.key", "600"),
+    ("loaderconfig", "/etc/mig/mig-loader.cfg", "600"),
+];
+
+struct Fleet {
+    d: Deployment,
+    rsa1: Admin,
+    rsa2: Admin,
+    go: GoLoader,
+    host: GoHost,
+    loader_id: u64,
+    v1_url: String,
+}
+
+impl Fleet {
+    fn start() -> Fleet {
+        let keys = [dev_key("rsa1.pub.asc"), dev_key("rsa2.pub.asc")];
+        let fps: Vec<String> = keys.iter().map(|k| fingerprint(k)).collect();
+        let d = Deployment::start(ApiOptions {
+            required_signatures: 2,
+            extra: format!(
+                "[v1]\nfingerprints = {}\nrequiredsignatures = 2\n",
+                fps.join(", ")
+            ),
+            ..ApiOptions::default()
+        });
+        for (name, key) in [("rsa1", &keys[0]), ("rsa2", &keys[1])] {
+            d.admin1
+                .run(&[
+                    "create",
+                    "investigator",
+                    "--name",
+                    name,
+                    "--pubkey",
+                    key.to_str().expect("utf-8 path"),
+                    "--perms",
+                    "PermManifest",
+                ])
+                .ok();
+        }
+        // One signs through GnuPG, one in-process (rpgp): both reach the Go loader's openpgp.
+        let rsa1 = Admin::with_gpg(&d.api.base_url, "rsa1");
+        let rsa2 = Admin::with_key_file(&d.api.base_url, "rsa2");
+        let v1_url = d.api.base_url.replace("/api/v2/", "/api/v1/");
+        let go = GoLoader::build(&v1_url, 2, &keys);
+        let (loader_id, key) = d.enrol_loader("gofleet-1.internal", Some(EXPECTENV));
+        Fleet {
+            d,
+            rsa1,
+            rsa2,
+            go,
+            host: GoHost::new(&key),
+            loader_id,
+            v1_url,
+        }
+    }
+
+    /// A v1 manifest of `files`, signed (statement and v1 text) by `signers`.
+    fn publish(&self, name: &str, files: &[(&str, Vec<u8>)], signers: &[&Admin]) -> u64 {
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let archive = self.d.archive(name, &refs);
+        let id = self
+            .d
+            .create_manifest_with(name, TARGET, &archive, LINUX_AMD64, &["--v1"]);
+        self.d.sign(id, &archive, signers);
+        id
+    }
+
+    fn manifest(&self, id: u64) -> serde_json::Value {
+        self.d.admin1.json(&["manifest", &id.to_string(), "json"])
+    }
+
+    fn loader(&self) -> serde_json::Value {
+        self.d.loader(self.loader_id)
+    }
+
+    fn run_go(&self) -> GoRun {
+        self.host.run(&self.go.path())
+    }
+}
+
+#[track_caller]
+fn succeeded(r: &GoRun) {
+    assert_eq!(r.rc, 0, "the loader failed:\n{}\n{}", r.log, r.output);
+}
+
+#[track_caller]
+fn check_installed(r: &GoRun, files: &[(&str, Vec<u8>)]) {
+    for (name, bytes) in files {
+        let (_, path, mode) = MIG_PATHS
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .expect("a bundle entry");
+        let got = r
+            .installed
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} is not installed: {:?}", r.installed));
+        assert_eq!(
+            got,
+            &(mode.to_string(), sha256_hex(bytes)),
+            "{path}: mode and sha256"
+        );
+    }
+}
+
+/// Our loader, as an operator ships it: built with the same administrator keys, stripped.
+fn our_loader(dir: &Path) -> Vec<u8> {
+    let out = dir.join("mig-loader.stripped");
+    let mut c = Command::new("strip");
+    c.arg("-o").arg(&out).arg(binary("mig-loader"));
+    run(c, None, Duration::from_secs(120)).ok();
+    std::fs::read(out).expect("the stripped loader")
+}
+
+#[test]
+fn a_go_loader_fleet_installs_upgrades_is_refused_and_moves_itself_to_our_loader() {
+    let f = Fleet::start();
+    let old_loader = b"#!/bin/sh\necho 'MIG Go loader stand-in'\n".to_vec();
+
+    // 1. First install: all six entries with MIG's modes, the agent restarted.
+    let v1 = bundle("[agent]\nversion = 1\n", &old_loader);
+    let m1 = f.publish("fleet-1", &v1, &[&f.rsa1, &f.rsa2]);
+    let rec = f.manifest(m1);
+    assert_eq!(rec["status"], "active", "{rec}");
+    assert_eq!(
+        rec["v1_signers"],
+        serde_json::json!(["rsa1", "rsa2"]),
+        "{rec}"
+    );
+    let r = f.run_go();
+    succeeded(&r);
+    check_installed(&r, &v1);
+    assert!(
+        r.agent_calls.iter().any(|c| c.ends_with("-u")),
+        "the agent was restarted: {:?}",
+        r.agent_calls
+    );
+    let l = f.loader();
+    assert_eq!(l["protocol"], "v1", "{l}");
+    assert_eq!(
+        l["agentname"].as_str().map(str::is_empty),
+        Some(false),
+        "{l}"
+    );
+    // The Go loader asked <base>//ip for its public address, and reported the answer.
+    assert_eq!(l["environment"]["publicip"], "127.0.0.1", "{l}");
+    let log = f.d.api.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("path=/api/v1/manifest/agent/") && l.contains("protocol=v1")),
+        "every v1 request is logged with its protocol:\n{log}"
+    );
+
+    // 2. Nothing changed: nothing fetched, only the liveness check.
+    let r = f.run_go();
+    succeeded(&r);
+    assert!(!r.log.contains("refreshing"), "{}", r.log);
+    assert_eq!(r.agent_calls, vec!["/sbin/mig-agent -q pid"], "{}", r.log);
+
+    // 3. An upgrade: one entry changed, one entry fetched.
+    let v2 = bundle("[agent]\nversion = 2\n", &old_loader);
+    let m2 = f.publish("fleet-2", &v2, &[&f.rsa1, &f.rsa2]);
+    let r = f.run_go();
+    succeeded(&r);
+    check_installed(&r, &v2);
+    assert_eq!(r.log.matches("refreshing").count(), 1, "{}", r.log);
+    assert!(r.log.contains("refreshing configuration"), "{}", r.log);
+
+    // 4. Active for our loaders (two statement signatures), but one v1 signature of the two the
+    // Go loaders need: admin1's Ed25519 key cannot sign for them, and the console says so. It
+    // is never served to them; they keep the manifest they can verify.
+    let v3 = bundle("[agent]\nversion = 3\n", &old_loader);
+    let refs: Vec<(&str, &[u8])> = v3.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let archive = f.d.archive("fleet-3", &refs);
+    let m3 =
+        f.d.create_manifest_with("fleet-3", TARGET, &archive, LINUX_AMD64, &["--v1"]);
+    let id = m3.to_string();
+    let content = archive.to_str().expect("utf-8 path");
+    let out =
+        f.d.admin1
+            .run(&["manifest", &id, "sign", "--content", content]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("MIG's Go loaders, but they cannot verify this key's signatures")
+            && out.stderr.contains("EdDSALegacy signatures"),
+        "{out}"
+    );
+    f.rsa1
+        .run(&["manifest", &id, "sign", "--content", content])
+        .ok();
+    let rec = f.manifest(m3);
+    assert_eq!(rec["status"], "active", "{rec}");
+    assert_eq!(rec["v1_signers"], serde_json::json!(["rsa1"]), "{rec}");
+    let r = f.run_go();
+    succeeded(&r);
+    check_installed(&r, &v2);
+    assert!(!r.log.contains("refreshing"), "{}", r.log);
+    f.d.admin1.run(&["manifest", &id, "disable"]).ok();
+
+    // 5. expectenv: an environment the administrators do not expect is refused, nothing changes.
+    let lid = f.loader_id.to_string();
+    f.d.admin1
+        .run(&[
+            "loader",
+            &lid,
+            "expectenv",
+            "tags#>>'{operator}'='otherorg'",
+        ])
+        .ok();
+    let r = f.run_go();
+    assert_eq!(r.rc, 1, "{}", r.log);
+    assert!(r.log.contains("expectenv"), "{}", r.log);
+    check_installed(&r, &v2);
+    f.d.admin1
+        .run(&["loader", &lid, "expectenv", EXPECTENV])
+        .ok();
+
+    // 6. A disabled loader is refused.
+    f.d.admin1.run(&["loader", &lid, "disable"]).ok();
+    let r = f.run_go();
+    assert_eq!(r.rc, 1, "{}", r.log);
+    assert!(r.log.contains("loader authentication failed"), "{}", r.log);
+    check_installed(&r, &v2);
+    f.d.admin1.run(&["loader", &lid, "enable"]).ok();
+
+    // 7. The migration: our loader replaces the Go one at /sbin/mig-loader. The fleet's
+    // mig-loader.cfg (here delivered with it) names the v1 base, where mig-api serves our
+    // routes too.
+    let work = tempfile::tempdir().expect("a work directory");
+    let ours = our_loader(work.path());
+    let mut v4 = bundle("[agent]\nversion = 2\n", &ours);
+    let cfg = format!("[loader]\napi = \"{}\"\n", f.v1_url);
+    v4.push(("loaderconfig", cfg.into_bytes()));
+    let m4 = f.publish("migrate-to-v2", &v4, &[&f.rsa1, &f.rsa2]);
+    assert!(m4 > m2);
+    let r = f.run_go();
+    succeeded(&r);
+    check_installed(&r, &v4);
+    assert!(r.log.contains("refreshing mig-loader"), "{}", r.log);
+    assert_eq!(f.loader()["protocol"], "v1");
+
+    // Its next run is ours: the same key file, v2, the serial checked and reported.
+    let installed: PathBuf = f.host.installed_file("/sbin/mig-loader");
+    let r = f.host.run(&installed);
+    succeeded(&r);
+    check_installed(&r, &v4);
+    let l = f.loader();
+    assert_eq!(l["protocol"], "v2", "{l}");
+    assert_eq!(l["last_report"]["serial"], m4, "{l}");
+    assert!(
+        matches!(
+            l["last_report"]["result"].as_str(),
+            Some("installed" | "unchanged")
+        ),
+        "{l}"
+    );
+    let listing =
+        f.d.admin1
+            .run(&["search", "loader", "where", "loadername=gofleet-1.internal"]);
+    assert!(
+        listing.ok().stdout.contains(" v2 "),
+        "search loader shows the protocol: {listing}"
+    );
+}
