@@ -154,11 +154,32 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: MIG's v1 protocol (docs/design.md §3.9). A manifest for Go loaders keeps the text they
     // verify beside its statement; an investigator's signature row keeps its signature over that
-    // text too; a loader keeps the protocol it last spoke.
+    // text too, and a row imported from MIG has only that one (the table is rebuilt: SQLite
+    // cannot drop a NOT NULL); a loader keeps the protocol it last spoke; what `import-mig`
+    // brought in is remembered by MIG's id, so a second import adds nothing twice.
     r#"
     ALTER TABLE manifests ADD COLUMN v1_text TEXT;
-    ALTER TABLE signatures ADD COLUMN v1_signature TEXT;
+    CREATE TABLE signatures_new (
+        manifest_id     INTEGER NOT NULL REFERENCES manifests (id),
+        investigator_id INTEGER NOT NULL REFERENCES investigators (id),
+        fingerprint     TEXT NOT NULL,
+        signature       TEXT,
+        v1_signature    TEXT,
+        created         INTEGER NOT NULL,
+        PRIMARY KEY (manifest_id, investigator_id),
+        CHECK (signature IS NOT NULL OR v1_signature IS NOT NULL)
+    );
+    INSERT INTO signatures_new (manifest_id, investigator_id, fingerprint, signature, created)
+        SELECT manifest_id, investigator_id, fingerprint, signature, created FROM signatures;
+    DROP TABLE signatures;
+    ALTER TABLE signatures_new RENAME TO signatures;
     ALTER TABLE loaders ADD COLUMN protocol TEXT CHECK (protocol IN ('v1', 'v2'));
+    CREATE TABLE mig_imports (
+        kind    TEXT NOT NULL CHECK (kind IN ('investigator', 'loader', 'manifest')),
+        mig_id  INTEGER NOT NULL,
+        our_id  INTEGER NOT NULL,
+        PRIMARY KEY (kind, mig_id)
+    );
     "#,
 ];
 

@@ -55,6 +55,8 @@ pub enum Error {
     },
     /// Start-up: the configuration is invalid; the message names file and line.
     Config(String),
+    /// `import-mig`: MIG's database could not be read; the message names the query.
+    Import(String),
     /// 500: a broken invariant; the message says which.
     Internal(String),
 }
@@ -119,9 +121,11 @@ impl Error {
             Error::Timeout(_) => Status::RequestTimeout,
             Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
             Error::Unavailable(_) => Status::ServiceUnavailable,
-            Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
-                Status::InternalServerError
-            }
+            Error::Database { .. }
+            | Error::Io { .. }
+            | Error::Config(_)
+            | Error::Import(_)
+            | Error::Internal(_) => Status::InternalServerError,
         }
     }
 
@@ -161,6 +165,7 @@ impl Error {
             Error::Database { .. } => "database",
             Error::Io { .. } => "io",
             Error::Config(_) => "config",
+            Error::Import(_) => "import",
             Error::Internal(_) => "internal",
         }
     }
@@ -175,9 +180,11 @@ impl Error {
         }
         match self {
             Error::Unauthorized { public, .. } => public.clone(),
-            Error::Database { .. } | Error::Io { .. } | Error::Config(_) | Error::Internal(_) => {
-                "internal error, see the mig-api log".to_string()
-            }
+            Error::Database { .. }
+            | Error::Io { .. }
+            | Error::Config(_)
+            | Error::Import(_)
+            | Error::Internal(_) => "internal error, see the mig-api log".to_string(),
             other => other.to_string(),
         }
     }
@@ -196,6 +203,7 @@ impl fmt::Display for Error {
             | Error::Timeout(m)
             | Error::Unavailable(m)
             | Error::Config(m)
+            | Error::Import(m)
             | Error::Internal(m) => f.write_str(m),
             Error::RangeNotSatisfiable { message, .. } => f.write_str(message),
             Error::Database { what, source } => write!(f, "database: {what}: {source}"),

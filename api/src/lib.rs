@@ -12,6 +12,7 @@ pub mod error;
 pub mod filecache;
 pub mod front;
 pub mod halt;
+pub mod import_mig;
 pub mod investigators;
 pub mod keys;
 pub mod loaders;

@@ -405,7 +405,10 @@ pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<O
     }
     let req: ManifestRequest = crate::routes::parse_json(body, "ManifestRequest")?;
     check_request(&req)?;
-    let outcome = match choose(app, who, &req, now, Reach::V2)? {
+    let reach = Reach::V2 {
+        required: app.cfg.required_signatures,
+    };
+    let outcome = match choose(app, who, &req, now, reach)? {
         Ok(id) => Outcome::Given(id, app.poll.answer(app, id)?),
         Err(not) => not,
     };
@@ -518,7 +521,7 @@ fn given_manifest(app: &App, who: &Authenticated) -> Result<u64> {
     let (Some(manifest), Some(status)) = row else {
         return Err(Error::forbidden(
             "file_not_given",
-            "no manifest is given to this loader: request its manifest first",
+            "no manifest is given to this loader: request loader/manifest first (v1: manifest/agent/)",
         ));
     };
     if !matches!(
@@ -547,7 +550,7 @@ fn choose(
         .map_err(|e| Error::Internal(format!("tags: {e}")))?;
     let queueloc = Some(req.agent.queueloc.as_str()).filter(|q| !q.is_empty());
     let protocol = match reach {
-        Reach::V2 => "v2",
+        Reach::V2 { .. } => "v2",
         Reach::V1 { .. } => "v1",
     };
     let record = app.db.with_relaxed(|c| {
@@ -598,7 +601,7 @@ fn choose(
             env.os,
             env.arch,
             match reach {
-                Reach::V2 => "",
+                Reach::V2 { .. } => "",
                 Reach::V1 { .. } => " and carries enough v1 signatures for MIG's Go loaders",
             }
         ))));

@@ -1,13 +1,15 @@
 //! `mig-api [--config FILE]` serves; `mig-api [--config FILE] investigator add --name N
 //! --pubkey FILE --perms A,B` adds an investigator directly in the database (the bootstrap of
-//! the first administrator, on the server).
+//! the first administrator, on the server); `mig-api [--config FILE] import-mig --from URL`
+//! imports a MIG database (docs/design.md §3.9).
 #![forbid(unsafe_code)]
 
 use api::app::App;
 use api::config::Config;
 use api::db::Db;
 use api::error::{Error, Result};
-use api::{investigators, server};
+use api::{import_mig, investigators, server};
+use mig_protocol::statement::Platform;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +18,11 @@ const USAGE: &str = "usage:
       serve (default: 127.0.0.1:1664, /api/v2, ./mig-api.db)
   mig-api [--config FILE] investigator add --name NAME --pubkey FILE.asc --perms SET,BIT,...
       add an active investigator directly in the database (e.g. the first administrator:
-      --perms PermAdmin,PermManifest,PermLoader)";
+      --perms PermAdmin,PermManifest,PermLoader)
+  mig-api [--config FILE] import-mig --from postgresql://USER@HOST/DB [--platform OS/ARCH]
+      import MIG's investigators, loaders (their keys keep working) and manifests (for OS/ARCH,
+      default linux/amd64) from MIG's PostgreSQL database; the password is read from
+      PGPASSWORD; running it again imports nothing twice";
 
 enum Command {
     Serve,
@@ -24,6 +30,10 @@ enum Command {
         name: String,
         pubkey: PathBuf,
         perms: Vec<String>,
+    },
+    ImportMig {
+        from: String,
+        platform: Platform,
     },
 }
 
@@ -36,6 +46,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
     let mut config = None;
     let mut words = Vec::new();
     let (mut name, mut pubkey, mut perms) = (None, None, None);
+    let (mut from, mut platform) = (None, None);
     while let Some(a) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
@@ -43,12 +54,30 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
             "--name" => name = Some(value("--name")?),
             "--pubkey" => pubkey = Some(PathBuf::from(value("--pubkey")?)),
             "--perms" => perms = Some(value("--perms")?),
+            "--from" => from = Some(value("--from")?),
+            "--platform" => platform = Some(value("--platform")?),
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => words.push(s.to_string()),
         }
     }
     let command = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["import-mig"] => {
+            let platform = platform.unwrap_or_else(|| "linux/amd64".into());
+            let (os, arch) = platform
+                .split_once('/')
+                .ok_or_else(|| format!("--platform {platform:?} is not OS/ARCH"))?;
+            Command::ImportMig {
+                from: from.ok_or("import-mig needs --from postgresql://USER@HOST/DB")?,
+                platform: Platform {
+                    os: os.into(),
+                    arch: arch.into(),
+                },
+            }
+        }
+        _ if from.is_some() || platform.is_some() => {
+            return Err("--from and --platform belong to `import-mig`".into())
+        }
         [] => {
             if name.is_some() || pubkey.is_some() || perms.is_some() {
                 return Err("--name, --pubkey and --perms belong to `investigator add`".into());
@@ -106,6 +135,24 @@ fn add_investigator(cfg: Config, name: &str, pubkey: &PathBuf, perms: &[String])
     Ok(())
 }
 
+fn import_mig(cfg: Config, from: &str, platform: &Platform) -> Result<()> {
+    let mut client = import_mig::connect(from)?;
+    let app = App::open(cfg)?;
+    let s = import_mig::run(&app, &mut client, platform)?;
+    for note in &s.notes {
+        println!("{note}");
+    }
+    println!(
+        "imported from MIG: {} investigators, {} loaders, {} manifests; {} already here; {} notes",
+        s.investigators,
+        s.loaders,
+        s.manifests,
+        s.already,
+        s.notes.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
@@ -125,6 +172,7 @@ fn main() -> ExitCode {
             pubkey,
             perms,
         } => add_investigator(cfg, name, pubkey, perms),
+        Command::ImportMig { from, platform } => import_mig(cfg, from, platform),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ use crate::investigators;
 use crate::loaders;
 use base64::Engine as _;
 use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest, NewSignature};
+use mig_protocol::halt::HaltRule;
 use mig_protocol::mig_v1;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
@@ -46,87 +47,141 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
         .decode(req.archive.as_bytes())
         .map_err(|e| Error::invalid("bad_archive", format!("archive: not standard base64: {e}")))?;
     drop(req.archive);
-    let entries = archive::extract(&bytes[..], &app.cfg.limits, &app.blobs)?;
-    // docs/design.md §3.9: the text Go loaders verify, made once from the same entries.
+    let archive = store_archive(app, &bytes)?;
+    drop(bytes);
     let v1_text = if req.v1 {
-        Some(
-            mig_v1::signed_text(entries.iter().map(|e| (e.name.as_str(), e.sha256.as_str())))
-                .map_err(|e| {
-                    Error::invalid("bad_manifest", format!("for MIG's Go loaders: {e}"))
-                })?,
-        )
+        Some(v1_text_of(&archive.entries)?)
     } else {
         None
     };
-    let (archive_sha, archive_size) = app.blobs.put(&bytes)?;
-    drop(bytes);
-
     let now = Timestamp::now();
-    let expires = now.plus(u64::from(days) * 86_400);
     let id = app.db.with(|conn| {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("creating a manifest"))?;
-        // Row first: the serial is the row id, so the statement is built inside the same
-        // transaction and the row never exists without it.
-        tx.execute(
-            "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
-             statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text)
-             VALUES (?1, ?2, 'staged', ?3, ?4, ?5, ?5, ?6, '', ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                req.name,
-                req.target,
-                req.platform.os,
-                req.platform.arch,
-                now.0 as i64,
-                expires.0 as i64,
-                archive_sha.as_str(),
-                archive_size as i64,
-                caller.id as i64,
-                req.halt.map(|r| r.after.to_string()),
-                req.halt.and_then(|r| r.min).map(|m| m as i64),
-                v1_text
-            ],
-        )
-        .map_err(Error::db("creating a manifest"))?;
-        let id = tx.last_insert_rowid() as u64;
-        let statement = Statement {
-            format: FORMAT,
-            serial: Serial::new(id),
-            name: req.name.clone(),
-            platform: req.platform.clone(),
-            issued: now,
-            expires,
-            entries: entries.clone(),
-        };
-        let text = statement
-            .to_bytes()
-            .map_err(|e| Error::invalid("bad_manifest", e.to_string()))?;
-        let text = String::from_utf8(text)
-            .map_err(|e| Error::Internal(format!("statement is not UTF-8: {e}")))?;
-        tx.execute(
-            "UPDATE manifests SET statement = ?1 WHERE id = ?2",
-            params![text, id as i64],
-        )
-        .map_err(Error::db("creating a manifest"))?;
-        for (pos, e) in entries.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO manifest_files (manifest_id, position, name, sha256, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id as i64,
-                    pos as i64,
-                    e.name,
-                    e.sha256.as_str(),
-                    e.size as i64
-                ],
-            )
-            .map_err(Error::db("storing manifest entries"))?;
-        }
+        let id = insert(
+            &tx,
+            &NewRow {
+                name: &req.name,
+                target: &req.target,
+                status: ManifestStatus::Staged,
+                platform: &req.platform,
+                created: now,
+                issued: now,
+                expires: now.plus(u64::from(days) * 86_400),
+                archive: &archive,
+                creator: caller.id,
+                halt: req.halt,
+                v1_text: v1_text.as_deref(),
+            },
+        )?;
         tx.commit().map_err(Error::db("creating a manifest"))?;
         Ok(id)
     })?;
     app.db.with(|c| get(c, id))
+}
+
+/// An archive read into the blob store: its entries in order, and the archive's own blob.
+pub struct StoredArchive {
+    pub entries: Vec<Entry>,
+    pub sha256: mig_protocol::Sha256,
+    pub size: u64,
+}
+
+/// Reads a tar.gz safely (archive.rs), storing every member and the archive itself as blobs.
+pub fn store_archive(app: &App, bytes: &[u8]) -> Result<StoredArchive> {
+    let entries = archive::extract(bytes, &app.cfg.limits, &app.blobs)?;
+    let (sha256, size) = app.blobs.put(bytes)?;
+    Ok(StoredArchive {
+        entries,
+        sha256,
+        size,
+    })
+}
+
+/// docs/design.md §3.9: the text Go loaders verify, made once from the statement's entries.
+pub fn v1_text_of(entries: &[Entry]) -> Result<String> {
+    mig_v1::signed_text(entries.iter().map(|e| (e.name.as_str(), e.sha256.as_str())))
+        .map_err(|e| Error::invalid("bad_manifest", format!("for MIG's Go loaders: {e}")))
+}
+
+/// A manifest row about to be stored: all but its id and statement, which [`insert`] makes.
+pub struct NewRow<'a> {
+    pub name: &'a str,
+    pub target: &'a str,
+    pub status: ManifestStatus,
+    pub platform: &'a Platform,
+    pub created: Timestamp,
+    pub issued: Timestamp,
+    pub expires: Timestamp,
+    pub archive: &'a StoredArchive,
+    /// The investigator who uploaded it (0: imported from MIG, which did not record it).
+    pub creator: u64,
+    pub halt: Option<HaltRule>,
+    pub v1_text: Option<&'a str>,
+}
+
+/// Stores a manifest inside `tx`: the row first, since the serial is the row id, then its
+/// statement, made here once, and its entries; the row never exists without them.
+pub fn insert(tx: &rusqlite::Transaction<'_>, row: &NewRow<'_>) -> Result<u64> {
+    let what = || Error::db("storing a manifest");
+    tx.execute(
+        "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
+         statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            row.name,
+            row.target,
+            row.status.as_str(),
+            row.platform.os,
+            row.platform.arch,
+            row.created.0 as i64,
+            row.issued.0 as i64,
+            row.expires.0 as i64,
+            row.archive.sha256.as_str(),
+            row.archive.size as i64,
+            row.creator as i64,
+            row.halt.map(|r| r.after.to_string()),
+            row.halt.and_then(|r| r.min).map(|m| m as i64),
+            row.v1_text
+        ],
+    )
+    .map_err(what())?;
+    let id = tx.last_insert_rowid() as u64;
+    let statement = Statement {
+        format: FORMAT,
+        serial: Serial::new(id),
+        name: row.name.to_string(),
+        platform: row.platform.clone(),
+        issued: row.issued,
+        expires: row.expires,
+        entries: row.archive.entries.clone(),
+    };
+    let text = statement
+        .to_bytes()
+        .map_err(|e| Error::invalid("bad_manifest", e.to_string()))?;
+    let text = String::from_utf8(text)
+        .map_err(|e| Error::Internal(format!("statement is not UTF-8: {e}")))?;
+    tx.execute(
+        "UPDATE manifests SET statement = ?1 WHERE id = ?2",
+        params![text, id as i64],
+    )
+    .map_err(what())?;
+    for (pos, e) in row.archive.entries.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO manifest_files (manifest_id, position, name, sha256, size)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id as i64,
+                pos as i64,
+                e.name,
+                e.sha256.as_str(),
+                e.size as i64
+            ],
+        )
+        .map_err(Error::db("storing manifest entries"))?;
+    }
+    Ok(id)
 }
 
 /// A target or expectenv must parse in the engine (400 with the parser's message).
@@ -178,7 +233,8 @@ fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> 
     let mut st = conn
         .prepare_cached(
             "SELECT i.name FROM signatures s JOIN investigators i ON i.id = s.investigator_id
-             WHERE s.manifest_id = ?1 ORDER BY s.created, s.investigator_id",
+             WHERE s.manifest_id = ?1 AND s.signature IS NOT NULL
+             ORDER BY s.created, s.investigator_id",
         )
         .map_err(Error::db("reading signers"))?;
     m.signers = st
@@ -383,9 +439,14 @@ pub fn add_signature(
             )));
         }
         let r = tx.execute(
+            // A row imported from MIG holds only a v1 signature: the statement's joins it.
             "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, signature, created,
                v1_signature)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (manifest_id, investigator_id) DO UPDATE
+               SET signature = excluded.signature,
+                   v1_signature = COALESCE(excluded.v1_signature, v1_signature)
+               WHERE signature IS NULL",
             params![
                 id as i64,
                 signer as i64,
@@ -396,6 +457,7 @@ pub fn add_signature(
             ],
         );
         match r {
+            Ok(0) => return Err(already_signed_error(signer, id)),
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -406,7 +468,8 @@ pub fn add_signature(
         }
         let count: i64 = tx
             .query_row(
-                "SELECT COUNT(DISTINCT investigator_id) FROM signatures WHERE manifest_id = ?1",
+                "SELECT COUNT(DISTINCT investigator_id) FROM signatures
+                 WHERE manifest_id = ?1 AND signature IS NOT NULL",
                 [id as i64],
                 |r| r.get(0),
             )
@@ -438,7 +501,10 @@ fn verify_v1(ring: &Keyring, fp: &str, id: u64, text: &str, armored: String) -> 
             format!("the v1 signature does not count for manifest {id}: {why}"),
         ));
     }
-    signature::go_flat(&armored).map_err(|e| {
+    let key = ring
+        .key(fp)
+        .ok_or_else(|| Error::Internal(format!("verified key {fp} is not in the keyring")))?;
+    signature::go_check(&armored, key).map_err(|e| {
         Error::invalid(
             "bad_signature",
             format!(
@@ -453,7 +519,8 @@ fn verify_v1(ring: &Keyring, fp: &str, id: u64, text: &str, armored: String) -> 
 fn already_signed(app: &App, id: u64, investigator: u64) -> Result<bool> {
     app.db.with(|c| {
         c.query_row(
-            "SELECT 1 FROM signatures WHERE manifest_id = ?1 AND investigator_id = ?2",
+            "SELECT 1 FROM signatures WHERE manifest_id = ?1 AND investigator_id = ?2
+               AND signature IS NOT NULL",
             params![id as i64, investigator as i64],
             |_| Ok(()),
         )
@@ -575,7 +642,11 @@ pub fn search(conn: &Connection, s: &Search) -> Result<Vec<ManifestRecord>> {
 /// nor expiry and refuse a manifest over one signature they cannot verify.
 #[derive(Debug, Clone, Copy)]
 pub enum Reach<'a> {
-    V2,
+    V2 {
+        /// `[manifest] requiredsignatures`: a manifest made active by signatures imported from
+        /// MIG (v1 only) is not served to our loaders until enough of them sign its statement.
+        required: usize,
+    },
     V1 {
         /// `[v1] fingerprints`, the keys built into the Go loaders.
         fingerprints: &'a [String],
@@ -586,15 +657,17 @@ pub enum Reach<'a> {
 }
 
 impl Reach<'_> {
-    /// `(required, fingerprints as a JSON array, now)` for the SQL below; 0 required is v2.
-    fn sql(&self) -> (i64, String, i64) {
+    /// `(v2 required, v1 required, v1 fingerprints as a JSON array, now)` for the SQL below;
+    /// one of the two thresholds is 0.
+    fn sql(&self) -> (i64, i64, String, i64) {
         match self {
-            Reach::V2 => (0, "[]".into(), 0),
+            Reach::V2 { required } => (*required as i64, 0, "[]".into(), 0),
             Reach::V1 {
                 fingerprints,
                 required,
                 now,
             } => (
+                0,
                 *required as i64,
                 serde_json::Value::from(fingerprints.to_vec()).to_string(),
                 now.0 as i64,
@@ -614,7 +687,7 @@ pub fn candidates(
     loader: u64,
     reach: Reach<'_>,
 ) -> Result<Vec<(u64, String)>> {
-    let (v1_required, v1_keys, now) = reach.sql();
+    let (v2_required, v1_required, v1_keys, now) = reach.sql();
     let mut st = conn
         .prepare_cached(
             "SELECT m.id, m.target FROM manifests m
@@ -626,11 +699,21 @@ pub fn candidates(
                  AND (SELECT COUNT(*) FROM signatures s WHERE s.manifest_id = m.id
                        AND s.v1_signature IS NOT NULL
                        AND s.fingerprint IN (SELECT value FROM json_each(?5))) >= ?4))
+               AND (?7 = 0 OR (SELECT COUNT(*) FROM signatures s WHERE s.manifest_id = m.id
+                       AND s.signature IS NOT NULL) >= ?7)
              ORDER BY m.id DESC",
         )
         .map_err(Error::db("listing active manifests"))?;
     st.query_map(
-        params![os, arch, loader as i64, v1_required, v1_keys, now],
+        params![
+            os,
+            arch,
+            loader as i64,
+            v1_required,
+            v1_keys,
+            now,
+            v2_required
+        ],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
     )
     .and_then(|rows| rows.collect())
@@ -648,7 +731,7 @@ pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, V
     .map_err(Error::db("reading a statement"))?;
     let mut st = conn
         .prepare_cached(
-            "SELECT signature FROM signatures WHERE manifest_id = ?1
+            "SELECT signature FROM signatures WHERE manifest_id = ?1 AND signature IS NOT NULL
              ORDER BY created, investigator_id",
         )
         .map_err(Error::db("reading signatures"))?;

@@ -125,6 +125,24 @@ pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
     Ok(())
 }
 
+/// The signature over the v1 text, made again (a second later, so over another creation time)
+/// while its RSA integer is shorter than the statement's by the same key: MIG's Go loaders
+/// refuse such a signature, one in 256 (mig_protocol::signature::go_check, which the API
+/// applies).
+fn v1_signature(signer: &crate::signer::Signer, text: &str, statement_sig: &str) -> Result<String> {
+    use mig_protocol::signature::rsa_signature_len;
+    let full = rsa_signature_len(statement_sig);
+    let mut sig = signer.sign(text.as_bytes())?;
+    for _ in 0..8 {
+        if rsa_signature_len(&sig) >= full {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        sig = signer.sign(text.as_bytes())?;
+    }
+    Ok(sig)
+}
+
 /// An open manifest.
 pub struct Reader {
     id: u64,
@@ -345,7 +363,7 @@ impl Reader {
         // verify this key's signatures at all (RSA, DSA, ECDSA; no Ed25519).
         let v1_signature = match (&v1_text, mig_protocol::signature::go_flat(&signature)) {
             (None, _) => None,
-            (Some(text), Ok(_)) => Some(signer.sign(text.as_bytes())?),
+            (Some(text), Ok(_)) => Some(v1_signature(signer.as_ref(), text, &signature)?),
             (Some(_), Err(e)) => {
                 s.ui.warn(format!(
                     "manifest {id} is also for MIG's Go loaders, but they cannot verify this \

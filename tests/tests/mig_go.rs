@@ -2,7 +2,9 @@
 //! Go loader, built by `../shared/mig-go/build.sh` with two RSA administrators and threshold 2,
 //! run by `run.sh` as root in a private mount namespace against mig-api on loopback. It installs,
 //! reruns, upgrades, is refused, never gets a manifest it could not verify, and finally installs
-//! our `mig-loader` in its own place, whose next run speaks v2 with the same key file.
+//! our `mig-loader` in its own place, whose next run speaks v2 with the same key file. And a MIG
+//! database (MIG's own schema.sql on a real PostgreSQL) is imported, once, and its Go loaders
+//! keep their keys.
 
 use e2e::admin::Admin;
 use e2e::deployment::Deployment;
@@ -314,4 +316,217 @@ fn a_go_loader_fleet_installs_upgrades_is_refused_and_moves_itself_to_our_loader
         listing.ok().stdout.contains(" v2 "),
         "search loader shows the protocol: {listing}"
     );
+}
+
+/// PBKDF2-HMAC-SHA256 with 4096 iterations, as MIG hashes a loader key (mig-reference §3.3),
+/// computed by OpenSSL rather than by our own code.
+fn mig_key_hash(secret: &str, salt_hex: &str) -> String {
+    let mut c = Command::new("openssl");
+    c.args([
+        "kdf",
+        "-keylen",
+        "32",
+        "-kdfopt",
+        "digest:SHA256",
+        "-kdfopt",
+    ])
+    .arg(format!("pass:{secret}"))
+    .arg("-kdfopt")
+    .arg(format!("hexsalt:{salt_hex}"))
+    .args(["-kdfopt", "iter:4096", "PBKDF2"]);
+    let out = run(c, None, Duration::from_secs(30));
+    out.ok().stdout.trim().replace(':', "").to_ascii_lowercase()
+}
+
+/// MIG's manifest content: standard base64 of the tar.gz, and the text MIG's console signed
+/// for it (the entries in archive order, Go's JSON).
+fn mig_content(work: &Path, bundle: &str, files: &[(&str, Vec<u8>)]) -> (String, String) {
+    use base64::Engine as _;
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let archive = e2e::tar_gz(work, bundle, &refs);
+    let mut c = Command::new("tar");
+    c.arg("-tzf").arg(&archive);
+    let listing = run(c, None, Duration::from_secs(30)).ok().stdout.clone();
+    let order: Vec<(String, String)> = listing
+        .lines()
+        .filter(|l| !l.ends_with('/'))
+        .map(|l| {
+            let name = l.rsplit('/').next().unwrap_or(l).to_string();
+            let bytes = &files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("a bundle file")
+                .1;
+            (name, sha256_hex(bytes))
+        })
+        .collect();
+    let text =
+        mig_protocol::mig_v1::signed_text(order.iter().map(|(n, s)| (n.as_str(), s.as_str())))
+            .expect("a v1 text");
+    let bytes = std::fs::read(&archive).expect("the archive");
+    (
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+        text,
+    )
+}
+
+/// A detached signature by `admin` through GnuPG, de-armored as MIG's console stored it.
+fn mig_signature(gpg: &e2e::GnupgHome, admin: &str, text: &str, work: &Path) -> String {
+    let data = work.join(format!("{admin}.txt"));
+    std::fs::write(&data, text).expect("write the signed text");
+    let out = work.join(format!("{admin}.asc"));
+    let public = std::fs::read_to_string(dev_key(&format!("{admin}.pub.asc"))).expect("a key");
+    let public = mig_protocol::signature::parse_public_key(admin, &public).expect("a key");
+    loop {
+        let mut c = gpg.batch();
+        c.arg("--local-user")
+            .arg(fingerprint(&dev_key(&format!("{admin}.pub.asc"))))
+            .args(["--armor", "--detach-sign", "--output"])
+            .arg(&out)
+            .arg(&data);
+        run(c, None, Duration::from_secs(60)).ok();
+        let armored = std::fs::read_to_string(&out).expect("the signature");
+        // One RSA signature in 256 is one byte short, and Go loaders refuse it (MIG's console
+        // made such ones too): this test's MIG signs again, a second later.
+        if mig_protocol::signature::go_check(&armored, &public).is_ok() {
+            return mig_protocol::signature::dearmor(&armored).expect("an armored signature");
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+#[test]
+fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
+    let pg = e2e::postgres::PgCluster::start();
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE mig; CREATE ROLE migadmin; CREATE ROLE migapi; CREATE ROLE migscheduler;",
+    )
+    .ok();
+    let schema = e2e::mig_go::source_dir().join("src/github.com/mozilla/mig/database/schema.sql");
+    pg.psql_file("mig", &schema).ok();
+
+    // MIG's rows, as MIG's API wrote them.
+    let work = tempfile::tempdir().expect("a work directory");
+    let gpg = e2e::GnupgHome::with_keys(&[dev_key("rsa1.sec.asc"), dev_key("rsa2.sec.asc")]);
+    let current = bundle(
+        "[agent]\nversion = 7\n",
+        b"#!/bin/sh\necho 'MIG Go loader'\n",
+    );
+    let later = bundle(
+        "[agent]\nversion = 8\n",
+        b"#!/bin/sh\necho 'MIG Go loader'\n",
+    );
+    let (content, text) = mig_content(work.path(), "current", &current);
+    let (later_content, later_text) = mig_content(work.path(), "later", &later);
+    let sig1 = mig_signature(&gpg, "rsa1", &text, work.path());
+    let sig2 = mig_signature(&gpg, "rsa2", &text, work.path());
+    let later_sig1 = mig_signature(&gpg, "rsa1", &later_text, work.path());
+    let key_file = |f: &str| std::fs::read_to_string(dev_key(f)).expect("a dev key");
+    let (prefix, secret, salt) = (
+        "MigFleet",
+        "0123456789abcdefghijABCDEFGHIJkl",
+        "00112233445566778899aabbccddeeff",
+    );
+    let hash = mig_key_hash(secret, salt);
+    let hash2 = mig_key_hash("zyxwvutsrqponmlkjihgfedcba987654", salt);
+    let linux = "env#>>''{os}''=''linux''";
+    let sql = format!(
+        "INSERT INTO investigators (id, name, pgpfingerprint, publickey, privatekey, status,
+           createdat, lastmodified, permissions) VALUES
+         (1, 'migscheduler', 'SCHED', convert_to($k${rsa2pub}$k$, 'UTF8'), convert_to('x', 'UTF8'),
+          'active', now(), now(), 0),
+         (2, 'rsa1', '{fp1}', convert_to($k${rsa1pub}$k$, 'UTF8'), NULL, 'active', now(), now(), 14336),
+         (3, 'rsa2', '{fp2}', convert_to($k${rsa2pub}$k$, 'UTF8'), NULL, 'active', now(), now(), 14336),
+         (4, 'broken', 'BROKEN', convert_to('not a key', 'UTF8'), NULL, 'active', now(), now(), 0);
+         INSERT INTO loaders (id, loadername, keyprefix, loaderkey, salt, name, env, tags, lastseen,
+           enabled, expectenv, queueloc) VALUES
+         (1, 'migfleet-1', '{prefix}', '\\x{hash}'::bytea, '\\x{salt}'::bytea, 'host1.example',
+          '{{\"os\":\"linux\",\"arch\":\"amd64\"}}', '{{\"operator\":\"myorg\"}}', now(), true,
+          'tags#>>''{{operator}}''=''myorg''', 'linux.abc'),
+         (2, 'migfleet-2', 'MigFlee2', '\\x{hash2}'::bytea, '\\x{salt}'::bytea, NULL, NULL, NULL, now(),
+          true, 'id IN (SELECT 1)', NULL),
+         (3, 'migfleet-3', 'MigFlee3', '\\x00'::bytea, '\\x{salt}'::bytea, NULL, NULL, NULL, now(),
+          true, NULL, NULL);
+         INSERT INTO manifests (id, name, content, timestamp, status, target) VALUES
+         (1, 'old', '{content}', now() - interval '2 days', 'disabled', '{linux}'),
+         (2, 'current', '{content}', now() - interval '1 day', 'active', '{linux}'),
+         (3, 'raw-sql', '{content}', now(), 'active',
+          'id IN (SELECT id FROM loaders WHERE lastseen > now() - interval ''1 day'')'),
+         (4, 'half-signed', '{later_content}', now(), 'active', '{linux}');
+         INSERT INTO manifestsig (manifestid, investigatorid, pgpsignature) VALUES
+         (2, 2, '{sig1}'), (2, 3, '{sig2}'), (2, 1, '{sig1}'), (3, 2, '{sig1}'), (3, 3, '{sig2}'),
+         (4, 2, '{later_sig1}');",
+        rsa1pub = key_file("rsa1.pub.asc"),
+        rsa2pub = key_file("rsa2.pub.asc"),
+        fp1 = fingerprint(&dev_key("rsa1.pub.asc")),
+        fp2 = fingerprint(&dev_key("rsa2.pub.asc")),
+    );
+    pg.psql("mig", &sql).ok();
+
+    // The import, into the database a mig-api then serves.
+    let opts = ApiOptions {
+        extra: format!(
+            "[v1]\nfingerprints = {}, {}\nrequiredsignatures = 2\n",
+            fingerprint(&dev_key("rsa1.pub.asc")),
+            fingerprint(&dev_key("rsa2.pub.asc"))
+        ),
+        ..ApiOptions::default()
+    };
+    let dir = tempfile::tempdir().expect("the server's directory");
+    let config = dir.path().join("api.cfg");
+    std::fs::write(&config, opts.config_text(dir.path())).expect("api.cfg");
+    let import = || {
+        let mut c = Command::new(binary("mig-api"));
+        c.arg("--config")
+            .arg(&config)
+            .args(["import-mig", "--from", &pg.url("mig")]);
+        run(c, None, Duration::from_secs(300))
+    };
+    let first = import();
+    let out = &first.ok().stdout;
+    for line in [
+        "investigator 1 \"migscheduler\": not imported: MIG's database holds its private key",
+        "investigator 4 \"broken\": not imported:",
+        "loader 2 \"migfleet-2\": imported disabled: expectenv \"id IN (SELECT 1)\"",
+        "loader 3 \"migfleet-3\": not imported: a 1-byte key hash",
+        "manifest 2 \"current\": the signature of MIG investigator 1, who was not imported, is left out",
+        "manifest 3 \"raw-sql\": imported disabled: target",
+        "manifest 4 \"half-signed\": imported staged: active in MIG, but 1 of the 2",
+        "imported from MIG: 2 investigators, 2 loaders, 4 manifests; 0 already here",
+    ] {
+        assert!(out.contains(line), "no line {line:?} in:\n{out}");
+    }
+    let again = import();
+    assert!(
+        again
+            .ok()
+            .stdout
+            .contains("imported from MIG: 0 investigators, 0 loaders, 0 manifests; 8 already here"),
+        "{again}"
+    );
+    // MIG's password never travels on a command line.
+    let mut c = Command::new(binary("mig-api"));
+    c.arg("--config").arg(&config).args([
+        "import-mig",
+        "--from",
+        &pg.url("mig").replace("mig@", "mig:hunter2@"),
+    ]);
+    let refused = run(c, None, Duration::from_secs(60));
+    assert!(
+        !refused.success() && refused.stderr.contains("PGPASSWORD"),
+        "{refused}"
+    );
+
+    let api = e2e::ApiServer::start_with_config(&binary("mig-api"), dir, config);
+    let v1_url = api.base_url.replace("/api/v2/", "/api/v1/");
+    let go = GoLoader::build(
+        &v1_url,
+        2,
+        &[dev_key("rsa1.pub.asc"), dev_key("rsa2.pub.asc")],
+    );
+    let host = GoHost::new(&format!("{prefix}{secret}"));
+    let r = host.run(&go.path());
+    succeeded(&r);
+    check_installed(&r, &current);
 }

@@ -71,6 +71,13 @@ impl Keyring {
             .collect()
     }
 
+    /// The key whose primary fingerprint is `fp` (upper-case hex).
+    pub fn key(&self, fp: &str) -> Option<&SignedPublicKey> {
+        self.keys
+            .iter()
+            .find(|k| fingerprint_hex(&k.primary_key) == fp)
+    }
+
     /// Which primary key (by index) made `sig` over `data`, trying the primary and its subkeys.
     fn signer_of(&self, sig: &DetachedSignature, data: &[u8]) -> Option<usize> {
         self.keys.iter().position(|k| {
@@ -231,12 +238,21 @@ pub fn rearmor(flat: &str) -> Result<String> {
 
 /// MIG's one-line form of a signature for a Go `mig-loader`: base64 of the signature packet,
 /// `=` and its CRC24, always with the CRC, which Go's armor reader needs (an armor from rpgp may
-/// omit it). Refuses what the Go loaders' `x/crypto/openpgp` cannot verify: anything but a v4
-/// RSA, DSA or ECDSA signature (no Ed25519), naming the algorithm.
+/// omit it). Refuses what [`go_signature`] refuses.
 pub fn go_flat(armored: &str) -> Result<String> {
     use base64::Engine as _;
-    use pgp::crypto::public_key::PublicKeyAlgorithm as Alg;
     use pgp::ser::Serialize as _;
+    let sig = go_signature(armored)?;
+    let bytes = sig.to_bytes().map_err(|e| Error::Sign(e.to_string()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let crc = crc24(&bytes).to_be_bytes();
+    Ok(format!("{}={}", b64.encode(&bytes), b64.encode(&crc[1..])))
+}
+
+/// A signature MIG's Go loaders (`x/crypto/openpgp` of 2017) can verify at all: a v4 RSA, DSA
+/// or ECDSA one (no Ed25519); the error names the algorithm.
+pub fn go_signature(armored: &str) -> Result<DetachedSignature> {
+    use pgp::crypto::public_key::PublicKeyAlgorithm as Alg;
     let (sig, _) = DetachedSignature::from_string(armored)
         .map_err(|e| Error::Sign(format!("not an armored OpenPGP signature: {e}")))?;
     let config = sig
@@ -258,10 +274,57 @@ pub fn go_flat(armored: &str) -> Result<String> {
             sig.signature.version()
         )));
     }
-    let bytes = sig.to_bytes().map_err(|e| Error::Sign(e.to_string()))?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let crc = crc24(&bytes).to_be_bytes();
-    Ok(format!("{}={}", b64.encode(&bytes), b64.encode(&crc[1..])))
+    Ok(sig)
+}
+
+/// [`go_signature`], and for RSA an integer exactly as long as `signer`'s modulus: Go's
+/// `rsa.VerifyPKCS1v15` (Go 1.x, unpadded by that openpgp) refuses the one signature in 256
+/// whose leading byte is zero, which OpenPGP packs one byte shorter. Signing again a second
+/// later gives another signature.
+pub fn go_check(armored: &str, signer: &SignedPublicKey) -> Result<()> {
+    let sig = go_signature(armored)?;
+    if let (Some(len), Some(modulus)) = (rsa_len(&sig), rsa_modulus_len(signer)) {
+        if len != modulus {
+            return Err(Error::Sign(format!(
+                "an RSA signature of {len} bytes for a {modulus}-byte key, which MIG's Go \
+                 loaders refuse (one signature in 256 is this short): sign again"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of an RSA signature's integer as packed (leading zeros dropped); `None` for any
+/// other algorithm. The console signs the v1 text again while it is shorter than the
+/// statement's signature by the same key ([`go_check`]).
+pub fn rsa_signature_len(armored: &str) -> Option<usize> {
+    let (sig, _) = DetachedSignature::from_string(armored).ok()?;
+    rsa_len(&sig)
+}
+
+fn rsa_len(sig: &DetachedSignature) -> Option<usize> {
+    use pgp::crypto::public_key::PublicKeyAlgorithm as Alg;
+    let config = sig.signature.config()?;
+    if !matches!(config.pub_alg, Alg::RSA | Alg::RSASign) {
+        return None;
+    }
+    match sig.signature.signature()? {
+        pgp::types::SignatureBytes::Mpis(m) => m.first().map(|m| m.as_ref().len()),
+        _ => None,
+    }
+}
+
+fn rsa_modulus_len(key: &SignedPublicKey) -> Option<usize> {
+    use pgp::ser::Serialize as _;
+    match key.primary_key.public_params() {
+        // The serialized parameters start with the modulus as an MPI: its bit count first.
+        p @ pgp::types::PublicParams::RSA(_) => {
+            let b = p.to_bytes().ok()?;
+            let bits = usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?]));
+            Some(bits.div_ceil(8))
+        }
+        _ => None,
+    }
 }
 
 /// The armor checksum of RFC 4880 §6.1.

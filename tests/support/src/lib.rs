@@ -8,6 +8,7 @@
 //! - [`targets`]: mig-loader's targets (triple, GOARCH, Debian name, qemu-user runner) and the
 //!   build a loader test runs (`MIG_TEST_LOADER_TARGET`).
 //! - [`tmpfs::Tmpfs`]: a small tmpfs mounted for a test (root only), unmounted on drop.
+//! - [`postgres::PgCluster`]: a throwaway PostgreSQL cluster on a loopback port (initdb, pg_ctl).
 //! - [`agent::agent_script`]: the stand-in `mig-agent` that records its calls.
 //! - [`process::run`]: a child process with stdin, captured output and a deadline.
 //! - [`dev_key`], [`fingerprint`], [`sha256_hex`], [`archive::tar_gz`]: keys, digests, archives.
@@ -20,6 +21,7 @@ pub mod archive;
 pub mod fault;
 pub mod gnupg;
 pub mod nginx;
+pub mod postgres;
 pub mod process;
 pub mod targets;
 pub mod tmpfs;

@@ -1,0 +1,179 @@
+//! A throwaway PostgreSQL cluster for one test: `initdb` and `pg_ctl` of Debian's `postgresql`
+//! package, in a temporary directory, listening on a free loopback port, with a trusted
+//! superuser `mig`; stopped and removed on drop. `initdb` refuses root, so as root the cluster
+//! runs as the package's `postgres` user (or `nobody`).
+
+use crate::{free_port, run, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    user: Option<String>,
+    pub port: u16,
+}
+
+/// The newest `/usr/lib/postgresql/<v>/bin` with `initdb` (Debian's layout).
+fn bin_dir() -> PathBuf {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, b)| b)
+        .expect("PostgreSQL's server binaries are missing: apt-get install postgresql")
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+impl PgCluster {
+    /// initdb, then pg_ctl start; waits until it accepts connections.
+    #[track_caller]
+    pub fn start() -> PgCluster {
+        let dir = tempfile::tempdir().expect("a cluster directory");
+        let user = is_root().then(|| {
+            let exists = |u: &str| {
+                Command::new("id")
+                    .arg(u)
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            if exists("postgres") {
+                "postgres"
+            } else {
+                "nobody"
+            }
+            .to_string()
+        });
+        if let Some(u) = &user {
+            let mut c = Command::new("chown");
+            c.arg("-R").arg(u).arg(dir.path());
+            run(c, None, TIMEOUT).ok();
+        }
+        let cluster = PgCluster {
+            dir,
+            bin: bin_dir(),
+            user,
+            port: free_port(),
+        };
+        let mut c = cluster.as_owner("initdb");
+        c.args(["-U", "mig", "--auth=trust", "--no-sync", "-E", "UTF8", "-D"])
+            .arg(cluster.data());
+        run(c, None, TIMEOUT).ok();
+        cluster.start_server();
+        cluster
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A command of the cluster's binaries, run as the cluster's owner.
+    fn as_owner(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        match &self.user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    fn start_server(&self) {
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut c = self.as_owner("pg_ctl");
+        c.args(["-w", "-t", "60", "-D"])
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-o", &opts, "start"]);
+        run(c, None, TIMEOUT).ok();
+    }
+
+    /// Stops the server now (fast shutdown); [`PgCluster::restart`] starts it again.
+    pub fn stop(&self) {
+        let mut c = self.as_owner("pg_ctl");
+        c.args(["-w", "-m", "fast", "-D"])
+            .arg(self.data())
+            .arg("stop");
+        run(c, None, TIMEOUT).ok();
+    }
+
+    pub fn restart(&self) {
+        self.start_server();
+    }
+
+    /// `postgresql://mig@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgresql://mig@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Runs SQL with psql in `db`, stopping at the first error.
+    #[track_caller]
+    pub fn psql(&self, db: &str, sql: &str) -> Output {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "mig",
+                "-d",
+                db,
+                "-f",
+                "-",
+            ]);
+        run(c, Some(sql.as_bytes()), TIMEOUT)
+    }
+
+    /// Runs a SQL file with psql in `db`, stopping at the first error.
+    #[track_caller]
+    pub fn psql_file(&self, db: &str, file: &Path) -> Output {
+        let sql = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+        self.psql(db, &sql)
+    }
+
+    /// The server's log, for a failing test's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .as_owner("pg_ctl")
+            .args(["-w", "-m", "immediate", "-D"])
+            .arg(self.data())
+            .arg("stop")
+            .output();
+    }
+}
