@@ -27,7 +27,7 @@ test-plugins:
 # fails the run and leaves its input in tests/fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 30
 FUZZ_DIR     := $(abspath $(or $(CARGO_TARGET_DIR),target))/fuzz
-FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http
+FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http mig_v1
 fuzz:
 	cd tests/fuzz && CARGO_TARGET_DIR=$(FUZZ_DIR) cargo fuzz build --fuzz-dir .
 	$(FUZZ_DIR)/x86_64-unknown-linux-gnu/release/seeds

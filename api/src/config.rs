@@ -42,7 +42,7 @@ pub struct Limits {
     pub file_cache: u64,
 }
 
-/// MIG's v1 loader protocol for deployed Go `mig-loader`s (`[v1]`, docs/design.md §3.9).
+/// MIG's v1 loader protocol for deployed Go `mig-loader`s (`[v1]`, docs/design.md §8.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1 {
     /// Base route of MIG's loader routes, no trailing slash (`/api/v1`).

@@ -152,7 +152,7 @@ const MIGRATIONS: &[&str] = &[
     -- The history row of each latest report: a resumed rule counts reports from halt_since on.
     ALTER TABLE loader_reports ADD COLUMN history_id INTEGER NOT NULL DEFAULT 0;
     "#,
-    // 4: MIG's v1 protocol (docs/design.md §3.9). A manifest for Go loaders keeps the text they
+    // 4: MIG's v1 protocol (docs/design.md §8.3). A manifest for Go loaders keeps the text they
     // verify beside its statement; an investigator's signature row keeps its signature over that
     // text too, and a row imported from MIG has only that one (the table is rebuilt: SQLite
     // cannot drop a NOT NULL); a loader keeps the protocol it last spoke; what `import-mig`
@@ -493,5 +493,60 @@ mod tests {
     #[test]
     fn like_pattern_keeps_only_percent_special() {
         assert_eq!(like_pattern("a_b%c\\d"), "a\\_b%c\\\\d");
+    }
+
+    #[test]
+    fn step_4_keeps_every_signature_and_a_row_needs_one_of_its_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        let c = Connection::open(&p).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 3).unwrap();
+        c.execute_batch(
+            "INSERT INTO investigators (id, name, fingerprint, publickey, status, permissions,
+               created, lastmodified) VALUES (1, 'a', 'F1', 'k', 'active', 1, 1, 1),
+               (2, 'b', 'F2', 'k', 'active', 1, 1, 1);
+             INSERT INTO manifests (id, name, target, status, os, arch, created, issued, expires,
+               statement, archive_sha256, archive_size, creator)
+               VALUES (1, 'm', 't', 'active', 'linux', 'amd64', 1, 1, 2, 's', 'a', 1, 1);
+             INSERT INTO signatures VALUES (1, 1, 'F1', 'sig-a', 5), (1, 2, 'F2', 'sig-b', 6);",
+        )
+        .unwrap();
+        drop(c);
+        let db = Db::open(&p).unwrap();
+        db.with(|c| {
+            let rows: Vec<(String, Option<String>)> = c
+                .prepare("SELECT signature, v1_signature FROM signatures ORDER BY created")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(
+                rows,
+                vec![("sig-a".to_string(), None), ("sig-b".to_string(), None)]
+            );
+            c.execute("DELETE FROM signatures", []).unwrap();
+            // Imported from MIG: a v1 signature alone is a row; neither is not.
+            c.execute(
+                "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, v1_signature,
+                   created) VALUES (1, 2, 'F2', 'v1', 7)",
+                [],
+            )
+            .unwrap();
+            let neither = c.execute(
+                "INSERT INTO signatures (manifest_id, investigator_id, fingerprint, created)
+                 VALUES (1, 1, 'F1', 8)",
+                [],
+            );
+            assert!(
+                neither.is_err(),
+                "a row with no signature at all is refused"
+            );
+            Ok(())
+        })
+        .unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! `mig-api import-mig --from postgresql://…` (docs/design.md §3.9): MIG's investigators,
+//! `mig-api import-mig --from postgresql://…` (docs/design.md §8.4): MIG's investigators,
 //! loaders and manifests into this database, so that every loader key of a fleet keeps working
 //! without reissue. MIG's database is hostile input like any other: every row is checked, and
 //! is either imported or listed with the reason it was not imported as it was, never dropped in
@@ -98,6 +98,14 @@ fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize, table: &str) -> Result<T> {
     })
 }
 
+/// The id of the row `sql` finds by one unique value, if any.
+fn find_id(c: &Connection, sql: &str, value: &str) -> Result<Option<u64>> {
+    c.query_row(sql, [value], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|o| o.map(|id| id as u64))
+        .map_err(Error::db("finding a row to match"))
+}
+
 fn imported(c: &Connection, kind: &str, mig_id: i64) -> Result<Option<u64>> {
     c.query_row(
         "SELECT our_id FROM mig_imports WHERE kind = ?1 AND mig_id = ?2",
@@ -172,16 +180,13 @@ fn import_investigators(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) ->
             let key = signature::parse_public_key(&who, &armored)
                 .map_err(|e| Error::invalid("bad_public_key", e.to_string()))?;
             let fp = signature::fingerprint_hex(&key.primary_key);
-            let existing: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM investigators WHERE fingerprint = ?1",
-                    [&fp],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(Error::db("finding an investigator"))?;
+            let existing = find_id(
+                tx,
+                "SELECT id FROM investigators WHERE fingerprint = ?1",
+                &fp,
+            )?;
             let (id, new) = match existing {
-                Some(id) => (id as u64, false),
+                Some(id) => (id, false),
                 None => {
                     let mask = perms.max(0) as u64 & Permission::all_bits();
                     let rec = investigators::add(tx, &name, &armored, mask)?;
@@ -278,16 +283,8 @@ fn import_loaders(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) -> Resul
             .and_then(|t| serde_json::from_str::<BTreeMap<String, String>>(&t).ok())
             .and_then(|t| serde_json::to_string(&t).ok());
         let outcome = in_tx(app, |tx| {
-            let same: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM loaders WHERE keyprefix = ?1",
-                    [&prefix],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(Error::db("finding a loader"))?;
-            if let Some(id) = same {
-                remember(tx, "loader", mig_id, id as u64)?;
+            if let Some(id) = find_id(tx, "SELECT id FROM loaders WHERE keyprefix = ?1", &prefix)? {
+                remember(tx, "loader", mig_id, id)?;
                 return Ok(None);
             }
             tx.execute(

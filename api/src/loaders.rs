@@ -425,7 +425,7 @@ fn selection_label(o: &Outcome) -> &'static str {
     }
 }
 
-/// `POST <v1>/manifest/agent/` (docs/design.md §3.9): the same record, expectenv and selection
+/// `POST <v1>/manifest/agent/` (docs/design.md §8.3): the same record, expectenv and selection
 /// as [`manifest_request`], among the manifests a Go loader can verify; the answer is the
 /// manifest value a Go loader reads, or the refusal. Never from the poll cache, whose answers
 /// are v2's, and it empties this loader's entry there: the given manifest may change here.

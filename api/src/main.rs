@@ -1,7 +1,7 @@
 //! `mig-api [--config FILE]` serves; `mig-api [--config FILE] investigator add --name N
 //! --pubkey FILE --perms A,B` adds an investigator directly in the database (the bootstrap of
 //! the first administrator, on the server); `mig-api [--config FILE] import-mig --from URL`
-//! imports a MIG database (docs/design.md §3.9).
+//! imports a MIG database (docs/design.md §8.4).
 #![forbid(unsafe_code)]
 
 use api::app::App;

@@ -99,7 +99,7 @@ pub fn store_archive(app: &App, bytes: &[u8]) -> Result<StoredArchive> {
     })
 }
 
-/// docs/design.md §3.9: the text Go loaders verify, made once from the statement's entries.
+/// docs/design.md §8.3: the text Go loaders verify, made once from the statement's entries.
 pub fn v1_text_of(entries: &[Entry]) -> Result<String> {
     mig_v1::signed_text(entries.iter().map(|e| (e.name.as_str(), e.sha256.as_str())))
         .map_err(|e| Error::invalid("bad_manifest", format!("for MIG's Go loaders: {e}")))
@@ -228,31 +228,26 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
     })
 }
 
-/// Fills signers and entries.
+/// Fills signers (of the statement, and of the v1 text) and entries.
 fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> {
     let mut st = conn
         .prepare_cached(
-            "SELECT i.name FROM signatures s JOIN investigators i ON i.id = s.investigator_id
-             WHERE s.manifest_id = ?1 AND s.signature IS NOT NULL
-             ORDER BY s.created, s.investigator_id",
+            "SELECT i.name, s.signature IS NOT NULL, s.v1_signature IS NOT NULL
+             FROM signatures s JOIN investigators i ON i.id = s.investigator_id
+             WHERE s.manifest_id = ?1 ORDER BY s.created, s.investigator_id",
         )
         .map_err(Error::db("reading signers"))?;
-    m.signers = st
-        .query_map([m.id as i64], |r| r.get(0))
+    let rows: Vec<(String, bool, bool)> = st
+        .query_map([m.id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect())
         .map_err(Error::db("reading signers"))?;
-    if m.v1_text.is_some() {
-        let mut st = conn
-            .prepare_cached(
-                "SELECT i.name FROM signatures s JOIN investigators i ON i.id = s.investigator_id
-                 WHERE s.manifest_id = ?1 AND s.v1_signature IS NOT NULL
-                 ORDER BY s.created, s.investigator_id",
-            )
-            .map_err(Error::db("reading v1 signers"))?;
-        m.v1_signers = st
-            .query_map([m.id as i64], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(Error::db("reading v1 signers"))?;
+    for (name, statement, v1) in rows {
+        if v1 {
+            m.v1_signers.push(name.clone());
+        }
+        if statement {
+            m.signers.push(name);
+        }
     }
     m.entries = entries(conn, m.id)?;
     Ok(m)
@@ -487,7 +482,7 @@ pub fn add_signature(
 }
 
 /// A v1 signature counts only when the key `fp` that made the statement's signature made it
-/// over the stored v1 text, and a Go loader can verify it (docs/design.md §3.9).
+/// over the stored v1 text, and a Go loader can verify it (docs/design.md §8.3).
 fn verify_v1(ring: &Keyring, fp: &str, id: u64, text: &str, armored: String) -> Result<String> {
     let verdict = signature::verify(ring, text.as_bytes(), std::slice::from_ref(&armored));
     if verdict.valid.first().map(String::as_str) != Some(fp) {
@@ -678,7 +673,7 @@ impl Reach<'_> {
 
 /// The manifests `loader` may be offered for a platform, newest first: (id, target). That is
 /// every active one, and a halted one only when the loader's latest report says it is on it.
-/// For Go loaders (docs/design.md §3.9) only a manifest made for them, not expired, with enough
+/// For Go loaders (docs/design.md §8.3) only a manifest made for them, not expired, with enough
 /// v1 signatures by the keys they hold.
 pub fn candidates(
     conn: &Connection,

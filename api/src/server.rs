@@ -87,7 +87,7 @@ pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
         .register(base.as_str(), catchers![routes::default_catcher])
         .register("/", catchers![routes::default_catcher]);
     if let Some(v1) = v1 {
-        // docs/design.md §3.9: MIG's routes for Go loaders, and ours beside them, so that a
+        // docs/design.md §8.3: MIG's routes for Go loaders, and ours beside them, so that a
         // migrated fleet whose /etc/mig/mig-loader.cfg names the v1 base keeps working.
         rocket = rocket
             .mount(v1.as_str(), routes::v1::routes())

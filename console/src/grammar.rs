@@ -36,7 +36,7 @@ pub struct NewManifestArgs {
     pub valid_days: Option<u32>,
     /// `--halt-after 5%|3 [--halt-min N]`.
     pub halt: Option<HaltRule>,
-    /// `--v1`: also for MIG's Go loaders (a second text to sign, docs/design.md §3.9).
+    /// `--v1`: also for MIG's Go loaders (a second text to sign, docs/design.md §8.3).
     pub v1: bool,
     /// No flag was given: MIG's three prompts, in order.
     pub prompt_all: bool,

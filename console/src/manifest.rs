@@ -359,7 +359,7 @@ impl Reader {
         let signer = s.signer()?;
         s.ui.confirm(&format!("sign manifest {id} with {}?", signer.describe()))?;
         let signature = signer.sign(&bytes)?;
-        // docs/design.md §3.9: the same key signs the text Go loaders verify, when they can
+        // docs/design.md §8.3: the same key signs the text Go loaders verify, when they can
         // verify this key's signatures at all (RSA, DSA, ECDSA; no Ed25519).
         let v1_signature = match (&v1_text, mig_protocol::signature::go_flat(&signature)) {
             (None, _) => None,

@@ -53,7 +53,7 @@ pub fn manifests(rows: &[ManifestRecord]) -> String {
 }
 
 /// MIG's loader search table, with the protocol each loader last spoke (`v1`: still MIG's Go
-/// loader, docs/design.md §3.9).
+/// loader, docs/design.md §8.3).
 pub fn loaders(rows: &[LoaderRecord]) -> String {
     let mut out = String::from(
         "- ID - + ----      Name      ---- + ----   Agent Name   ---- + -- Enabled - + Protocol + -- Last Used ---\n",

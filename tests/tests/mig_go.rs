@@ -1,4 +1,4 @@
-//! A deployed fleet of MIG's Go `mig-loader`s moves to mig-api (docs/design.md §3.9): the real
+//! A deployed fleet of MIG's Go `mig-loader`s moves to mig-api (docs/design.md §8.3): the real
 //! Go loader, built by `../shared/mig-go/build.sh` with two RSA administrators and threshold 2,
 //! run by `run.sh` as root in a private mount namespace against mig-api on loopback. It installs,
 //! reruns, upgrades, is refused, never gets a manifest it could not verify, and finally installs

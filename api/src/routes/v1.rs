@@ -1,5 +1,5 @@
 //! MIG's v1 loader routes, for the Go `mig-loader`s of a fleet moving to mig-api
-//! (docs/design.md §3.9), under `[v1] baseroute`: `POST manifest/agent/`, `POST manifest/fetch/`
+//! (docs/design.md §8.3), under `[v1] baseroute`: `POST manifest/agent/`, `POST manifest/fetch/`
 //! (form field `parameters`, key in `X-LOADERKEY`) and `GET ip`. Every answer, error or not, is
 //! Collection+JSON, which is all a Go loader reads.
 

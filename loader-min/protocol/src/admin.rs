@@ -89,7 +89,7 @@ pub struct NewManifest {
     #[serde(default)]
     pub halt: Option<HaltRule>,
     /// Also for MIG's Go loaders: the API makes the text they verify (crate::mig_v1) beside the
-    /// statement, to be signed too (docs/design.md §3.9).
+    /// statement, to be signed too (docs/design.md §8.3).
     #[serde(default)]
     pub v1: bool,
     /// The tar.gz, standard base64.

@@ -1,5 +1,5 @@
 //! MIG's v1 loader protocol, spoken by the Go `mig-loader` fleets that move to mig-api
-//! (docs/design.md §3.9): the text their signatures cover, the `parameters` form field, and the
+//! (docs/design.md §8.3): the text their signatures cover, the `parameters` form field, and the
 //! Collection+JSON envelope of every answer.
 //!
 //! A Go loader verifies each signature over `json.Marshal` of

@@ -556,4 +556,55 @@ mod tests {
             .is_ok());
         assert!(rearmor("abc;def").is_err());
     }
+
+    fn dev_key(name: &str, part: &str) -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/dev-keys");
+        std::fs::read_to_string(dir.join(format!("{name}.{part}.asc"))).unwrap()
+    }
+
+    #[test]
+    fn go_loaders_get_rsa_signatures_with_their_crc_and_never_short_or_ed25519_ones() {
+        let secret = parse_secret_key("rsa1", &dev_key("rsa1", "sec")).unwrap();
+        let public = parse_public_key("rsa1", &dev_key("rsa1", "pub")).unwrap();
+        let ring = Keyring::from_keys(vec![public.clone()]);
+        // Signatures over counted data until one whose integer packs a byte short (1 in 256).
+        let (mut full, mut short) = (None, None);
+        for n in 0..4000u32 {
+            let data = format!("v1 text {n}");
+            let sig = sign_detached(&secret, "", data.as_bytes()).unwrap();
+            match (rsa_signature_len(&sig), &full, &short) {
+                (Some(256), None, _) => full = Some((data, sig)),
+                (Some(255), _, None) => short = Some((data, sig)),
+                _ => {}
+            }
+            if full.is_some() && short.is_some() {
+                break;
+            }
+        }
+        let (data, sig) = full.expect("a full-length signature");
+        go_check(&sig, &public).unwrap();
+        let flat = go_flat(&sig).unwrap();
+        let crc = flat.rsplit('=').next().unwrap();
+        assert_eq!(crc.len(), 4, "MIG's one-line form ends with =CRC24: {flat}");
+        let back = rearmor(&flat).unwrap();
+        assert_eq!(verify(&ring, data.as_bytes(), &[back]).valid.len(), 1);
+        let (data, sig) = short.expect("a short signature within 4000");
+        assert_eq!(
+            verify(&ring, data.as_bytes(), std::slice::from_ref(&sig))
+                .valid
+                .len(),
+            1
+        );
+        let e = go_check(&sig, &public).unwrap_err().to_string();
+        assert!(
+            e.contains("255 bytes for a 256-byte key") && e.contains("sign again"),
+            "{e}"
+        );
+
+        let ed = admins(1);
+        let ed_sig = sigs(&ed, &[0], DATA).remove(0);
+        let e = go_flat(&ed_sig).unwrap_err().to_string();
+        assert!(e.contains("verify only RSA, DSA and ECDSA"), "{e}");
+        assert_eq!(rsa_signature_len(&ed_sig), None);
+    }
 }

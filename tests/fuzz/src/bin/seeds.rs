@@ -113,6 +113,40 @@ fn main() {
     let request = ManifestRequest::default();
     let request_json = serde_json::to_vec(&request).expect("json");
     write("wire_json", "manifest-request.json", &request_json);
+    // MIG's v1 protocol: a Go loader's form body, the v1 text of the statement's entries, a
+    // Collection+JSON answer and a signature.
+    let mut form = String::from("parameters=");
+    for b in request_json.iter() {
+        match b {
+            b' ' => form.push('+'),
+            b if b.is_ascii_alphanumeric() => form.push(*b as char),
+            b => form.push_str(&format!("%{b:02X}")),
+        }
+    }
+    write("mig_v1", "form.txt", form.as_bytes());
+    let v1_text = mig_protocol::mig_v1::signed_text(
+        statement
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.sha256.as_str())),
+    )
+    .expect("a v1 text");
+    write("mig_v1", "v1-text.json", v1_text.as_bytes());
+    let answer = mig_protocol::mig_v1::Collection::item(
+        "/api/v1/manifest/agent/",
+        "manifest",
+        serde_json::json!({"loader_name": "l", "entries": [], "signatures": []}),
+    );
+    write(
+        "mig_v1",
+        "collection.json",
+        &serde_json::to_vec(&answer).expect("json"),
+    );
+    write("mig_v1", "signature.asc", signatures[0].as_bytes());
+    let rsa = std::fs::read_to_string(root().join("conf/dev-keys/rsa1.sec.asc")).expect("rsa1");
+    let rsa = parse_secret_key("rsa1", &rsa).expect("rsa1 parses");
+    let rsa_sig = sign_detached(&rsa, "", v1_text.as_bytes()).expect("signs");
+    write("mig_v1", "rsa-signature.asc", rsa_sig.as_bytes());
     let response = ManifestResponse {
         statement: String::from_utf8(bytes.clone()).expect("utf-8"),
         signatures: signatures.clone(),

@@ -1,0 +1,325 @@
+//! MIG's v1 loader routes over real HTTP (docs/design.md §8.3): Collection+JSON answers and
+//! errors, v1 signatures verified against the signer's key (Ed25519 and foreign ones refused),
+//! a Go loader offered only what it can verify, files as base64 of gzip. The real Go loader runs
+//! against them in tests/tests/mig_go.rs.
+
+mod common;
+
+use common::*;
+use mig_protocol::signature::{parse_public_key, parse_secret_key, rearmor, verify, Keyring};
+use serde_json::{json, Value};
+use std::io::Read;
+
+/// An administrator with a committed development key (`conf/dev-keys/<file>`).
+fn dev_admin(srv: &Server, file: &str, perms: &str) -> Admin {
+    let sec = std::fs::read_to_string(dev_key_path(&format!("{file}.sec.asc"))).unwrap();
+    let public = std::fs::read_to_string(dev_key_path(&format!("{file}.pub.asc"))).unwrap();
+    let mut a = Admin {
+        name: file.to_string(),
+        id: 0,
+        secret: parse_secret_key(file, &sec).unwrap(),
+        public,
+        apikey: None,
+    };
+    a.id = srv.add_investigator(file, &a.public.clone(), perms);
+    a
+}
+
+fn fingerprint(file: &str) -> String {
+    mig_test_support::fingerprint(&dev_key_path(&format!("{file}.pub.asc")))
+}
+
+fn v1_server() -> Server {
+    Server::with(Settings {
+        extra: format!(
+            "[v1]\nfingerprints = {}, {}\nrequiredsignatures = 2\n",
+            fingerprint("rsa1"),
+            fingerprint("rsa2")
+        ),
+        ..Settings::default()
+    })
+}
+
+/// A Go loader's form body: `parameters=` and the JSON, URL-encoded as Go's QueryEscape.
+fn form(agent: &str, object: &str) -> Vec<u8> {
+    let mut p = manifest_request(agent, &[]);
+    p["object"] = json!(object);
+    let mut body = String::from("parameters=");
+    for b in p.to_string().bytes() {
+        match b {
+            b' ' => body.push('+'),
+            b if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) => body.push(b as char),
+            b => body.push_str(&format!("%{b:02X}")),
+        }
+    }
+    body.into_bytes()
+}
+
+fn v1_url(srv: &Server, path: &str) -> String {
+    srv.base_url.replace("/api/v2/", "/api/v1/") + path
+}
+
+/// A v1 request with MIG's header spelling as Go sends it.
+fn v1(srv: &Server, key: Option<&str>, path: &str, body: Vec<u8>) -> Reply {
+    let mut h = vec![(
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    if let Some(k) = key {
+        h.push(("X-Loaderkey", k.to_string()));
+    }
+    request("POST", &v1_url(srv, path), &h, Some(body))
+}
+
+/// The Collection+JSON error of a v1 answer: (code, message).
+fn cljs_error(r: &Reply) -> (String, String) {
+    let v = r.json();
+    let e = &v["collection"]["error"];
+    assert_eq!(v["collection"]["version"], "1.0", "{v}");
+    (
+        e["code"].as_str().unwrap_or_default().to_string(),
+        e["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// `who`'s signature over a v1 text, made again a second later while it is one of the RSA
+/// signatures Go loaders refuse (one in 256: `signature::go_check`), as mig-console does.
+fn v1_sig(who: &Admin, text: &[u8]) -> String {
+    let key = parse_public_key("k", &who.public).unwrap();
+    let mut sig = who.sign(text);
+    for _ in 0..8 {
+        match mig_protocol::signature::go_check(&sig, &key) {
+            Err(e) if e.to_string().contains("sign again") => {
+                std::thread::sleep(std::time::Duration::from_millis(1100));
+                sig = who.sign(text);
+            }
+            _ => break,
+        }
+    }
+    sig
+}
+
+/// Signs manifest `id`'s statement, and its v1 text when `v1` is set, as `who`.
+fn sign(srv: &Server, who: &Admin, id: u64, v1: Option<&[u8]>) -> Reply {
+    let st = srv
+        .get(who, &format!("manifests/{id}/statement"))
+        .expect(200);
+    let mut body = json!({"signature": who.sign(&st.body)});
+    if let Some(text) = v1 {
+        body["v1_signature"] = json!(v1_sig(who, text));
+    }
+    srv.post(who, &format!("manifests/{id}/signatures"), body)
+}
+
+#[test]
+fn a_go_loader_gets_collection_json_and_only_what_it_can_verify() {
+    let srv = v1_server();
+    let rsa1 = dev_admin(&srv, "rsa1", "PermAdmin,PermManifest,PermLoader");
+    let rsa2 = dev_admin(&srv, "rsa2", "PermManifest");
+    let ed = dev_admin(&srv, "admin1", "PermManifest");
+    let (loader_id, key) = srv.enabled_loader(&rsa1, "gofleet-7", None);
+    let (archive, files) = standard_archive("v1");
+    let rec = srv
+        .post(
+            &rsa1,
+            "manifests",
+            json!({"name": "fleet", "target": "true", "platform": host_platform(),
+                   "archive": b64(&archive), "v1": true}),
+        )
+        .expect(201)
+        .json();
+    let id = rec["id"].as_u64().unwrap();
+    let text = rec["v1_text"].as_str().unwrap().to_string();
+    assert!(
+        text.starts_with(r#"{"loader_name":"","entries":[{"name":"#),
+        "{text}"
+    );
+
+    // The v1 signature must be by the same key as the statement's, over the v1 text, and one a
+    // Go loader can verify.
+    let st = srv
+        .get(&rsa1, &format!("manifests/{id}/statement"))
+        .expect(200);
+    let r = srv
+        .post(
+            &rsa1,
+            &format!("manifests/{id}/signatures"),
+            json!({"signature": rsa1.sign(&st.body), "v1_signature": v1_sig(&rsa2, text.as_bytes())}),
+        )
+        .expect(400);
+    assert!(
+        r.message().contains("the v1 signature does not count"),
+        "{}",
+        r.message()
+    );
+    let r = sign(&srv, &ed, id, Some(text.as_bytes())).expect(400);
+    assert!(
+        r.message().contains("cannot reach MIG's Go loaders")
+            && r.message().contains("RSA, DSA and ECDSA"),
+        "{}",
+        r.message()
+    );
+    // Refused whole: ed's statement signature was not stored either.
+    let rec = srv
+        .get(&rsa1, &format!("manifests/{id}"))
+        .expect(200)
+        .json();
+    assert_eq!(rec["signers"], json!([]), "{rec}");
+
+    // Active for our loaders with rsa1 (both texts) and ed (statement only); the Go loaders need
+    // two v1 signatures by their keys, so they are not offered it.
+    sign(&srv, &rsa1, id, Some(text.as_bytes())).expect(200);
+    sign(&srv, &ed, id, None).expect(200);
+    let rec = srv
+        .get(&rsa1, &format!("manifests/{id}"))
+        .expect(200)
+        .json();
+    assert_eq!(rec["status"], "active", "{rec}");
+    assert_eq!(rec["v1_signers"], json!(["rsa1"]), "{rec}");
+    let r = v1(&srv, Some(&key), "manifest/agent/", form("host7", "")).expect(404);
+    let (code, message) = cljs_error(&r);
+    assert_eq!(code, "404");
+    assert!(message.contains("enough v1 signatures"), "{message}");
+    // Our loaders get it, under the v1 base too.
+    request(
+        "POST",
+        &v1_url(&srv, "loader/manifest"),
+        &[("X-LOADERKEY", key.clone())],
+        Some(manifest_request("host7", &[]).to_string().into_bytes()),
+    )
+    .expect(200);
+
+    // A second investigator with an RSA key among the Go loaders' keys: served.
+    sign(&srv, &rsa2, id, Some(text.as_bytes())).expect(200);
+    let r = v1(&srv, Some(&key), "manifest/agent/", form("host7", "")).expect(200);
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
+    let v = r.json();
+    let item = &v["collection"]["items"][0]["data"][0];
+    assert_eq!(item["name"], "manifest", "{v}");
+    let m = &item["value"];
+    assert_eq!(m["loader_name"], "gofleet-7", "{m}");
+    let sent: Vec<(String, String)> = m["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        mig_protocol::mig_v1::signed_text(sent.iter().map(|(n, s)| (n.as_str(), s.as_str())))
+            .unwrap(),
+        text,
+        "the entries rebuild exactly the signed text"
+    );
+    // Exactly the two signatures the Go loaders hold keys for (not ed's), each in MIG's
+    // one-line form with its CRC, each verifying over the text.
+    let ring = Keyring::from_keys(
+        [&rsa1, &rsa2]
+            .iter()
+            .map(|a| parse_public_key("k", &a.public).unwrap())
+            .collect(),
+    );
+    let sigs: Vec<String> = m["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| rearmor(s.as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(sigs.len(), 2, "{m}");
+    assert!(m["signatures"][0].as_str().unwrap().contains('='));
+    assert_eq!(verify(&ring, text.as_bytes(), &sigs).valid.len(), 2);
+    let l = srv
+        .get(&rsa1, &format!("loaders/{loader_id}"))
+        .expect(200)
+        .json();
+    assert_eq!(l["protocol"], "v1", "{l}");
+
+    // Files: base64 of gzip of the exact bytes; the first entry of that name.
+    let (name, bytes) = &files[0];
+    let r = v1(&srv, Some(&key), "manifest/fetch/", form("host7", name)).expect(200);
+    let v = r.json();
+    let item = &v["collection"]["items"][0]["data"][0];
+    assert_eq!(item["name"], "content");
+    let gz = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        item["value"]["data"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(&out, bytes);
+    let r = v1(&srv, Some(&key), "manifest/fetch/", form("host7", "nosuch")).expect(404);
+    assert!(cljs_error(&r).1.contains("\"nosuch\" is not in manifest"));
+
+    // Errors are Collection+JSON too.
+    let r = v1(&srv, None, "manifest/agent/", form("host7", "")).expect(401);
+    assert_eq!(
+        cljs_error(&r),
+        ("401".into(), "loader authentication failed".into())
+    );
+    let r = v1(
+        &srv,
+        Some(&key),
+        "manifest/agent/",
+        b"parameters=%7B".to_vec(),
+    )
+    .expect(400);
+    assert!(
+        cljs_error(&r).1.contains("v1 parameters"),
+        "{:?}",
+        cljs_error(&r)
+    );
+    let r = v1(&srv, Some(&key), "manifest/fetch/", form("host7", "")).expect(400);
+    assert!(cljs_error(&r).1.contains("no object"));
+    let r = request("GET", &v1_url(&srv, "nowhere"), &[], None).expect(404);
+    assert_eq!(cljs_error(&r).0, "404");
+    // The address a Go loader asks for, with its double slash.
+    let r = request("GET", &v1_url(&srv, "/ip"), &[], None).expect(200);
+    assert_eq!(r.text(), "127.0.0.1");
+
+    // A v1 signature for a manifest not made for Go loaders is refused.
+    let plain = srv.create_manifest(&rsa1, "plain", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let r = sign(&srv, &rsa1, plain, Some(text.as_bytes())).expect(400);
+    assert!(
+        r.message().contains("not made for MIG's Go loaders"),
+        "{}",
+        r.message()
+    );
+    let log = srv.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("path=/api/v1/manifest/agent/") && l.contains("protocol=v1")),
+        "{log}"
+    );
+}
+
+#[test]
+fn without_v1_fingerprints_mig_routes_are_not_served() {
+    let srv = Server::start();
+    let admin = srv.dev_admin(1, "PermAdmin,PermManifest,PermLoader");
+    let (_, key) = srv.enabled_loader(&admin, "gofleet-8", None);
+    let r = v1(&srv, Some(&key), "manifest/agent/", form("h", "")).expect(404);
+    let v: Value = r.json();
+    assert!(v.get("collection").is_none(), "{v}");
+    // A manifest can still be made for Go loaders: its v1 text is signed now and served once
+    // [v1] is configured.
+    let (archive, _) = standard_archive("v1-off");
+    let rec = srv
+        .post(
+            &admin,
+            "manifests",
+            json!({"name": "ready", "target": "true", "platform": host_platform(),
+                   "archive": b64(&archive), "v1": true}),
+        )
+        .expect(201)
+        .json();
+    assert!(rec["v1_text"].is_string(), "{rec}");
+}
