@@ -3,7 +3,8 @@
 //! - `X-PGPAUTHORIZATION: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">`,
 //!   verified against the keys of *active* investigators read from the database on every
 //!   request (a disabled investigator is refused at once), timestamp within ±tokenduration, and
-//!   every (key, nonce) remembered for 2×tokenduration so a token cannot be replayed.
+//!   every (key, nonce) remembered for 2×tokenduration in the database, so a token cannot be
+//!   replayed: not after a restart, nor to another mig-api process on the same database.
 //! - `X-MIGAPIKEY: <40 alphanumerics>`: looked up by its 8-character prefix, PBKDF2-checked in
 //!   constant time (see `keys`).
 //! - Permissions: MIG's bits; every endpoint checks its own bit (docs/design.md §3.9).
@@ -14,7 +15,7 @@ use crate::investigators;
 use mig_protocol::admin::AuthToken;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::time::Timestamp;
-use std::collections::HashMap;
+use rusqlite::{params, TransactionBehavior};
 use std::sync::Mutex;
 
 /// Most remembered nonces; beyond it new tokens are refused (503) rather than forgetting a nonce
@@ -62,44 +63,61 @@ impl Caller {
     }
 }
 
-/// `(fingerprint, nonce)` → when the entry may be forgotten.
+/// `(fingerprint, nonce)` of every token accepted, kept in the database (`token_nonces`) until
+/// it may be forgotten: its timestamp is then outside the window anyway.
 pub struct NonceCache {
     keep_secs: u64,
-    seen: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl NonceCache {
     pub fn new(keep_secs: u64) -> Self {
-        NonceCache {
-            keep_secs,
-            seen: Mutex::new(HashMap::new()),
-        }
+        NonceCache { keep_secs }
     }
 
-    /// Records a nonce; an error when it was seen before or the cache is full.
-    pub fn check_and_insert(&self, fingerprint: &str, nonce: &str, now: u64) -> Result<()> {
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| Error::Internal("nonce cache lock poisoned".into()))?;
-        let key = (fingerprint.to_string(), nonce.to_string());
-        if seen.get(&key).is_some_and(|&until| until >= now) {
-            return Err(Error::unauthorized(
-                "token_replayed",
-                "token replayed",
-                format!("nonce {nonce:?} of {fingerprint} was already used"),
-            ));
-        }
-        if seen.len() >= NONCE_CAPACITY {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= NONCE_CAPACITY {
+    /// Records a nonce; an error when it was seen before or too many are remembered. One
+    /// immediate transaction, so two processes cannot both accept the same token.
+    pub fn check_and_insert(
+        &self,
+        db: &crate::db::Db,
+        fingerprint: &str,
+        nonce: &str,
+        now: u64,
+    ) -> Result<()> {
+        let what = || Error::db("remembering a token's nonce");
+        db.with(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(what())?;
+            tx.execute("DELETE FROM token_nonces WHERE until < ?1", [now as i64])
+                .map_err(what())?;
+            let kept: i64 = tx
+                .query_row("SELECT COUNT(*) FROM token_nonces", [], |r| r.get(0))
+                .map_err(what())?;
+            if kept as usize >= NONCE_CAPACITY {
                 return Err(Error::Unavailable(
                     "too many authentication tokens in the last tokenduration; retry later".into(),
                 ));
             }
-        }
-        seen.insert(key, now.saturating_add(self.keep_secs));
-        Ok(())
+            let added = tx
+                .execute(
+                    "INSERT INTO token_nonces (fingerprint, nonce, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (fingerprint, nonce) DO NOTHING",
+                    params![
+                        fingerprint,
+                        nonce,
+                        now.saturating_add(self.keep_secs) as i64
+                    ],
+                )
+                .map_err(what())?;
+            if added == 0 {
+                return Err(Error::unauthorized(
+                    "token_replayed",
+                    "token replayed",
+                    format!("nonce {nonce:?} of {fingerprint} was already used"),
+                ));
+            }
+            tx.commit().map_err(what())
+        })
     }
 }
 
@@ -185,7 +203,7 @@ fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller>
     };
     // Only after the signature verified, so unauthenticated traffic cannot fill the cache.
     app.nonces
-        .check_and_insert(fingerprint, &token.nonce, now.0)?;
+        .check_and_insert(&app.db, fingerprint, &token.nonce, now.0)?;
     let inv = app
         .db
         .with(|c| investigators::active_by_fingerprint(c, fingerprint))?
@@ -264,12 +282,31 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_is_accepted_once_and_forgotten_after_its_window() {
+    fn a_nonce_is_accepted_once_by_every_process_and_forgotten_after_its_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.db");
+        // Two handles on one file: two mig-api processes, or one before and after a restart.
+        let (a, b) = (
+            crate::db::Db::open(&path).unwrap(),
+            crate::db::Db::open(&path).unwrap(),
+        );
         let n = NonceCache::new(1200);
-        n.check_and_insert("FP", "abc", 1000).unwrap();
-        let e = n.check_and_insert("FP", "abc", 1001).unwrap_err();
+        n.check_and_insert(&a, "FP", "abc", 1000).unwrap();
+        let e = n.check_and_insert(&b, "FP", "abc", 1001).unwrap_err();
         assert_eq!(e.reason(), "token_replayed");
-        n.check_and_insert("OTHER", "abc", 1001).unwrap();
-        n.check_and_insert("FP", "abc", 2201).unwrap();
+        let e = n.check_and_insert(&a, "FP", "abc", 2200).unwrap_err();
+        assert_eq!(e.reason(), "token_replayed", "kept until its window ends");
+        n.check_and_insert(&b, "OTHER", "abc", 1001).unwrap();
+        n.check_and_insert(&b, "FP", "abc", 2201).unwrap();
+        let kept: i64 = a
+            .with(|c| {
+                c.query_row("SELECT COUNT(*) FROM token_nonces", [], |r| r.get(0))
+                    .map_err(Error::db("x"))
+            })
+            .unwrap();
+        assert_eq!(
+            kept, 2,
+            "the expired entry went before the nonce was taken again"
+        );
     }
 }

@@ -181,6 +181,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, mig_id)
     );
     "#,
+    // 5: token nonces in the database (auth.rs): a token is accepted once by every process on
+    // it, across restarts too.
+    r#"
+    CREATE TABLE token_nonces (
+        fingerprint TEXT NOT NULL,
+        nonce       TEXT NOT NULL,
+        until       INTEGER NOT NULL,
+        PRIMARY KEY (fingerprint, nonce)
+    );
+    CREATE INDEX token_nonces_until ON token_nonces (until);
+    "#,
 ];
 
 /// The database: its path and a pool of open connections.

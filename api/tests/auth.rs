@@ -25,6 +25,28 @@ fn a_token_is_accepted_once_and_its_replay_is_refused() {
 }
 
 #[test]
+fn a_token_is_not_replayable_after_a_restart_nor_on_another_process() {
+    let mut srv = Server::start();
+    let a = srv.dev_admin(1, "PermAdmin");
+    // A second mig-api on the same database file.
+    let other = Server::with(Settings {
+        data_dir: Some(srv.db_path().parent().unwrap().to_path_buf()),
+        ..Settings::default()
+    });
+    let token = a.token();
+    me(&srv, ("X-PGPAUTHORIZATION", token.clone())).expect(200);
+    let r = me(&other, ("X-PGPAUTHORIZATION", token.clone())).expect(401);
+    assert_eq!(r.message(), "token replayed");
+    let fresh = a.token();
+    me(&other, ("X-PGPAUTHORIZATION", fresh.clone())).expect(200);
+    srv.restart();
+    for t in [token, fresh] {
+        let r = me(&srv, ("X-PGPAUTHORIZATION", t)).expect(401);
+        assert_eq!(r.message(), "token replayed");
+    }
+}
+
+#[test]
 fn expired_and_future_tokens_are_refused() {
     let srv = Server::with(Settings {
         token_duration: "2m",
