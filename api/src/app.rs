@@ -26,6 +26,9 @@ pub struct Inner {
     /// Gzip streams of blobs sent to Go loaders (`[v1]`), under the blob's name, as large as
     /// the file cache (`[limits] filecache`) when v1 is on.
     pub v1_bodies: FileCache,
+    /// Held while one v1 body is compressed: misses are made one at a time, so many Go loaders
+    /// asking for a large file at once cost one copy in memory, not one each.
+    pub v1_compressing: std::sync::Mutex<()>,
     pub engine: Engine,
     pub metrics: Metrics,
     pub nonces: NonceCache,
@@ -71,6 +74,7 @@ impl App {
             blobs,
             file_cache,
             v1_bodies,
+            v1_compressing: std::sync::Mutex::new(()),
             engine,
             metrics: Metrics::default(),
             nonces,

@@ -496,6 +496,14 @@ pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::b
     // Compressed once per blob while it stays in the v1 cache: a fleet moving over fetches the
     // same agent many times.
     app.v1_bodies.get_or_make(&sha256, || {
+        let _one = app
+            .v1_compressing
+            .lock()
+            .map_err(|_| Error::Internal("the v1 compression lock is poisoned".into()))?;
+        // Another request may have made it while this one waited.
+        if let Some(done) = app.v1_bodies.cached(&sha256) {
+            return Ok(done);
+        }
         let bytes = crate::filecache::read_verified(&app.blobs, &sha256, size as u64)?;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &bytes)

@@ -157,9 +157,12 @@ fn percent_decode(s: &str) -> Option<String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
+                // Two hex digits exactly: from_str_radix alone would take "+1".
                 let hex = b.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
                 i += 2;
             }
             c => out.push(c),
@@ -323,6 +326,7 @@ mod tests {
             ("x=1", "no parameters"),
             ("parameters=%7B%7D&parameters=%7B%7D", "twice"),
             ("parameters=%zz", "URL encoding"),
+            ("parameters=%+1", "URL encoding"),
             ("parameters=%FF", "URL encoding"),
             ("parameters=%7B", "v1 parameters"),
         ] {
