@@ -60,7 +60,20 @@ pub fn connect(url: &str) -> Result<Client> {
     }
     cfg.connect_timeout(CONNECT_TIMEOUT);
     cfg.connect(NoTls)
-        .map_err(|e| Error::Import(format!("connecting to MIG's database: {e}")))
+        .map_err(|e| Error::Import(format!("connecting to MIG's database: {}", with_causes(&e))))
+}
+
+/// An error and its causes: the postgres crate says "error connecting to server" and keeps the
+/// reason (refused, timed out, authentication) in its source.
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Imports everything from one consistent, read-only snapshot of MIG's database.
@@ -85,7 +98,7 @@ pub fn run(app: &App, client: &mut Client, platform: &Platform) -> Result<Summar
 }
 
 fn pg_err(what: &'static str) -> impl Fn(postgres::Error) -> Error {
-    move |e| Error::Import(format!("{what} in MIG's database: {e}"))
+    move |e| Error::Import(format!("{what} in MIG's database: {}", with_causes(&e)))
 }
 
 /// Column `i` of a MIG row, or an error naming the table and column: never a panic.
