@@ -73,12 +73,14 @@ fn admin_api(base_url: &str, admin: &str) -> Result<(Api, Rc<Signer>), String> {
     Ok((api, signer))
 }
 
-/// Creates and activates one manifest through the admin endpoints (two signatures).
+/// Creates and activates one manifest through the admin endpoints (two signatures); with
+/// `v1`, made for MIG's Go loaders too, each administrator signing its v1 text as well.
 fn publish(
     admins: &[(Api, Rc<Signer>)],
     name: &str,
     target: &str,
     archive: &Path,
+    v1: bool,
 ) -> Result<u64, String> {
     use base64::Engine as _;
     let bytes = std::fs::read(archive).map_err(|e| e.to_string())?;
@@ -93,7 +95,7 @@ fn publish(
                     platform: Platform::host(),
                     valid_days: None,
                     halt: None,
-                    v1: false,
+                    v1,
                     archive: base64::engine::general_purpose::STANDARD.encode(bytes),
                 },
             )
@@ -106,16 +108,36 @@ fn publish(
             .get_bytes(&format!("manifests/{}/statement", rec.id), 1 << 20)
             .map_err(|e| e.to_string())?;
         let signature = signer.sign(&statement).map_err(|e| e.to_string())?;
+        let v1_signature = match &rec.v1_text {
+            Some(text) => Some(go_signature(signer, text)?),
+            None => None,
+        };
         api.post(
             &format!("manifests/{}/signatures", rec.id),
             &NewSignature {
                 signature,
-                v1_signature: None,
+                v1_signature,
             },
         )
         .map_err(|e| e.to_string())?;
     }
     Ok(rec.id)
+}
+
+/// A signature over a v1 text that MIG's Go loaders accept, made again a second later while it
+/// is the one RSA signature in 256 they refuse (mig_protocol::signature::go_check).
+fn go_signature(signer: &Signer, text: &str) -> Result<String, String> {
+    let Signer::KeyFile { key, .. } = signer else {
+        return Err("the benchmark's administrators sign with key files".into());
+    };
+    let public = key.to_public_key();
+    loop {
+        let sig = signer.sign(text.as_bytes()).map_err(|e| e.to_string())?;
+        if mig_protocol::signature::go_check(&sig, &public).is_ok() {
+            return Ok(sig);
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+    }
 }
 
 /// A TCP relay that counts the bytes each way, so a loader run's traffic can be measured.
@@ -342,11 +364,12 @@ fn run() -> Result<(), String> {
         "ours",
         "env#>>'{os}'='linux' AND rollout('bench', 100)",
         &ours,
+        false,
     )?;
     let other = d.archive("other", &[("mig-agent", b"#!/bin/sh\nexit 0\n")]);
     for i in 1..MANIFESTS {
         let target = format!("env#>>'{{os}}'='linux' AND tags#>>'{{operator}}'='team-{i}'");
-        publish(&admins, &format!("other {i}"), &target, &other)?;
+        publish(&admins, &format!("other {i}"), &target, &other, false)?;
     }
 
     // Loader: first install, then a measured no-change run through a byte-counting relay.
@@ -420,6 +443,105 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let sha = sha256_hex(&body);
     let www = work.path().join("www");
+
+    // MIG's Go loaders (docs/design.md §8.3): a second deployment serving [v1], with MANIFESTS
+    // manifests made for them and signed by rsa1 and rsa2, only the oldest targeting the loader.
+    // Their polls are never answered from the poll cache: every one is a selection.
+    let fps: Vec<String> = ["rsa1", "rsa2"]
+        .iter()
+        .map(|a| e2e::fingerprint(&dev_key(&format!("{a}.pub.asc"))))
+        .collect();
+    let v1d = Deployment::start(ApiOptions {
+        extra: format!(
+            "[v1]\nfingerprints = {}\nrequiredsignatures = 2\n",
+            fps.join(", ")
+        ),
+        ..ApiOptions::default()
+    });
+    for a in ["rsa1", "rsa2"] {
+        let public = dev_key(&format!("{a}.pub.asc"));
+        let public = public.to_str().ok_or("a key path is not UTF-8")?;
+        let out = v1d.admin1.run(&[
+            "create",
+            "investigator",
+            "--name",
+            a,
+            "--pubkey",
+            public,
+            "--perms",
+            "PermManifest",
+        ]);
+        if !out.success() {
+            return Err(format!("creating investigator {a}: {out}"));
+        }
+    }
+    let rsa = vec![
+        admin_api(&v1d.api.base_url, "rsa1")?,
+        admin_api(&v1d.api.base_url, "rsa2")?,
+    ];
+    let (_, go_key) = v1d.enrol_loader("bench-go.internal", Some("tags#>>'{operator}'='myorg'"));
+    let go_ours = v1d.archive("ours", &[("mig-agent", &agent), ("configuration", &body)]);
+    publish(
+        &rsa,
+        "ours",
+        "env#>>'{os}'='linux' AND rollout('bench', 100)",
+        &go_ours,
+        true,
+    )?;
+    for i in 1..MANIFESTS {
+        let target = format!("env#>>'{{os}}'='linux' AND tags#>>'{{operator}}'='team-{i}'");
+        publish(&rsa, &format!("other {i}"), &target, &other, true)?;
+    }
+    let v1_base = v1d.api.base_url.replace("/api/v2/", "/api/v1/");
+    let go_client = mig_http::Client::new(
+        &mig_http::HttpConfig {
+            allow_plain_http: true,
+            ..Default::default()
+        },
+        &v1_base,
+    )
+    .map_err(|e| e.to_string())?;
+    let form = |object: &str| {
+        let p = serde_json::json!({
+            "agent": {"name": "bench", "mode": "", "pid": 7,
+                      "environment": {"os": "linux", "arch": "amd64", "isproxied": false, "aws": {}},
+                      "tags": {"operator": "myorg"}},
+            "object": object
+        })
+        .to_string();
+        let mut out = String::from("parameters=");
+        for b in p.bytes() {
+            match b {
+                b' ' => out.push('+'),
+                b if b.is_ascii_alphanumeric() => out.push(b as char),
+                b => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    let mut go_scripts = Vec::new();
+    for (route, object) in [
+        ("manifest/agent/", ""),
+        ("manifest/fetch/", "configuration"),
+    ] {
+        let form_body = form(object);
+        let answer = go_client
+            .request(
+                mig_http::Method::Post,
+                route,
+                &[("X-LOADERKEY", &go_key)],
+                Some(form_body.as_bytes()),
+            )
+            .and_then(|r| r.error_for_status(1 << 16))
+            .and_then(|r| r.read_capped(16 << 20))
+            .map_err(|e| format!("{route}: {e}"))?;
+        // nginx answers a POST to `…/` with the directory's index file.
+        let dir = www.join("api/v1").join(route);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("index.html"), &answer).map_err(|e| e.to_string())?;
+        let name = format!("v1-{}.lua", object.len());
+        go_scripts.push(lua(work.path(), &name, "POST", &go_key, &form_body)?);
+    }
     std::fs::create_dir_all(www.join("api/v2/loader/files")).map_err(|e| e.to_string())?;
     std::fs::write(www.join("api/v2/loader/manifest"), &answer).map_err(|e| e.to_string())?;
     std::fs::write(www.join("api/v2/loader/files").join(&sha), &body).map_err(|e| e.to_string())?;
@@ -450,34 +572,56 @@ fn run() -> Result<(), String> {
     println!("| what | server | wrk threads | requests/s | transfer/s | p50 | p99 | server CPU | requests per CPU-second | wrk CPU | mig-api / nginx (requests/s, per CPU-second) |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let api_pid = d.api.pid().ok_or("the API's process id is unknown")?;
-    for (what, path, script, threads) in [
+    let v1_pid = v1d.api.pid().ok_or("the v1 API's process id is unknown")?;
+    let ngx_v1 = format!("http://127.0.0.1:{}/api/v1/", nginx.port);
+    let v2 = (d.api.base_url.as_str(), ngx.as_str(), api_pid);
+    let v1 = (v1_base.as_str(), ngx_v1.as_str(), v1_pid);
+    for (what, (api_base, ngx_base, pid), path, script, threads) in [
         (
             format!("POST loader/manifest ({MANIFESTS} active manifests, nothing changed: poll cache)"),
+            v2,
             "loader/manifest".to_string(),
             &post,
             1,
         ),
         (
             format!("POST loader/manifest ({MANIFESTS} active manifests, facts changed every request: WASM targeting)"),
+            v2,
             "loader/manifest".to_string(),
             &changing,
             1,
         ),
         (
             format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),
+            v2,
             format!("loader/files/{sha}"),
             &get,
             1,
         ),
         (
             format!("GET loader/files/<sha256> ({} MiB body)", BODY >> 20),
+            v2,
             format!("loader/files/{sha}"),
             &get,
             2,
         ),
+        (
+            format!("POST v1 manifest/agent/ (a Go loader; {MANIFESTS} active manifests: selection every request)"),
+            v1,
+            "manifest/agent/".to_string(),
+            &go_scripts[0],
+            1,
+        ),
+        (
+            format!("POST v1 manifest/fetch/ ({} MiB file: base64 of gzip)", BODY >> 20),
+            v1,
+            "manifest/fetch/".to_string(),
+            &go_scripts[1],
+            1,
+        ),
     ] {
-        let a = wrk(&format!("{}{path}", d.api.base_url), script, threads, api_pid)?;
-        let n = wrk(&format!("{ngx}{path}"), script, threads, nginx.pid())?;
+        let a = wrk(&format!("{api_base}{path}"), script, threads, pid)?;
+        let n = wrk(&format!("{ngx_base}{path}"), script, threads, nginx.pid())?;
         let per_cpu = |w: &Wrk| w.rps / w.server_cpu.max(1e-9);
         println!(
             "| {what} | mig-api | {threads} | {:.0} | {} | {} | {} | {:.2} | {:.0} | {:.2} | {:.2}, {:.2} |",
