@@ -44,15 +44,7 @@ fn v1_server() -> Server {
 fn form(agent: &str, object: &str) -> Vec<u8> {
     let mut p = manifest_request(agent, &[]);
     p["object"] = json!(object);
-    let mut body = String::from("parameters=");
-    for b in p.to_string().bytes() {
-        match b {
-            b' ' => body.push('+'),
-            b if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) => body.push(b as char),
-            b => body.push_str(&format!("%{b:02X}")),
-        }
-    }
-    body.into_bytes()
+    mig_protocol::mig_v1::form_body(&p.to_string()).into_bytes()
 }
 
 fn v1_url(srv: &Server, path: &str) -> String {

@@ -509,15 +509,7 @@ fn run() -> Result<(), String> {
             "object": object
         })
         .to_string();
-        let mut out = String::from("parameters=");
-        for b in p.bytes() {
-            match b {
-                b' ' => out.push('+'),
-                b if b.is_ascii_alphanumeric() => out.push(b as char),
-                b => out.push_str(&format!("%{b:02X}")),
-            }
-        }
-        out
+        mig_protocol::mig_v1::form_body(&p)
     };
     let mut go_scripts = Vec::new();
     for (route, object) in [

@@ -115,14 +115,7 @@ fn main() {
     write("wire_json", "manifest-request.json", &request_json);
     // MIG's v1 protocol: a Go loader's form body, the v1 text of the statement's entries, a
     // Collection+JSON answer and a signature.
-    let mut form = String::from("parameters=");
-    for b in request_json.iter() {
-        match b {
-            b' ' => form.push('+'),
-            b if b.is_ascii_alphanumeric() => form.push(*b as char),
-            b => form.push_str(&format!("%{b:02X}")),
-        }
-    }
+    let form = mig_protocol::mig_v1::form_body(&String::from_utf8_lossy(&request_json));
     write("mig_v1", "form.txt", form.as_bytes());
     let v1_text = mig_protocol::mig_v1::signed_text(
         statement
