@@ -64,18 +64,32 @@ impl Caller {
 }
 
 /// `(fingerprint, nonce)` of every token accepted, kept in the database (`token_nonces`) until
-/// it may be forgotten: its timestamp is then outside the window anyway.
+/// it may be forgotten: its timestamp is then outside the window anyway. While the disk under
+/// the database is full, nonces are kept in this process's memory instead, so administrators can
+/// still read (docs/api.md: a full disk stops writes, not reads); a token is then refused on its
+/// replay to this process, and only to it.
 pub struct NonceCache {
     keep_secs: u64,
+    in_memory: Mutex<std::collections::HashMap<(String, String), u64>>,
+}
+
+fn replayed(fingerprint: &str, nonce: &str) -> Error {
+    Error::unauthorized(
+        "token_replayed",
+        "token replayed",
+        format!("nonce {nonce:?} of {fingerprint} was already used"),
+    )
 }
 
 impl NonceCache {
     pub fn new(keep_secs: u64) -> Self {
-        NonceCache { keep_secs }
+        NonceCache {
+            keep_secs,
+            in_memory: Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
-    /// Records a nonce; an error when it was seen before or too many are remembered. One
-    /// immediate transaction, so two processes cannot both accept the same token.
+    /// Records a nonce; an error when it was seen before or too many are remembered.
     pub fn check_and_insert(
         &self,
         db: &crate::db::Db,
@@ -83,6 +97,34 @@ impl NonceCache {
         nonce: &str,
         now: u64,
     ) -> Result<()> {
+        let mut memory = self
+            .in_memory
+            .lock()
+            .map_err(|_| Error::Internal("nonce memory lock poisoned".into()))?;
+        memory.retain(|_, until| *until >= now);
+        let key = (fingerprint.to_string(), nonce.to_string());
+        if memory.contains_key(&key) {
+            return Err(replayed(fingerprint, nonce));
+        }
+        match self.remember(db, fingerprint, nonce, now) {
+            Err(e) if e.is_storage_full() => {
+                if memory.len() >= NONCE_CAPACITY {
+                    return Err(e);
+                }
+                crate::logging::event(
+                    "warn",
+                    "nonce_in_memory",
+                    &[("reason", &e), ("fingerprint", &fingerprint)],
+                );
+                memory.insert(key, now.saturating_add(self.keep_secs));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// One immediate transaction, so two processes cannot both accept the same token.
+    fn remember(&self, db: &crate::db::Db, fingerprint: &str, nonce: &str, now: u64) -> Result<()> {
         let what = || Error::db("remembering a token's nonce");
         db.with(|c| {
             let tx = c
@@ -110,11 +152,7 @@ impl NonceCache {
                 )
                 .map_err(what())?;
             if added == 0 {
-                return Err(Error::unauthorized(
-                    "token_replayed",
-                    "token replayed",
-                    format!("nonce {nonce:?} of {fingerprint} was already used"),
-                ));
+                return Err(replayed(fingerprint, nonce));
             }
             tx.commit().map_err(what())
         })

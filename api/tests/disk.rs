@@ -46,6 +46,20 @@ fn an_upload_onto_a_full_disk_is_507_and_loses_nothing_stored_before() {
         "the log names the cause:\n{}",
         srv.log()
     );
+    // Tokens are remembered in memory while the database cannot take them: reads go on, and a
+    // token is still accepted once.
+    assert!(srv.log().contains("event=nonce_in_memory"), "{}", srv.log());
+    let token = a1.token();
+    let me = |t: &str| {
+        request(
+            "GET",
+            &srv.url("investigators/me"),
+            &[("X-PGPAUTHORIZATION", t.to_string())],
+            None,
+        )
+    };
+    me(&token).expect(200);
+    assert_eq!(me(&token).expect(401).message(), "token replayed");
     // Everything stored before is there, byte for byte, and nothing of the refused upload is.
     assert_eq!(
         srv.get(&a1, &format!("manifests/{id}")).expect(200).json(),
