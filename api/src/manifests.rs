@@ -661,14 +661,14 @@ impl Reach<'_> {
                 fingerprints,
                 required,
                 now,
-            } => (
-                0,
-                *required as i64,
-                serde_json::Value::from(fingerprints.to_vec()).to_string(),
-                now.0 as i64,
-            ),
+            } => (0, *required as i64, json_array(fingerprints), now.0 as i64),
         }
     }
+}
+
+/// `fingerprints` as the JSON array the SQL reads with `json_each`.
+fn json_array(fingerprints: &[String]) -> String {
+    serde_json::Value::from(fingerprints.to_vec()).to_string()
 }
 
 /// The manifests `loader` may be offered for a platform, newest first: (id, target). That is
@@ -756,7 +756,7 @@ pub fn v1_text_and_signatures(
             "manifest {id} was selected for v1 but has no v1 text"
         ))
     })?;
-    let keys = serde_json::Value::from(fingerprints.to_vec()).to_string();
+    let keys = json_array(fingerprints);
     let mut st = conn
         .prepare_cached(
             "SELECT v1_signature FROM signatures WHERE manifest_id = ?1

@@ -6,23 +6,20 @@
 mod common;
 
 use common::*;
-use mig_protocol::signature::{parse_public_key, parse_secret_key, rearmor, verify, Keyring};
+use mig_protocol::signature::{parse_public_key, rearmor, verify, Keyring};
 use serde_json::{json, Value};
 use std::io::Read;
 
-/// An administrator with a committed development key (`conf/dev-keys/<file>`).
-fn dev_admin(srv: &Server, file: &str, perms: &str) -> Admin {
-    let sec = std::fs::read_to_string(dev_key_path(&format!("{file}.sec.asc"))).unwrap();
-    let public = std::fs::read_to_string(dev_key_path(&format!("{file}.pub.asc"))).unwrap();
-    let mut a = Admin {
-        name: file.to_string(),
-        id: 0,
-        secret: parse_secret_key(file, &sec).unwrap(),
-        public,
-        apikey: None,
-    };
-    a.id = srv.add_investigator(file, &a.public.clone(), perms);
-    a
+/// A manifest made for MIG's Go loaders too (`"v1": true`): its record.
+fn create_v1_manifest(srv: &Server, who: &Admin, name: &str, archive: &[u8]) -> Value {
+    srv.post(
+        who,
+        "manifests",
+        json!({"name": name, "target": "true", "platform": host_platform(),
+               "archive": b64(archive), "v1": true}),
+    )
+    .expect(201)
+    .json()
 }
 
 fn fingerprint(file: &str) -> String {
@@ -106,20 +103,12 @@ fn sign(srv: &Server, who: &Admin, id: u64, v1: Option<&[u8]>) -> Reply {
 #[test]
 fn a_go_loader_gets_collection_json_and_only_what_it_can_verify() {
     let srv = v1_server();
-    let rsa1 = dev_admin(&srv, "rsa1", "PermAdmin,PermManifest,PermLoader");
-    let rsa2 = dev_admin(&srv, "rsa2", "PermManifest");
-    let ed = dev_admin(&srv, "admin1", "PermManifest");
+    let rsa1 = srv.dev_named_admin("rsa1", "PermAdmin,PermManifest,PermLoader");
+    let rsa2 = srv.dev_named_admin("rsa2", "PermManifest");
+    let ed = srv.dev_named_admin("admin1", "PermManifest");
     let (loader_id, key) = srv.enabled_loader(&rsa1, "gofleet-7", None);
     let (archive, files) = standard_archive("v1");
-    let rec = srv
-        .post(
-            &rsa1,
-            "manifests",
-            json!({"name": "fleet", "target": "true", "platform": host_platform(),
-                   "archive": b64(&archive), "v1": true}),
-        )
-        .expect(201)
-        .json();
+    let rec = create_v1_manifest(&srv, &rsa1, "fleet", &archive);
     let id = rec["id"].as_u64().unwrap();
     let text = rec["v1_text"].as_str().unwrap().to_string();
     assert!(
@@ -304,14 +293,6 @@ fn without_v1_fingerprints_mig_routes_are_not_served() {
     // A manifest can still be made for Go loaders: its v1 text is signed now and served once
     // [v1] is configured.
     let (archive, _) = standard_archive("v1-off");
-    let rec = srv
-        .post(
-            &admin,
-            "manifests",
-            json!({"name": "ready", "target": "true", "platform": host_platform(),
-                   "archive": b64(&archive), "v1": true}),
-        )
-        .expect(201)
-        .json();
+    let rec = create_v1_manifest(&srv, &admin, "ready", &archive);
     assert!(rec["v1_text"].is_string(), "{rec}");
 }

@@ -76,7 +76,12 @@ impl Server {
 
     /// Adds a committed GnuPG development key (`conf/dev-keys/adminN`).
     pub fn dev_admin(&self, n: u32, perms: &str) -> Admin {
-        let mut a = Admin::dev(n);
+        self.dev_named_admin(&format!("admin{n}"), perms)
+    }
+
+    /// Adds the committed development key `conf/dev-keys/<name>` (`rsa1`, …).
+    pub fn dev_named_admin(&self, name: &str, perms: &str) -> Admin {
+        let mut a = Admin::dev_named(name);
         a.id = self.add_investigator(&a.name.clone(), &a.public, perms);
         a
     }
@@ -129,10 +134,15 @@ impl Admin {
     }
 
     pub fn dev(n: u32) -> Admin {
-        let sec = std::fs::read_to_string(dev_key_path(&format!("admin{n}.sec.asc"))).unwrap();
-        let public = std::fs::read_to_string(dev_key_path(&format!("admin{n}.pub.asc"))).unwrap();
+        Self::dev_named(&format!("admin{n}"))
+    }
+
+    /// A committed development key by its file name (`admin1`, `rsa1`, …).
+    pub fn dev_named(name: &str) -> Admin {
+        let sec = std::fs::read_to_string(dev_key_path(&format!("{name}.sec.asc"))).unwrap();
+        let public = std::fs::read_to_string(dev_key_path(&format!("{name}.pub.asc"))).unwrap();
         Admin {
-            name: format!("admin{n}"),
+            name: name.to_string(),
             id: 0,
             secret: parse_secret_key("dev key", &sec).unwrap(),
             public,
