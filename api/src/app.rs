@@ -57,7 +57,7 @@ impl App {
     /// Opens the database (creating it on first start), the blob store and the engine, and
     /// loads the stored plugins into the engine.
     pub fn open(cfg: Config) -> Result<App> {
-        let db = Db::open(&cfg.db_path)?;
+        let db = Db::open(&cfg.database())?;
         let blobs = BlobStore::for_database(&cfg.db_path)?;
         let engine = Engine::new()
             .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;

@@ -12,10 +12,10 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::investigators;
+use crate::params;
 use mig_protocol::admin::AuthToken;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::time::Timestamp;
-use rusqlite::{params, TransactionBehavior};
 use std::sync::Mutex;
 
 /// Most remembered nonces; beyond it new tokens are refused (503) rather than forgetting a nonce
@@ -127,11 +127,12 @@ impl NonceCache {
     fn remember(&self, db: &crate::db::Db, fingerprint: &str, nonce: &str, now: u64) -> Result<()> {
         let what = || Error::db("remembering a token's nonce");
         db.with(|c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(what())?;
-            tx.execute("DELETE FROM token_nonces WHERE until < ?1", [now as i64])
-                .map_err(what())?;
+            let tx = c.transaction().map_err(what())?;
+            tx.execute(
+                "DELETE FROM token_nonces WHERE until < ?1",
+                params![now as i64],
+            )
+            .map_err(what())?;
             let kept: i64 = tx
                 .query_row("SELECT COUNT(*) FROM token_nonces", [], |r| r.get(0))
                 .map_err(what())?;
@@ -325,8 +326,8 @@ mod tests {
         let path = dir.path().join("n.db");
         // Two handles on one file: two mig-api processes, or one before and after a restart.
         let (a, b) = (
-            crate::db::Db::open(&path).unwrap(),
-            crate::db::Db::open(&path).unwrap(),
+            crate::db::Db::open_sqlite(&path).unwrap(),
+            crate::db::Db::open_sqlite(&path).unwrap(),
         );
         let n = NonceCache::new(1200);
         n.check_and_insert(&a, "FP", "abc", 1000).unwrap();

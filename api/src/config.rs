@@ -72,7 +72,11 @@ pub struct Config {
     /// Base route, starting with `/`, no trailing slash (`/api/v2`).
     pub baseroute: String,
     pub tls: Option<TlsFiles>,
+    /// The SQLite file; with `[database] url`, the directory beside it keeps the local cache
+    /// of file bodies only.
     pub db_path: PathBuf,
+    /// `[database] url`: PostgreSQL shared by replicas instead of the SQLite file.
+    pub postgres: Option<crate::db::Location>,
     /// docs/design.md §2.3: distinct administrators who must sign before a manifest is `active` (≥ 1).
     pub required_signatures: usize,
     /// Default validity of a statement, in days.
@@ -91,6 +95,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the data lives: PostgreSQL when `[database] url` is set, else the SQLite file.
+    pub fn database(&self) -> crate::db::Location {
+        self.postgres
+            .clone()
+            .unwrap_or_else(|| crate::db::Location::Sqlite(self.db_path.clone()))
+    }
+
     /// How many v1 signatures by `[v1] fingerprints` a manifest needs to reach Go loaders.
     pub fn v1_required(&self) -> usize {
         self.v1
@@ -106,6 +117,7 @@ impl Default for Config {
             baseroute: "/api/v2".into(),
             tls: None,
             db_path: PathBuf::from("./mig-api.db"),
+            postgres: None,
             required_signatures: 2,
             valid_days: 90,
             auth_enabled: true,
@@ -156,6 +168,7 @@ impl Config {
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config> {
         let mut cfg = Config::default();
         let (mut tlscert, mut tlskey) = (None, None);
+        let (mut pg_url, mut pg_password_file) = (None, None);
         let ini = Ini::parse(text)
             .and_then(|ini| ini.check(SECTIONS).map(|()| ini))
             .map_err(|e| Error::Config(format!("{file}:{}: {}", e.line, e.message)))?;
@@ -178,6 +191,10 @@ impl Config {
                     tlskey = Some(base.join(nonempty(key, value).map_err(&at)?))
                 }
                 ("database", "path") => cfg.db_path = base.join(nonempty(key, value).map_err(&at)?),
+                ("database", "url") => pg_url = Some((nonempty(key, value).map_err(&at)?, e.line)),
+                ("database", "passwordfile") => {
+                    pg_password_file = Some(base.join(nonempty(key, value).map_err(&at)?))
+                }
                 ("manifest", "requiredsignatures") => {
                     // docs/design.md §6.4: at least 1, never "checking off".
                     let n = parse_number(key, value, 1, 64).map_err(&at)?;
@@ -244,6 +261,19 @@ impl Config {
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }
         }
+        if let Some((url, line)) = pg_url {
+            let password = database_password(pg_password_file.as_deref())?;
+            let config = crate::db::pg_config(url, password)
+                .map_err(|m| Error::Config(format!("{file}:{line}: url: {m}")))?;
+            cfg.postgres = Some(crate::db::Location::Postgres {
+                config: Box::new(config),
+                shown: url.to_string(),
+            });
+        } else if pg_password_file.is_some() {
+            return Err(Error::Config(format!(
+                "{file}: [database] passwordfile without url"
+            )));
+        }
         cfg.tls = match (tlscert, tlskey) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -288,7 +318,7 @@ impl Config {
 
 const SECTIONS: Schema = &[
     ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
-    ("database", &["path"]),
+    ("database", &["path", "url", "passwordfile"]),
     ("manifest", &["requiredsignatures", "validdays"]),
     ("authentication", &["enabled", "tokenduration"]),
     (
@@ -330,6 +360,33 @@ fn parse_fingerprints(v: &str) -> std::result::Result<Vec<String>, String> {
         return Err("fingerprints is empty".into());
     }
     Ok(out)
+}
+
+/// PostgreSQL's password: the first line of `[database] passwordfile`, else
+/// `MIG_API_DB_PASSWORD`, else `PGPASSWORD`; never a command-line argument or the URL.
+fn database_password(file: Option<&Path>) -> Result<Option<String>> {
+    if let Some(f) = file {
+        let meta = std::fs::metadata(f).map_err(Error::io("reading the database password", f))?;
+        if meta.len() > 4096 {
+            return Err(Error::Config(format!(
+                "{}: larger than 4096 bytes",
+                f.display()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(f).map_err(Error::io("reading the database password", f))?;
+        let pw = text.lines().next().unwrap_or("").to_string();
+        if pw.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: the first line is empty",
+                f.display()
+            )));
+        }
+        return Ok(Some(pw));
+    }
+    Ok(["MIG_API_DB_PASSWORD", "PGPASSWORD"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty())))
 }
 
 fn nonempty<'a>(key: &str, v: &'a str) -> std::result::Result<&'a str, String> {

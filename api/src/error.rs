@@ -42,10 +42,11 @@ pub enum Error {
     RangeNotSatisfiable { size: u64, message: String },
     /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
     Unavailable(String),
-    /// 500: SQLite failed; `what` names the operation (507 when the disk is full).
+    /// 500: the database failed; `what` names the operation (507 when its disk is full, 503
+    /// when PostgreSQL cannot be reached).
     Database {
         what: String,
-        source: rusqlite::Error,
+        source: crate::db::SqlError,
     },
     /// 500: a file operation failed on `path` (507 when the disk is full).
     Io {
@@ -92,10 +93,19 @@ impl Error {
         }
     }
 
-    /// Wraps a SQLite error with the operation that failed.
-    pub fn db(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
+    /// Wraps a database error with the operation that failed.
+    pub fn db<E: Into<crate::db::SqlError>>(what: impl Into<String>) -> impl FnOnce(E) -> Error {
         let what = what.into();
-        move |source| Error::Database { what, source }
+        move |source| Error::Database {
+            what,
+            source: source.into(),
+        }
+    }
+
+    /// The database server cannot be reached (PostgreSQL down, restarting, or the connection
+    /// lost): 503, and the replica tries again on the next request.
+    pub fn is_database_unreachable(&self) -> bool {
+        matches!(self, Error::Database { source, .. } if source.is_unreachable())
     }
 
     /// Wraps an I/O error with the operation and the path.
@@ -110,6 +120,9 @@ impl Error {
     pub fn status(&self) -> Status {
         if self.is_storage_full() {
             return Status::InsufficientStorage;
+        }
+        if self.is_database_unreachable() {
+            return Status::ServiceUnavailable;
         }
         match self {
             Error::Invalid { .. } => Status::BadRequest,
@@ -139,10 +152,7 @@ impl Error {
                 source.kind() == std::io::ErrorKind::StorageFull
                     || source.kind() == std::io::ErrorKind::QuotaExceeded
             }
-            Error::Database {
-                source: rusqlite::Error::SqliteFailure(e, _),
-                ..
-            } => e.code == rusqlite::ErrorCode::DiskFull,
+            Error::Database { source, .. } => source.is_storage_full(),
             _ => false,
         }
     }
@@ -151,6 +161,9 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         if self.is_storage_full() {
             return "storage_full";
+        }
+        if self.is_database_unreachable() {
+            return "database_unreachable";
         }
         match self {
             Error::Invalid { reason, .. }
@@ -176,6 +189,11 @@ impl Error {
         if self.is_storage_full() {
             return "mig-api's storage is full: nothing of this request was stored; \
                     retry once space is freed"
+                .to_string();
+        }
+        if self.is_database_unreachable() {
+            return "mig-api cannot reach its database: nothing of this request was done; \
+                    retry in a moment"
                 .to_string();
         }
         match self {

@@ -5,9 +5,11 @@
 //! silence. A second run imports nothing twice (`mig_imports` remembers MIG's ids).
 
 use crate::app::App;
+use crate::db::{Conn, OptionalExtension, Tx};
 use crate::error::{Error, Result};
 use crate::investigators::{self, check_name};
 use crate::manifests::{self, NewRow};
+use crate::params;
 use mig_protocol::loader::Environment;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::Platform;
@@ -15,7 +17,6 @@ use mig_protocol::time::Timestamp;
 use mig_protocol::{ManifestStatus, Permission};
 use postgres::types::FromSql;
 use postgres::{Client, NoTls, Row, Transaction};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -38,42 +39,16 @@ pub struct Summary {
 /// process list shows; there is no TLS here, so a `sslmode` that requires it is refused: run the
 /// import where the database is reached over a trusted path (its host, a Unix socket, a tunnel).
 pub fn connect(url: &str) -> Result<Client> {
-    let mut cfg: postgres::Config = url
-        .parse()
-        .map_err(|e| Error::Config(format!("--from: not a PostgreSQL URL: {e}")))?;
-    if cfg.get_password().is_some() {
-        return Err(Error::Config(
-            "--from holds a password, which the process list would show: give it in PGPASSWORD"
-                .into(),
-        ));
-    }
-    if let Ok(pw) = std::env::var("PGPASSWORD") {
-        cfg.password(pw);
-    }
-    use postgres::config::SslMode;
-    if !matches!(cfg.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
-        return Err(Error::Config(
-            "--from: import-mig connects without TLS; use sslmode=disable and reach the \
-             database over a trusted path (its host, a Unix socket, an SSH tunnel)"
-                .into(),
-        ));
-    }
+    let pw = std::env::var("PGPASSWORD").ok();
+    let mut cfg = crate::db::pg_config(url, pw)
+        .map_err(|e| Error::Config(format!("--from: {e} (import-mig reads PGPASSWORD)")))?;
     cfg.connect_timeout(CONNECT_TIMEOUT);
-    cfg.connect(NoTls)
-        .map_err(|e| Error::Import(format!("connecting to MIG's database: {}", with_causes(&e))))
-}
-
-/// An error and its causes: the postgres crate says "error connecting to server" and keeps the
-/// reason (refused, timed out, authentication) in its source.
-fn with_causes(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+    cfg.connect(NoTls).map_err(|e| {
+        Error::Import(format!(
+            "connecting to MIG's database: {}",
+            crate::db::SqlError::Pg(e)
+        ))
+    })
 }
 
 /// Imports everything from one consistent, read-only snapshot of MIG's database.
@@ -98,7 +73,12 @@ pub fn run(app: &App, client: &mut Client, platform: &Platform) -> Result<Summar
 }
 
 fn pg_err(what: &'static str) -> impl Fn(postgres::Error) -> Error {
-    move |e| Error::Import(format!("{what} in MIG's database: {}", with_causes(&e)))
+    move |e| {
+        Error::Import(format!(
+            "{what} in MIG's database: {}",
+            crate::db::SqlError::Pg(e)
+        ))
+    }
 }
 
 /// Column `i` of a MIG row, or an error naming the table and column: never a panic.
@@ -112,14 +92,14 @@ fn col<'a, T: FromSql<'a>>(r: &'a Row, i: usize, table: &str) -> Result<T> {
 }
 
 /// The id of the row `sql` finds by one unique value, if any.
-fn find_id(c: &Connection, sql: &str, value: &str) -> Result<Option<u64>> {
-    c.query_row(sql, [value], |r| r.get::<_, i64>(0))
+fn find_id(c: &Conn, sql: &str, value: &str) -> Result<Option<u64>> {
+    c.query_row(sql, params![value], |r| r.get::<_, i64>(0))
         .optional()
         .map(|o| o.map(|id| id as u64))
         .map_err(Error::db("finding a row to match"))
 }
 
-fn imported(c: &Connection, kind: &str, mig_id: i64) -> Result<Option<u64>> {
+fn imported(c: &Conn, kind: &str, mig_id: i64) -> Result<Option<u64>> {
     c.query_row(
         "SELECT our_id FROM mig_imports WHERE kind = ?1 AND mig_id = ?2",
         params![kind, mig_id],
@@ -130,7 +110,7 @@ fn imported(c: &Connection, kind: &str, mig_id: i64) -> Result<Option<u64>> {
     .map_err(Error::db("reading mig_imports"))
 }
 
-fn remember(c: &Connection, kind: &str, mig_id: i64, our_id: u64) -> Result<()> {
+fn remember(c: &Conn, kind: &str, mig_id: i64, our_id: u64) -> Result<()> {
     c.execute(
         "INSERT INTO mig_imports (kind, mig_id, our_id) VALUES (?1, ?2, ?3)",
         params![kind, mig_id, our_id as i64],
@@ -140,11 +120,9 @@ fn remember(c: &Connection, kind: &str, mig_id: i64, our_id: u64) -> Result<()> 
 }
 
 /// Runs `f` in one immediate SQLite transaction.
-fn in_tx<T>(app: &App, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+fn in_tx<T>(app: &App, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
     app.db.with(|c| {
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(Error::db("importing from MIG"))?;
+        let tx = c.transaction().map_err(Error::db("importing from MIG"))?;
         let out = f(&tx)?;
         tx.commit().map_err(Error::db("importing from MIG"))?;
         Ok(out)
@@ -206,7 +184,7 @@ fn import_investigators(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) ->
                     if status != "active" {
                         tx.execute(
                             "UPDATE investigators SET status = 'disabled' WHERE id = ?1",
-                            [rec.id as i64],
+                            params![rec.id as i64],
                         )
                         .map_err(Error::db("disabling an imported investigator"))?;
                     }
@@ -300,34 +278,34 @@ fn import_loaders(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) -> Resul
                 remember(tx, "loader", mig_id, id)?;
                 return Ok(None);
             }
-            tx.execute(
-                "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv,
+            let id: i64 = tx
+                .query_row(
+                    "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv,
                    agentname, env, tags, queueloc, lastseen, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    name,
-                    prefix,
-                    hash,
-                    salt,
-                    enabled,
-                    expectenv,
-                    agentname,
-                    env,
-                    tags,
-                    queueloc,
-                    lastseen,
-                    Timestamp::now().0 as i64
-                ],
-            )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Error::Conflict(format!("a loader named {name:?} exists with another key"))
-                }
-                e => Error::db("importing a loader")(e),
-            })?;
-            let id = tx.last_insert_rowid() as u64;
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+                    params![
+                        name,
+                        prefix,
+                        hash,
+                        salt,
+                        enabled,
+                        expectenv,
+                        agentname,
+                        env,
+                        tags,
+                        queueloc,
+                        lastseen,
+                        Timestamp::now().0 as i64
+                    ],
+                    |r| r.get(0),
+                )
+                .map_err(|e| match e {
+                    e if e.is_constraint() => {
+                        Error::Conflict(format!("a loader named {name:?} exists with another key"))
+                    }
+                    e => Error::db("importing a loader")(e),
+                })?;
+            let id = id as u64;
             remember(tx, "loader", mig_id, id)?;
             Ok(Some(id))
         });

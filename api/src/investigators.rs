@@ -1,12 +1,13 @@
 //! Investigators (administrators): OpenPGP public key, status, MIG permission bits, API key.
 
+use crate::db::{Conn, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::params;
 use mig_protocol::admin::{permission_names, InvestigatorRecord};
 use mig_protocol::signature::{fingerprint_hex, parse_public_key};
 use mig_protocol::time::Timestamp;
 use pgp::composed::SignedPublicKey;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// Largest armored public key accepted.
 pub const MAX_PUBLIC_KEY_BYTES: usize = 64 * 1024;
@@ -42,7 +43,7 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Adds an active investigator; its key must parse and its self-signatures verify.
-pub fn add(conn: &Connection, name: &str, armored: &str, perms: u64) -> Result<InvestigatorRecord> {
+pub fn add(conn: &Conn, name: &str, armored: &str, perms: u64) -> Result<InvestigatorRecord> {
     check_name("investigator", name)?;
     if armored.len() > MAX_PUBLIC_KEY_BYTES {
         return Err(Error::TooLarge(format!(
@@ -54,25 +55,22 @@ pub fn add(conn: &Connection, name: &str, armored: &str, perms: u64) -> Result<I
         .map_err(|e| Error::invalid("bad_public_key", e.to_string()))?;
     let fingerprint = fingerprint_hex(&key.primary_key);
     let now = Timestamp::now().0 as i64;
-    let inserted = conn.execute(
+    let inserted = conn.query_row(
         "INSERT INTO investigators (name, fingerprint, publickey, status, permissions, created, lastmodified)
-         VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?5)",
+         VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?5) RETURNING id",
         params![name, fingerprint, armored, perms as i64, now],
+        |r| r.get::<_, i64>(0),
     );
     match inserted {
-        Ok(_) => get(conn, conn.last_insert_rowid() as u64),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(Error::Conflict(format!(
-                "an investigator with key {fingerprint} already exists"
-            )))
-        }
+        Ok(id) => get(conn, id as u64),
+        Err(e) if e.is_constraint() => Err(Error::Conflict(format!(
+            "an investigator with key {fingerprint} already exists"
+        ))),
         Err(e) => Err(Error::db("adding an investigator")(e)),
     }
 }
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvestigatorRecord> {
+fn record(r: &crate::db::Row) -> crate::db::SqlResult<InvestigatorRecord> {
     let perms: i64 = r.get(4)?;
     Ok(InvestigatorRecord {
         id: r.get::<_, i64>(0)? as u64,
@@ -86,11 +84,11 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvestigatorRecord> {
 }
 
 /// The record of one investigator, 404 when unknown.
-pub fn get(conn: &Connection, id: u64) -> Result<InvestigatorRecord> {
+pub fn get(conn: &Conn, id: u64) -> Result<InvestigatorRecord> {
     conn.query_row(
         "SELECT id, name, fingerprint, status, permissions, created, apikey_prefix
          FROM investigators WHERE id = ?1",
-        [id as i64],
+        params![id as i64],
         record,
     )
     .optional()
@@ -99,7 +97,7 @@ pub fn get(conn: &Connection, id: u64) -> Result<InvestigatorRecord> {
 }
 
 /// Ids and fingerprints of the active investigators, by id.
-pub fn active_fingerprints(conn: &mut Connection) -> Result<Vec<(u64, String)>> {
+pub fn active_fingerprints(conn: &mut Conn) -> Result<Vec<(u64, String)>> {
     let mut st = conn
         .prepare_cached(
             "SELECT id, fingerprint FROM investigators WHERE status = 'active' ORDER BY id",
@@ -108,12 +106,12 @@ pub fn active_fingerprints(conn: &mut Connection) -> Result<Vec<(u64, String)>> 
     let rows = st
         .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
         .map_err(Error::db("listing investigators"))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
+    rows.collect::<crate::db::SqlResult<Vec<_>>>()
         .map_err(Error::db("listing investigators"))
 }
 
 /// The parsed public keys of the given investigators.
-pub fn public_keys(conn: &mut Connection, ids: &[(u64, String)]) -> Result<Vec<SignedPublicKey>> {
+pub fn public_keys(conn: &mut Conn, ids: &[(u64, String)]) -> Result<Vec<SignedPublicKey>> {
     let mut out = Vec::with_capacity(ids.len());
     for (id, _) in ids {
         let armored = public_key_of(conn, *id)?;
@@ -126,10 +124,10 @@ pub fn public_keys(conn: &mut Connection, ids: &[(u64, String)]) -> Result<Vec<S
 }
 
 /// The armored public key of an investigator.
-pub fn public_key_of(conn: &Connection, id: u64) -> Result<String> {
+pub fn public_key_of(conn: &Conn, id: u64) -> Result<String> {
     conn.query_row(
         "SELECT publickey FROM investigators WHERE id = ?1",
-        [id as i64],
+        params![id as i64],
         |r| r.get(0),
     )
     .optional()
@@ -138,10 +136,10 @@ pub fn public_key_of(conn: &Connection, id: u64) -> Result<String> {
 }
 
 /// The active investigator holding this key, if any.
-pub fn active_by_fingerprint(conn: &mut Connection, fp: &str) -> Result<Option<Active>> {
+pub fn active_by_fingerprint(conn: &mut Conn, fp: &str) -> Result<Option<Active>> {
     conn.query_row(
         "SELECT id, name, permissions FROM investigators WHERE fingerprint = ?1 AND status = 'active'",
-        [fp],
+        params![fp],
         |r| {
             Ok(Active {
                 id: r.get::<_, i64>(0)? as u64,
@@ -155,11 +153,11 @@ pub fn active_by_fingerprint(conn: &mut Connection, fp: &str) -> Result<Option<A
 }
 
 /// The investigator whose API key has this prefix.
-pub fn by_apikey_prefix(conn: &mut Connection, prefix: &str) -> Result<Option<ApiKeyRow>> {
+pub fn by_apikey_prefix(conn: &mut Conn, prefix: &str) -> Result<Option<ApiKeyRow>> {
     conn.query_row(
         "SELECT id, name, permissions, status, apikey_salt, apikey_hash FROM investigators
          WHERE apikey_prefix = ?1",
-        [prefix],
+        params![prefix],
         |r| {
             Ok(ApiKeyRow {
                 id: r.get::<_, i64>(0)? as u64,
@@ -177,30 +175,30 @@ pub fn by_apikey_prefix(conn: &mut Connection, prefix: &str) -> Result<Option<Ap
 }
 
 /// Active investigators who can still manage investigators.
-fn admins(conn: &Connection) -> Result<i64> {
+fn admins(conn: &Conn) -> Result<i64> {
     conn.query_row(
         "SELECT COUNT(*) FROM investigators WHERE status = 'active' AND (permissions & ?1) != 0",
-        [mig_protocol::Permission::InvestigatorUpdate.bit() as i64],
+        params![mig_protocol::Permission::InvestigatorUpdate.bit() as i64],
         |r| r.get(0),
     )
     .map_err(Error::db("counting administrators"))
 }
 
 /// Whether anybody can administer this API yet (the start-up hint).
-pub fn has_admin(conn: &mut Connection) -> Result<bool> {
+pub fn has_admin(conn: &mut Conn) -> Result<bool> {
     Ok(admins(conn)? > 0)
 }
 
 /// Applies `change` (an UPDATE of one row) unless it leaves no active investigator holding
 /// PermInvestigatorUpdate: nobody could then repair the API.
 fn update_keeping_an_admin(
-    conn: &mut Connection,
+    conn: &mut Conn,
     id: u64,
     sql: &str,
-    value: &dyn rusqlite::ToSql,
+    value: impl crate::db::ToValue,
 ) -> Result<InvestigatorRecord> {
     let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .transaction()
         .map_err(Error::db("updating an investigator"))?;
     let before = admins(&tx)?;
     let now = Timestamp::now().0 as i64;
@@ -221,28 +219,28 @@ fn update_keeping_an_admin(
     Ok(rec)
 }
 
-pub fn set_permissions(conn: &mut Connection, id: u64, mask: u64) -> Result<InvestigatorRecord> {
+pub fn set_permissions(conn: &mut Conn, id: u64, mask: u64) -> Result<InvestigatorRecord> {
     update_keeping_an_admin(
         conn,
         id,
         "UPDATE investigators SET permissions = ?1, lastmodified = ?2 WHERE id = ?3",
-        &(mask as i64),
+        mask as i64,
     )
 }
 
-pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<InvestigatorRecord> {
+pub fn set_status(conn: &mut Conn, id: u64, status: &str) -> Result<InvestigatorRecord> {
     let status = mig_protocol::InvestigatorStatus::parse(status)
         .map_err(|e| Error::invalid("bad_status", e.to_string()))?;
     update_keeping_an_admin(
         conn,
         id,
         "UPDATE investigators SET status = ?1, lastmodified = ?2 WHERE id = ?3",
-        &status.as_str(),
+        status.as_str(),
     )
 }
 
 /// Issues (or replaces) an investigator's API key; returns the key, shown once.
-pub fn issue_apikey(conn: &mut Connection, id: u64) -> Result<String> {
+pub fn issue_apikey(conn: &mut Conn, id: u64) -> Result<String> {
     get(conn, id)?;
     // A prefix collision (62^8 space) is retried rather than reported.
     for _ in 0..4 {
@@ -260,11 +258,7 @@ pub fn issue_apikey(conn: &mut Connection, id: u64) -> Result<String> {
         );
         match r {
             Ok(_) => return Ok(k.key),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                continue
-            }
+            Err(e) if e.is_constraint() => continue,
             Err(e) => return Err(Error::db("storing an API key")(e)),
         }
     }
@@ -274,6 +268,6 @@ pub fn issue_apikey(conn: &mut Connection, id: u64) -> Result<String> {
 }
 
 /// Names of investigators by id (signers of a manifest).
-pub fn name_of(conn: &Connection, id: u64) -> Result<String> {
+pub fn name_of(conn: &Conn, id: u64) -> Result<String> {
     Ok(get(conn, id)?.name)
 }

@@ -2,11 +2,13 @@
 //! (docs/design.md §3.2–§3.6): manifest selection through the WASM engine, file permission, reports.
 
 use crate::app::App;
-use crate::db::{exec_cached, like_pattern, row_cached};
+use crate::db::like_pattern;
+use crate::db::{Conn, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::investigators::check_name;
 use crate::keys;
 use crate::manifests::{self, Reach};
+use crate::params;
 use crate::poll::Outcome;
 use crate::targeting::{LoaderFacts, Selection};
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
@@ -16,7 +18,6 @@ use mig_protocol::mig_v1::{self, V1Manifest};
 use mig_protocol::signature;
 use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
-use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -63,10 +64,9 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
         )
     })?;
     let row = app.db.with(|c| {
-        row_cached(
-            c,
+        c.query_row(
             "SELECT id, name, salt, keyhash, enabled FROM loaders WHERE keyprefix = ?1",
-            [prefix],
+            params![prefix],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)? as u64,
@@ -109,7 +109,7 @@ fn json_map(text: Option<String>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoaderRecord> {
+fn record_row(r: &crate::db::Row) -> crate::db::SqlResult<LoaderRecord> {
     let report = match r.get::<_, Option<i64>>(10)? {
         Some(serial) => Some(LastReport {
             serial: serial as u64,
@@ -138,11 +138,10 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoaderRecord> {
 }
 
 /// One loader, 404 when unknown.
-pub fn get(conn: &Connection, id: u64) -> Result<LoaderRecord> {
-    row_cached(
-        conn,
+pub fn get(conn: &Conn, id: u64) -> Result<LoaderRecord> {
+    conn.query_row(
         &format!("{SELECT_RECORD} WHERE l.id = ?1"),
-        [id as i64],
+        params![id as i64],
         record_row,
     )
     .optional()
@@ -166,7 +165,7 @@ pub fn facts(record: &LoaderRecord) -> LoaderFacts {
 }
 
 /// Every enabled loader with its facts.
-pub fn enabled_with_facts(conn: &Connection) -> Result<Vec<(LoaderRecord, LoaderFacts)>> {
+pub fn enabled_with_facts(conn: &Conn) -> Result<Vec<(LoaderRecord, LoaderFacts)>> {
     let mut st = conn
         .prepare_cached(&format!(
             "{SELECT_RECORD} WHERE l.enabled = 1 ORDER BY l.id"
@@ -199,35 +198,42 @@ fn normalize_expectenv(app: &App, e: Option<String>) -> Result<Option<String>> {
 pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<LoaderKeyIssued> {
     check_name("loader", name)?;
     let expectenv = normalize_expectenv(app, expectenv)?;
-    let id =
-        app.db.with(|c| {
-            for _ in 0..4 {
-                let k = keys::issue(None);
-                let r = exec_cached(c,
+    let id = app.db.with(|c| {
+        for _ in 0..4 {
+            let k = keys::issue(None);
+            let r = c.query_row(
                 "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv, created)
-                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
-                params![name, k.prefix, k.hash, k.salt, expectenv, Timestamp::now().0 as i64],
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6) RETURNING id",
+                params![
+                    name,
+                    k.prefix,
+                    k.hash,
+                    k.salt,
+                    expectenv,
+                    Timestamp::now().0 as i64
+                ],
+                |r| r.get::<_, i64>(0),
             );
-                match r {
-                    Ok(_) => return Ok((c.last_insert_rowid() as u64, k.key)),
-                    Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        if msg.contains("loaders.name") {
-                            return Err(Error::Conflict(format!(
-                                "a loader named {name:?} already exists"
-                            )));
-                        }
-                        // A prefix collision in a 62^8 space: draw again.
-                        continue;
+            match r {
+                Ok(id) => return Ok((id as u64, k.key)),
+                Err(e) if e.is_constraint() => {
+                    // SQLite names the column, PostgreSQL the constraint.
+                    let which = e.constraint_detail();
+                    if which.contains("loaders.name") || which == "loaders_name_key" {
+                        return Err(Error::Conflict(format!(
+                            "a loader named {name:?} already exists"
+                        )));
                     }
-                    Err(e) => return Err(Error::db("creating a loader")(e)),
+                    // A prefix collision in a 62^8 space: draw again.
+                    continue;
                 }
+                Err(e) => return Err(Error::db("creating a loader")(e)),
             }
-            Err(Error::Internal(
-                "could not find a free loader key prefix".into(),
-            ))
-        })?;
+        }
+        Err(Error::Internal(
+            "could not find a free loader key prefix".into(),
+        ))
+    })?;
     let (id, key) = id;
     Ok(LoaderKeyIssued {
         loader: app.db.with(|c| get(c, id))?,
@@ -236,7 +242,7 @@ pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<Loader
 }
 
 /// Enables or disables a loader; a disabled loader is refused on its next request.
-pub fn set_status(conn: &Connection, id: u64, status: &str) -> Result<LoaderRecord> {
+pub fn set_status(conn: &Conn, id: u64, status: &str) -> Result<LoaderRecord> {
     let enabled = mig_protocol::LoaderStatus::parse(status)
         .map_err(|e| Error::invalid("bad_status", e.to_string()))?
         == mig_protocol::LoaderStatus::Enabled;
@@ -244,11 +250,11 @@ pub fn set_status(conn: &Connection, id: u64, status: &str) -> Result<LoaderReco
         conn,
         id,
         "UPDATE loaders SET enabled = ?1 WHERE id = ?2",
-        &enabled,
+        enabled,
     )
 }
 
-fn update(conn: &Connection, id: u64, sql: &str, v: &dyn rusqlite::ToSql) -> Result<LoaderRecord> {
+fn update(conn: &Conn, id: u64, sql: &str, v: impl crate::db::ToValue) -> Result<LoaderRecord> {
     let n = conn
         .execute(sql, params![v, id as i64])
         .map_err(Error::db("updating a loader"))?;
@@ -267,7 +273,7 @@ pub fn set_expectenv(app: &App, id: u64, e: Option<String>) -> Result<LoaderReco
 
 /// Replaces the administrator-owned attributes.
 pub fn set_attributes(
-    conn: &Connection,
+    conn: &Conn,
     id: u64,
     attrs: &BTreeMap<String, String>,
 ) -> Result<LoaderRecord> {
@@ -308,19 +314,18 @@ pub fn set_attributes(
 }
 
 /// A new secret under the same prefix; the old key stops working at once.
-pub fn rotate_key(conn: &Connection, id: u64) -> Result<LoaderKeyIssued> {
+pub fn rotate_key(conn: &Conn, id: u64) -> Result<LoaderKeyIssued> {
     let prefix: String = conn
         .query_row(
             "SELECT keyprefix FROM loaders WHERE id = ?1",
-            [id as i64],
+            params![id as i64],
             |r| r.get(0),
         )
         .optional()
         .map_err(Error::db("reading a loader"))?
         .ok_or_else(|| Error::NotFound(format!("loader {id} does not exist")))?;
     let k = keys::issue(Some(&prefix));
-    exec_cached(
-        conn,
+    conn.execute(
         "UPDATE loaders SET keyhash = ?1, salt = ?2 WHERE id = ?3",
         params![k.hash, k.salt, id as i64],
     )
@@ -345,7 +350,7 @@ pub struct Search {
     pub limit: u64,
 }
 
-pub fn search(conn: &Connection, s: &Search) -> Result<Vec<LoaderRecord>> {
+pub fn search(conn: &Conn, s: &Search) -> Result<Vec<LoaderRecord>> {
     let mut st = conn
         .prepare_cached(&format!(
             "{SELECT_RECORD} WHERE (?1 IS NULL OR l.id = ?1)
@@ -477,8 +482,7 @@ pub fn v1_manifest(
 pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::body::Bytes> {
     let manifest = given_manifest(app, who)?;
     let row: Option<(String, i64)> = app.db.with(|c| {
-        row_cached(
-            c,
+        c.query_row(
             "SELECT f.sha256, f.size FROM manifest_files f JOIN manifests m ON m.id = f.manifest_id
              WHERE f.manifest_id = ?1 AND f.name = ?2 AND m.v1_text IS NOT NULL
              ORDER BY f.position LIMIT 1",
@@ -517,11 +521,10 @@ pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::b
 /// a halted manifest is only given to the loaders already on it, `manifests::candidates`).
 fn given_manifest(app: &App, who: &Authenticated) -> Result<u64> {
     let row = app.db.with(|c| {
-        row_cached(
-            c,
+        c.query_row(
             "SELECT l.given_manifest, m.status FROM loaders l
              LEFT JOIN manifests m ON m.id = l.given_manifest WHERE l.id = ?1",
-            [who.id as i64],
+            params![who.id as i64],
             |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
         )
         .map_err(Error::db("reading a loader"))
@@ -562,8 +565,7 @@ fn choose(
         Reach::V1 { .. } => "v1",
     };
     let record = app.db.with_relaxed(|c| {
-        exec_cached(
-            c,
+        c.execute(
             "UPDATE loaders SET agentname = ?1, env = ?2, tags = ?3, queueloc = ?4, lastseen = ?5,
                protocol = ?7
              WHERE id = ?6",
@@ -620,7 +622,7 @@ fn choose(
 
 /// The bytes of `POST loader/manifest`'s answer for manifest `id`: its statement and verified
 /// signatures as `ManifestResponse` JSON.
-pub fn answer_bytes(conn: &Connection, id: u64) -> Result<Vec<u8>> {
+pub fn answer_bytes(conn: &Conn, id: u64) -> Result<Vec<u8>> {
     let (statement, signatures) = manifests::statement_and_signatures(conn, id)?;
     serde_json::to_vec(&ManifestResponse {
         statement,
@@ -629,9 +631,8 @@ pub fn answer_bytes(conn: &Connection, id: u64) -> Result<Vec<u8>> {
     .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))
 }
 
-fn set_given(conn: &Connection, loader: u64, manifest: Option<u64>) -> Result<()> {
-    exec_cached(
-        conn,
+fn set_given(conn: &Conn, loader: u64, manifest: Option<u64>) -> Result<()> {
+    conn.execute(
         "UPDATE loaders SET given_manifest = ?1 WHERE id = ?2",
         params![manifest.map(|m| m as i64), loader as i64],
     )

@@ -123,7 +123,7 @@ fn add_investigator(cfg: Config, name: &str, pubkey: &PathBuf, perms: &[String])
     let armored = std::fs::read_to_string(pubkey).map_err(Error::io("reading", pubkey))?;
     let mask = mig_protocol::admin::parse_permissions(perms)
         .map_err(|e| Error::Config(format!("--perms: {e}")))?;
-    let db = Db::open(&cfg.db_path)?;
+    let db = Db::open(&cfg.database())?;
     let rec = db.with(|c| investigators::add(c, name, &armored, mask))?;
     println!(
         "investigator {} added: name={:?} fingerprint={} permissions={}",

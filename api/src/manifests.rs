@@ -7,10 +7,12 @@ use crate::archive;
 use crate::auth::Caller;
 use crate::db::like_pattern;
 use crate::db::parsed_column;
+use crate::db::{Conn, OptionalExtension, Tx};
 use crate::error::{Error, Result};
 use crate::halt;
 use crate::investigators;
 use crate::loaders;
+use crate::params;
 use base64::Engine as _;
 use mig_protocol::admin::{LoaderRecord, ManifestRecord, NewManifest, NewSignature};
 use mig_protocol::halt::HaltRule;
@@ -19,7 +21,6 @@ use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
 use mig_protocol::ManifestStatus;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashSet;
 
 /// Longest target expression stored (MIG: varchar(2048)).
@@ -57,7 +58,7 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
     let now = Timestamp::now();
     let id = app.db.with(|conn| {
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction()
             .map_err(Error::db("creating a manifest"))?;
         let id = insert(
             &tx,
@@ -123,31 +124,33 @@ pub struct NewRow<'a> {
 
 /// Stores a manifest inside `tx`: the row first, since the serial is the row id, then its
 /// statement, made here once, and its entries; the row never exists without them.
-pub fn insert(tx: &rusqlite::Transaction<'_>, row: &NewRow<'_>) -> Result<u64> {
+pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
     let what = || Error::db("storing a manifest");
-    tx.execute(
-        "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
+    let id: i64 = tx
+        .query_row(
+            "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
          statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            row.name,
-            row.target,
-            row.status.as_str(),
-            row.platform.os,
-            row.platform.arch,
-            row.created.0 as i64,
-            row.issued.0 as i64,
-            row.expires.0 as i64,
-            row.archive.sha256.as_str(),
-            row.archive.size as i64,
-            row.creator as i64,
-            row.halt.map(|r| r.after.to_string()),
-            row.halt.and_then(|r| r.min).map(|m| m as i64),
-            row.v1_text
-        ],
-    )
-    .map_err(what())?;
-    let id = tx.last_insert_rowid() as u64;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
+            params![
+                row.name,
+                row.target,
+                row.status.as_str(),
+                row.platform.os,
+                row.platform.arch,
+                row.created.0 as i64,
+                row.issued.0 as i64,
+                row.expires.0 as i64,
+                row.archive.sha256.as_str(),
+                row.archive.size as i64,
+                row.creator as i64,
+                row.halt.map(|r| r.after.to_string()),
+                row.halt.and_then(|r| r.min).map(|m| m as i64),
+                row.v1_text
+            ],
+            |r| r.get(0),
+        )
+        .map_err(what())?;
+    let id = id as u64;
     let statement = Statement {
         format: FORMAT,
         serial: Serial::new(id),
@@ -205,7 +208,7 @@ fn check_platform(p: &Platform) -> Result<()> {
         .map_err(|e| Error::invalid("bad_manifest", e.to_string()))
 }
 
-fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
+fn record_row(r: &crate::db::Row) -> crate::db::SqlResult<ManifestRecord> {
     Ok(ManifestRecord {
         id: r.get::<_, i64>(0)? as u64,
         name: r.get(1)?,
@@ -229,7 +232,7 @@ fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ManifestRecord> {
 }
 
 /// Fills signers (of the statement, and of the v1 text) and entries.
-fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> {
+fn complete(conn: &Conn, mut m: ManifestRecord) -> Result<ManifestRecord> {
     let mut st = conn
         .prepare_cached(
             "SELECT i.name, s.signature IS NOT NULL, s.v1_signature IS NOT NULL
@@ -238,7 +241,9 @@ fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> 
         )
         .map_err(Error::db("reading signers"))?;
     let rows: Vec<(String, bool, bool)> = st
-        .query_map([m.id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map(params![m.id as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(Error::db("reading signers"))?;
     for (name, statement, v1) in rows {
@@ -254,13 +259,13 @@ fn complete(conn: &Connection, mut m: ManifestRecord) -> Result<ManifestRecord> 
 }
 
 /// The entries of a manifest, in archive (= statement) order.
-pub fn entries(conn: &Connection, id: u64) -> Result<Vec<Entry>> {
+pub fn entries(conn: &Conn, id: u64) -> Result<Vec<Entry>> {
     let mut st = conn
         .prepare_cached(
             "SELECT name, sha256, size FROM manifest_files WHERE manifest_id = ?1 ORDER BY position",
         )
         .map_err(Error::db("reading entries"))?;
-    st.query_map([id as i64], |r| {
+    st.query_map(params![id as i64], |r| {
         Ok(Entry {
             name: r.get(0)?,
             sha256: crate::db::parsed_column(r, 1)?,
@@ -272,11 +277,11 @@ pub fn entries(conn: &Connection, id: u64) -> Result<Vec<Entry>> {
 }
 
 /// One manifest, 404 when unknown.
-pub fn get(conn: &Connection, id: u64) -> Result<ManifestRecord> {
+pub fn get(conn: &Conn, id: u64) -> Result<ManifestRecord> {
     let m = conn
         .query_row(
             &format!("{SELECT_RECORD} WHERE id = ?1"),
-            [id as i64],
+            params![id as i64],
             record_row,
         )
         .optional()
@@ -286,10 +291,10 @@ pub fn get(conn: &Connection, id: u64) -> Result<ManifestRecord> {
 }
 
 /// The sha256 of a manifest's stored archive.
-pub fn archive_sha256(conn: &Connection, id: u64) -> Result<String> {
+pub fn archive_sha256(conn: &Conn, id: u64) -> Result<String> {
     conn.query_row(
         "SELECT archive_sha256 FROM manifests WHERE id = ?1",
-        [id as i64],
+        params![id as i64],
         |r| r.get(0),
     )
     .optional()
@@ -342,7 +347,7 @@ pub fn add_signature(
     let (status, statement, v1_text) = app.db.with(|c| {
         c.query_row(
             "SELECT status, statement, v1_text FROM manifests WHERE id = ?1",
-            [id as i64],
+            params![id as i64],
             |r| {
                 Ok((
                     parsed_column::<ManifestStatus>(r, 0)?,
@@ -419,12 +424,12 @@ pub fn add_signature(
     let required = app.cfg.required_signatures as i64;
     app.db.with(|conn| {
         let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction()
             .map_err(Error::db("signing a manifest"))?;
         let status: ManifestStatus = tx
             .query_row(
                 "SELECT status FROM manifests WHERE id = ?1",
-                [id as i64],
+                params![id as i64],
                 |r| parsed_column(r, 0),
             )
             .map_err(Error::db("signing a manifest"))?;
@@ -440,8 +445,8 @@ pub fn add_signature(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (manifest_id, investigator_id) DO UPDATE
                SET signature = excluded.signature,
-                   v1_signature = COALESCE(excluded.v1_signature, v1_signature)
-               WHERE signature IS NULL",
+                   v1_signature = COALESCE(excluded.v1_signature, signatures.v1_signature)
+               WHERE signatures.signature IS NULL",
             params![
                 id as i64,
                 signer as i64,
@@ -454,25 +459,21 @@ pub fn add_signature(
         match r {
             Ok(0) => return Err(already_signed_error(signer, id)),
             Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(already_signed_error(signer, id))
-            }
+            Err(e) if e.is_constraint() => return Err(already_signed_error(signer, id)),
             Err(e) => return Err(Error::db("signing a manifest")(e)),
         }
         let count: i64 = tx
             .query_row(
                 "SELECT COUNT(DISTINCT investigator_id) FROM signatures
                  WHERE manifest_id = ?1 AND signature IS NOT NULL",
-                [id as i64],
+                params![id as i64],
                 |r| r.get(0),
             )
             .map_err(Error::db("counting signatures"))?;
         if count >= required {
             tx.execute(
                 "UPDATE manifests SET status = 'active' WHERE id = ?1 AND status = 'staged'",
-                [id as i64],
+                params![id as i64],
             )
             .map_err(Error::db("activating a manifest"))?;
         }
@@ -533,7 +534,7 @@ fn already_signed_error(investigator: u64, id: u64) -> Error {
 
 /// `staged` (reset: every signature removed), `active` (resume a halted manifest) or
 /// `disabled` (final).
-pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<ManifestRecord> {
+pub fn set_status(conn: &mut Conn, id: u64, status: &str) -> Result<ManifestRecord> {
     let refused = || {
         Error::invalid(
             "bad_status",
@@ -545,12 +546,12 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
     };
     let wanted = ManifestStatus::parse(status).map_err(|_| refused())?;
     let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .transaction()
         .map_err(Error::db("changing a manifest's status"))?;
     let current: ManifestStatus = tx
         .query_row(
             "SELECT status FROM manifests WHERE id = ?1",
-            [id as i64],
+            params![id as i64],
             |r| parsed_column(r, 0),
         )
         .optional()
@@ -563,12 +564,15 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
                     "manifest {id} is disabled, which is final"
                 )));
             }
-            tx.execute("DELETE FROM signatures WHERE manifest_id = ?1", [id as i64])
-                .map_err(Error::db("removing signatures"))?;
+            tx.execute(
+                "DELETE FROM signatures WHERE manifest_id = ?1",
+                params![id as i64],
+            )
+            .map_err(Error::db("removing signatures"))?;
             tx.execute(
                 "UPDATE manifests SET status = 'staged', halted_at = NULL, halted_reason = NULL
                  WHERE id = ?1",
-                [id as i64],
+                params![id as i64],
             )
             .map_err(Error::db("resetting a manifest"))?;
         }
@@ -582,7 +586,7 @@ pub fn set_status(conn: &mut Connection, id: u64, status: &str) -> Result<Manife
         ManifestStatus::Disabled => {
             tx.execute(
                 "UPDATE manifests SET status = 'disabled' WHERE id = ?1",
-                [id as i64],
+                params![id as i64],
             )
             .map_err(Error::db("disabling a manifest"))?;
         }
@@ -605,7 +609,7 @@ pub struct Search {
 }
 
 /// Matching manifests, newest first.
-pub fn search(conn: &Connection, s: &Search) -> Result<Vec<ManifestRecord>> {
+pub fn search(conn: &Conn, s: &Search) -> Result<Vec<ManifestRecord>> {
     let mut st = conn
         .prepare_cached(&format!(
             "{SELECT_RECORD} WHERE (?1 IS NULL OR id = ?1)
@@ -676,7 +680,7 @@ fn json_array(fingerprints: &[String]) -> String {
 /// For Go loaders (docs/design.md §8.3) only a manifest made for them, not expired, with enough
 /// v1 signatures by the keys they hold.
 pub fn candidates(
-    conn: &Connection,
+    conn: &Conn,
     os: &str,
     arch: &str,
     loader: u64,
@@ -716,14 +720,14 @@ pub fn candidates(
 }
 
 /// The statement text and every stored (verified) signature of a manifest.
-pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, Vec<String>)> {
-    let statement: String = crate::db::row_cached(
-        conn,
-        "SELECT statement FROM manifests WHERE id = ?1",
-        [id as i64],
-        |r| r.get(0),
-    )
-    .map_err(Error::db("reading a statement"))?;
+pub fn statement_and_signatures(conn: &Conn, id: u64) -> Result<(String, Vec<String>)> {
+    let statement: String = conn
+        .query_row(
+            "SELECT statement FROM manifests WHERE id = ?1",
+            params![id as i64],
+            |r| r.get(0),
+        )
+        .map_err(Error::db("reading a statement"))?;
     let mut st = conn
         .prepare_cached(
             "SELECT signature FROM signatures WHERE manifest_id = ?1 AND signature IS NOT NULL
@@ -731,7 +735,7 @@ pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, V
         )
         .map_err(Error::db("reading signatures"))?;
     let sigs = st
-        .query_map([id as i64], |r| r.get(0))
+        .query_map(params![id as i64], |r| r.get(0))
         .and_then(|rows| rows.collect())
         .map_err(Error::db("reading signatures"))?;
     Ok((statement, sigs))
@@ -740,17 +744,17 @@ pub fn statement_and_signatures(conn: &Connection, id: u64) -> Result<(String, V
 /// What a Go loader is sent for manifest `id`: the v1 text and the armored v1 signatures by
 /// `fingerprints` (never one it cannot check), oldest first.
 pub fn v1_text_and_signatures(
-    conn: &Connection,
+    conn: &Conn,
     id: u64,
     fingerprints: &[String],
 ) -> Result<(String, Vec<String>)> {
-    let text: Option<String> = crate::db::row_cached(
-        conn,
-        "SELECT v1_text FROM manifests WHERE id = ?1",
-        [id as i64],
-        |r| r.get(0),
-    )
-    .map_err(Error::db("reading a v1 text"))?;
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT v1_text FROM manifests WHERE id = ?1",
+            params![id as i64],
+            |r| r.get(0),
+        )
+        .map_err(Error::db("reading a v1 text"))?;
     let text = text.ok_or_else(|| {
         Error::Internal(format!(
             "manifest {id} was selected for v1 but has no v1 text"

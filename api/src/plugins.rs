@@ -2,12 +2,13 @@
 //! start and on upload (docs/design.md §5.4: compiled once, pinned by sha256).
 
 use crate::app::App;
+use crate::db::OptionalExtension;
 use crate::error::{Error, Result};
 use crate::logging;
+use crate::params;
 use crate::targeting::PluginInfo;
 use mig_protocol::admin::PluginRecord;
 use mig_protocol::time::Timestamp;
-use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 
 /// A plugin name from a request, by mig-protocol's one rule.
@@ -90,9 +91,13 @@ pub fn list(app: &App) -> Result<Vec<PluginRecord>> {
 pub fn upload(app: &App, name: &str, wasm: &[u8]) -> Result<PluginRecord> {
     check_name(name)?;
     let exists = app.db.with(|c| {
-        c.query_row("SELECT 1 FROM plugins WHERE name = ?1", [name], |_| Ok(()))
-            .optional()
-            .map_err(Error::db("reading plugins"))
+        c.query_row(
+            "SELECT 1 FROM plugins WHERE name = ?1",
+            params![name],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(Error::db("reading plugins"))
     })?;
     if exists.is_some() || app.engine.plugins().iter().any(|p| p.name == name) {
         return Err(Error::Conflict(format!(
@@ -123,7 +128,7 @@ pub fn upload(app: &App, name: &str, wasm: &[u8]) -> Result<PluginRecord> {
 pub fn remove(app: &App, name: &str) -> Result<()> {
     check_name(name)?;
     let n = app.db.with(|c| {
-        c.execute("DELETE FROM plugins WHERE name = ?1", [name])
+        c.execute("DELETE FROM plugins WHERE name = ?1", params![name])
             .map_err(Error::db("removing a plugin"))
     })?;
     if n == 0 {

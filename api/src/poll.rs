@@ -168,10 +168,9 @@ impl PollCache {
             let what = || crate::error::Error::db("writing lastseen");
             let tx = c.transaction().map_err(what())?;
             for (loader, t) in &pending {
-                crate::db::exec_cached(
-                    &tx,
-                    "UPDATE loaders SET lastseen = MAX(COALESCE(lastseen, 0), ?1) WHERE id = ?2",
-                    rusqlite::params![*t as i64, *loader as i64],
+                tx.execute("UPDATE loaders SET lastseen = CASE WHEN COALESCE(lastseen, 0) > ?1 THEN lastseen ELSE ?1 END
+                     WHERE id = ?2",
+                    crate::params![*t as i64, *loader as i64],
                 )
                 .map_err(what())?;
             }

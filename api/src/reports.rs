@@ -3,14 +3,15 @@
 //! latest state (docs/design.md §3.6).
 
 use crate::app::App;
-use crate::db::{exec_cached, parsed_column};
+use crate::db::parsed_column;
+use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::logging;
+use crate::params;
 use mig_protocol::admin::{FailureCount, ReportRecord, Rollout};
 use mig_protocol::loader::ReportResult;
 use mig_protocol::statement::Platform;
 use mig_protocol::time::Timestamp;
-use rusqlite::{params, Connection};
 use std::time::Duration;
 
 /// How often the history is pruned while the API runs (and once at start).
@@ -40,7 +41,7 @@ impl Default for Retention {
 /// the loader's `lastseen`, in one transaction, which also applies the halt rule of the
 /// manifest reported about. Returns why that manifest halted, when this report tripped it.
 pub fn store(
-    conn: &mut Connection,
+    conn: &mut Conn,
     loader: u64,
     serial: i64,
     result: ReportResult,
@@ -50,16 +51,15 @@ pub fn store(
     let what = || Error::db("storing a report");
     let tx = conn.transaction().map_err(what())?;
     let (id, at) = (loader as i64, now.0 as i64);
-    exec_cached(
-        &tx,
-        "INSERT INTO report_history (loader_id, serial, result, message, time)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, serial, result.as_str(), message, at],
-    )
-    .map_err(what())?;
-    let history_id = tx.last_insert_rowid();
-    exec_cached(
-        &tx,
+    let history_id: i64 = tx
+        .query_row(
+            "INSERT INTO report_history (loader_id, serial, result, message, time)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            params![id, serial, result.as_str(), message, at],
+            |r| r.get(0),
+        )
+        .map_err(what())?;
+    tx.execute(
         "INSERT INTO loader_reports (loader_id, serial, result, message, time, history_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (loader_id) DO UPDATE SET serial = excluded.serial,
@@ -68,8 +68,7 @@ pub fn store(
         params![id, serial, result.as_str(), message, at, history_id],
     )
     .map_err(what())?;
-    exec_cached(
-        &tx,
+    tx.execute(
         "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
         params![at, id],
     )
@@ -80,7 +79,7 @@ pub fn store(
 }
 
 /// A loader's reports, newest first.
-pub fn history(conn: &Connection, loader: u64, limit: u64) -> Result<Vec<ReportRecord>> {
+pub fn history(conn: &Conn, loader: u64, limit: u64) -> Result<Vec<ReportRecord>> {
     let mut st = conn
         .prepare_cached(
             "SELECT serial, result, message, time FROM report_history WHERE loader_id = ?1
@@ -102,18 +101,18 @@ pub fn history(conn: &Connection, loader: u64, limit: u64) -> Result<Vec<ReportR
 /// Deletes history older than `keep_days` before `now`, then the oldest rows beyond
 /// `max_rows`, in batches. Returns the rows deleted. The latest report of each loader is kept
 /// apart (`loader_reports`) and never pruned.
-pub fn prune(conn: &Connection, now: Timestamp, keep: Retention) -> Result<u64> {
+pub fn prune(conn: &Conn, now: Timestamp, keep: Retention) -> Result<u64> {
     let what = || Error::db("pruning report history");
     let cutoff = now.0.saturating_sub(keep.keep_days * 86_400) as i64;
     let mut deleted = 0u64;
     loop {
-        let n = exec_cached(
-            conn,
-            "DELETE FROM report_history WHERE id IN
+        let n = conn
+            .execute(
+                "DELETE FROM report_history WHERE id IN
                (SELECT id FROM report_history WHERE time < ?1 ORDER BY id LIMIT ?2)",
-            params![cutoff, PRUNE_BATCH],
-        )
-        .map_err(what())?;
+                params![cutoff, PRUNE_BATCH],
+            )
+            .map_err(what())?;
         deleted += n as u64;
         if (n as i64) < PRUNE_BATCH {
             break;
@@ -121,15 +120,15 @@ pub fn prune(conn: &Connection, now: Timestamp, keep: Retention) -> Result<u64> 
     }
     loop {
         // The id of the newest row that is too many: it and everything older go.
-        let n = exec_cached(
-            conn,
-            "DELETE FROM report_history WHERE id IN
+        let n = conn
+            .execute(
+                "DELETE FROM report_history WHERE id IN
                (SELECT id FROM report_history
                 WHERE id <= (SELECT id FROM report_history ORDER BY id DESC LIMIT 1 OFFSET ?1)
                 ORDER BY id LIMIT ?2)",
-            params![keep.max_rows as i64, PRUNE_BATCH],
-        )
-        .map_err(what())?;
+                params![keep.max_rows as i64, PRUNE_BATCH],
+            )
+            .map_err(what())?;
         deleted += n as u64;
         if (n as i64) < PRUNE_BATCH {
             break;
@@ -158,19 +157,19 @@ pub async fn pruner(app: App) {
 
 /// The rollout of every active or halted manifest, newest first. A loader counts as stale when
 /// it was not heard from for more than `stale_after` before `now`.
-pub fn rollouts(conn: &Connection, now: Timestamp, stale_after: u64) -> Result<Vec<Rollout>> {
+pub fn rollouts(conn: &Conn, now: Timestamp, stale_after: u64) -> Result<Vec<Rollout>> {
     counted(conn, None, now, stale_after)
 }
 
 /// The rollout of manifest `id`, whatever its status; 404 when unknown.
-pub fn rollout(conn: &Connection, id: u64, now: Timestamp, stale_after: u64) -> Result<Rollout> {
+pub fn rollout(conn: &Conn, id: u64, now: Timestamp, stale_after: u64) -> Result<Rollout> {
     counted(conn, Some(id), now, stale_after)?
         .pop()
         .ok_or_else(|| Error::NotFound(format!("manifest {id} does not exist")))
 }
 
 fn counted(
-    conn: &Connection,
+    conn: &Conn,
     manifest: Option<u64>,
     now: Timestamp,
     stale_after: u64,
@@ -231,7 +230,7 @@ fn counted(
 }
 
 /// The most common failure messages loaders last reported about `serial`.
-fn failures(conn: &Connection, serial: u64) -> Result<Vec<FailureCount>> {
+fn failures(conn: &Conn, serial: u64) -> Result<Vec<FailureCount>> {
     let mut st = conn
         .prepare_cached(
             "SELECT result, message, COUNT(*) AS n FROM loader_reports
@@ -252,7 +251,7 @@ fn failures(conn: &Connection, serial: u64) -> Result<Vec<FailureCount>> {
 
 /// Loaders by the serial and result of their latest report, for `/metrics`: the newest
 /// `serials` serials only, so the label set stays bounded.
-pub fn by_serial(conn: &Connection, serials: i64) -> Result<Vec<(u64, String, u64)>> {
+pub fn by_serial(conn: &Conn, serials: i64) -> Result<Vec<(u64, String, u64)>> {
     let mut st = conn
         .prepare_cached(
             "SELECT serial, result, COUNT(*) FROM loader_reports
@@ -260,7 +259,7 @@ pub fn by_serial(conn: &Connection, serials: i64) -> Result<Vec<(u64, String, u6
              GROUP BY serial, result ORDER BY serial DESC, result",
         )
         .map_err(Error::db("counting loaders by serial"))?;
-    st.query_map([serials], |r| {
+    st.query_map(params![serials], |r| {
         Ok((
             r.get::<_, i64>(0)? as u64,
             r.get(1)?,

@@ -28,11 +28,8 @@ fn a_token_is_accepted_once_and_its_replay_is_refused() {
 fn a_token_is_not_replayable_after_a_restart_nor_on_another_process() {
     let mut srv = Server::start();
     let a = srv.dev_admin(1, "PermAdmin");
-    // A second mig-api on the same database file.
-    let other = Server::with(Settings {
-        data_dir: Some(srv.db_path().parent().unwrap().to_path_buf()),
-        ..Settings::default()
-    });
+    // A second mig-api on the same database (the same file, or a replica on PostgreSQL).
+    let other = srv.replica();
     let token = a.token();
     me(&srv, ("X-PGPAUTHORIZATION", token.clone())).expect(200);
     let r = me(&other, ("X-PGPAUTHORIZATION", token.clone())).expect(401);

@@ -77,12 +77,14 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
     for w in writers {
         w.join().unwrap();
     }
-    let check = rusqlite::Connection::open(srv.db_path()).unwrap();
-    let integrity: String = check
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    drop(check);
+    // SQLite's file is the API's own: its integrity is checked here. PostgreSQL's is the
+    // server's, which the killed replica never wrote directly.
+    if srv.postgres().is_none() {
+        assert_eq!(
+            srv.sql("PRAGMA integrity_check"),
+            vec![vec!["ok".to_string()]]
+        );
+    }
     srv.restart();
     let loaders = srv
         .get(&a1, "search?type=loader&limit=1000")

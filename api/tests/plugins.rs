@@ -168,13 +168,15 @@ fn a_stored_plugin_that_no_longer_loads_is_logged_and_can_be_removed() {
     let mut srv = Server::start();
     let (a, _) = two_admins(&srv);
     srv.kill();
-    let c = rusqlite::Connection::open(srv.db_path()).unwrap();
-    c.execute(
-        "INSERT INTO plugins (name, sha256, wasm, created) VALUES ('broken', 'x', X'00', 0)",
-        [],
-    )
-    .unwrap();
-    drop(c);
+    // One byte 0x00, in each database's spelling of a blob.
+    let blob = if srv.postgres().is_some() {
+        "'\\x00'"
+    } else {
+        "X'00'"
+    };
+    srv.sql(&format!(
+        "INSERT INTO plugins (name, sha256, wasm, created) VALUES ('broken', 'x', {blob}, 0)"
+    ));
     srv.launch();
     assert!(
         srv.log().contains("event=plugin_load_failed name=broken"),

@@ -3,11 +3,12 @@
 //! state before the window comes from the history and from each loader's latest report, so the
 //! last point is exactly the rollouts' `on_it` (docs/design.md §3.6).
 
+use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::params;
 use mig_protocol::admin::{Adoption, AdoptionSeries};
 use mig_protocol::loader::ReportResult;
 use mig_protocol::time::Timestamp;
-use rusqlite::{params, Connection};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Most serials drawn.
@@ -46,7 +47,7 @@ impl Fleet {
 
 /// The loaders on each of the newest serials at `points` instants evenly spread over the
 /// `window` seconds up to `now` (`points` ≥ 2).
-pub fn adoption(conn: &Connection, now: Timestamp, window: u64, points: u64) -> Result<Adoption> {
+pub fn adoption(conn: &Conn, now: Timestamp, window: u64, points: u64) -> Result<Adoption> {
     let what = || Error::db("counting adoption");
     let start = now.0.saturating_sub(window);
     let steps = points.max(2) - 1;
@@ -65,7 +66,7 @@ pub fn adoption(conn: &Connection, now: Timestamp, window: u64, points: u64) -> 
              SELECT loader_id, serial, result FROM loader_reports WHERE time <= ?1",
         )
         .map_err(what())?;
-    let mut rows = st.query([start as i64]).map_err(what())?;
+    let mut rows = st.query(params![start as i64]).map_err(what())?;
     while let Some(r) = rows.next().map_err(what())? {
         let (loader, serial, result): (i64, i64, String) = (
             r.get(0).map_err(what())?,

@@ -6,38 +6,38 @@ const DAY: u64 = 86_400;
 
 fn db() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("t.db")).unwrap();
+    let db = Db::open_sqlite(&dir.path().join("t.db")).unwrap();
     (dir, db)
 }
 
 /// A loader row with no key worth anything: the tests below never authenticate.
-fn loader(c: &Connection, n: u64, given: Option<u64>, lastseen: Option<u64>) -> u64 {
-    c.execute(
+fn loader(c: &Conn, n: u64, given: Option<u64>, lastseen: Option<u64>) -> u64 {
+    c.query_row(
         "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, lastseen, given_manifest, created)
-         VALUES (?1, ?2, x'00', x'00', 1, ?3, ?4, 0)",
+         VALUES (?1, ?2, x'00', x'00', 1, ?3, ?4, 0) RETURNING id",
         params![
             format!("l{n}"),
             format!("p{n}"),
             lastseen.map(|t| t as i64),
             given.map(|m| m as i64)
         ],
+        |r| r.get(0),
     )
-    .unwrap();
-    c.last_insert_rowid() as u64
+    .unwrap()
 }
 
-fn manifest(c: &Connection, status: &str) -> u64 {
-    c.execute(
+fn manifest(c: &Conn, status: &str) -> u64 {
+    c.query_row(
         "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
            statement, archive_sha256, archive_size, creator)
-         VALUES ('m', 'true', ?1, 'linux', 'amd64', 0, 0, 0, '', '', 0, 0)",
-        [status],
+         VALUES ('m', 'true', ?1, 'linux', 'amd64', 0, 0, 0, '', '', 0, 0) RETURNING id",
+        params![status],
+        |r| r.get(0),
     )
-    .unwrap();
-    c.last_insert_rowid() as u64
+    .unwrap()
 }
 
-fn rows(c: &Connection) -> Vec<(i64, i64)> {
+fn rows(c: &Conn) -> Vec<(i64, i64)> {
     let mut st = c
         .prepare("SELECT serial, time FROM report_history ORDER BY id")
         .unwrap();
@@ -157,7 +157,7 @@ fn a_rollout_counts_each_loader_by_its_latest_state() {
         let gone = manifest(c, "disabled");
         let now = 10 * DAY;
         let recent = Some(now - 60);
-        let report = |c: &mut Connection, l: u64, serial: u64, r: ReportResult, m: &str| {
+        let report = |c: &mut Conn, l: u64, serial: u64, r: ReportResult, m: &str| {
             store(c, l, serial as i64, r, m, Timestamp(now - 60)).unwrap()
         };
         // Given `new`: 2 on it, 1 failed, 2 rolled back (same message), 1 rejected, 1 still

@@ -88,13 +88,16 @@ impl Server {
 
     /// Sets an investigator's permission mask directly in the database.
     pub fn set_perms_in_db(&self, id: u64, mask: u64) {
-        let c = rusqlite::Connection::open(self.db_path()).unwrap();
-        c.busy_timeout(Duration::from_secs(10)).unwrap();
-        c.execute(
-            "UPDATE investigators SET permissions = ?1 WHERE id = ?2",
-            [mask as i64, id as i64],
-        )
-        .unwrap();
+        self.sql(&format!(
+            "UPDATE investigators SET permissions = {mask} WHERE id = {id}"
+        ));
+    }
+}
+
+impl Server {
+    /// Another mig-api on this server's database (ApiServer::replica).
+    pub fn replica(&self) -> Server {
+        Server(self.0.replica())
     }
 }
 

@@ -1,7 +1,12 @@
 //! The real `mig-api` for tests: a temporary directory with its `api.cfg` and SQLite file,
 //! `listen = 127.0.0.1:0`, and the URL it announces on stdout (`mig-api listening on URL`) once
 //! it has bound, so no port is chosen and raced for. Stopped (SIGKILL) on drop.
+//!
+//! With `MIG_TEST_DATABASE=postgres` in the environment, every server whose options name
+//! neither a database nor a data directory of its own gets a fresh database on one PostgreSQL
+//! cluster shared by the test process (crate::postgres): the same tests then run on PostgreSQL.
 
+use crate::postgres::PgDatabase;
 use crate::process::{run, Output};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -35,6 +40,8 @@ pub struct ApiOptions {
     /// Where `mig-api.db` and its blob store live, when not in the server's directory (a small
     /// filesystem of the test's).
     pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database (`[database] url`) instead of the SQLite file.
+    pub postgres: Option<PgDatabase>,
 }
 
 impl Default for ApiOptions {
@@ -48,6 +55,7 @@ impl Default for ApiOptions {
             extra_server: String::new(),
             extra: String::new(),
             data_dir: None,
+            postgres: None,
         }
     }
 }
@@ -61,8 +69,12 @@ impl ApiOptions {
     /// The `api.cfg` text for a server whose files live in `dir`.
     pub fn config_text(&self, dir: &Path) -> String {
         let db = self.db_path(dir);
+        let url = match &self.postgres {
+            Some(pg) => format!("url = {}\n", pg.url()),
+            None => String::new(),
+        };
         let mut cfg = format!(
-            "[server]\nlisten = 127.0.0.1:0\nbaseroute = {BASEROUTE}\n{}\n\n[database]\npath = {}\n\n\
+            "[server]\nlisten = 127.0.0.1:0\nbaseroute = {BASEROUTE}\n{}\n\n[database]\npath = {}\n{url}\n\
              [manifest]\nrequiredsignatures = {}\n",
             self.extra_server,
             db.display(),
@@ -101,6 +113,8 @@ pub struct ApiServer {
     db: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
+    /// What it was started with, for [`ApiServer::replica`].
+    opts: ApiOptions,
 }
 
 impl ApiServer {
@@ -113,14 +127,45 @@ impl ApiServer {
     /// Starts `binary` with `opts` and waits for its announcement.
     #[track_caller]
     pub fn start_binary(binary: &Path, opts: &ApiOptions) -> ApiServer {
+        let mut opts = opts.clone();
+        if opts.postgres.is_none() && opts.data_dir.is_none() && postgres_wanted() {
+            opts.postgres = Some(PgDatabase::fresh());
+        }
         let dir = tempfile::tempdir().expect("a temporary directory for mig-api");
         let config = dir.path().join("api.cfg");
         std::fs::write(&config, opts.config_text(dir.path())).expect("write api.cfg");
         let db = opts.db_path(dir.path());
         let mut server = Self::unstarted(binary, dir, config);
         server.db = db;
+        server.opts = opts;
         server.launch();
         server
+    }
+
+    /// Another mig-api process on this server's database: its own directory, log and port,
+    /// the same options. On SQLite it opens the same file (two processes on one machine).
+    #[track_caller]
+    pub fn replica(&self) -> ApiServer {
+        let mut opts = self.opts.clone();
+        if opts.postgres.is_none() {
+            opts.data_dir = self.db.parent().map(Path::to_path_buf);
+        }
+        Self::start_binary(&self.binary, &opts)
+    }
+
+    /// The PostgreSQL database, when the server runs on one.
+    pub fn postgres(&self) -> Option<&PgDatabase> {
+        self.opts.postgres.as_ref()
+    }
+
+    /// Runs `sql` on the server's database, whichever it is, and returns the rows, each
+    /// column as text (NULL as an empty string).
+    #[track_caller]
+    pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.opts.postgres {
+            Some(pg) => pg.rows(sql),
+            None => crate::postgres::sqlite_rows(&self.db, sql),
+        }
     }
 
     /// Starts `binary` with a configuration file the test wrote itself, inside `dir`.
@@ -141,6 +186,7 @@ impl ApiServer {
             db,
             binary: binary.to_path_buf(),
             child: None,
+            opts: ApiOptions::default(),
         }
     }
 
@@ -154,7 +200,7 @@ impl ApiServer {
         self.dir.path()
     }
 
-    /// The SQLite file.
+    /// The SQLite file (unused when the server runs on PostgreSQL).
     pub fn db_path(&self) -> PathBuf {
         self.db.clone()
     }
@@ -254,5 +300,28 @@ impl ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what the server logged of its failures (the directory goes).
+        if std::thread::panicking() {
+            let log = self.log();
+            let failures: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("level=error") || l.contains("status=5"))
+                .collect();
+            eprintln!(
+                "--- mig-api {} logged {} failure(s); the last ones:\n{}",
+                self.dir.path().display(),
+                failures.len(),
+                failures[failures.len().saturating_sub(10)..].join("\n")
+            );
+        }
+    }
+}
+
+/// Whether this test process runs its servers on PostgreSQL (`MIG_TEST_DATABASE=postgres`).
+pub fn postgres_wanted() -> bool {
+    match std::env::var("MIG_TEST_DATABASE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("MIG_TEST_DATABASE={other:?}: expected postgres or sqlite"),
     }
 }

@@ -6,6 +6,8 @@
 use crate::{free_port, run, Output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -176,4 +178,126 @@ impl Drop for PgCluster {
             .arg("stop")
             .output();
     }
+}
+
+/// The cluster the servers of one test process share while any of them runs; the last one
+/// dropped stops it.
+static SHARED: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
+static NEXT_DB: AtomicU64 = AtomicU64::new(1);
+
+/// One database of a cluster, kept alive with it.
+#[derive(Clone)]
+pub struct PgDatabase {
+    pub cluster: Arc<PgCluster>,
+    pub name: String,
+}
+
+impl std::fmt::Debug for PgDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url())
+    }
+}
+
+impl PgDatabase {
+    /// A new, empty database on the shared cluster (started on first use).
+    #[track_caller]
+    pub fn fresh() -> PgDatabase {
+        let cluster = {
+            let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+            match shared.upgrade() {
+                Some(c) => c,
+                None => {
+                    let c = Arc::new(PgCluster::start());
+                    *shared = Arc::downgrade(&c);
+                    c
+                }
+            }
+        };
+        Self::create(cluster)
+    }
+
+    /// A new, empty database on `cluster`.
+    #[track_caller]
+    pub fn create(cluster: Arc<PgCluster>) -> PgDatabase {
+        let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::SeqCst));
+        let out = cluster.psql("postgres", &format!("CREATE DATABASE {name};"));
+        assert!(
+            out.success(),
+            "CREATE DATABASE {name}: {out}\n{}",
+            cluster.log()
+        );
+        PgDatabase { cluster, name }
+    }
+
+    pub fn url(&self) -> String {
+        self.cluster.url(&self.name)
+    }
+
+    /// Rows of `sql`, each column as text (NULL as an empty string).
+    #[track_caller]
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        self.cluster.rows(&self.name, sql)
+    }
+}
+
+impl PgCluster {
+    /// Rows of `sql` in `db`, each column as text (NULL as an empty string).
+    #[track_caller]
+    pub fn rows(&self, db: &str, sql: &str) -> Vec<Vec<String>> {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "\u{1f}",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "mig",
+            "-d",
+            db,
+        ])
+        .args(["-c", sql]);
+        let out = run(c, None, TIMEOUT);
+        assert!(out.success(), "psql {sql:?}: {out}");
+        out.stdout
+            .lines()
+            .map(|l| l.split('\u{1f}').map(str::to_string).collect())
+            .collect()
+    }
+}
+
+/// Rows of `sql` on the SQLite file `db` (sqlite3's text of each value, NULL as empty).
+#[track_caller]
+pub fn sqlite_rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    use rusqlite::types::ValueRef;
+    let c = rusqlite::Connection::open(db).unwrap_or_else(|e| panic!("{}: {e}", db.display()));
+    c.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let mut st = c.prepare(sql).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+    let n = st.column_count();
+    let mut rows = st.query([]).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().unwrap_or_else(|e| panic!("{sql:?}: {e}")) {
+        out.push(
+            (0..n)
+                .map(|i| match r.get_ref(i).expect("a column") {
+                    ValueRef::Null => String::new(),
+                    ValueRef::Integer(v) => v.to_string(),
+                    ValueRef::Real(v) => v.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                })
+                .collect(),
+        );
+    }
+    out
 }
