@@ -39,6 +39,10 @@ pub struct Inner {
     pub api_keys: VerifiedKeys,
     /// Each loader's last manifest answer (poll.rs).
     pub poll: PollCache,
+    /// Held while the engine's plugins are changed (plugins.rs).
+    pub plugin_sync: std::sync::Mutex<()>,
+    /// Stored plugin versions (`name@sha256`) that failed to load, logged once.
+    pub plugin_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     pub started: Timestamp,
 }
 
@@ -82,9 +86,11 @@ impl App {
             loader_keys: VerifiedKeys::default(),
             api_keys: VerifiedKeys::default(),
             poll: PollCache::default(),
+            plugin_sync: std::sync::Mutex::new(()),
+            plugin_failures: Default::default(),
             started: Timestamp::now(),
         }));
-        crate::plugins::load_stored(&app)?;
+        crate::plugins::sync(&app)?;
         let referenced = crate::manifests::referenced_blobs(&app)?;
         let removed = app.blobs.collect_garbage(&referenced)?;
         if removed > 0 {

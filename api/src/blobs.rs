@@ -2,17 +2,26 @@
 //! Archive members are extracted here once at upload, so `loader/files/<sha256>` streams one
 //! file and never decodes an archive per request. Written via a temporary file, fsync, rename
 //! and a directory fsync: a kill at any instant leaves either no blob or a complete one.
+//!
+//! On PostgreSQL the database is the store every replica reaches (docs/design.md §6.6): a blob
+//! is shared there ([`share`]) before any manifest row refers to it, and this directory is each
+//! replica's cache of it, filled on first use ([`local`]) and checked against the sha256.
 
+use crate::app::App;
+use crate::db::{Dialect, OptionalExtension};
 use crate::error::{Error, Result};
+use crate::params;
 use mig_protocol::statement::is_sha256_hex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 const TMP_PREFIX: &str = ".tmp-";
+/// The size of one row of `blob_chunks`: a body never travels to or from PostgreSQL whole.
+const CHUNK: usize = 1 << 20;
 
 /// The blob directory.
 #[derive(Debug, Clone)]
@@ -89,6 +98,123 @@ impl BlobStore {
         }
         Ok(removed)
     }
+}
+
+/// The local path of blob `sha256`. On PostgreSQL a blob this replica does not have yet is
+/// fetched from the database first, chunk by chunk, and kept only if its bytes hash to its name.
+pub fn local(app: &App, sha256: &str) -> Result<PathBuf> {
+    let path = app.blobs.path(sha256)?;
+    if app.db.dialect() == Dialect::Sqlite || path.exists() {
+        return Ok(path);
+    }
+    let what = || Error::db(format!("reading file body {sha256}"));
+    let size: Option<i64> = app.db.with(|c| {
+        c.query_row(
+            "SELECT size FROM blobs WHERE sha256 = ?1",
+            params![sha256],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(what())
+    })?;
+    let Some(size) = size else {
+        return Err(Error::Internal(format!(
+            "file body {sha256} is neither in this replica's store nor in the database"
+        )));
+    };
+    let mut w = app.blobs.writer()?;
+    let chunks = (size as u64).div_ceil(CHUNK as u64);
+    for n in 0..chunks as i64 {
+        let data: Vec<u8> = app.db.with(|c| {
+            c.query_row(
+                "SELECT data FROM blob_chunks WHERE sha256 = ?1 AND n = ?2",
+                params![sha256, n],
+                |r| r.get(0),
+            )
+            .map_err(what())
+        })?;
+        w.write_all(&data).map_err(Error::io("writing", &w.tmp))?;
+    }
+    let (got, got_size) = w.finish()?;
+    if got.as_str() != sha256 || got_size != size as u64 {
+        logging_corrupt(sha256, got.as_str());
+        return Err(Error::Internal(format!(
+            "file body {sha256} in the database hashes to {got} ({got_size} bytes): refused"
+        )));
+    }
+    Ok(path)
+}
+
+fn logging_corrupt(sha256: &str, got: &str) {
+    crate::logging::event(
+        "error",
+        "blob_corrupt",
+        &[("source", &"database"), ("file", &sha256), ("sha256", &got)],
+    );
+}
+
+/// Copies blobs of this replica's store into the database, so every replica can serve them
+/// (PostgreSQL; nothing to do on SQLite). Each chunk is written once whoever writes it (the
+/// same name is the same bytes), and the `blobs` row, written last, says the body is whole.
+pub fn share<'s>(app: &App, blobs: impl IntoIterator<Item = &'s str>) -> Result<()> {
+    if app.db.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    for sha256 in blobs {
+        let what = || Error::db(format!("sharing file body {sha256}"));
+        let whole = app.db.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(what())
+        })?;
+        if whole {
+            continue;
+        }
+        let path = app.blobs.path(sha256)?;
+        let mut file = File::open(&path).map_err(Error::io("opening", &path))?;
+        let mut size = 0u64;
+        for n in 0i64.. {
+            let mut data = Vec::with_capacity(CHUNK);
+            (&mut file)
+                .take(CHUNK as u64)
+                .read_to_end(&mut data)
+                .map_err(Error::io("reading", &path))?;
+            if data.is_empty() && n > 0 {
+                break;
+            }
+            size += data.len() as u64;
+            let last = data.len() < CHUNK;
+            app.db.with(|c| {
+                c.execute(
+                    "INSERT INTO blob_chunks (sha256, n, data) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (sha256, n) DO NOTHING",
+                    params![sha256, n, data],
+                )
+                .map_err(what())
+            })?;
+            if last {
+                break;
+            }
+        }
+        app.db.with(|c| {
+            c.execute(
+                "INSERT INTO blobs (sha256, size, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sha256) DO NOTHING",
+                params![
+                    sha256,
+                    size as i64,
+                    mig_protocol::time::Timestamp::now().0 as i64
+                ],
+            )
+            .map_err(what())
+        })?;
+    }
+    Ok(())
 }
 
 /// A blob being written: hashes and counts as it goes.

@@ -399,7 +399,9 @@ fn check_request(req: &ManifestRequest) -> Result<()> {
 /// `body` is the request's bytes: a loader repeating them exactly is answered from
 /// [`crate::poll::PollCache`] before they are even parsed (they were, the first time).
 pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<Outcome> {
-    // Read before the database (poll.rs): an outcome is kept under the generation it saw.
+    // Read before the database (poll.rs): an outcome is kept under the generation it saw,
+    // after catching up with the other replicas.
+    crate::poll::sync(app)?;
     let generation = app.poll.generation();
     let digest = crate::poll::digest(body);
     let now = Timestamp::now();
@@ -440,6 +442,7 @@ pub fn v1_manifest(
     req: &ManifestRequest,
 ) -> Result<std::result::Result<V1Manifest, Outcome>> {
     check_request(req)?;
+    crate::poll::sync(app)?;
     app.poll.forget(who.id);
     let now = Timestamp::now();
     let reach = Reach::V1 {
@@ -672,7 +675,7 @@ pub fn file(app: &App, who: &Authenticated, sha256: &str) -> Result<GivenFile> {
         .iter()
         .any(|(_, name)| DictName::parse(name).is_none_or(DictName::is_secret));
     Ok(GivenFile {
-        path: app.blobs.path(sha256)?,
+        path: crate::blobs::local(app, sha256)?,
         size: *size as u64,
         secret,
     })
@@ -705,7 +708,7 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
     // changes every loader's selection.
     app.poll.forget(who.id);
     if halted.is_some() {
-        app.poll.bump();
+        crate::poll::changed(app)?;
     }
     app.metrics.report(r.result.as_str());
     Ok(())

@@ -93,6 +93,14 @@ pub struct StoredArchive {
 pub fn store_archive(app: &App, bytes: &[u8]) -> Result<StoredArchive> {
     let entries = archive::extract(bytes, &app.cfg.limits, &app.blobs)?;
     let (sha256, size) = app.blobs.put(bytes)?;
+    // Before any row refers to them: every replica serves what a manifest names.
+    crate::blobs::share(
+        app,
+        entries
+            .iter()
+            .map(|e| e.sha256.as_str())
+            .chain([sha256.as_str()]),
+    )?;
     Ok(StoredArchive {
         entries,
         sha256,

@@ -1,5 +1,5 @@
-//! Targeting plugins uploaded by administrators: stored in SQLite, loaded into the engine at
-//! start and on upload (docs/design.md §5.4: compiled once, pinned by sha256).
+//! Targeting plugins uploaded by administrators: stored in the database, loaded into the
+//! engine at start, on upload, and when another replica changed them (`sync`) (docs/design.md §5.4: compiled once, pinned by sha256).
 
 use crate::app::App;
 use crate::db::OptionalExtension;
@@ -18,29 +18,73 @@ fn check_name(name: &str) -> Result<()> {
         .map_err(|e| Error::invalid("bad_plugin", e.to_string()))
 }
 
-/// Loads every stored plugin into the engine. A plugin that no longer loads is logged loudly
-/// and left out: targets that call it stop matching, the API keeps serving.
-pub fn load_stored(app: &App) -> Result<()> {
-    let stored: Vec<(String, Vec<u8>)> = app.db.with(|c| {
-        let mut st = c
-            .prepare("SELECT name, wasm FROM plugins ORDER BY created, name")
-            .map_err(Error::db("listing plugins"))?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(Error::db("listing plugins"))
+/// Makes the engine run exactly the stored plugins: loads what another replica uploaded (or
+/// what is stored at start), drops what another replica deleted. A plugin that no longer loads
+/// is logged loudly, once per stored version, and left out: targets that call it stop
+/// matching, the API keeps serving. Serialised with uploads and deletes on this replica, so
+/// it never sees one half done.
+pub fn sync(app: &App) -> Result<()> {
+    let _one = app
+        .plugin_sync
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    sync_locked(app)
+}
+
+fn sync_locked(app: &App) -> Result<()> {
+    let stored: HashMap<String, String> = app.db.with(|c| {
+        c.query_map("SELECT name, sha256 FROM plugins", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map(|rows| rows.into_iter().collect())
+        .map_err(Error::db("listing plugins"))
     })?;
-    for (name, wasm) in stored {
-        match app.engine.load_plugin(&name, &wasm) {
+    let running: HashMap<String, String> = app
+        .engine
+        .plugins()
+        .into_iter()
+        .filter(|p| !p.builtin)
+        .map(|p| (p.name, p.sha256))
+        .collect();
+    for (name, sha) in &running {
+        if stored.get(name) != Some(sha) {
+            app.engine
+                .remove_plugin(name)
+                .map_err(|e| Error::Internal(format!("unloading plugin {name:?}: {e}")))?;
+            logging::event("info", "plugin_unloaded", &[("name", name)]);
+        }
+    }
+    let mut failed = app
+        .plugin_failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (name, sha) in &stored {
+        let version = format!("{name}@{sha}");
+        if running.get(name) == Some(sha) || failed.contains(&version) {
+            continue;
+        }
+        let wasm: Vec<u8> = app.db.with(|c| {
+            c.query_row(
+                "SELECT wasm FROM plugins WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .map_err(Error::db("reading a plugin"))
+        })?;
+        match app.engine.load_plugin(name, &wasm) {
             Ok(info) => logging::event(
                 "info",
                 "plugin_loaded",
-                &[("name", &name), ("sha256", &info.sha256)],
+                &[("name", name), ("sha256", &info.sha256)],
             ),
-            Err(e) => logging::event(
-                "error",
-                "plugin_load_failed",
-                &[("name", &name), ("error", &e)],
-            ),
+            Err(e) => {
+                logging::event(
+                    "error",
+                    "plugin_load_failed",
+                    &[("name", name), ("error", &e)],
+                );
+                failed.insert(version);
+            }
         }
     }
     Ok(())
@@ -90,6 +134,10 @@ pub fn list(app: &App) -> Result<Vec<PluginRecord>> {
 /// Compiles and validates a plugin, then stores it.
 pub fn upload(app: &App, name: &str, wasm: &[u8]) -> Result<PluginRecord> {
     check_name(name)?;
+    let _one = app
+        .plugin_sync
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let exists = app.db.with(|c| {
         c.query_row(
             "SELECT 1 FROM plugins WHERE name = ?1",
@@ -127,6 +175,10 @@ pub fn upload(app: &App, name: &str, wasm: &[u8]) -> Result<PluginRecord> {
 /// Removes an uploaded plugin (built-in ones cannot be removed).
 pub fn remove(app: &App, name: &str) -> Result<()> {
     check_name(name)?;
+    let _one = app
+        .plugin_sync
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = app.db.with(|c| {
         c.execute("DELETE FROM plugins WHERE name = ?1", params![name])
             .map_err(Error::db("removing a plugin"))

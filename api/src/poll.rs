@@ -64,6 +64,9 @@ struct Entry {
 #[derive(Default)]
 pub struct PollCache {
     generation: AtomicU64,
+    /// The database's shared generation this replica last caught up with ([`sync`]); none at
+    /// start.
+    shared_seen: Mutex<Option<i64>>,
     entries: Mutex<HashMap<u64, Entry>>,
     /// Manifest id → its answer at a generation.
     answers: Mutex<HashMap<u64, Kept>>,
@@ -188,6 +191,50 @@ impl PollCache {
     }
 }
 
+/// Something targeting depends on was changed by this replica: every kept outcome is stale
+/// here at once, and on every other replica of the database at its next request ([`sync`]).
+pub fn changed(app: &App) -> Result<()> {
+    app.poll.bump();
+    app.db.with(|c| {
+        c.execute(
+            "UPDATE shared_state SET value = value + 1 WHERE name = 'generation'",
+            [],
+        )
+        .map_err(crate::error::Error::db("advancing the shared generation"))
+    })?;
+    Ok(())
+}
+
+/// Catches up with changes made through other replicas of the database (docs/design.md §6.6):
+/// when the shared generation moved, the plugins are made the stored ones and every kept
+/// outcome is dropped. Runs before each manifest request and each administrator request, so
+/// a change acknowledged by one replica is in force on all from their next request on.
+pub fn sync(app: &App) -> Result<()> {
+    let read = || -> Result<i64> {
+        app.db.with(|c| {
+            c.query_row(
+                "SELECT value FROM shared_state WHERE name = 'generation'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(crate::error::Error::db("reading the shared generation"))
+        })
+    };
+    let shared = read()?;
+    let mut seen = app
+        .poll
+        .shared_seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if *seen == Some(shared) {
+        return Ok(());
+    }
+    crate::plugins::sync(app)?;
+    app.poll.bump();
+    *seen = Some(shared);
+    Ok(())
+}
+
 /// Flushes `lastseen` every [`SEEN_FLUSH`] while the server runs.
 pub async fn flusher(app: App) {
     let mut every = rocket::tokio::time::interval(SEEN_FLUSH);
@@ -220,13 +267,17 @@ impl Fairing for Invalidate {
         let Some(route) = req.route() else {
             return;
         };
-        if matches!(res.status().code, 401 | 403)
+        // 503: the database could not be reached, so nothing was written either.
+        if matches!(res.status().code, 401 | 403 | 503)
             || crate::routes::relative_path(route).starts_with("/loader/")
         {
             return;
         }
         if let Some(app) = req.rocket().state::<App>() {
-            app.poll.bump();
+            if let Err(e) = app.run(changed).await {
+                // This replica's generation moved; the others catch up at the next write.
+                logging::event("error", "shared_generation_failed", &[("error", &e)]);
+            }
         }
     }
 }

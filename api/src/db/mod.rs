@@ -503,13 +503,14 @@ impl Db {
             None => connect(&self.location)?,
         };
         let out = f(&mut conn);
-        // A connection left inside a transaction by a panic or an early return, or one whose
-        // server went away, is not reused.
-        if !conn.in_tx && !conn.broken.get() {
-            let mut pool = self.pool.lock().map_err(|_| poisoned())?;
-            if pool.len() < POOL_IDLE {
-                pool.push(conn);
-            }
+        // A connection left inside a transaction by a panic or an early return is not reused.
+        // One whose server went away takes the idle ones with it: they went with the same
+        // server, and the next requests connect afresh instead of failing one by one.
+        let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+        if conn.broken.get() {
+            pool.clear();
+        } else if !conn.in_tx && pool.len() < POOL_IDLE {
+            pool.push(conn);
         }
         out
     }

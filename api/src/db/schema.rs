@@ -183,6 +183,16 @@ pub const SQLITE: &[&str] = &[
     );
     CREATE INDEX token_nonces_until ON token_nonces (until);
     "#,
+    // 6: what the replicas of one database share (docs/design.md §6.6): the generation every
+    // administrator write advances (poll.rs). File bodies stay in the directory beside the
+    // SQLite file, which one machine owns.
+    r#"
+    CREATE TABLE shared_state (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO shared_state (name, value) VALUES ('generation', 0);
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -310,4 +320,24 @@ pub const POSTGRES: &[&str] = &[
     "",
     "",
     "",
+    // 6: SQLite's step 6, and the file bodies every replica serves (blobs.rs): a body is its
+    // chunks of at most 1 MiB, whole once its `blobs` row exists.
+    r#"
+    CREATE TABLE shared_state (
+        name  TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    );
+    INSERT INTO shared_state (name, value) VALUES ('generation', 0);
+    CREATE TABLE blob_chunks (
+        sha256 TEXT NOT NULL,
+        n      BIGINT NOT NULL,
+        data   BYTEA NOT NULL,
+        PRIMARY KEY (sha256, n)
+    );
+    CREATE TABLE blobs (
+        sha256  TEXT PRIMARY KEY,
+        size    BIGINT NOT NULL,
+        created BIGINT NOT NULL
+    );
+    "#,
 ];

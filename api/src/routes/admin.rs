@@ -169,7 +169,7 @@ async fn manifest_archive(
     let id = parse_id("manifest", id)?;
     app.run(move |a| {
         let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
-        let path = a.blobs.path(&sha)?;
+        let path = crate::blobs::local(a, &sha)?;
         let size = std::fs::metadata(&path)
             .map_err(Error::io("reading metadata of", &path))?
             .len();

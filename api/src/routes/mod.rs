@@ -107,7 +107,15 @@ impl<'r> FromRequest<'r> for Admin {
             token: req.headers().get_one(PGP_AUTH_HEADER).map(str::to_string),
             apikey: req.headers().get_one(API_KEY_HEADER).map(str::to_string),
         };
-        let r = app.run(move |a| auth::authenticate(a, &creds)).await;
+        let r = app
+            .run(move |a| {
+                let caller = auth::authenticate(a, &creds)?;
+                // What the request reads or validates against (plugins, manifests) is what
+                // every replica stored (poll.rs).
+                crate::poll::sync(a)?;
+                Ok(caller)
+            })
+            .await;
         if let Ok(c) = &r {
             set_who(req, c.label());
         }
