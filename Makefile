@@ -1,5 +1,6 @@
-# Entry points. `make run` starts the API on its embedded SQLite; `make test` runs every test.
-.PHONY: run test test-plugins size-budget bench fuzz
+# Entry points. `make run` starts the API on its embedded SQLite; `make test` runs every test;
+# `make run-cluster` starts a throwaway PostgreSQL and two replicas on it.
+.PHONY: run run-cluster test test-plugins size-budget bench fuzz
 
 CARGO ?= cargo
 # bash: the fuzz loop reads PIPESTATUS.
@@ -9,12 +10,20 @@ SHELL := /bin/bash
 run:
 	$(CARGO) run --release -p api --bin mig-api
 
+# Two mig-api replicas (127.0.0.1:1664 and :1665) on a throwaway PostgreSQL cluster in a
+# temporary directory, until Ctrl-C (api/run-cluster.sh).
+run-cluster:
+	$(CARGO) build --release -p api --bin mig-api
+	bash api/run-cluster.sh $(or $(CARGO_TARGET_DIR),target)/release/mig-api
+
 # Every test: unit, integration, GnuPG interop, console against a real API, end to end, the
-# plugins' own tests, the loader's suite again with the arm64 build under qemu-aarch64-static,
-# and the loader's size and memory budget.
+# plugins' own tests, the API's suite again on PostgreSQL (a throwaway cluster), the loader's
+# suite again with the arm64 build under qemu-aarch64-static, and the loader's size and memory
+# budget.
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
+	MIG_TEST_DATABASE=postgres $(CARGO) test -p api --tests
 	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
 	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
 	$(CARGO) run -p size-budget

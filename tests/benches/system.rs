@@ -2,7 +2,8 @@
 //! mig-api side by side with nginx serving the same bytes on the same machine in the same run.
 //!
 //!     cargo build --release -p api -p console --bins
-//!     cargo bench -p e2e --bench system
+//!     cargo bench -p e2e --bench system             # every table
+//!     cargo bench -p e2e --bench system -- replicas # only SQLite / PostgreSQL / two replicas
 //!
 //! Needs nginx, wrk and GNU time (`apt-get install nginx wrk time`). Prints markdown tables.
 
@@ -34,7 +35,19 @@ const BODY: usize = 1024 * 1024;
 const WRK: &[&str] = &["-c8", "-d5s", "--latency"];
 
 fn main() {
-    if let Err(e) = run() {
+    // `cargo bench -p e2e --bench system -- replicas`: only the replicas' table.
+    let only_replicas = std::env::args().any(|a| a == "replicas");
+    let done = if only_replicas {
+        tempfile::tempdir()
+            .map_err(|e| e.to_string())
+            .and_then(|dir| {
+                let host = Host::new("http://127.0.0.1:1/api/v2/", "unused");
+                replicas(dir.path(), &host.agent_script("v1", true), &noise(BODY))
+            })
+    } else {
+        run()
+    };
+    if let Err(e) = done {
         eprintln!("bench system: {e}");
         std::process::exit(1);
     }
@@ -637,6 +650,123 @@ fn run() -> Result<(), String> {
             per_cpu(&n),
             n.wrk_cpu
         );
+    }
+    replicas(work.path(), &agent, &body)
+}
+
+/// docs/design.md §6.6: the loader's two requests against one replica on SQLite, one on
+/// PostgreSQL and two on PostgreSQL, in one run. Each replica gets its own wrk (8 connections):
+/// one replica one wrk of two threads, two replicas one wrk of one thread each, side by side,
+/// so the two wrk threads compete for the same 2 cores either way.
+fn replicas(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
+    println!(
+        "\n## Replicas: one on SQLite, one and two on PostgreSQL (same run; one wrk {} per replica)\n",
+        WRK.join(" ")
+    );
+    println!("| what | database | replicas | requests/s (sum) | transfer/s (each wrk) | p99 (each wrk) | / one on SQLite |");
+    println!("|---|---|---|---|---|---|---|");
+    let sha = sha256_hex(body);
+    let mut baseline: Vec<f64> = Vec::new();
+    for (database, n) in [("SQLite", 1usize), ("PostgreSQL", 1), ("PostgreSQL", 2)] {
+        let postgres = (database == "PostgreSQL").then(e2e::postgres::PgDatabase::fresh);
+        let d = Deployment::start(ApiOptions {
+            postgres,
+            ..ApiOptions::default()
+        });
+        let admins = vec![
+            admin_api(&d.api.base_url, "admin1")?,
+            admin_api(&d.api.base_url, "admin2")?,
+        ];
+        let (_, key) = d.enrol_loader("bench.internal", None);
+        let ours = d.archive("ours", &[("mig-agent", agent), ("configuration", body)]);
+        publish(&admins, "ours", "env#>>'{os}'='linux'", &ours, false)?;
+        let mut servers = vec![&d.api];
+        let extra: Vec<e2e::ApiServer> = (1..n).map(|_| d.api.replica()).collect();
+        servers.extend(extra.iter());
+        let request = serde_json::json!({
+            "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}},
+            "have": {"serial": 0}
+        })
+        .to_string();
+        // The manifest is given on the first replica, its body fetched from every one.
+        let client = mig_http::Client::new(
+            &mig_http::HttpConfig {
+                allow_plain_http: true,
+                ..Default::default()
+            },
+            &d.api.base_url,
+        )
+        .map_err(|e| e.to_string())?;
+        client
+            .request(
+                mig_http::Method::Post,
+                "loader/manifest",
+                &[("X-LOADERKEY", &key)],
+                Some(request.as_bytes()),
+            )
+            .and_then(|r| r.error_for_status(1 << 16))
+            .map_err(|e| e.to_string())?;
+        let post = lua(
+            dir,
+            &format!("replicas-post-{database}-{n}.lua"),
+            "POST",
+            &key,
+            &request,
+        )?;
+        let get = lua(
+            dir,
+            &format!("replicas-get-{database}-{n}.lua"),
+            "GET",
+            &key,
+            "",
+        )?;
+        let threads = if n == 1 { 2 } else { 1 };
+        for (row, (what, path, script)) in [
+            (
+                "POST loader/manifest (nothing changed)",
+                "loader/manifest".to_string(),
+                &post,
+            ),
+            (
+                "GET loader/files/<sha256> (1 MiB body)",
+                format!("loader/files/{sha}"),
+                &get,
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let runs: Vec<Result<Wrk, String>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = servers
+                    .iter()
+                    .map(|s| {
+                        let url = s.url(&path);
+                        let pid = s.pid().unwrap_or(0);
+                        scope.spawn(move || wrk(&url, script, threads, pid))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err("wrk thread panicked".into()))
+                    })
+                    .collect()
+            });
+            let runs = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let rps: f64 = runs.iter().map(|w| w.rps).sum();
+            if baseline.len() <= row {
+                baseline.push(rps);
+            }
+            let each =
+                |f: &dyn Fn(&Wrk) -> String| runs.iter().map(f).collect::<Vec<_>>().join(", ");
+            println!(
+                "| {what} | {database} | {n} | {rps:.0} | {} | {} | {:.2} |",
+                each(&|w| w.transfer.clone()),
+                each(&|w| w.p99.clone()),
+                rps / baseline[row]
+            );
+        }
     }
     Ok(())
 }
