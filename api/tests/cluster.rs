@@ -101,10 +101,21 @@ fn a_token_used_on_one_replica_is_refused_on_the_others() {
     let r = replicas(3);
     let a1 = r[0].dev_admin(1, "PermAdmin");
     let token = ("X-PGPAUTHORIZATION", a1.token());
-    request("GET", &r[1].url("investigators/me"), &[token.clone()], None).expect(200);
+    request(
+        "GET",
+        &r[1].url("investigators/me"),
+        std::slice::from_ref(&token),
+        None,
+    )
+    .expect(200);
     for srv in [&r[0], &r[2], &r[1]] {
-        let reply =
-            request("GET", &srv.url("investigators/me"), &[token.clone()], None).expect(401);
+        let reply = request(
+            "GET",
+            &srv.url("investigators/me"),
+            std::slice::from_ref(&token),
+            None,
+        )
+        .expect(401);
         assert_eq!(reply.message(), "token replayed");
     }
 }
