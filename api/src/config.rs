@@ -168,7 +168,7 @@ impl Config {
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config> {
         let mut cfg = Config::default();
         let (mut tlscert, mut tlskey) = (None, None);
-        let (mut pg_url, mut pg_password_file) = (None, None);
+        let (mut pg_url, mut pg_password_file, mut pg_ca) = (None, None, None);
         let ini = Ini::parse(text)
             .and_then(|ini| ini.check(SECTIONS).map(|()| ini))
             .map_err(|e| Error::Config(format!("{file}:{}: {}", e.line, e.message)))?;
@@ -192,6 +192,9 @@ impl Config {
                 }
                 ("database", "path") => cfg.db_path = base.join(nonempty(key, value).map_err(&at)?),
                 ("database", "url") => pg_url = Some((nonempty(key, value).map_err(&at)?, e.line)),
+                ("database", "cafile") => {
+                    pg_ca = Some(base.join(nonempty(key, value).map_err(&at)?))
+                }
                 ("database", "passwordfile") => {
                     pg_password_file = Some(base.join(nonempty(key, value).map_err(&at)?))
                 }
@@ -263,15 +266,23 @@ impl Config {
         }
         if let Some((url, line)) = pg_url {
             let password = database_password(pg_password_file.as_deref())?;
-            let config = crate::db::pg_config(url, password)
+            let tls = match &pg_ca {
+                Some(ca) => Some(
+                    crate::db::Verified::new(&crate::front::read_pem(ca)?)
+                        .map_err(|m| Error::Config(format!("{}: {m}", ca.display())))?,
+                ),
+                None => None,
+            };
+            let config = crate::db::pg_config(url, password, tls.is_some())
                 .map_err(|m| Error::Config(format!("{file}:{line}: url: {m}")))?;
             cfg.postgres = Some(crate::db::Location::Postgres {
                 config: Box::new(config),
                 shown: url.to_string(),
+                tls,
             });
-        } else if pg_password_file.is_some() {
+        } else if pg_password_file.is_some() || pg_ca.is_some() {
             return Err(Error::Config(format!(
-                "{file}: [database] passwordfile without url"
+                "{file}: [database] passwordfile and cafile need url"
             )));
         }
         cfg.tls = match (tlscert, tlskey) {
@@ -318,7 +329,7 @@ impl Config {
 
 const SECTIONS: Schema = &[
     ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
-    ("database", &["path", "url", "passwordfile"]),
+    ("database", &["path", "url", "passwordfile", "cafile"]),
     ("manifest", &["requiredsignatures", "validdays"]),
     ("authentication", &["enabled", "tokenduration"]),
     (
@@ -581,6 +592,59 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_database_url_selects_postgresql_and_never_holds_the_password() {
+        let c = parse("[database]\nurl = postgresql://mig@db.internal/mig\n").unwrap();
+        assert_eq!(c.database().to_string(), "postgresql://mig@db.internal/mig");
+        assert_eq!(
+            parse("").unwrap().database(),
+            crate::db::Location::Sqlite(PathBuf::from("./mig-api.db"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\nignored\n").unwrap();
+        let with_file = format!(
+            "[database]\nurl = postgresql://mig@db.internal/mig\npasswordfile = {}\n",
+            pw.display()
+        );
+        match parse(&with_file).unwrap().database() {
+            crate::db::Location::Postgres { config, .. } => {
+                assert_eq!(config.get_password(), Some(&b"s3cret"[..]))
+            }
+            other => panic!("{other}"),
+        }
+        for (text, needle) in [
+            (
+                "[database]\nurl = postgresql://mig:pw@db/mig",
+                "api.cfg:2: url: the URL holds a password",
+            ),
+            (
+                "[database]\nurl = postgresql://mig@db/mig?sslmode=require",
+                "sslmode=require needs the CA",
+            ),
+            ("[database]\nurl = mysql://x", "not a PostgreSQL URL"),
+            (
+                "[database]\npasswordfile = /x",
+                "passwordfile and cafile need url",
+            ),
+            (
+                "[database]\nurl = postgresql://mig@db/mig\ncafile = /nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+        std::fs::write(&pw, "not a certificate").unwrap();
+        let e = parse(&format!(
+            "[database]\nurl = postgresql://mig@db/mig\ncafile = {}",
+            pw.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("holds no CERTIFICATE"), "{e}");
     }
 
     #[test]

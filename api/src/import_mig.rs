@@ -40,7 +40,7 @@ pub struct Summary {
 /// import where the database is reached over a trusted path (its host, a Unix socket, a tunnel).
 pub fn connect(url: &str) -> Result<Client> {
     let pw = std::env::var("PGPASSWORD").ok();
-    let mut cfg = crate::db::pg_config(url, pw)
+    let mut cfg = crate::db::pg_config(url, pw, false)
         .map_err(|e| Error::Config(format!("--from: {e} (import-mig reads PGPASSWORD)")))?;
     cfg.connect_timeout(CONNECT_TIMEOUT);
     cfg.connect(NoTls).map_err(|e| {

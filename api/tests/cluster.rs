@@ -435,3 +435,59 @@ fn the_database_stopped_under_load_answers_503_then_recovers_with_no_acknowledge
     assert_eq!(serial(poll(&r[0], &key).expect(200)), id);
     request("GET", &r[0].url("health"), &[], None).expect(200);
 }
+
+#[test]
+fn tls_to_postgresql_is_required_and_verified_against_the_configured_ca() {
+    // The cluster takes TCP connections over TLS only.
+    let cluster = Arc::new(PgCluster::start_tls());
+    let db = PgDatabase::create(cluster.clone());
+    let srv = Server::with(Settings {
+        postgres: Some(db.clone()),
+        ..Settings::default()
+    });
+    request("GET", &srv.url("health"), &[], None).expect(200);
+    let a1 = srv.dev_admin(1, "PermAdmin");
+    srv.get(&a1, "investigators/me").expect(200);
+    // What the server saw: every one of mig-api's connections encrypted.
+    let seen = db.rows(
+        "SELECT COUNT(*) FILTER (WHERE s.ssl), COUNT(*) FILTER (WHERE NOT s.ssl)
+           FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+          WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+    );
+    let (tls, plain): (u32, u32) = (seen[0][0].parse().unwrap(), seen[0][1].parse().unwrap());
+    assert!(tls >= 1 && plain == 0, "{seen:?}");
+
+    // Another CA, no CA, and sslmode=require without a CA: refused, each saying why.
+    let dir = tempfile::tempdir().unwrap();
+    let other = mig_test_support::postgres::make_ca(dir.path(), "other");
+    let key = dev_key_path("admin2.pub.asc");
+    for (database, why) in [
+        (
+            format!("url = {}\ncafile = {}\n", db.url(), other.display()),
+            "certificate",
+        ),
+        (format!("url = {}\n", db.url()), "no encryption"),
+        (
+            format!("url = {}?sslmode=require\n", db.url()),
+            "sslmode=require needs the CA",
+        ),
+    ] {
+        let cfg = dir.path().join("api.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[database]\npath = {}\n{database}",
+                dir.path().join("x.db").display()
+            ),
+        )
+        .unwrap();
+        let mut c = std::process::Command::new(BIN);
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["investigator", "add", "--name", "admin2", "--pubkey"]);
+        c.arg(&key).args(["--perms", "PermAdmin"]);
+        let out = mig_test_support::run(c, None, Duration::from_secs(60));
+        assert!(!out.success(), "{database}: {out}");
+        assert!(out.stderr.contains(why), "{database}: {out}");
+    }
+}

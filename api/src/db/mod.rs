@@ -6,7 +6,10 @@
 
 mod postgres;
 mod schema;
+mod tls;
 mod value;
+
+pub use tls::Verified;
 
 pub use value::{ColumnIndex, FromValue, Params, Row, ToValue, Value};
 
@@ -33,10 +36,12 @@ const PG_STATEMENT_TIMEOUT_MS: u64 = 30_000;
 #[derive(Clone)]
 pub enum Location {
     Sqlite(PathBuf),
-    /// The connection settings (password included) and the URL without its password, for logs.
+    /// The connection settings (password included), the URL as configured (it never holds
+    /// the password), and TLS when `[database] cafile` is set.
     Postgres {
         config: Box<::postgres::Config>,
         shown: String,
+        tls: Option<Verified>,
     },
 }
 
@@ -543,12 +548,12 @@ fn poisoned() -> Error {
 fn connect(location: &Location) -> Result<Conn> {
     match location {
         Location::Sqlite(path) => connect_sqlite(path),
-        Location::Postgres { config, shown } => {
+        Location::Postgres { config, shown, tls } => {
             let mut config = (**config).clone();
             config.connect_timeout(PG_CONNECT_TIMEOUT);
             config.options(&format!("-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}"));
-            let pg =
-                PgConn::connect(&config).map_err(Error::db(format!("connecting to {shown}")))?;
+            let pg = PgConn::connect(&config, tls.as_ref())
+                .map_err(Error::db(format!("connecting to {shown}")))?;
             Ok(Conn {
                 backend: Backend::Pg(Box::new(RefCell::new(pg))),
                 in_tx: false,
@@ -681,11 +686,13 @@ fn migrate_postgres(conn: &mut Conn, location: &Location) -> Result<()> {
 }
 
 /// A PostgreSQL URL checked for what mig-api needs of it, with `password` set. The password
-/// never comes from the URL, which a process list or a configuration review shows; there is no
-/// TLS to PostgreSQL yet, so an `sslmode` that requires it is refused rather than ignored.
+/// never comes from the URL, which a process list or a configuration review shows. With `tls`
+/// (a CA to verify the server against) TLS is required whatever the URL's `sslmode`; without
+/// it, an `sslmode` that requires TLS is refused rather than honoured unverified.
 pub fn pg_config(
     url: &str,
     password: Option<String>,
+    tls: bool,
 ) -> std::result::Result<::postgres::Config, String> {
     let mut cfg: ::postgres::Config = url
         .parse()
@@ -701,11 +708,14 @@ pub fn pg_config(
         cfg.password(pw);
     }
     use ::postgres::config::SslMode;
-    if !matches!(cfg.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
+    if tls {
+        cfg.ssl_mode(SslMode::Require);
+    } else if !matches!(cfg.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
         return Err(
-            "mig-api connects to PostgreSQL without TLS; use sslmode=disable and \
-                    reach the database over a trusted path (its host, a Unix socket, an SSH \
-                    tunnel, a private network)"
+            "sslmode=require needs the CA that signed PostgreSQL's certificate \
+                    ([database] cafile), so that the server is verified; without it, use \
+                    sslmode=disable and reach the database over a trusted path (its host, a \
+                    Unix socket, an SSH tunnel, a private network)"
                 .into(),
         );
     }

@@ -27,8 +27,15 @@ pub const WRITE_LOCK: i64 = 0x6d69_6701; // "mig\x01"
 pub const MIGRATE_LOCK: i64 = 0x6d69_6702;
 
 impl PgConn {
-    pub fn connect(cfg: &postgres::Config) -> Result<PgConn, SqlError> {
-        let client = cfg.connect(postgres::NoTls).map_err(SqlError::Pg)?;
+    pub fn connect(
+        cfg: &postgres::Config,
+        tls: Option<&super::Verified>,
+    ) -> Result<PgConn, SqlError> {
+        let client = match tls {
+            Some(t) => cfg.connect(t.clone()),
+            None => cfg.connect(postgres::NoTls),
+        }
+        .map_err(SqlError::Pg)?;
         Ok(PgConn {
             client,
             statements: HashMap::new(),

@@ -16,6 +16,8 @@ mod forward;
 mod idle;
 mod tls;
 
+pub use tls::read_pem;
+
 pub use forward::{FRONT_HEADER, PEER_HEADER};
 pub use tls::acceptor;
 

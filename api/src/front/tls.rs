@@ -13,7 +13,8 @@ use tokio_rustls::TlsAcceptor;
 /// Largest PEM file read (a long chain is a few KiB).
 const MAX_PEM_BYTES: u64 = 1 << 20;
 
-fn read_pem(path: &Path) -> Result<Vec<u8>> {
+/// A PEM file, refused past [`MAX_PEM_BYTES`].
+pub fn read_pem(path: &Path) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
     let mut out = Vec::new();
     file.take(MAX_PEM_BYTES + 1)

@@ -70,7 +70,13 @@ impl ApiOptions {
     pub fn config_text(&self, dir: &Path) -> String {
         let db = self.db_path(dir);
         let url = match &self.postgres {
-            Some(pg) => format!("url = {}\n", pg.url()),
+            Some(pg) => {
+                let ca = match &pg.cluster.ca {
+                    Some(ca) => format!("cafile = {}\n", ca.display()),
+                    None => String::new(),
+                };
+                format!("url = {}\n{ca}", pg.url())
+            }
             None => String::new(),
         };
         let mut cfg = format!(

@@ -17,6 +17,8 @@ pub struct PgCluster {
     bin: PathBuf,
     user: Option<String>,
     pub port: u16,
+    /// With [`PgCluster::start_tls`]: the CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
 }
 
 /// The newest `/usr/lib/postgresql/<v>/bin` with `initdb` (Debian's layout).
@@ -78,12 +80,90 @@ impl PgCluster {
             bin: bin_dir(),
             user,
             port: free_port(),
+            ca: None,
         };
         let mut c = cluster.as_owner("initdb");
         c.args(["-U", "mig", "--auth=trust", "--no-sync", "-E", "UTF8", "-D"])
             .arg(cluster.data());
         run(c, None, TIMEOUT).ok();
         cluster.start_server();
+        cluster
+    }
+
+    /// A cluster that takes TCP connections over TLS only (`hostssl` alone in pg_hba.conf),
+    /// its certificate for `localhost` and `127.0.0.1` signed by a CA made here with openssl
+    /// ([`PgCluster::ca`]).
+    #[track_caller]
+    pub fn start_tls() -> PgCluster {
+        let mut cluster = Self::start();
+        cluster.stop();
+        let data = cluster.data();
+        let d = cluster.dir.path().to_path_buf();
+        let ca = make_ca(&d, "ca");
+        let openssl = |args: &[&str]| {
+            let mut c = Command::new("openssl");
+            c.args(args).current_dir(&d);
+            let out = run(c, None, TIMEOUT);
+            assert!(out.success(), "openssl {args:?}: {out}");
+        };
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName = DNS:localhost, IP:127.0.0.1\n",
+        )
+        .expect("san.ext");
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(d.join(f), data.join(f)).expect("copy the server's TLS files");
+        }
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("pg_hba.conf");
+        std::fs::write(
+            data.join("postgresql.auto.conf"),
+            "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )
+        .expect("postgresql.auto.conf");
+        if let Some(u) = &cluster.user {
+            let mut c = Command::new("chown");
+            c.arg("-R").arg(u).arg(&data);
+            run(c, None, TIMEOUT).ok();
+        }
+        let mut c = Command::new("chmod");
+        c.arg("600").arg(data.join("server.key"));
+        run(c, None, TIMEOUT).ok();
+        cluster.start_server();
+        cluster.ca = Some(ca);
         cluster
     }
 
@@ -178,6 +258,26 @@ impl Drop for PgCluster {
             .arg("stop")
             .output();
     }
+}
+
+/// A self-signed CA (`<name>.crt`, `<name>.key`) made with openssl in `dir`; its certificate.
+#[track_caller]
+pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
+    let mut c = Command::new("openssl");
+    c.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+    ])
+    .args([
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.crt"),
+    ])
+    .args(["-subj", &format!("/CN=mig test {name}")])
+    .current_dir(dir);
+    let out = run(c, None, TIMEOUT);
+    assert!(out.success(), "openssl req -x509: {out}");
+    dir.join(format!("{name}.crt"))
 }
 
 /// The cluster the servers of one test process share while any of them runs; the last one
