@@ -226,7 +226,9 @@ pub fn sync(app: &App) -> Result<()> {
         .shared_seen
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    if *seen == Some(shared) {
+    // The generation only grows: a reader that saw an older one than another thread already
+    // caught up with has nothing to do.
+    if seen.is_some_and(|s| s >= shared) {
         return Ok(());
     }
     crate::plugins::sync(app)?;

@@ -48,8 +48,8 @@ fn serial(r: Reply) -> u64 {
 fn every_step_of_the_walkthrough_on_another_replica() {
     let r = replicas(3);
     let (a, b, c) = (&r[0], &r[1], &r[2]);
+    // Each step on another replica than the step before: A, B, C, A, B, C, …
     let (a1, a2) = two_admins(a);
-    // The loader is made on B, the manifest uploaded on C, signed on A then B.
     let (lid, key) = b.enabled_loader(&a1, "host-1", None);
     let (archive, files) = standard_archive("cluster");
     let id = c.create_manifest(&a1, "cluster", "true", &archive)["id"]
@@ -57,7 +57,7 @@ fn every_step_of_the_walkthrough_on_another_replica() {
         .unwrap();
     a.sign_manifest(&a1, id).expect(200);
     b.sign_manifest(&a2, id).expect(200);
-    // Polled on C, its files fetched from A and B, which never held them: they come from the
+    // Given on C; its files fetched from A then B, which never held them: they come from the
     // database, and the manifest given on C is the one A and B allow.
     assert_eq!(serial(poll(c, &key).expect(200)), id);
     for srv in [a, b] {
@@ -72,8 +72,8 @@ fn every_step_of_the_walkthrough_on_another_replica() {
     // The archive itself, from a replica that did not receive it.
     let got = a.get(&a1, &format!("manifests/{id}/archive")).expect(200);
     assert_eq!(got.body, archive);
-    // Reported on A, read on C.
-    a.loader(
+    // Reported on B, read on C.
+    b.loader(
         &key,
         "POST",
         "loader/report",
@@ -82,17 +82,17 @@ fn every_step_of_the_walkthrough_on_another_replica() {
     .expect(200);
     let rec = c.get(&a1, &format!("loaders/{lid}")).expect(200).json();
     assert_eq!(rec["last_report"]["serial"], id);
-    // A second manifest, disabled on B: C and A stop offering it at their next poll.
-    let newer = active_manifest(c, &[&a1, &a2], "newer", "true");
-    assert_eq!(serial(poll(a, &key).expect(200)), newer);
+    // A newer manifest made on A, offered by B and C; disabled on A, offered by neither.
+    let newer = active_manifest(a, &[&a1, &a2], "newer", "true");
+    assert_eq!(serial(poll(b, &key).expect(200)), newer);
     assert_eq!(serial(poll(c, &key).expect(200)), newer);
-    b.post(
+    a.post(
         &a1,
         &format!("manifests/{newer}/status"),
         json!({"status": "disabled"}),
     )
     .expect(200);
-    assert_eq!(serial(poll(a, &key).expect(200)), id);
+    assert_eq!(serial(poll(b, &key).expect(200)), id);
     assert_eq!(serial(poll(c, &key).expect(200)), id);
 }
 

@@ -320,14 +320,22 @@ impl Conn {
     /// lock that every writing transaction of every replica takes, so the rules checked inside
     /// one hold as they do on SQLite.
     pub fn transaction(&mut self) -> SqlResult<Tx<'_>> {
-        match self.dialect() {
-            Dialect::Sqlite => self.execute_batch("BEGIN IMMEDIATE")?,
-            Dialect::Postgres => self.execute_batch(&format!(
+        let begin = match self.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE".to_string(),
+            Dialect::Postgres => format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({})",
                 postgres::WRITE_LOCK
-            ))?,
-        }
+            ),
+        };
+        // Until rolled back, a connection whose BEGIN half ran (the lock timed out) is not
+        // pooled: the next user would inherit an aborted transaction.
         self.in_tx = true;
+        if let Err(e) = self.execute_batch(&begin) {
+            if self.execute_batch("ROLLBACK").is_ok() {
+                self.in_tx = false;
+            }
+            return Err(e);
+        }
         Ok(Tx { conn: self })
     }
 
