@@ -261,14 +261,7 @@ fn a_replica_killed_mid_upload_leaves_the_database_whole_and_the_others_serving(
     let (_, key) = r[1].enabled_loader(&a1, "host-1", None);
     let db = r[0].postgres().unwrap().clone();
     // 24 MiB that do not compress: an upload that takes a while to arrive and to store.
-    let mut big = vec![0u8; 24 << 20];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in big.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let big = mig_test_support::noise(24 << 20);
     let archive = targz(&[("m/mig-agent", &big), ("m/configuration", b"[agent]\n")]);
     let body = json!({"name": "big", "target": "true", "platform": host_platform(), "archive": b64(&archive)});
     for delay_ms in [30u64, 150, 400, 900, 1600] {

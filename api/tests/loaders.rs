@@ -458,14 +458,7 @@ fn a_64_mib_member_is_installed_and_streamed_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("m");
     std::fs::create_dir(&m).unwrap();
-    let mut body = vec![0u8; 64 << 20];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for chunk in body.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
+    let body = mig_test_support::noise(64 << 20);
     std::fs::write(m.join("mig-agent"), &body).unwrap();
     let out = dir.path().join("m.tar.gz");
     let st = std::process::Command::new("tar")

@@ -335,6 +335,32 @@ fn wrk(url: &str, script: &Path, threads: u32, server: u32) -> Result<Wrk, Strin
     })
 }
 
+/// The loader's HTTP client, plain HTTP allowed (loopback only here).
+fn plain_client(base_url: &str) -> Result<mig_http::Client, String> {
+    mig_http::Client::new(
+        &mig_http::HttpConfig {
+            allow_plain_http: true,
+            ..Default::default()
+        },
+        base_url,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A loader's `POST loader/manifest` with `request`; the answer's bytes.
+fn ask_manifest(client: &mig_http::Client, key: &str, request: &str) -> Result<Vec<u8>, String> {
+    client
+        .request(
+            mig_http::Method::Post,
+            "loader/manifest",
+            &[("X-LOADERKEY", key)],
+            Some(request.as_bytes()),
+        )
+        .and_then(|r| r.error_for_status(1 << 16))
+        .and_then(|r| r.read_capped(1 << 20))
+        .map_err(|e| e.to_string())
+}
+
 fn lua(dir: &Path, name: &str, method: &str, key: &str, body: &str) -> Result<PathBuf, String> {
     let path = dir.join(name);
     let body_line = if body.is_empty() {
@@ -431,29 +457,13 @@ fn run() -> Result<(), String> {
     println!();
 
     // The same bytes from nginx: the manifest answer and the file body, at the same paths.
-    let client = mig_http::Client::new(
-        &mig_http::HttpConfig {
-            allow_plain_http: true,
-            ..Default::default()
-        },
-        &d.api.base_url,
-    )
-    .map_err(|e| e.to_string())?;
+    let client = plain_client(&d.api.base_url)?;
     let request = serde_json::json!({
         "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}, "tags": {"operator": "myorg"}},
         "have": {"serial": 0}
     })
     .to_string();
-    let answer = client
-        .request(
-            mig_http::Method::Post,
-            "loader/manifest",
-            &[("X-LOADERKEY", &key)],
-            Some(request.as_bytes()),
-        )
-        .and_then(|r| r.error_for_status(1 << 16))
-        .and_then(|r| r.read_capped(1 << 20))
-        .map_err(|e| e.to_string())?;
+    let answer = ask_manifest(&client, &key, &request)?;
     let sha = sha256_hex(&body);
     let www = work.path().join("www");
 
@@ -506,14 +516,7 @@ fn run() -> Result<(), String> {
         publish(&rsa, &format!("other {i}"), &target, &other, true)?;
     }
     let v1_base = v1d.api.base_url.replace("/api/v2/", "/api/v1/");
-    let go_client = mig_http::Client::new(
-        &mig_http::HttpConfig {
-            allow_plain_http: true,
-            ..Default::default()
-        },
-        &v1_base,
-    )
-    .map_err(|e| e.to_string())?;
+    let go_client = plain_client(&v1_base)?;
     let form = |object: &str| {
         let p = serde_json::json!({
             "agent": {"name": "bench", "mode": "", "pid": 7,
@@ -689,23 +692,7 @@ fn replicas(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
         })
         .to_string();
         // The manifest is given on the first replica, its body fetched from every one.
-        let client = mig_http::Client::new(
-            &mig_http::HttpConfig {
-                allow_plain_http: true,
-                ..Default::default()
-            },
-            &d.api.base_url,
-        )
-        .map_err(|e| e.to_string())?;
-        client
-            .request(
-                mig_http::Method::Post,
-                "loader/manifest",
-                &[("X-LOADERKEY", &key)],
-                Some(request.as_bytes()),
-            )
-            .and_then(|r| r.error_for_status(1 << 16))
-            .map_err(|e| e.to_string())?;
+        ask_manifest(&plain_client(&d.api.base_url)?, &key, &request)?;
         let post = lua(
             dir,
             &format!("replicas-post-{database}-{n}.lua"),

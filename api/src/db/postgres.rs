@@ -11,6 +11,15 @@ use std::error::Error as StdError;
 
 type BoxError = Box<dyn StdError + Sync + Send>;
 
+/// PostgreSQL's types that are text both ways.
+const TEXT_TYPES: [Type; 5] = [
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::NAME,
+    Type::JSON,
+];
+
 /// One open connection and its prepared statements, keyed by the crate's SQL text.
 pub struct PgConn {
     pub client: postgres::Client,
@@ -187,18 +196,7 @@ impl ToSql for Value {
                 out.extend_from_slice(s.as_bytes());
                 Ok(IsNull::No)
             }
-            (Value::Text(s), t)
-                if [
-                    Type::TEXT,
-                    Type::VARCHAR,
-                    Type::BPCHAR,
-                    Type::NAME,
-                    Type::JSON,
-                ]
-                .contains(t) =>
-            {
-                s.as_str().to_sql(ty, out)
-            }
+            (Value::Text(s), t) if TEXT_TYPES.contains(t) => s.as_str().to_sql(ty, out),
             (Value::Blob(b), t) if *t == Type::BYTEA => b.as_slice().to_sql(ty, out),
             (v, t) => Err(format!("a parameter of type {t} cannot take {v:?}").into()),
         }
@@ -224,17 +222,7 @@ impl<'a> FromSql<'a> for Value {
                 Some((1, text)) => Value::Text(std::str::from_utf8(text)?.to_string()),
                 _ => return Err("a JSONB value of an unknown version".into()),
             },
-            t if [
-                Type::TEXT,
-                Type::VARCHAR,
-                Type::BPCHAR,
-                Type::NAME,
-                Type::JSON,
-            ]
-            .contains(t) =>
-            {
-                Value::Text(String::from_sql(ty, raw)?)
-            }
+            t if TEXT_TYPES.contains(t) => Value::Text(String::from_sql(ty, raw)?),
             // SUM over BIGINT is NUMERIC in PostgreSQL: the SQL casts it to BIGINT.
             t => return Err(format!("a column of type {t} (cast it in the SQL)").into()),
         })

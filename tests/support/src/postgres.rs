@@ -220,19 +220,26 @@ impl PgCluster {
     /// Runs SQL with psql in `db`, stopping at the first error.
     #[track_caller]
     pub fn psql(&self, db: &str, sql: &str) -> Output {
-        let mut c = Command::new(self.bin.join("psql"));
-        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "mig",
-                "-d",
-                db,
-                "-f",
-                "-",
-            ]);
+        let mut c = self.psql_command(db);
+        c.args(["-f", "-"]);
         run(c, Some(sql.as_bytes()), TIMEOUT)
+    }
+
+    /// psql on `db` as `mig`, over TCP, stopping at the first error.
+    fn psql_command(&self, db: &str) -> Command {
+        let mut c = Command::new(self.bin.join("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "mig",
+        ])
+        .args(["-p", &self.port.to_string(), "-d", db]);
+        c
     }
 
     /// Runs a SQL file with psql in `db`, stopping at the first error.
@@ -344,28 +351,8 @@ impl PgCluster {
     /// Rows of `sql` in `db`, each column as text (NULL as an empty string).
     #[track_caller]
     pub fn rows(&self, db: &str, sql: &str) -> Vec<Vec<String>> {
-        let mut c = Command::new(self.bin.join("psql"));
-        c.args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-F",
-            "\u{1f}",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "mig",
-            "-d",
-            db,
-        ])
-        .args(["-c", sql]);
+        let mut c = self.psql_command(db);
+        c.args(["-A", "-t", "-F", "\u{1f}", "-c", sql]);
         let out = run(c, None, TIMEOUT);
         assert!(out.success(), "psql {sql:?}: {out}");
         out.stdout
