@@ -210,17 +210,19 @@ pub fn changed(app: &App) -> Result<()> {
 /// outcome is dropped. Runs before each manifest request and each administrator request, so
 /// a change acknowledged by one replica is in force on all from their next request on.
 pub fn sync(app: &App) -> Result<()> {
-    let read = || -> Result<i64> {
-        app.db.with(|c| {
-            c.query_row(
-                "SELECT value FROM shared_state WHERE name = 'generation'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(crate::error::Error::db("reading the shared generation"))
-        })
-    };
-    let shared = read()?;
+    let shared = app.db.with(|c| {
+        c.query_row(
+            "SELECT value FROM shared_state WHERE name = 'generation'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(crate::error::Error::db("reading the shared generation"))
+    })?;
+    catch_up(app, shared)
+}
+
+/// [`sync`] with the shared generation already read (a loader's key lookup reads it too).
+pub fn catch_up(app: &App, shared: i64) -> Result<()> {
     let mut seen = app
         .poll
         .shared_seen
