@@ -267,14 +267,14 @@ impl Fairing for Invalidate {
             return;
         }
         // Refused before any write (no route, no or bad credentials, no permission): an
-        // unauthenticated client cannot make every loader's next poll expensive.
-        let Some(route) = req.route() else {
+        // unauthenticated client cannot make every loader's next poll expensive. A loader's
+        // own requests, v2 or MIG's v1 (whose routes are not under `loader/`), change nothing
+        // targeting depends on.
+        if req.route().is_none() || crate::routes::is_loader_request(req) {
             return;
-        };
+        }
         // 503: the database could not be reached, so nothing was written either.
-        if matches!(res.status().code, 401 | 403 | 503)
-            || crate::routes::relative_path(route).starts_with("/loader/")
-        {
+        if matches!(res.status().code, 401 | 403 | 503) {
             return;
         }
         if let Some(app) = req.rocket().state::<App>() {

@@ -296,3 +296,47 @@ fn without_v1_fingerprints_mig_routes_are_not_served() {
     let rec = create_v1_manifest(&srv, &admin, "ready", &archive);
     assert!(rec["v1_text"].is_string(), "{rec}");
 }
+
+#[test]
+fn a_go_loaders_poll_leaves_every_kept_answer_and_the_shared_generation_alone() {
+    let srv = v1_server();
+    let rsa1 = srv.dev_named_admin("rsa1", "PermAdmin,PermManifest,PermLoader");
+    let rsa2 = srv.dev_named_admin("rsa2", "PermManifest");
+    let (archive, _) = standard_archive("kept");
+    let rec = create_v1_manifest(&srv, &rsa1, "kept", &archive);
+    let id = rec["id"].as_u64().unwrap();
+    let text = rec["v1_text"].as_str().unwrap().to_string();
+    sign(&srv, &rsa1, id, Some(text.as_bytes())).expect(200);
+    sign(&srv, &rsa2, id, Some(text.as_bytes())).expect(200);
+    let (_, ours) = srv.enabled_loader(&rsa1, "ours", None);
+    let (_, go) = srv.enabled_loader(&rsa1, "go", None);
+    let hits = || {
+        let m = request("GET", &srv.url("metrics"), &[], None).text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("mig_api_poll_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no hit counter in\n{m}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    let generation = || srv.sql("SELECT value FROM shared_state WHERE name = 'generation'");
+    let poll = || {
+        srv.loader(
+            &ours,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(200)
+    };
+    poll();
+    let (before, shared) = (hits(), generation());
+    // Go loaders poll and fetch (MIG's routes are not under loader/): nothing they do changes
+    // what targeting depends on, so our loader's kept answer stays, here and on every replica.
+    for _ in 0..3 {
+        v1(&srv, Some(&go), "manifest/agent/", form("go7", "")).expect(200);
+        v1(&srv, Some(&go), "manifest/fetch/", form("go7", "mig-agent")).expect(200);
+    }
+    poll();
+    assert_eq!(hits(), before + 1, "our loader's answer was dropped");
+    assert_eq!(generation(), shared, "the shared generation moved");
+}

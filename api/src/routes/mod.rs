@@ -48,6 +48,15 @@ fn request_log<'r>(req: &'r Request<'_>) -> &'r RequestLog {
     })
 }
 
+/// Whether a request is a loader's (v2 or MIG's v1): its [`Loader`] guard ran.
+pub fn is_loader_request(req: &Request<'_>) -> bool {
+    request_log(req)
+        .protocol
+        .lock()
+        .map(|p| p.is_some())
+        .unwrap_or(false)
+}
+
 /// Names the loader protocol a request spoke, for its log line.
 pub fn set_protocol(req: &Request<'_>, protocol: &'static str) {
     if let Ok(mut p) = request_log(req).protocol.lock() {
