@@ -632,14 +632,7 @@ fn a_repeated_poll_is_answered_from_memory_and_every_change_is_seen_at_once() {
         let st = r["statement"].as_str().unwrap_or_else(|| panic!("{r}"));
         Statement::parse(st.as_bytes()).unwrap().serial.get()
     };
-    let hits = || {
-        let m = request("GET", &srv.url("metrics"), &[], None).text();
-        m.lines()
-            .find_map(|l| l.strip_prefix("mig_api_poll_cache_hits_total "))
-            .unwrap_or_else(|| panic!("no hit counter in\n{m}"))
-            .parse::<u64>()
-            .unwrap()
-    };
+    let hits = || srv.poll_cache_hits();
     let one = active_manifest(&srv, &[&a1, &a2], "one", "true");
     assert_eq!(serial(), one);
     let before = hits();

@@ -310,14 +310,7 @@ fn a_go_loaders_poll_leaves_every_kept_answer_and_the_shared_generation_alone() 
     sign(&srv, &rsa2, id, Some(text.as_bytes())).expect(200);
     let (_, ours) = srv.enabled_loader(&rsa1, "ours", None);
     let (_, go) = srv.enabled_loader(&rsa1, "go", None);
-    let hits = || {
-        let m = request("GET", &srv.url("metrics"), &[], None).text();
-        m.lines()
-            .find_map(|l| l.strip_prefix("mig_api_poll_cache_hits_total "))
-            .unwrap_or_else(|| panic!("no hit counter in\n{m}"))
-            .parse::<u64>()
-            .unwrap()
-    };
+    let hits = || srv.poll_cache_hits();
     let generation = || srv.sql("SELECT value FROM shared_state WHERE name = 'generation'");
     let poll = || {
         srv.loader(

@@ -95,6 +95,16 @@ impl Server {
 }
 
 impl Server {
+    /// `mig_api_poll_cache_hits_total` from `/metrics`: polls answered from memory.
+    pub fn poll_cache_hits(&self) -> u64 {
+        let m = request("GET", &self.url("metrics"), &[], None).text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("mig_api_poll_cache_hits_total "))
+            .unwrap_or_else(|| panic!("no hit counter in\n{m}"))
+            .parse()
+            .unwrap()
+    }
+
     /// Another mig-api on this server's database (ApiServer::replica).
     pub fn replica(&self) -> Server {
         Server(self.0.replica())
