@@ -39,6 +39,8 @@ pub struct Inner {
     pub api_keys: VerifiedKeys,
     /// Each loader's last manifest answer (poll.rs).
     pub poll: PollCache,
+    /// How often each loader may report (reports/rate.rs).
+    pub report_rate: crate::reports::rate::ReportRate,
     /// Held while the engine's plugins are changed (plugins.rs).
     pub plugin_sync: std::sync::Mutex<()>,
     /// Stored plugin versions (`name@sha256`) that failed to load, logged once.
@@ -86,6 +88,7 @@ impl App {
             loader_keys: VerifiedKeys::default(),
             api_keys: VerifiedKeys::default(),
             poll: PollCache::default(),
+            report_rate: Default::default(),
             plugin_sync: std::sync::Mutex::new(()),
             plugin_failures: Default::default(),
             started: Timestamp::now(),

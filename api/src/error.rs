@@ -40,6 +40,12 @@ pub enum Error {
     Timeout(String),
     /// 416: a `Range` that cannot be served for a body of `size` bytes.
     RangeNotSatisfiable { size: u64, message: String },
+    /// 429: one client sent more than its share; `retry_after` seconds until it may again.
+    TooMany {
+        reason: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
     Unavailable(String),
     /// 500: the database failed; `what` names the operation (507 when its disk is full, 503
@@ -133,6 +139,7 @@ impl Error {
             Error::TooLarge(_) => Status::PayloadTooLarge,
             Error::Timeout(_) => Status::RequestTimeout,
             Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
+            Error::TooMany { .. } => Status::TooManyRequests,
             Error::Unavailable(_) => Status::ServiceUnavailable,
             Error::Database { .. }
             | Error::Io { .. }
@@ -168,7 +175,8 @@ impl Error {
         match self {
             Error::Invalid { reason, .. }
             | Error::Unauthorized { reason, .. }
-            | Error::Forbidden { reason, .. } => reason,
+            | Error::Forbidden { reason, .. }
+            | Error::TooMany { reason, .. } => reason,
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
@@ -211,9 +219,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid { message, .. } | Error::Forbidden { message, .. } => {
-                f.write_str(message)
-            }
+            Error::Invalid { message, .. }
+            | Error::Forbidden { message, .. }
+            | Error::TooMany { message, .. } => f.write_str(message),
             Error::Unauthorized { public, detail, .. } => write!(f, "{public} ({detail})"),
             Error::NotFound(m)
             | Error::Conflict(m)
@@ -252,8 +260,14 @@ impl<'r> Responder<'r, 'static> for Error {
         res.status(status)
             .header(ContentType::JSON)
             .sized_body(body.len(), Cursor::new(body));
-        if let Error::RangeNotSatisfiable { size, .. } = self {
-            res.raw_header("Content-Range", format!("bytes */{size}"));
+        match self {
+            Error::RangeNotSatisfiable { size, .. } => {
+                res.raw_header("Content-Range", format!("bytes */{size}"));
+            }
+            Error::TooMany { retry_after, .. } => {
+                res.raw_header("Retry-After", retry_after.to_string());
+            }
+            _ => {}
         }
         Ok(res.finalize())
     }

@@ -40,6 +40,7 @@ impl Default for Retention {
 /// Stores one report: appended to the history, kept as the loader's latest, and its time as
 /// the loader's `lastseen`, in one transaction, which also applies the halt rule of the
 /// manifest reported about. Returns why that manifest halted, when this report tripped it.
+/// A report about a manifest the loader was not given is refused first ([`check_given`]).
 pub fn store(
     conn: &mut Conn,
     loader: u64,
@@ -51,6 +52,7 @@ pub fn store(
     let what = || Error::db("storing a report");
     let tx = conn.transaction().map_err(what())?;
     let (id, at) = (loader as i64, now.0 as i64);
+    check_given(&tx, id, serial)?;
     let history_id: i64 = tx
         .query_row(
             "INSERT INTO report_history (loader_id, serial, result, message, time)
@@ -76,6 +78,35 @@ pub fn store(
     let halted = crate::halt::apply(&tx, serial, now)?;
     tx.commit().map_err(what())?;
     Ok(halted)
+}
+
+/// docs/design.md §3.6: a loader reports only about the manifest its last manifest request was
+/// given, or about the one it last reported on (what it still runs while a newer one is
+/// tried, or after it was refused one). Anything else, a manifest it was never offered or a
+/// serial that does not exist, is refused before it reaches the history, the rollout counts,
+/// the adoption or a halt rule: one enrolled key cannot halt or fake another rollout.
+fn check_given(conn: &Conn, loader: i64, serial: i64) -> Result<()> {
+    let (given, last): (Option<i64>, Option<i64>) = conn
+        .query_row(
+            "SELECT l.given_manifest, r.serial FROM loaders l
+             LEFT JOIN loader_reports r ON r.loader_id = l.id WHERE l.id = ?1",
+            params![loader],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(Error::db("reading what a loader was given"))?;
+    if given == Some(serial) || last == Some(serial) {
+        return Ok(());
+    }
+    let name = |m: Option<i64>| m.map_or_else(|| "none".to_string(), |m| m.to_string());
+    Err(Error::forbidden(
+        "report_not_given",
+        format!(
+            "loader {loader} reported about manifest {serial}, which it was not given: a report \
+             is about the manifest it was last given ({}) or the one it last reported on ({})",
+            name(given),
+            name(last)
+        ),
+    ))
 }
 
 /// A loader's reports, newest first.
@@ -191,7 +222,7 @@ fn counted(
                   WHERE r.serial = m.id AND r.result = 'rejected'),
                (SELECT COUNT(*) FROM loaders l
                   WHERE l.given_manifest = m.id AND (l.lastseen IS NULL OR l.lastseen < ?2)),
-               m.halt_after, m.halt_min, m.halted_at, m.halted_reason
+               m.halt_after, m.halt_min, m.halted_at, m.halted_reason, m.expires
              FROM manifests m
              WHERE (?1 IS NULL AND m.status IN ('active', 'halted')) OR m.id = ?1
              ORDER BY m.id DESC",
@@ -219,6 +250,7 @@ fn counted(
                 failures: Vec::new(),
                 halt: crate::halt::stored_rule(r, 12)?,
                 halted: crate::halt::stored_halted(r, 14)?,
+                expires: Some(Timestamp(r.get::<_, i64>(16)?.max(0) as u64)),
             })
         })
         .and_then(|rows| rows.collect())
@@ -271,6 +303,7 @@ pub fn by_serial(conn: &Conn, serials: i64) -> Result<Vec<(u64, String, u64)>> {
 }
 
 pub mod adoption;
+pub mod rate;
 
 #[cfg(test)]
 mod tests;

@@ -483,23 +483,36 @@ fn a_64_mib_member_is_installed_and_streamed_back_exactly() {
 #[test]
 fn reports_are_kept_as_the_loaders_last_result() {
     let srv = Server::start();
-    let (a1, _) = two_admins(&srv);
+    let (a1, a2) = two_admins(&srv);
     let (lid, key) = srv.enabled_loader(&a1, "l", None);
     let rec = srv.get(&a1, &format!("loaders/{lid}")).expect(200).json();
     assert_eq!(rec["last_report"], serde_json::Value::Null);
+    let poll = || {
+        srv.loader(
+            &key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("l", &[])),
+        )
+        .expect(200)
+    };
+    let first = active_manifest(&srv, &[&a1, &a2], "first", "true");
+    poll();
     let r = srv
-        .loader(&key, "POST", "loader/report", Some(json!({"serial": 7, "result": "installed", "message": "ok", "files": {"mig-agent": "ab"}})))
+        .loader(&key, "POST", "loader/report", Some(json!({"serial": first, "result": "installed", "message": "ok", "files": {"mig-agent": "ab"}})))
         .expect(200);
     assert_eq!(r.json(), json!({}));
+    let second = active_manifest(&srv, &[&a1, &a2], "second", "true");
+    poll();
     srv.loader(
         &key,
         "POST",
         "loader/report",
-        Some(json!({"serial": 8, "result": "rolled_back", "message": "agent unhealthy"})),
+        Some(json!({"serial": second, "result": "rolled_back", "message": "agent unhealthy"})),
     )
     .expect(200);
     let rec = srv.get(&a1, &format!("loaders/{lid}")).expect(200).json();
-    assert_eq!(rec["last_report"]["serial"], 8);
+    assert_eq!(rec["last_report"]["serial"], second);
     assert_eq!(rec["last_report"]["result"], "rolled_back");
     assert_eq!(rec["last_report"]["message"], "agent unhealthy");
     assert!(rec["last_report"]["time"].is_string());

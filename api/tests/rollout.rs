@@ -491,3 +491,114 @@ fn a_count_rule_set_later_trips_at_its_count_and_can_be_cleared() {
     let reader = srv.dev_admin(3, "PermManifestLoaders");
     srv.post(&reader, &path, json!({"halt": null})).expect(403);
 }
+
+/// issue 31 item 1: a report is about a manifest the API gave that loader. Two loaders that were
+/// never offered a canary cannot halt it, nor report a serial that does not exist; their forged
+/// reports reach no history, no rollout count and no halt rule.
+#[test]
+fn a_loader_reports_only_about_what_it_was_given() {
+    let srv = Server::start();
+    let (a, b) = two_admins(&srv);
+    let stable = active_manifest(&srv, &[&a, &b], "stable", "true");
+    let (archive, _) = standard_archive("canary");
+    let body = json!({"name": "canary", "target": "tags#>>'{ring}'='canary'",
+        "platform": host_platform(), "archive": b64(&archive), "halt": {"after": "1"}});
+    let canary = srv.post(&a, "manifests", body).expect(201).json()["id"]
+        .as_u64()
+        .unwrap();
+    for s in [&a, &b] {
+        srv.sign_manifest(s, canary).expect(200);
+    }
+    let fleet = fleet_on(&srv, &a, "plain", 2);
+    for l in &fleet {
+        assert_eq!(poll(&srv, l), stable, "the canary targets none of them");
+        for serial in [canary, 999_999] {
+            let r = srv
+                .loader(
+                    &l.key,
+                    "POST",
+                    "loader/report",
+                    Some(json!({"serial": serial, "result": "failed", "message": "forged"})),
+                )
+                .expect(403);
+            assert!(
+                r.message().contains(&format!(
+                    "reported about manifest {serial}, which it was not given"
+                )),
+                "{}",
+                r.text()
+            );
+        }
+    }
+    let m = status_of(&srv, &a, canary);
+    assert_eq!(m["status"], "active", "forged reports halt nothing: {m}");
+    let r = srv
+        .get(&a, &format!("manifests/{canary}/rollout"))
+        .expect(200)
+        .json();
+    assert_eq!(counts(&r), [0; 7], "{r}");
+    for l in &fleet {
+        let h = srv
+            .get(&a, &format!("loaders/{}/reports", l.id))
+            .expect(200)
+            .json();
+        assert_eq!(h, json!([]), "nothing reached {}'s history", l.name);
+    }
+    // What it was given, it may report; then what it last reported on, even once it is given
+    // another manifest.
+    report(&srv, &fleet[0], stable, "installed", "");
+    let newer = active_manifest(&srv, &[&a, &b], "newer", "true");
+    assert_eq!(poll(&srv, &fleet[0]), newer);
+    report(&srv, &fleet[0], stable, "unchanged", "");
+    report(&srv, &fleet[0], newer, "failed", "disk full");
+    let text = srv.get(&a, "metrics").expect(200).text();
+    assert!(
+        text.contains("mig_api_failures_total{reason=\"report_not_given\"} 4"),
+        "{text}"
+    );
+}
+
+/// issue 31 item 1: one key flooding reports is refused with 429 past a burst, before any
+/// database work, and its flood reaches the history only as often as it was admitted.
+#[test]
+fn a_flood_of_reports_from_one_loader_is_refused_past_a_burst() {
+    let srv = Server::start();
+    let (a, b) = two_admins(&srv);
+    let m = active_manifest(&srv, &[&a, &b], "m", "true");
+    let fleet = fleet_on(&srv, &a, "flood", 2);
+    for l in &fleet {
+        assert_eq!(poll(&srv, l), m);
+    }
+    let (mut admitted, mut refused) = (0u64, 0u64);
+    for _ in 0..40 {
+        let r = srv.loader(
+            &fleet[0].key,
+            "POST",
+            "loader/report",
+            Some(json!({"serial": m, "result": "installed", "message": ""})),
+        );
+        match r.status {
+            200 => admitted += 1,
+            429 => {
+                refused += 1;
+                let wait: u64 = r
+                    .header("retry-after")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("429 without Retry-After: {}", r.text()));
+                assert!((1..=60).contains(&wait), "{wait}");
+                assert!(r.message().contains("reports in a row"), "{}", r.text());
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    // 20 in a row, then one a minute: a slow machine may see one more minute pass.
+    assert!((20..=21).contains(&admitted), "{admitted} admitted");
+    assert_eq!(admitted + refused, 40);
+    let h = srv
+        .get(&a, &format!("loaders/{}/reports?limit=100", fleet[0].id))
+        .expect(200)
+        .json();
+    assert_eq!(h.as_array().map(Vec::len), Some(admitted as usize));
+    // Another loader is not slowed down by the first one's flood.
+    report(&srv, &fleet[1], m, "installed", "");
+}

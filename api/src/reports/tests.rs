@@ -37,6 +37,24 @@ fn manifest(c: &Conn, status: &str) -> u64 {
     .unwrap()
 }
 
+/// Makes manifest `serial` (its row made when missing) the one `loader` was last given, as its
+/// manifest request would: reports about it are then admitted (`check_given`).
+fn give(c: &Conn, loader: u64, serial: i64) {
+    c.execute(
+        "INSERT INTO manifests (id, name, target, status, os, arch, created, issued, expires,
+           statement, archive_sha256, archive_size, creator)
+         VALUES (?1, 'm', 'true', 'active', 'linux', 'amd64', 0, 0, 0, '', '', 0, 0)
+         ON CONFLICT (id) DO NOTHING",
+        params![serial],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE loaders SET given_manifest = ?1 WHERE id = ?2",
+        params![serial, loader as i64],
+    )
+    .unwrap();
+}
+
 fn rows(c: &Conn) -> Vec<(i64, i64)> {
     let mut st = c
         .prepare("SELECT serial, time FROM report_history ORDER BY id")
@@ -57,6 +75,7 @@ fn history_keeps_every_report_and_the_latest_one_apart() {
             (4, ReportResult::RolledBack, 200),
             (4, ReportResult::Failed, 300),
         ] {
+            give(c, l, serial);
             store(c, l, serial, result, "m", Timestamp(t)).unwrap();
         }
         let h = history(c, l, 10).unwrap();
@@ -94,6 +113,7 @@ fn history_is_pruned_at_its_retention_and_its_row_cap() {
         // One report a day for 40 days, the newest today.
         for day in 0..40u64 {
             let t = now - (39 - day) * DAY;
+            give(c, l, day as i64);
             store(c, l, day as i64, ReportResult::Unchanged, "", Timestamp(t)).unwrap();
         }
         let keep = Retention {
@@ -135,6 +155,7 @@ fn pruning_more_than_one_batch_deletes_them_all() {
     db.with(|c| {
         let l = loader(c, 1, None, None);
         let n = PRUNE_BATCH as u64 * 2 + 7;
+        give(c, l, 1);
         for i in 0..n {
             store(c, l, 1, ReportResult::Unchanged, "", Timestamp(i)).unwrap();
         }
@@ -174,11 +195,14 @@ fn a_rollout_counts_each_loader_by_its_latest_state() {
         }
         let l = loader(c, 6, Some(new), recent);
         report(c, l, new, ReportResult::Rejected, "sig");
-        let l = loader(c, 7, Some(new), recent);
+        // On `old` before `new` was given.
+        let l = loader(c, 7, Some(old), recent);
         report(c, l, old, ReportResult::Unchanged, "");
+        give(c, l, new as i64);
         loader(c, 8, Some(new), None);
-        let stale = loader(c, 9, Some(new), None);
+        let stale = loader(c, 9, Some(old), None);
         report(c, stale, old, ReportResult::Unchanged, "");
+        give(c, stale, new as i64);
         c.execute(
             "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
             params![(now - 2 * DAY) as i64, stale as i64],
@@ -258,7 +282,9 @@ fn adoption_replays_the_history_into_counts_per_serial_over_time() {
         let at = |h: u64| Timestamp(now - h * hour);
         // Before the window: all four on `a`.
         for &x in &l {
+            give(c, x, a as i64);
             store(c, x, a as i64, ReportResult::Installed, "", at(30)).unwrap();
+            give(c, x, b as i64);
         }
         // In the window (the last 24 hours, 5 points 6 hours apart): `b` reaches two, a third
         // fails (and so is on nothing), the fourth stays on `a`.
