@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod expiry;
 pub mod filecache;
 pub mod front;
 pub mod halt;

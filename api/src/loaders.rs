@@ -7,7 +7,7 @@ use crate::db::{Conn, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::investigators::check_name;
 use crate::keys;
-use crate::manifests::{self, Reach};
+use crate::manifests::{self, Candidate, Reach};
 use crate::params;
 use crate::poll::Outcome;
 use crate::targeting::{LoaderFacts, Selection};
@@ -415,7 +415,7 @@ pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<O
     let generation = app.poll.generation();
     let digest = crate::poll::digest(body);
     let now = Timestamp::now();
-    if let Some(kept) = app.poll.lookup(who.id, generation, &digest) {
+    if let Some(kept) = app.poll.lookup(who.id, generation, &digest, now) {
         app.poll.saw(who.id, now);
         app.metrics.selection(selection_label(&kept));
         return Ok(kept);
@@ -425,12 +425,14 @@ pub fn manifest_request(app: &App, who: &Authenticated, body: &[u8]) -> Result<O
     let reach = Reach::V2 {
         required: app.cfg.required_signatures,
     };
-    let outcome = match choose(app, who, &req, now, reach)? {
-        Ok(id) => Outcome::Given(id, app.poll.answer(app, id)?),
-        Err(not) => not,
+    // Kept until the chosen manifest expires: then an older one may be the choice.
+    let (outcome, until) = match choose(app, who, &req, now, reach)? {
+        Ok(c) => (Outcome::Given(c.id, app.poll.answer(app, c.id)?), c.expires),
+        Err(not) => (not, Timestamp(u64::MAX)),
     };
     app.metrics.selection(selection_label(&outcome));
-    app.poll.store(who.id, generation, digest, outcome.clone());
+    app.poll
+        .store(who.id, generation, digest, outcome.clone(), until);
     Ok(outcome)
 }
 
@@ -458,7 +460,6 @@ pub fn v1_manifest(
     let reach = Reach::V1 {
         fingerprints: &app.cfg.v1.fingerprints,
         required: app.cfg.v1_required(),
-        now,
     };
     let chosen = choose(app, who, req, now, reach)?;
     let outcome_label = match &chosen {
@@ -467,7 +468,7 @@ pub fn v1_manifest(
     };
     app.metrics.selection(outcome_label);
     let id = match chosen {
-        Ok(id) => id,
+        Ok(c) => c.id,
         Err(not) => return Ok(Err(not)),
     };
     let (text, armored) = app
@@ -567,7 +568,7 @@ fn choose(
     req: &ManifestRequest,
     now: Timestamp,
     reach: Reach<'_>,
-) -> Result<std::result::Result<u64, Outcome>> {
+) -> Result<std::result::Result<Candidate, Outcome>> {
     let env = serde_json::to_string(&req.agent.environment)
         .map_err(|e| Error::Internal(format!("environment: {e}")))?;
     let tags = serde_json::to_string(&req.agent.tags)
@@ -600,8 +601,11 @@ fn choose(
     let env = &req.agent.environment;
     let candidates = app
         .db
-        .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id, reach))?;
-    let refs: Vec<(u64, &str)> = candidates.iter().map(|(id, t)| (*id, t.as_str())).collect();
+        .with(|c| manifests::candidates(c, &env.os, &env.arch, who.id, now, reach))?;
+    let refs: Vec<(u64, &str)> = candidates
+        .iter()
+        .map(|c| (c.id, c.target.as_str()))
+        .collect();
     // expectenv and the targets in one evaluator instance; no target is evaluated for a
     // loader whose expectenv is not true.
     let selected = match app
@@ -630,7 +634,11 @@ fn choose(
         ))));
     };
     app.db.with_relaxed(|c| set_given(c, who.id, Some(id)))?;
-    Ok(Ok(id))
+    candidates
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(Ok)
+        .ok_or_else(|| Error::Internal(format!("the engine chose {id}, not a candidate")))
 }
 
 /// The bytes of `POST loader/manifest`'s answer for manifest `id`: its statement and verified
@@ -707,13 +715,15 @@ pub fn report(app: &App, who: &Authenticated, r: &Report) -> Result<()> {
             format!("serial {} is out of range", r.serial.get()),
         )
     })?;
+    let now = Timestamp::now();
+    app.report_rate.take(who.id, now.0)?;
     let mut message: String = r.message.chars().take(MAX_REPORT_MESSAGE).collect();
     message.retain(|c| c == '\n' || !c.is_control());
     // Relaxed even when this report halts a manifest: a halt lost to a power cut trips again
     // at the next report, since the counts it came from are kept.
-    let halted = app.db.with_relaxed(|c| {
-        crate::reports::store(c, who.id, serial, r.result, &message, Timestamp::now())
-    })?;
+    let halted = app
+        .db
+        .with_relaxed(|c| crate::reports::store(c, who.id, serial, r.result, &message, now))?;
     // poll.rs: a report decides whether a halted manifest is still this loader's; a halt
     // changes every loader's selection.
     app.poll.forget(who.id);

@@ -645,8 +645,8 @@ pub fn search(conn: &Conn, s: &Search) -> Result<Vec<ManifestRecord>> {
     rows.into_iter().map(|m| complete(conn, m)).collect()
 }
 
-/// The loaders a selection is for: ours, or MIG's Go loaders, which can check neither serials
-/// nor expiry and refuse a manifest over one signature they cannot verify.
+/// The loaders a selection is for: ours, or MIG's Go loaders, which refuse a manifest over one
+/// signature they cannot verify.
 #[derive(Debug, Clone, Copy)]
 pub enum Reach<'a> {
     V2 {
@@ -659,21 +659,19 @@ pub enum Reach<'a> {
         fingerprints: &'a [String],
         /// `[v1] requiredsignatures`.
         required: usize,
-        now: Timestamp,
     },
 }
 
 impl Reach<'_> {
-    /// `(v2 required, v1 required, v1 fingerprints as a JSON array, now)` for the SQL below;
-    /// one of the two thresholds is 0.
-    fn sql(&self) -> (i64, i64, String, i64) {
+    /// `(v2 required, v1 required, v1 fingerprints as a JSON array)` for the SQL below; one of
+    /// the two thresholds is 0.
+    fn sql(&self) -> (i64, i64, String) {
         match self {
-            Reach::V2 { required } => (*required as i64, 0, "[]".into(), 0),
+            Reach::V2 { required } => (*required as i64, 0, "[]".into()),
             Reach::V1 {
                 fingerprints,
                 required,
-                now,
-            } => (0, *required as i64, json_array(fingerprints), now.0 as i64),
+            } => (0, *required as i64, json_array(fingerprints)),
         }
     }
 }
@@ -683,26 +681,37 @@ fn json_array(fingerprints: &[String]) -> String {
     serde_json::Value::from(fingerprints.to_vec()).to_string()
 }
 
-/// The manifests `loader` may be offered for a platform, newest first: (id, target). That is
-/// every active one, and a halted one only when the loader's latest report says it is on it.
-/// For Go loaders (docs/design.md §8.3) only a manifest made for them, not expired, with enough
-/// v1 signatures by the keys they hold.
+/// A manifest a loader may be offered: its id, target and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: u64,
+    pub target: String,
+    pub expires: Timestamp,
+}
+
+/// The manifests `loader` may be offered for a platform at `now`, newest first. That is every
+/// active one, and a halted one only when the loader's latest report says it is on it; never
+/// one whose statement expired (docs/design.md §3.2: the loader would refuse it, and a newer
+/// expired manifest would shadow an older valid one for ever). For Go loaders
+/// (docs/design.md §8.3) only a manifest made for them, with enough v1 signatures by the keys
+/// they hold.
 pub fn candidates(
     conn: &Conn,
     os: &str,
     arch: &str,
     loader: u64,
+    now: Timestamp,
     reach: Reach<'_>,
-) -> Result<Vec<(u64, String)>> {
-    let (v2_required, v1_required, v1_keys, now) = reach.sql();
+) -> Result<Vec<Candidate>> {
+    let (v2_required, v1_required, v1_keys) = reach.sql();
     let mut st = conn
         .prepare_cached(
-            "SELECT m.id, m.target FROM manifests m
-             WHERE m.os = ?1 AND m.arch = ?2 AND (m.status = 'active'
+            "SELECT m.id, m.target, m.expires FROM manifests m
+             WHERE m.os = ?1 AND m.arch = ?2 AND m.expires > ?6 AND (m.status = 'active'
                OR (m.status = 'halted' AND EXISTS (SELECT 1 FROM loader_reports r
                      WHERE r.loader_id = ?3 AND r.serial = m.id
                        AND r.result IN ('installed', 'unchanged'))))
-               AND (?4 = 0 OR (m.v1_text IS NOT NULL AND m.expires > ?6
+               AND (?4 = 0 OR (m.v1_text IS NOT NULL
                  AND (SELECT COUNT(*) FROM signatures s WHERE s.manifest_id = m.id
                        AND s.v1_signature IS NOT NULL
                        AND s.fingerprint IN (SELECT value FROM json_each(?5))) >= ?4))
@@ -718,10 +727,16 @@ pub fn candidates(
             loader as i64,
             v1_required,
             v1_keys,
-            now,
+            now.0 as i64,
             v2_required
         ],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        |r| {
+            Ok(Candidate {
+                id: r.get::<_, i64>(0)? as u64,
+                target: r.get(1)?,
+                expires: Timestamp(r.get::<_, i64>(2)?.max(0) as u64),
+            })
+        },
     )
     .and_then(|rows| rows.collect())
     .map_err(Error::db("listing active manifests"))

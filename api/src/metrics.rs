@@ -61,6 +61,8 @@ impl Metrics {
         engine: &crate::targeting::EngineStats,
         poll_hits: u64,
         fleet: &[(u64, String, u64)],
+        expiring: &[crate::expiry::Expiring],
+        now: mig_protocol::time::Timestamp,
     ) -> String {
         let mut out = String::new();
         header(
@@ -148,6 +150,20 @@ impl Metrics {
                 out,
                 "{name}{{serial=\"{serial}\",result=\"{}\"}} {n}",
                 escape(result)
+            );
+        }
+        let name = "mig_api_manifest_expiry_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Seconds until the statement of an active or halted manifest expires (negative: expired), for those within 14 days.\n# TYPE {name} gauge"
+        );
+        for m in expiring {
+            let _ = writeln!(
+                out,
+                "{name}{{manifest=\"{}\",name=\"{}\"}} {}",
+                m.id,
+                escape(&m.name),
+                m.seconds_left(now)
             );
         }
         out

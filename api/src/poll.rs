@@ -57,6 +57,8 @@ struct Entry {
     generation: u64,
     digest: [u8; 32],
     outcome: Outcome,
+    /// When the manifest given expires: the outcome is not reused from then on.
+    until: Timestamp,
 }
 
 /// Each loader's last outcome, each manifest's answer, and the `lastseen` writes waiting to
@@ -90,19 +92,34 @@ impl PollCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The kept outcome of `loader`, if it reported `digest` at generation `generation`.
-    pub fn lookup(&self, loader: u64, generation: u64, digest: &[u8; 32]) -> Option<Outcome> {
+    /// The kept outcome of `loader`, if it reported `digest` at generation `generation` and
+    /// the manifest it gave has not expired by `now`.
+    pub fn lookup(
+        &self,
+        loader: u64,
+        generation: u64,
+        digest: &[u8; 32],
+        now: Timestamp,
+    ) -> Option<Outcome> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let e = entries.get(&loader)?;
-        if e.generation != generation || &e.digest != digest {
+        if e.generation != generation || &e.digest != digest || now >= e.until {
             return None;
         }
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(e.outcome.clone())
     }
 
-    /// Keeps `outcome`, computed from the state at `generation`.
-    pub fn store(&self, loader: u64, generation: u64, digest: [u8; 32], outcome: Outcome) {
+    /// Keeps `outcome`, computed from the state at `generation`, until `until` (the expiry of
+    /// the manifest it gives).
+    pub fn store(
+        &self,
+        loader: u64,
+        generation: u64,
+        digest: [u8; 32],
+        outcome: Outcome,
+        until: Timestamp,
+    ) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&loader) {
             entries.clear();
@@ -113,6 +130,7 @@ impl PollCache {
                 generation,
                 digest,
                 outcome,
+                until,
             },
         );
     }

@@ -44,6 +44,7 @@ pub fn run(app: App) -> Result<()> {
         let server = rocket::tokio::spawn(rocket.launch());
         rocket::tokio::spawn(crate::reports::pruner(app.clone()));
         rocket::tokio::spawn(crate::poll::flusher(app.clone()));
+        rocket::tokio::spawn(crate::expiry::watch(app.clone()));
         let inner = on_bound
             .await
             .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use mig_protocol::signature::{dearmor, verify, Keyring};
 use mig_protocol::statement::Statement;
+use mig_protocol::time::Timestamp;
 use serde_json::json;
 
 const TARGET: &str = "env#>>'{os}'='linux'";
@@ -395,4 +396,134 @@ fn manifest_creation_validates_name_target_platform_and_validity() {
     assert!(rec["expires"].as_str().unwrap() > rec["issued"].as_str().unwrap());
     let st = Statement::parse(rec["statement"].as_str().unwrap().as_bytes()).unwrap();
     assert_eq!(st.expires.0 - st.issued.0, 7 * 86_400);
+}
+
+/// issue 31 item 3: a manifest whose statement expired is never selected, on either protocol,
+/// and never from the poll cache: the newest unexpired one is. Expiries within 14 days show
+/// in `rollout` and `/metrics`, and the log warns of each at start and daily. The server's
+/// clock is moved by libfaketime, not by waiting.
+#[test]
+fn an_expired_manifest_never_shadows_an_older_valid_one() {
+    let clock = tempfile::tempdir().unwrap();
+    let clock_file = clock.path().join("offset");
+    std::fs::write(&clock_file, "+0").unwrap();
+    let mut srv = Server::with(Settings {
+        clock_file: Some(clock_file.clone()),
+        ..Settings::default()
+    });
+    let (a, b) = two_admins(&srv);
+    let make = |name: &str, days: u64| {
+        let (archive, _) = standard_archive(name);
+        let body = json!({"name": name, "target": "true", "platform": host_platform(),
+            "archive": b64(&archive), "valid_days": days});
+        let id = srv.post(&a, "manifests", body).expect(201).json()["id"]
+            .as_u64()
+            .unwrap();
+        for s in [&a, &b] {
+            srv.sign_manifest(s, id).expect(200);
+        }
+        id
+    };
+    let older = make("older", 90);
+    let soon = make("soon", 12);
+    let newer = make("newer", 1);
+    let (_, seen) = srv.enabled_loader(&a, "seen", None);
+    let (_, fresh) = srv.enabled_loader(&a, "fresh", None);
+    let poll = |key: &str, name: &str| {
+        let r = srv
+            .loader(
+                key,
+                "POST",
+                "loader/manifest",
+                Some(manifest_request(name, &[])),
+            )
+            .expect(200)
+            .json();
+        Statement::parse(r["statement"].as_str().unwrap().as_bytes())
+            .unwrap()
+            .serial
+            .get()
+    };
+    assert_eq!(poll(&seen, "seen"), newer);
+    assert_eq!(poll(&seen, "seen"), newer, "answered from the poll cache");
+    let hits = srv.poll_cache_hits();
+
+    // Two days later `newer` has expired: the same poll is not answered from memory, and a
+    // fresh host is given the newest manifest it can install.
+    std::fs::write(&clock_file, "+2d").unwrap();
+    assert_eq!(poll(&seen, "seen"), soon);
+    assert_eq!(poll(&fresh, "fresh"), soon);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        hits,
+        "no kept answer outlived its expiry"
+    );
+
+    let later = Timestamp(Timestamp::now().0 + 2 * 86_400);
+    let admin_get = |path: &str| {
+        request(
+            "GET",
+            &srv.url(path),
+            &[("X-PGPAUTHORIZATION", a.token_at(later))],
+            None,
+        )
+        .expect(200)
+    };
+    let rollouts = admin_get("rollout").json();
+    let expires = |id: u64| {
+        rollouts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["manifest"] == id)
+            .unwrap_or_else(|| panic!("{id} in {rollouts}"))["expires"]
+            .clone()
+    };
+    let m = admin_get(&format!("manifests/{newer}")).json();
+    assert_eq!(expires(newer), m["expires"], "rollout carries the expiry");
+    let metrics = admin_get("metrics").text();
+    let gauge = |id: u64| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "mig_api_manifest_expiry_seconds{{manifest=\"{id}\","
+                ))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+    };
+    let newer_left = gauge(newer).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        (-86_400 - 600..-86_400 + 600).contains(&newer_left),
+        "expired a day ago: {newer_left}"
+    );
+    let soon_left = gauge(soon).unwrap_or_else(|| panic!("{metrics}"));
+    assert!(
+        (10 * 86_400 - 600..10 * 86_400 + 600).contains(&soon_left),
+        "ten days left: {soon_left}"
+    );
+    assert_eq!(gauge(older), None, "88 days left is not called out");
+
+    // The log warns of each at start (and then daily), from a task of its own.
+    srv.restart();
+    let expired = format!("event=manifest_expired manifest={newer} ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !srv.log().contains(&expired) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = srv.log();
+    assert!(
+        log.contains(&format!("event=manifest_expired manifest={newer} ")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("event=manifest_expiring manifest={soon} ")),
+        "{log}"
+    );
+    assert!(
+        !log.lines().any(
+            |l| l.contains("event=manifest_expir") && l.contains(&format!("manifest={older} "))
+        ),
+        "{log}"
+    );
 }

@@ -37,7 +37,10 @@ pub fn run(s: &mut Session, manifest: Option<u64>, stale_hours: Option<u64>) -> 
     } else if rows.is_empty() {
         s.ui.say("No active manifest.");
     } else {
-        s.ui.say_raw(&table::rollouts(&rows));
+        s.ui.say_raw(&table::rollouts(
+            &rows,
+            mig_protocol::time::Timestamp::now(),
+        ));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord, Rollout};
 use mig_protocol::statement::Entry;
+use mig_protocol::time::Timestamp;
 
 /// Replaces control characters (escape sequences, carriage returns) with `?`.
 pub fn clean(s: &str) -> String {
@@ -76,7 +77,7 @@ pub fn loaders(rows: &[LoaderRecord]) -> String {
 }
 
 /// Rollouts: one line per manifest, then its commonest failures.
-pub fn rollouts(rows: &[Rollout]) -> String {
+pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
     let mut out = String::from(
         "- ID - + ----      Name      ---- + -- Status -- + Given + On it + Older + Failed + Rolled back + Rejected + Stale\n",
     );
@@ -111,6 +112,11 @@ pub fn rollouts(rows: &[Rollout]) -> String {
             (None, None) => {}
         }
     }
+    for r in rows {
+        if let Some(line) = expiry_line(r, now) {
+            out.push_str(&line);
+        }
+    }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
         out.push_str(&format!("Commonest failures of manifest {}:\n", r.manifest));
         for f in &r.failures {
@@ -129,6 +135,28 @@ pub fn rollouts(rows: &[Rollout]) -> String {
         ));
     }
     out
+}
+
+/// A line for a manifest whose statement expired or expires within 14 days (the API's
+/// `expiry::WARN_BEFORE`): after that no loader installs it.
+fn expiry_line(r: &Rollout, now: Timestamp) -> Option<String> {
+    const WARN_BEFORE: u64 = 14 * 86_400;
+    let expires = r.expires?;
+    if expires <= now {
+        return Some(format!(
+            "Manifest {} EXPIRED at {expires}: no loader installs it; make a new manifest.\n",
+            r.manifest
+        ));
+    }
+    let left = expires.0 - now.0;
+    (left < WARN_BEFORE).then(|| {
+        format!(
+            "Manifest {} expires in {} d {} h ({expires}): make a new manifest before then.\n",
+            r.manifest,
+            left / 86_400,
+            left % 86_400 / 3600
+        )
+    })
 }
 
 /// Targeting plugins.
@@ -267,5 +295,45 @@ mod tests {
                 "b".repeat(64)
             )
         );
+    }
+
+    #[test]
+    fn rollouts_call_out_an_expiry_within_14_days_and_an_expired_manifest() {
+        let day = 86_400;
+        let now = Timestamp(1000 * day);
+        let row = |id: u64, expires: Option<u64>| Rollout {
+            manifest: id,
+            name: format!("m{id}"),
+            status: mig_protocol::ManifestStatus::Active,
+            platform: Platform {
+                os: "linux".into(),
+                arch: "amd64".into(),
+            },
+            given: 0,
+            on_it: 0,
+            older: 0,
+            failed: 0,
+            rolled_back: 0,
+            rejected: 0,
+            stale: 0,
+            stale_after: day,
+            failures: vec![],
+            halt: None,
+            halted: None,
+            expires: expires.map(|d| Timestamp(now.0 + d)),
+        };
+        let t = rollouts(
+            &[
+                row(1, Some(90 * day)),
+                row(2, Some(3 * day + 7200)),
+                row(3, Some(0)),
+                row(4, None),
+            ],
+            now,
+        );
+        assert!(!t.contains("Manifest 1 "), "{t}");
+        assert!(t.contains("Manifest 2 expires in 3 d 2 h ("), "{t}");
+        assert!(t.contains("Manifest 3 EXPIRED at "), "{t}");
+        assert!(!t.contains("Manifest 4 "), "{t}");
     }
 }

@@ -104,13 +104,21 @@ const METRICS_SERIALS: i64 = 20;
 
 #[get("/metrics")]
 async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
-    let fleet = app
-        .run(|a| a.db.with(|c| crate::reports::by_serial(c, METRICS_SERIALS)))
+    let now = Timestamp::now();
+    let (fleet, expiring) = app
+        .run(move |a| {
+            a.db.with(|c| {
+                Ok((
+                    crate::reports::by_serial(c, METRICS_SERIALS)?,
+                    crate::expiry::expiring(c, now)?,
+                ))
+            })
+        })
         .await?;
     Ok((
         ContentType::new("text", "plain").with_params(("version", "0.0.4")),
         app.metrics
-            .render(&app.engine.stats(), app.poll.hits(), &fleet),
+            .render(&app.engine.stats(), app.poll.hits(), &fleet, &expiring, now),
     ))
 }
 

@@ -428,6 +428,7 @@ mod tests {
             }],
             halt: None,
             halted: None,
+            expires: None,
         }
     }
 

@@ -195,6 +195,10 @@ pub struct Rollout {
     pub halt: Option<HaltRule>,
     #[serde(default)]
     pub halted: Option<Halted>,
+    /// When its statement expires: no loader installs it after that, and selection passes it
+    /// over.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
 }
 
 /// `GET adoption`: how many loaders were on each recent serial over time, from the report

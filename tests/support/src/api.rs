@@ -42,6 +42,10 @@ pub struct ApiOptions {
     pub data_dir: Option<PathBuf>,
     /// A PostgreSQL database (`[database] url`) instead of the SQLite file.
     pub postgres: Option<PgDatabase>,
+    /// A file holding an offset in libfaketime's format (`+0`, `+2d`): mig-api then runs with
+    /// libfaketime, which reads the wall clock's offset from this file on every call, so a test
+    /// moves a running server's clock (an expiry) without sleeping. Monotonic time is real.
+    pub clock_file: Option<PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -56,6 +60,7 @@ impl Default for ApiOptions {
             extra: String::new(),
             data_dir: None,
             postgres: None,
+            clock_file: None,
         }
     }
 }
@@ -104,6 +109,18 @@ impl ApiOptions {
         cfg.push_str(&self.extra);
         cfg
     }
+}
+
+/// libfaketime's thread-safe library (Debian `faketime`, which `.ci/run` installs).
+fn faketime_library() -> PathBuf {
+    let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
+        dirs.flatten()
+            .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("libfaketimeMT.so.1 not found under /usr/lib/*/faketime: apt-get install faketime")
+    })
 }
 
 /// A running `mig-api` with its own temporary directory.
@@ -234,7 +251,15 @@ impl ApiServer {
             .append(true)
             .open(self.log_path())
             .expect("open api.log");
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(clock) = &self.opts.clock_file {
+            command
+                .env("LD_PRELOAD", faketime_library())
+                .env("FAKETIME_TIMESTAMP_FILE", clock)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        let mut child = command
             .arg("--config")
             .arg(&self.config)
             .current_dir(self.dir.path())
