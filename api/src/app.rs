@@ -65,7 +65,7 @@ impl App {
         let blobs = BlobStore::for_database(&cfg.db_path)?;
         let engine = Engine::new()
             .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;
-        let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2));
+        let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2), cfg.tokens);
         let file_cache = FileCache::new(cfg.limits.file_cache);
         let v1_bodies = FileCache::new(if cfg.v1.enabled() {
             cfg.limits.file_cache

@@ -62,6 +62,20 @@ impl V1 {
     }
 }
 
+/// How many token nonces are kept at once (`[authentication]`, docs/design.md §3.8): a nonce is
+/// remembered for 2×tokenduration, and past a bound a new token is refused rather than a nonce
+/// forgotten that could still be replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBounds {
+    /// `maxtokens`: every investigator's together.
+    pub total: u64,
+    /// `maxtokensperinvestigator`: one investigator's, so one cannot take the whole pool.
+    pub per_investigator: u64,
+    /// `reservedtokens`: the last of `total`, only for investigators who can stop something
+    /// (auth::RESERVE_PERMISSIONS), so many investigators together cannot lock those out.
+    pub reserved: u64,
+}
+
 /// `[limits] bodydeadline` when the file does not set it.
 pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -85,6 +99,8 @@ pub struct Config {
     pub auth_enabled: bool,
     /// Accepted clock distance of an `X-PGPAUTHORIZATION` timestamp, in seconds.
     pub token_duration: u64,
+    /// How many token nonces are kept at once.
+    pub tokens: TokenBounds,
     pub limits: Limits,
     /// How long and how much report history is kept (`[reports]`).
     pub reports: crate::reports::Retention,
@@ -122,6 +138,11 @@ impl Default for Config {
             valid_days: 90,
             auth_enabled: true,
             token_duration: 600,
+            tokens: TokenBounds {
+                total: 200_000,
+                per_investigator: 10_000,
+                reserved: 20_000,
+            },
             limits: Limits {
                 upload: 128 << 20,
                 entries: 16,
@@ -212,6 +233,16 @@ impl Config {
                 ("authentication", "tokenduration") => {
                     cfg.token_duration = parse_duration(key, value).map_err(&at)?
                 }
+                ("authentication", "maxtokens") => {
+                    cfg.tokens.total = parse_number(key, value, 1, 100_000_000).map_err(&at)?
+                }
+                ("authentication", "maxtokensperinvestigator") => {
+                    cfg.tokens.per_investigator =
+                        parse_number(key, value, 1, 100_000_000).map_err(&at)?
+                }
+                ("authentication", "reservedtokens") => {
+                    cfg.tokens.reserved = parse_number(key, value, 0, 100_000_000).map_err(&at)?
+                }
                 ("limits", "uploadsize") => {
                     cfg.limits.upload = parse_number(key, value, 1024, 4 << 30).map_err(&at)?
                 }
@@ -294,6 +325,14 @@ impl Config {
             )))
             }
         };
+        let t = cfg.tokens;
+        if t.reserved >= t.total || t.per_investigator > t.total {
+            return Err(Error::Config(format!(
+                "{file}: [authentication] reservedtokens = {} must be below maxtokens = {} and \
+                 maxtokensperinvestigator = {} at most maxtokens",
+                t.reserved, t.total, t.per_investigator
+            )));
+        }
         if cfg.v1.enabled() && cfg.v1.baseroute == cfg.baseroute {
             return Err(Error::Config(format!(
                 "{file}: [v1] baseroute {} is [server] baseroute too: MIG's routes need their own",
@@ -331,7 +370,16 @@ const SECTIONS: Schema = &[
     ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
     ("database", &["path", "url", "passwordfile", "cafile"]),
     ("manifest", &["requiredsignatures", "validdays"]),
-    ("authentication", &["enabled", "tokenduration"]),
+    (
+        "authentication",
+        &[
+            "enabled",
+            "tokenduration",
+            "maxtokens",
+            "maxtokensperinvestigator",
+            "reservedtokens",
+        ],
+    ),
     (
         "limits",
         &[
@@ -527,6 +575,14 @@ mod tests {
         assert_eq!(c.required_signatures, 2);
         assert!(c.auth_enabled);
         assert_eq!(c.token_duration, 600);
+        assert_eq!(
+            c.tokens,
+            TokenBounds {
+                total: 200_000,
+                per_investigator: 10_000,
+                reserved: 20_000
+            }
+        );
     }
 
     #[test]
@@ -566,6 +622,14 @@ mod tests {
                 "api.cfg:2: tokenduration",
             ),
             ("[authentication]\nenabled = maybe", "api.cfg:2: enabled"),
+            (
+                "[authentication]\nmaxtokens = 100",
+                "reservedtokens = 20000 must be below maxtokens = 100",
+            ),
+            (
+                "[authentication]\nmaxtokensperinvestigator = 0",
+                "api.cfg:2: maxtokensperinvestigator = 0 is outside",
+            ),
             ("[server]\nbaseroute = /../x", "api.cfg:2: baseroute"),
             (
                 "[server]\ntlscert = a.crt",

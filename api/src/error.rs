@@ -40,6 +40,11 @@ pub enum Error {
     Timeout(String),
     /// 416: a `Range` that cannot be served for a body of `size` bytes.
     RangeNotSatisfiable { size: u64, message: String },
+    /// 429: this caller used up a bound of its own (its live tokens); the message names it.
+    TooManyRequests {
+        reason: &'static str,
+        message: String,
+    },
     /// 503: a bounded resource is exhausted (e.g. the token nonce cache).
     Unavailable(String),
     /// 500: the database failed; `what` names the operation (507 when its disk is full, 503
@@ -133,6 +138,7 @@ impl Error {
             Error::TooLarge(_) => Status::PayloadTooLarge,
             Error::Timeout(_) => Status::RequestTimeout,
             Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
+            Error::TooManyRequests { .. } => Status::TooManyRequests,
             Error::Unavailable(_) => Status::ServiceUnavailable,
             Error::Database { .. }
             | Error::Io { .. }
@@ -168,7 +174,8 @@ impl Error {
         match self {
             Error::Invalid { reason, .. }
             | Error::Unauthorized { reason, .. }
-            | Error::Forbidden { reason, .. } => reason,
+            | Error::Forbidden { reason, .. }
+            | Error::TooManyRequests { reason, .. } => reason,
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
@@ -211,9 +218,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid { message, .. } | Error::Forbidden { message, .. } => {
-                f.write_str(message)
-            }
+            Error::Invalid { message, .. }
+            | Error::Forbidden { message, .. }
+            | Error::TooManyRequests { message, .. } => f.write_str(message),
             Error::Unauthorized { public, detail, .. } => write!(f, "{public} ({detail})"),
             Error::NotFound(m)
             | Error::Conflict(m)

@@ -86,6 +86,71 @@ fn foreign_and_malformed_tokens_are_refused() {
     assert!(r.message().contains("X-PGPAUTHORIZATION or X-MIGAPIKEY"));
 }
 
+/// docs/design.md §3.8: the live tokens are one pool, but one investigator cannot take it all,
+/// and investigators who can only search cannot take its last part, kept for those who can
+/// stop something: an administrator can still disable a manifest.
+#[test]
+fn a_search_investigator_cannot_take_every_token_and_an_administrator_still_disables_a_manifest() {
+    let srv = Server::with(Settings {
+        authentication: vec![
+            ("maxtokens", "12".into()),
+            ("maxtokensperinvestigator", "5".into()),
+            ("reservedtokens", "4".into()),
+        ],
+        ..Settings::default()
+    });
+    let admin = srv.admin("alice", "PermAdmin,PermManifest");
+    let readers = [
+        srv.admin("reader1", "PermSearch"),
+        srv.admin("reader2", "PermSearch"),
+    ];
+    let (archive, _) = standard_archive("pool");
+    let id = srv.create_manifest(&admin, "compromised", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let search = |who: &Admin| srv.get(who, "search?type=manifest");
+    // 1 token kept (alice's). reader1 reaches its own bound: 5.
+    for _ in 0..5 {
+        search(&readers[0]).expect(200);
+    }
+    let r = search(&readers[0]).expect(429);
+    let m = r.message();
+    assert!(
+        m.contains("maxtokensperinvestigator = 5") && m.contains("\"reader1\""),
+        "{m}"
+    );
+    // 6 kept; reader2 may take the pool up to its reserve: 12 - 4 = 8.
+    for _ in 0..2 {
+        search(&readers[1]).expect(200);
+    }
+    let r = search(&readers[1]).expect(503);
+    let m = r.message();
+    assert!(
+        m.contains("reservedtokens")
+            && m.contains("\"reader2\"")
+            && m.contains("PermManifestStatus"),
+        "{m}"
+    );
+    // The administrator still gets in, and disables the manifest.
+    let rec = srv
+        .post(
+            &admin,
+            &format!("manifests/{id}/status"),
+            json!({"status": "disabled"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(rec["status"], "disabled");
+    assert_eq!(
+        srv.get(&admin, &format!("manifests/{id}"))
+            .expect(200)
+            .json()["status"],
+        "disabled"
+    );
+    let log = srv.log();
+    assert!(log.contains("reason=investigator_token_bound"), "{log}");
+}
+
 #[test]
 fn api_keys_work_and_wrong_or_unknown_keys_get_the_same_answer() {
     let srv = Server::start();

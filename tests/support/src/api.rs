@@ -31,6 +31,8 @@ pub struct ApiOptions {
     pub auth: bool,
     /// `[authentication] tokenduration`.
     pub token_duration: &'static str,
+    /// More `[authentication]` keys and values (the token bounds).
+    pub authentication: Vec<(&'static str, String)>,
     /// `[limits]` keys and values.
     pub limits: Vec<(&'static str, u64)>,
     /// More `[server]` lines (TLS files, deadlines).
@@ -51,6 +53,7 @@ impl Default for ApiOptions {
             valid_days: None,
             auth: true,
             token_duration: "10m",
+            authentication: Vec::new(),
             limits: Vec::new(),
             extra_server: String::new(),
             extra: String::new(),
@@ -90,10 +93,14 @@ impl ApiOptions {
             cfg.push_str(&format!("validdays = {d}\n"));
         }
         cfg.push_str(&format!(
-            "\n[authentication]\nenabled = {}\ntokenduration = {}\n\n",
+            "\n[authentication]\nenabled = {}\ntokenduration = {}\n",
             if self.auth { "on" } else { "off" },
             self.token_duration
         ));
+        for (k, v) in &self.authentication {
+            cfg.push_str(&format!("{k} = {v}\n"));
+        }
+        cfg.push('\n');
         if !self.limits.is_empty() {
             cfg.push_str("[limits]\n");
             for (k, v) in &self.limits {
