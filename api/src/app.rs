@@ -44,6 +44,8 @@ pub struct Inner {
     /// Stored plugin versions (`name@sha256`) that failed to load, logged once.
     pub plugin_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     pub started: Timestamp,
+    /// What tokens must name (Config::audience), set once the server knows where it answers.
+    audience: std::sync::OnceLock<String>,
 }
 
 /// A cheap handle on [`Inner`].
@@ -89,6 +91,7 @@ impl App {
             plugin_sync: std::sync::Mutex::new(()),
             plugin_failures: Default::default(),
             started: Timestamp::now(),
+            audience: std::sync::OnceLock::new(),
         }));
         crate::plugins::sync(&app)?;
         let referenced = crate::manifests::referenced_blobs(&app)?;
@@ -101,6 +104,22 @@ impl App {
             );
         }
         Ok(app)
+    }
+
+    /// Fixes the audience tokens must name now that the server answers at `addr` (a port 0 of
+    /// the configuration is known only once bound).
+    pub fn bound(&self, addr: std::net::SocketAddr) -> Result<&str> {
+        let audience = self.cfg.audience(addr)?;
+        Ok(self.audience.get_or_init(|| audience))
+    }
+
+    /// The audience tokens must name (docs/design.md §3.8): `[authentication] audience`, else
+    /// the URL the server answers on.
+    pub fn audience(&self) -> Result<&str> {
+        match self.audience.get() {
+            Some(a) => Ok(a),
+            None => self.bound(self.cfg.listen),
+        }
     }
 
     /// Runs blocking work (SQLite, PBKDF2, OpenPGP, WASM) off the async executor.

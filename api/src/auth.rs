@@ -1,7 +1,7 @@
 //! Administrator authentication (docs/design.md §3.8):
 //!
-//! - `X-PGPAUTHORIZATION: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">`,
-//!   verified against the keys of *active* investigators read from the database on every
+//! - `X-PGPAUTHORIZATION: 2;<ts>;<nonce>;<audience>;<de-armored signature over
+//!   "2;<ts>;<nonce>;<audience>\n">`, the audience this API's (App::audience), verified against the keys of *active* investigators read from the database on every
 //!   request (a disabled investigator is refused at once), timestamp within ±tokenduration, and
 //!   every (key, nonce) remembered for 2×tokenduration in the database, so a token cannot be
 //!   replayed: not after a restart, nor to another mig-api process on the same database.
@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::investigators;
 use crate::params;
 use mig_protocol::admin::AuthToken;
+use mig_protocol::error::Error as ProtocolError;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::time::Timestamp;
 use std::sync::Mutex;
@@ -283,7 +284,11 @@ pub fn authenticate(app: &App, creds: &Credentials) -> Result<Caller> {
 
 fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller> {
     let malformed = |e: String| Error::unauthorized("malformed_token", e.clone(), e);
-    let token = AuthToken::parse(header).map_err(|e| malformed(e.to_string()))?;
+    let token = AuthToken::parse(header).map_err(|e| match e {
+        // MIG's version 1, which names no API (docs/design.md §3.8).
+        ProtocolError::Value(m) => Error::unauthorized("token_version_refused", m.clone(), m),
+        e => malformed(e.to_string()),
+    })?;
     let window = app.cfg.token_duration;
     let skew = now.0.abs_diff(token.timestamp.0);
     if skew > window {
@@ -292,6 +297,20 @@ fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller>
             token.timestamp
         );
         return Err(Error::unauthorized("token_expired", msg.clone(), msg));
+    }
+    // Before the signature: a token made for another API is refused whoever signed it.
+    let ours = app.audience()?;
+    if token.audience != ours {
+        let msg = format!(
+            "token made for another API: its audience is {} but this API is {ours} \
+             (mig-console's [api] url and mig-api's [authentication] audience must name the same URL)",
+            token.audience
+        );
+        return Err(Error::unauthorized(
+            "token_audience_mismatch",
+            msg.clone(),
+            msg,
+        ));
     }
     let armored = signature::rearmor(&token.signature).map_err(|e| malformed(e.to_string()))?;
     let active = app.db.with(investigators::active_fingerprints)?;

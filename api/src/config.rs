@@ -101,6 +101,9 @@ pub struct Config {
     pub token_duration: u64,
     /// How many token nonces are kept at once.
     pub tokens: TokenBounds,
+    /// `[authentication] audience`: the API's public base URL as consoles sign it
+    /// (`mig_protocol::admin::audience`); where it listens when not set (App::audience).
+    pub audience: Option<String>,
     pub limits: Limits,
     /// How long and how much report history is kept (`[reports]`).
     pub reports: crate::reports::Retention,
@@ -143,6 +146,7 @@ impl Default for Config {
                 per_investigator: 10_000,
                 reserved: 20_000,
             },
+            audience: None,
             limits: Limits {
                 upload: 128 << 20,
                 entries: 16,
@@ -232,6 +236,10 @@ impl Config {
                 }
                 ("authentication", "tokenduration") => {
                     cfg.token_duration = parse_duration(key, value).map_err(&at)?
+                }
+                ("authentication", "audience") => {
+                    cfg.audience =
+                        Some(mig_protocol::admin::audience(value).map_err(|e| at(e.to_string()))?)
                 }
                 ("authentication", "maxtokens") => {
                     cfg.tokens.total = parse_number(key, value, 1, 100_000_000).map_err(&at)?
@@ -356,7 +364,27 @@ impl Config {
                 cfg.listen
             )));
         }
+        // docs/design.md §3.8: a token names the API it is for. Listening on every address,
+        // the API cannot know the URL consoles reach it by; a guess would refuse them all.
+        if cfg.audience.is_none() && cfg.listen.ip().is_unspecified() {
+            return Err(Error::Config(format!(
+                "{file}: [server] listen {} is every address: set [authentication] audience to \
+                 the URL administrators' consoles use (their [api] url, e.g. \
+                 https://mig-api.example.net:1664/api/v2/)",
+                cfg.listen
+            )));
+        }
         Ok(cfg)
+    }
+
+    /// The audience tokens must name when the server answers at `addr`: `[authentication]
+    /// audience`, else the URL it answers on.
+    pub fn audience(&self, addr: SocketAddr) -> Result<String> {
+        match &self.audience {
+            Some(a) => Ok(a.clone()),
+            None => mig_protocol::admin::audience(&self.url(addr))
+                .map_err(|e| Error::Internal(format!("the audience of {addr}: {e}"))),
+        }
     }
 
     /// The URL the server answers on (printed at start, used by the tests).
@@ -375,6 +403,7 @@ const SECTIONS: Schema = &[
         &[
             "enabled",
             "tokenduration",
+            "audience",
             "maxtokens",
             "maxtokensperinvestigator",
             "reservedtokens",
@@ -572,6 +601,17 @@ mod tests {
     fn defaults_match_the_readme() {
         let c = parse("").unwrap();
         assert_eq!(c.url(c.listen), "http://127.0.0.1:1664/api/v2/");
+        assert_eq!(
+            c.audience(c.listen).unwrap(),
+            "http://127.0.0.1:1664/api/v2/"
+        );
+        let behind =
+            parse("[authentication]\naudience = HTTPS://Mig.Example.NET/api/v2\n").unwrap();
+        assert_eq!(
+            behind.audience(behind.listen).unwrap(),
+            "https://mig.example.net:443/api/v2/",
+            "a load balancer's public URL, written as consoles sign it"
+        );
         assert_eq!(c.required_signatures, 2);
         assert!(c.auth_enabled);
         assert_eq!(c.token_duration, 600);
@@ -636,6 +676,14 @@ mod tests {
                 "tlscert and tlskey go together",
             ),
             ("[server]\nlisten = 0.0.0.0:1664", "not a loopback address"),
+            (
+                "[server]\nlisten = 0.0.0.0:1664\ntlscert = a\ntlskey = b",
+                "set [authentication] audience",
+            ),
+            (
+                "[authentication]\naudience = mig-api.example.net",
+                "api.cfg:2: audience \"mig-api.example.net\": expected https://",
+            ),
             ("[limits]\nentries = 65", "api.cfg:2: entries = 65"),
             ("[v1]\nfingerprints = abc", "api.cfg:2: fingerprints: \"abc\" is not"),
             (
@@ -736,6 +784,11 @@ mod tests {
         assert!(c.tls.is_some());
         assert_eq!(c.required_signatures, 2);
         assert_eq!(c.limits.file_size, 268_435_456);
+        assert_eq!(
+            c.audience.as_deref(),
+            Some("https://mig-api.example.net:1664/api/v2/"),
+            "the URL of conf/migrc.example"
+        );
     }
 
     #[test]
