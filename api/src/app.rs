@@ -46,6 +46,8 @@ pub struct Inner {
     /// Stored plugin versions (`name@sha256`) that failed to load, logged once.
     pub plugin_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     pub started: Timestamp,
+    /// What tokens must name (Config::audience), set once the server knows where it answers.
+    audience: std::sync::OnceLock<String>,
 }
 
 /// A cheap handle on [`Inner`].
@@ -67,7 +69,7 @@ impl App {
         let blobs = BlobStore::for_database(&cfg.db_path)?;
         let engine = Engine::new()
             .map_err(|e| Error::Internal(format!("starting the targeting engine: {e}")))?;
-        let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2));
+        let nonces = NonceCache::new(cfg.token_duration.saturating_mul(2), cfg.tokens);
         let file_cache = FileCache::new(cfg.limits.file_cache);
         let v1_bodies = FileCache::new(if cfg.v1.enabled() {
             cfg.limits.file_cache
@@ -92,6 +94,7 @@ impl App {
             plugin_sync: std::sync::Mutex::new(()),
             plugin_failures: Default::default(),
             started: Timestamp::now(),
+            audience: std::sync::OnceLock::new(),
         }));
         crate::plugins::sync(&app)?;
         let referenced = crate::manifests::referenced_blobs(&app)?;
@@ -104,6 +107,22 @@ impl App {
             );
         }
         Ok(app)
+    }
+
+    /// Fixes the audience tokens must name now that the server answers at `addr` (a port 0 of
+    /// the configuration is known only once bound).
+    pub fn bound(&self, addr: std::net::SocketAddr) -> Result<&str> {
+        let audience = self.cfg.audience(addr)?;
+        Ok(self.audience.get_or_init(|| audience))
+    }
+
+    /// The audience tokens must name (docs/design.md §3.8): `[authentication] audience`, else
+    /// the URL the server answers on.
+    pub fn audience(&self) -> Result<&str> {
+        match self.audience.get() {
+            Some(a) => Ok(a),
+            None => self.bound(self.cfg.listen),
+        }
     }
 
     /// Runs blocking work (SQLite, PBKDF2, OpenPGP, WASM) off the async executor.

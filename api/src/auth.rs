@@ -1,7 +1,7 @@
 //! Administrator authentication (docs/design.md §3.8):
 //!
-//! - `X-PGPAUTHORIZATION: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">`,
-//!   verified against the keys of *active* investigators read from the database on every
+//! - `X-PGPAUTHORIZATION: 2;<ts>;<nonce>;<audience>;<de-armored signature over
+//!   "2;<ts>;<nonce>;<audience>\n">`, the audience this API's (App::audience), verified against the keys of *active* investigators read from the database on every
 //!   request (a disabled investigator is refused at once), timestamp within ±tokenduration, and
 //!   every (key, nonce) remembered for 2×tokenduration in the database, so a token cannot be
 //!   replayed: not after a restart, nor to another mig-api process on the same database.
@@ -10,17 +10,24 @@
 //! - Permissions: MIG's bits; every endpoint checks its own bit (docs/design.md §3.9).
 
 use crate::app::App;
+use crate::config::TokenBounds;
 use crate::error::{Error, Result};
 use crate::investigators;
 use crate::params;
 use mig_protocol::admin::AuthToken;
+use mig_protocol::error::Error as ProtocolError;
 use mig_protocol::signature::{self, Keyring};
 use mig_protocol::time::Timestamp;
 use std::sync::Mutex;
 
-/// Most remembered nonces; beyond it new tokens are refused (503) rather than forgetting a nonce
-/// that could still be replayed.
-const NONCE_CAPACITY: usize = 200_000;
+/// Who may take the reserve of the nonce pool (`[authentication] reservedtokens`): the bits that
+/// stop something in an incident (disable a manifest, a loader, an investigator). docs/design.md
+/// §3.8: investigators who can only read or search cannot lock these out by filling the pool.
+pub const RESERVE_PERMISSIONS: [Perm; 3] = [
+    Perm::ManifestStatus,
+    Perm::LoaderStatus,
+    Perm::InvestigatorUpdate,
+];
 
 /// What a route requires: one of MIG's permission bits.
 pub use mig_protocol::Permission as Perm;
@@ -67,9 +74,10 @@ impl Caller {
 /// it may be forgotten: its timestamp is then outside the window anyway. While the disk under
 /// the database is full, nonces are kept in this process's memory instead, so administrators can
 /// still read (docs/api.md: a full disk stops writes, not reads); a token is then refused on its
-/// replay to this process, and only to it.
+/// replay to this process, and only to it. Either way [`admit`] bounds what is kept.
 pub struct NonceCache {
     keep_secs: u64,
+    bounds: TokenBounds,
     in_memory: Mutex<std::collections::HashMap<(String, String), u64>>,
 }
 
@@ -81,19 +89,70 @@ fn replayed(fingerprint: &str, nonce: &str) -> Error {
     )
 }
 
+/// Whether one more nonce of `who` may be kept when `kept` are kept in all and `kept_by_who` of
+/// them are its own (docs/design.md §3.8): each investigator has its own bound, and the last
+/// `reserved` of the pool are only for those holding one of [`RESERVE_PERMISSIONS`].
+fn admit(
+    bounds: &TokenBounds,
+    who: &investigators::Active,
+    kept: u64,
+    kept_by_who: u64,
+) -> Result<()> {
+    if kept_by_who >= bounds.per_investigator {
+        return Err(Error::TooMany {
+            reason: "investigator_token_bound",
+            // Its oldest tokens are forgotten one by one within 2×tokenduration: a minute is
+            // a fair first wait.
+            retry_after: 60,
+            message: format!(
+                "investigator {:?} (id {}) has {kept_by_who} live tokens, its bound \
+                 ([authentication] maxtokensperinvestigator = {}): retry when older ones have \
+                 expired (2×tokenduration), or use an API key for scripts",
+                who.name, who.id, bounds.per_investigator
+            ),
+        });
+    }
+    if kept >= bounds.total {
+        return Err(Error::Unavailable(format!(
+            "all {} live tokens of this API are taken ([authentication] maxtokens); \
+             retry later",
+            bounds.total
+        )));
+    }
+    let open = bounds.total - bounds.reserved;
+    let privileged = RESERVE_PERMISSIONS.iter().any(|p| p.granted_by(who.perms));
+    if kept >= open && !privileged {
+        let names: Vec<&str> = RESERVE_PERMISSIONS.iter().map(|p| p.name()).collect();
+        return Err(Error::Unavailable(format!(
+            "{kept} of this API's {} live tokens are taken; the last {} ([authentication] \
+             reservedtokens) are kept for investigators holding {}, which investigator {:?} \
+             (id {}) does not: retry later",
+            bounds.total,
+            bounds.reserved,
+            names.join(" or "),
+            who.name,
+            who.id
+        )));
+    }
+    Ok(())
+}
+
 impl NonceCache {
-    pub fn new(keep_secs: u64) -> Self {
+    pub fn new(keep_secs: u64, bounds: TokenBounds) -> Self {
         NonceCache {
             keep_secs,
+            bounds,
             in_memory: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    /// Records a nonce; an error when it was seen before or too many are remembered.
+    /// Records a nonce of `who`, whose key is `fingerprint`; an error when it was seen before
+    /// or [`admit`] refuses it.
     pub fn check_and_insert(
         &self,
         db: &crate::db::Db,
         fingerprint: &str,
+        who: &investigators::Active,
         nonce: &str,
         now: u64,
     ) -> Result<()> {
@@ -106,11 +165,10 @@ impl NonceCache {
         if memory.contains_key(&key) {
             return Err(replayed(fingerprint, nonce));
         }
-        match self.remember(db, fingerprint, nonce, now) {
+        match self.remember(db, fingerprint, who, nonce, now) {
             Err(e) if e.is_storage_full() => {
-                if memory.len() >= NONCE_CAPACITY {
-                    return Err(e);
-                }
+                let own = memory.keys().filter(|(f, _)| f == fingerprint).count();
+                admit(&self.bounds, who, memory.len() as u64, own as u64)?;
                 crate::logging::event(
                     "warn",
                     "nonce_in_memory",
@@ -124,7 +182,14 @@ impl NonceCache {
     }
 
     /// One immediate transaction, so two processes cannot both accept the same token.
-    fn remember(&self, db: &crate::db::Db, fingerprint: &str, nonce: &str, now: u64) -> Result<()> {
+    fn remember(
+        &self,
+        db: &crate::db::Db,
+        fingerprint: &str,
+        who: &investigators::Active,
+        nonce: &str,
+        now: u64,
+    ) -> Result<()> {
         let what = || Error::db("remembering a token's nonce");
         db.with(|c| {
             let tx = c.transaction().map_err(what())?;
@@ -136,11 +201,14 @@ impl NonceCache {
             let kept: i64 = tx
                 .query_row("SELECT COUNT(*) FROM token_nonces", [], |r| r.get(0))
                 .map_err(what())?;
-            if kept as usize >= NONCE_CAPACITY {
-                return Err(Error::Unavailable(
-                    "too many authentication tokens in the last tokenduration; retry later".into(),
-                ));
-            }
+            let own: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM token_nonces WHERE fingerprint = ?1",
+                    params![fingerprint],
+                    |r| r.get(0),
+                )
+                .map_err(what())?;
+            admit(&self.bounds, who, kept as u64, own as u64)?;
             let added = tx
                 .execute(
                     "INSERT INTO token_nonces (fingerprint, nonce, until) VALUES (?1, ?2, ?3)
@@ -219,7 +287,11 @@ pub fn authenticate(app: &App, creds: &Credentials) -> Result<Caller> {
 
 fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller> {
     let malformed = |e: String| Error::unauthorized("malformed_token", e.clone(), e);
-    let token = AuthToken::parse(header).map_err(|e| malformed(e.to_string()))?;
+    let token = AuthToken::parse(header).map_err(|e| match e {
+        // MIG's version 1, which names no API (docs/design.md §3.8).
+        ProtocolError::Value(m) => Error::unauthorized("token_version_refused", m.clone(), m),
+        e => malformed(e.to_string()),
+    })?;
     let window = app.cfg.token_duration;
     let skew = now.0.abs_diff(token.timestamp.0);
     if skew > window {
@@ -228,6 +300,20 @@ fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller>
             token.timestamp
         );
         return Err(Error::unauthorized("token_expired", msg.clone(), msg));
+    }
+    // Before the signature: a token made for another API is refused whoever signed it.
+    let ours = app.audience()?;
+    if token.audience != ours {
+        let msg = format!(
+            "token made for another API: its audience is {} but this API is {ours} \
+             (mig-console's [api] url and mig-api's [authentication] audience must name the same URL)",
+            token.audience
+        );
+        return Err(Error::unauthorized(
+            "token_audience_mismatch",
+            msg.clone(),
+            msg,
+        ));
     }
     let armored = signature::rearmor(&token.signature).map_err(|e| malformed(e.to_string()))?;
     let active = app.db.with(investigators::active_fingerprints)?;
@@ -240,9 +326,6 @@ fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller>
             verdict.ignored.join("; "),
         ));
     };
-    // Only after the signature verified, so unauthenticated traffic cannot fill the cache.
-    app.nonces
-        .check_and_insert(&app.db, fingerprint, &token.nonce, now.0)?;
     let inv = app
         .db
         .with(|c| investigators::active_by_fingerprint(c, fingerprint))?
@@ -253,6 +336,10 @@ fn authenticate_token(app: &App, header: &str, now: Timestamp) -> Result<Caller>
                 format!("{fingerprint} is no longer active"),
             )
         })?;
+    // Only after the signature verified, so unauthenticated traffic cannot fill the cache, and
+    // once the investigator is known, so its own bound and the reserve apply (docs/design.md §3.8).
+    app.nonces
+        .check_and_insert(&app.db, fingerprint, &inv, &token.nonce, now.0)?;
     Ok(Caller {
         id: inv.id,
         name: inv.name,
@@ -302,6 +389,39 @@ fn authenticate_apikey(app: &App, key: &str) -> Result<Caller> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn each_investigator_has_its_own_bound_and_the_reserve_is_for_those_who_can_stop_things() {
+        let bounds = TokenBounds {
+            total: 10,
+            per_investigator: 4,
+            reserved: 3,
+        };
+        let reader = investigators::Active {
+            id: 7,
+            name: "reader".into(),
+            perms: Perm::Search.bit(),
+        };
+        let admin = investigators::Active {
+            id: 1,
+            name: "admin".into(),
+            perms: Perm::ManifestStatus.bit(),
+        };
+        admit(&bounds, &reader, 0, 3).unwrap();
+        let e = admit(&bounds, &reader, 4, 4).unwrap_err();
+        assert_eq!(e.status(), rocket::http::Status::TooManyRequests);
+        assert!(e.to_string().contains("\"reader\" (id 7)"), "{e}");
+        admit(&bounds, &reader, 6, 0).unwrap();
+        let e = admit(&bounds, &reader, 7, 0).unwrap_err();
+        assert_eq!(e.status(), rocket::http::Status::ServiceUnavailable);
+        assert!(e.to_string().contains("reservedtokens"), "{e}");
+        admit(&bounds, &admin, 9, 0).unwrap();
+        let e = admit(&bounds, &admin, 10, 0).unwrap_err();
+        assert!(e.to_string().contains("maxtokens"), "{e}");
+        let e = admit(&bounds, &admin, 5, 4).unwrap_err();
+        assert!(e.to_string().contains("maxtokensperinvestigator"), "{e}");
+    }
 
     #[test]
     fn all_permissions_include_manifest_status() {
@@ -329,14 +449,19 @@ mod tests {
             crate::db::Db::open_sqlite(&path).unwrap(),
             crate::db::Db::open_sqlite(&path).unwrap(),
         );
-        let n = NonceCache::new(1200);
-        n.check_and_insert(&a, "FP", "abc", 1000).unwrap();
-        let e = n.check_and_insert(&b, "FP", "abc", 1001).unwrap_err();
+        let n = NonceCache::new(1200, Config::default().tokens);
+        let who = investigators::Active {
+            id: 1,
+            name: "a".into(),
+            perms: 0,
+        };
+        n.check_and_insert(&a, "FP", &who, "abc", 1000).unwrap();
+        let e = n.check_and_insert(&b, "FP", &who, "abc", 1001).unwrap_err();
         assert_eq!(e.reason(), "token_replayed");
-        let e = n.check_and_insert(&a, "FP", "abc", 2200).unwrap_err();
+        let e = n.check_and_insert(&a, "FP", &who, "abc", 2200).unwrap_err();
         assert_eq!(e.reason(), "token_replayed", "kept until its window ends");
-        n.check_and_insert(&b, "OTHER", "abc", 1001).unwrap();
-        n.check_and_insert(&b, "FP", "abc", 2201).unwrap();
+        n.check_and_insert(&b, "OTHER", &who, "abc", 1001).unwrap();
+        n.check_and_insert(&b, "FP", &who, "abc", 2201).unwrap();
         let kept: i64 = a
             .with(|c| {
                 c.query_row("SELECT COUNT(*) FROM token_nonces", [], |r| r.get(0))

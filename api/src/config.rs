@@ -62,6 +62,20 @@ impl V1 {
     }
 }
 
+/// How many token nonces are kept at once (`[authentication]`, docs/design.md §3.8): a nonce is
+/// remembered for 2×tokenduration, and past a bound a new token is refused rather than a nonce
+/// forgotten that could still be replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBounds {
+    /// `maxtokens`: every investigator's together.
+    pub total: u64,
+    /// `maxtokensperinvestigator`: one investigator's, so one cannot take the whole pool.
+    pub per_investigator: u64,
+    /// `reservedtokens`: the last of `total`, only for investigators who can stop something
+    /// (auth::RESERVE_PERMISSIONS), so many investigators together cannot lock those out.
+    pub reserved: u64,
+}
+
 /// `[limits] bodydeadline` when the file does not set it.
 pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -85,6 +99,11 @@ pub struct Config {
     pub auth_enabled: bool,
     /// Accepted clock distance of an `X-PGPAUTHORIZATION` timestamp, in seconds.
     pub token_duration: u64,
+    /// How many token nonces are kept at once.
+    pub tokens: TokenBounds,
+    /// `[authentication] audience`: the API's public base URL as consoles sign it
+    /// (`mig_protocol::admin::audience`); where it listens when not set (App::audience).
+    pub audience: Option<String>,
     pub limits: Limits,
     /// How long and how much report history is kept (`[reports]`).
     pub reports: crate::reports::Retention,
@@ -122,6 +141,12 @@ impl Default for Config {
             valid_days: 90,
             auth_enabled: true,
             token_duration: 600,
+            tokens: TokenBounds {
+                total: 200_000,
+                per_investigator: 10_000,
+                reserved: 20_000,
+            },
+            audience: None,
             limits: Limits {
                 upload: 128 << 20,
                 entries: 16,
@@ -212,6 +237,20 @@ impl Config {
                 ("authentication", "tokenduration") => {
                     cfg.token_duration = parse_duration(key, value).map_err(&at)?
                 }
+                ("authentication", "audience") => {
+                    cfg.audience =
+                        Some(mig_protocol::admin::audience(value).map_err(|e| at(e.to_string()))?)
+                }
+                ("authentication", "maxtokens") => {
+                    cfg.tokens.total = parse_number(key, value, 1, 100_000_000).map_err(&at)?
+                }
+                ("authentication", "maxtokensperinvestigator") => {
+                    cfg.tokens.per_investigator =
+                        parse_number(key, value, 1, 100_000_000).map_err(&at)?
+                }
+                ("authentication", "reservedtokens") => {
+                    cfg.tokens.reserved = parse_number(key, value, 0, 100_000_000).map_err(&at)?
+                }
                 ("limits", "uploadsize") => {
                     cfg.limits.upload = parse_number(key, value, 1024, 4 << 30).map_err(&at)?
                 }
@@ -294,6 +333,14 @@ impl Config {
             )))
             }
         };
+        let t = cfg.tokens;
+        if t.reserved >= t.total || t.per_investigator > t.total {
+            return Err(Error::Config(format!(
+                "{file}: [authentication] reservedtokens = {} must be below maxtokens = {} and \
+                 maxtokensperinvestigator = {} at most maxtokens",
+                t.reserved, t.total, t.per_investigator
+            )));
+        }
         if cfg.v1.enabled() && cfg.v1.baseroute == cfg.baseroute {
             return Err(Error::Config(format!(
                 "{file}: [v1] baseroute {} is [server] baseroute too: MIG's routes need their own",
@@ -317,7 +364,27 @@ impl Config {
                 cfg.listen
             )));
         }
+        // docs/design.md §3.8: a token names the API it is for. Listening on every address,
+        // the API cannot know the URL consoles reach it by; a guess would refuse them all.
+        if cfg.audience.is_none() && cfg.listen.ip().is_unspecified() {
+            return Err(Error::Config(format!(
+                "{file}: [server] listen {} is every address: set [authentication] audience to \
+                 the URL administrators' consoles use (their [api] url, e.g. \
+                 https://mig-api.example.net:1664/api/v2/)",
+                cfg.listen
+            )));
+        }
         Ok(cfg)
+    }
+
+    /// The audience tokens must name when the server answers at `addr`: `[authentication]
+    /// audience`, else the URL it answers on.
+    pub fn audience(&self, addr: SocketAddr) -> Result<String> {
+        match &self.audience {
+            Some(a) => Ok(a.clone()),
+            None => mig_protocol::admin::audience(&self.url(addr))
+                .map_err(|e| Error::Internal(format!("the audience of {addr}: {e}"))),
+        }
     }
 
     /// The URL the server answers on (printed at start, used by the tests).
@@ -331,7 +398,17 @@ const SECTIONS: Schema = &[
     ("server", &["listen", "baseroute", "tlscert", "tlskey"]),
     ("database", &["path", "url", "passwordfile", "cafile"]),
     ("manifest", &["requiredsignatures", "validdays"]),
-    ("authentication", &["enabled", "tokenduration"]),
+    (
+        "authentication",
+        &[
+            "enabled",
+            "tokenduration",
+            "audience",
+            "maxtokens",
+            "maxtokensperinvestigator",
+            "reservedtokens",
+        ],
+    ),
     (
         "limits",
         &[
@@ -524,9 +601,28 @@ mod tests {
     fn defaults_match_the_readme() {
         let c = parse("").unwrap();
         assert_eq!(c.url(c.listen), "http://127.0.0.1:1664/api/v2/");
+        assert_eq!(
+            c.audience(c.listen).unwrap(),
+            "http://127.0.0.1:1664/api/v2/"
+        );
+        let behind =
+            parse("[authentication]\naudience = HTTPS://Mig.Example.NET/api/v2\n").unwrap();
+        assert_eq!(
+            behind.audience(behind.listen).unwrap(),
+            "https://mig.example.net:443/api/v2/",
+            "a load balancer's public URL, written as consoles sign it"
+        );
         assert_eq!(c.required_signatures, 2);
         assert!(c.auth_enabled);
         assert_eq!(c.token_duration, 600);
+        assert_eq!(
+            c.tokens,
+            TokenBounds {
+                total: 200_000,
+                per_investigator: 10_000,
+                reserved: 20_000
+            }
+        );
     }
 
     #[test]
@@ -566,12 +662,28 @@ mod tests {
                 "api.cfg:2: tokenduration",
             ),
             ("[authentication]\nenabled = maybe", "api.cfg:2: enabled"),
+            (
+                "[authentication]\nmaxtokens = 100",
+                "reservedtokens = 20000 must be below maxtokens = 100",
+            ),
+            (
+                "[authentication]\nmaxtokensperinvestigator = 0",
+                "api.cfg:2: maxtokensperinvestigator = 0 is outside",
+            ),
             ("[server]\nbaseroute = /../x", "api.cfg:2: baseroute"),
             (
                 "[server]\ntlscert = a.crt",
                 "tlscert and tlskey go together",
             ),
             ("[server]\nlisten = 0.0.0.0:1664", "not a loopback address"),
+            (
+                "[server]\nlisten = 0.0.0.0:1664\ntlscert = a\ntlskey = b",
+                "set [authentication] audience",
+            ),
+            (
+                "[authentication]\naudience = mig-api.example.net",
+                "api.cfg:2: audience \"mig-api.example.net\": expected https://",
+            ),
             ("[limits]\nentries = 65", "api.cfg:2: entries = 65"),
             ("[v1]\nfingerprints = abc", "api.cfg:2: fingerprints: \"abc\" is not"),
             (
@@ -672,6 +784,11 @@ mod tests {
         assert!(c.tls.is_some());
         assert_eq!(c.required_signatures, 2);
         assert_eq!(c.limits.file_size, 268_435_456);
+        assert_eq!(
+            c.audience.as_deref(),
+            Some("https://mig-api.example.net:1664/api/v2/"),
+            "the URL of conf/migrc.example"
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub fn run(app: App) -> Result<()> {
         let addr = public
             .local_addr()
             .map_err(|e| Error::Internal(format!("address of {}: {e}", cfg.listen)))?;
+        let audience = app.bound(addr)?.to_string();
+        logging::event("info", "token_audience", &[("audience", &audience)]);
         let (bound, on_bound) = oneshot::channel();
         let rocket = rocket.attach(AdHoc::on_liftoff("bound", move |r| {
             let inner = SocketAddr::new(r.config().address, r.config().port);

@@ -15,26 +15,31 @@ fn me(srv: &Server, header: (&str, String)) -> Reply {
 fn a_token_is_accepted_once_and_its_replay_is_refused() {
     let srv = Server::start();
     let a = srv.dev_admin(1, "PermAdmin");
-    let token = a.token();
+    let token = a.token(&srv.audience());
     me(&srv, ("X-PGPAUTHORIZATION", token.clone())).expect(200);
     let r = me(&srv, ("X-PGPAUTHORIZATION", token)).expect(401);
     assert_eq!(r.message(), "token replayed");
     // A fresh nonce works again.
-    me(&srv, ("X-PGPAUTHORIZATION", a.token())).expect(200);
+    me(&srv, ("X-PGPAUTHORIZATION", a.token(&srv.audience()))).expect(200);
     assert!(srv.log().contains("reason=token_replayed"));
 }
 
 #[test]
 fn a_token_is_not_replayable_after_a_restart_nor_on_another_process() {
-    let mut srv = Server::start();
+    // Processes on one database answer for one URL (a load balancer's), whatever port each
+    // has: a restart takes another.
+    let mut srv = Server::with(Settings {
+        audience: Some("https://mig-api.test/api/v2/".into()),
+        ..Settings::default()
+    });
     let a = srv.dev_admin(1, "PermAdmin");
     // A second mig-api on the same database (the same file, or a replica on PostgreSQL).
     let other = srv.replica();
-    let token = a.token();
+    let token = a.token(&srv.audience());
     me(&srv, ("X-PGPAUTHORIZATION", token.clone())).expect(200);
     let r = me(&other, ("X-PGPAUTHORIZATION", token.clone())).expect(401);
     assert_eq!(r.message(), "token replayed");
-    let fresh = a.token();
+    let fresh = a.token(&srv.audience());
     me(&other, ("X-PGPAUTHORIZATION", fresh.clone())).expect(200);
     srv.restart();
     for t in [token, fresh] {
@@ -52,12 +57,22 @@ fn expired_and_future_tokens_are_refused() {
     let a = srv.dev_admin(1, "PermAdmin");
     let now = Timestamp::now().0;
     for ts in [now - 180, now + 180] {
-        let r = me(&srv, ("X-PGPAUTHORIZATION", a.token_at(Timestamp(ts)))).expect(401);
+        let r = me(
+            &srv,
+            (
+                "X-PGPAUTHORIZATION",
+                a.token_at(Timestamp(ts), &srv.audience()),
+            ),
+        )
+        .expect(401);
         assert!(r.message().contains("token expired"), "{}", r.text());
     }
     me(
         &srv,
-        ("X-PGPAUTHORIZATION", a.token_at(Timestamp(now - 60))),
+        (
+            "X-PGPAUTHORIZATION",
+            a.token_at(Timestamp(now - 60), &srv.audience()),
+        ),
     )
     .expect(200);
 }
@@ -67,23 +82,130 @@ fn foreign_and_malformed_tokens_are_refused() {
     let srv = Server::start();
     let a = srv.dev_admin(1, "PermAdmin");
     let outsider = Admin::dev(3);
-    let r = me(&srv, ("X-PGPAUTHORIZATION", outsider.token())).expect(401);
+    let r = me(
+        &srv,
+        ("X-PGPAUTHORIZATION", outsider.token(&srv.audience())),
+    )
+    .expect(401);
     assert!(r.message().contains("does not verify"), "{}", r.text());
     // A valid signature over a different nonce than the one sent.
-    let good = a.token();
-    let parts: Vec<&str> = good.splitn(4, ';').collect();
-    let swapped = format!("1;{};other;{}", parts[1], parts[3]);
+    let good = a.token(&srv.audience());
+    let parts: Vec<&str> = good.splitn(5, ';').collect();
+    let swapped = format!("2;{};other;{};{}", parts[1], parts[3], parts[4]);
     me(&srv, ("X-PGPAUTHORIZATION", swapped)).expect(401);
     for junk in [
         "",
-        "1;2026",
-        "2;2026-11-30T04:33:36Z;n;AAAA",
-        "1;2026-11-30T04:33:36Z;n;@@@@",
+        "2;2026",
+        "3;2026-11-30T04:33:36Z;n;http://127.0.0.1:1/;AAAA",
+        "2;2026-11-30T04:33:36Z;n;http://127.0.0.1:1/;@@@@",
     ] {
         me(&srv, ("X-PGPAUTHORIZATION", junk.to_string())).expect(401);
     }
     let r = request("GET", &srv.url("investigators/me"), &[], None).expect(401);
     assert!(r.message().contains("X-PGPAUTHORIZATION or X-MIGAPIKEY"));
+}
+
+/// docs/design.md §3.8: the live tokens are one pool, but one investigator cannot take it all,
+/// and investigators who can only search cannot take its last part, kept for those who can
+/// stop something: an administrator can still disable a manifest.
+#[test]
+fn a_search_investigator_cannot_take_every_token_and_an_administrator_still_disables_a_manifest() {
+    let srv = Server::with(Settings {
+        authentication: vec![
+            ("maxtokens", "12".into()),
+            ("maxtokensperinvestigator", "5".into()),
+            ("reservedtokens", "4".into()),
+        ],
+        ..Settings::default()
+    });
+    let admin = srv.admin("alice", "PermAdmin,PermManifest");
+    let readers = [
+        srv.admin("reader1", "PermSearch"),
+        srv.admin("reader2", "PermSearch"),
+    ];
+    let (archive, _) = standard_archive("pool");
+    let id = srv.create_manifest(&admin, "compromised", "true", &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let search = |who: &Admin| srv.get(who, "search?type=manifest");
+    // 1 token kept (alice's). reader1 reaches its own bound: 5.
+    for _ in 0..5 {
+        search(&readers[0]).expect(200);
+    }
+    let r = search(&readers[0]).expect(429);
+    let m = r.message();
+    assert!(
+        m.contains("maxtokensperinvestigator = 5") && m.contains("\"reader1\""),
+        "{m}"
+    );
+    // 6 kept; reader2 may take the pool up to its reserve: 12 - 4 = 8.
+    for _ in 0..2 {
+        search(&readers[1]).expect(200);
+    }
+    let r = search(&readers[1]).expect(503);
+    let m = r.message();
+    assert!(
+        m.contains("reservedtokens")
+            && m.contains("\"reader2\"")
+            && m.contains("PermManifestStatus"),
+        "{m}"
+    );
+    // The administrator still gets in, and disables the manifest.
+    let rec = srv
+        .post(
+            &admin,
+            &format!("manifests/{id}/status"),
+            json!({"status": "disabled"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(rec["status"], "disabled");
+    assert_eq!(
+        srv.get(&admin, &format!("manifests/{id}"))
+            .expect(200)
+            .json()["status"],
+        "disabled"
+    );
+    let log = srv.log();
+    assert!(log.contains("reason=investigator_token_bound"), "{log}");
+}
+
+/// docs/design.md §3.8: a token names the API it was made for. Another API that trusts the same
+/// key (a second mig-api, or a hostile one forwarding it) refuses it; MIG's version 1, which
+/// names none, is refused by both.
+#[test]
+fn a_token_made_for_one_api_is_refused_by_another_and_mig_version_1_tokens_by_both() {
+    let a = Server::start();
+    let b = Server::start();
+    let admin = a.dev_admin(1, "PermAdmin");
+    b.dev_admin(1, "PermAdmin");
+    assert_ne!(a.audience(), b.audience());
+    let token = admin.token(&a.audience());
+    // B first, as API A would forward it: refused before its nonce is taken, naming both.
+    let r = me(&b, ("X-PGPAUTHORIZATION", token.clone())).expect(401);
+    let m = r.message();
+    assert!(
+        m.contains("token made for another API")
+            && m.contains(&a.audience())
+            && m.contains(&b.audience()),
+        "{m}"
+    );
+    // A, which it was made for, accepts it once.
+    me(&a, ("X-PGPAUTHORIZATION", token.clone())).expect(200);
+    me(&a, ("X-PGPAUTHORIZATION", token)).expect(401);
+    // MIG's format, correctly signed by an active investigator of both.
+    let ts = Timestamp::now();
+    let signed = format!("1;{ts};migconsole1\n");
+    let sig = mig_protocol::signature::dearmor(&admin.sign(signed.as_bytes())).unwrap();
+    let v1 = format!("1;{ts};migconsole1;{sig}");
+    for srv in [&a, &b] {
+        let m = me(srv, ("X-PGPAUTHORIZATION", v1.clone()))
+            .expect(401)
+            .message();
+        assert!(m.contains("version 1") && m.contains("name no API"), "{m}");
+        assert!(srv.log().contains("reason=token_version_refused"));
+    }
+    assert!(b.log().contains("reason=token_audience_mismatch"));
 }
 
 #[test]
@@ -125,7 +247,7 @@ fn disabling_an_investigator_takes_effect_on_its_next_request() {
     let srv = Server::start();
     let a = srv.dev_admin(1, "PermAdmin");
     let mut b = srv.dev_admin(2, "PermManifest");
-    me(&srv, ("X-PGPAUTHORIZATION", b.token())).expect(200);
+    me(&srv, ("X-PGPAUTHORIZATION", b.token(&srv.audience()))).expect(200);
     let key = srv
         .post(&a, &format!("investigators/{}/apikey", b.id), json!({}))
         .expect(200)
@@ -143,7 +265,7 @@ fn disabling_an_investigator_takes_effect_on_its_next_request() {
         .expect(200)
         .json();
     assert_eq!(r["status"], "disabled");
-    me(&srv, ("X-PGPAUTHORIZATION", b.token())).expect(401);
+    me(&srv, ("X-PGPAUTHORIZATION", b.token(&srv.audience()))).expect(401);
     me(&srv, ("X-MIGAPIKEY", key.clone())).expect(401);
     srv.post(
         &a,

@@ -100,7 +100,7 @@ fn every_step_of_the_walkthrough_on_another_replica() {
 fn a_token_used_on_one_replica_is_refused_on_the_others() {
     let r = replicas(3);
     let a1 = r[0].dev_admin(1, "PermAdmin");
-    let token = ("X-PGPAUTHORIZATION", a1.token());
+    let token = ("X-PGPAUTHORIZATION", a1.token(&r[1].audience()));
     request(
         "GET",
         &r[1].url("investigators/me"),
@@ -266,7 +266,7 @@ fn a_replica_killed_mid_upload_leaves_the_database_whole_and_the_others_serving(
     let body = json!({"name": "big", "target": "true", "platform": host_platform(), "archive": b64(&archive)});
     for delay_ms in [30u64, 150, 400, 900, 1600] {
         let url = r[0].url("manifests");
-        let auth = a1.auth();
+        let auth = a1.auth(&r[0].audience());
         let sent = body.to_string().into_bytes();
         let upload = std::thread::spawn(move || {
             ureq::Agent::new_with_config(
@@ -325,7 +325,7 @@ fn the_database_stopped_under_load_answers_503_then_recovers_with_no_acknowledge
             unavailable.clone(),
             other.clone(),
         );
-        let a1 = Admin::dev(1);
+        let (a1, audience) = (Admin::dev(1), r[0].audience());
         std::thread::spawn(move || {
             for i in 0.. {
                 if stop.load(Ordering::SeqCst) {
@@ -333,7 +333,7 @@ fn the_database_stopped_under_load_answers_503_then_recovers_with_no_acknowledge
                 }
                 let name = format!("w-{i}");
                 let body = json!({ "name": name }).to_string().into_bytes();
-                let reply = request("POST", &url, &[a1.auth()], Some(body));
+                let reply = request("POST", &url, &[a1.auth(&audience)], Some(body));
                 match reply.status {
                     201 => acked.lock().unwrap().push(name),
                     503 => {

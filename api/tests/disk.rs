@@ -49,7 +49,7 @@ fn an_upload_onto_a_full_disk_is_507_and_loses_nothing_stored_before() {
     // Tokens are remembered in memory while the database cannot take them: reads go on, and a
     // token is still accepted once.
     assert!(srv.log().contains("event=nonce_in_memory"), "{}", srv.log());
-    let token = a1.token();
+    let token = a1.token(&srv.audience());
     let me = |t: &str| {
         request(
             "GET",

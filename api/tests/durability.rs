@@ -13,6 +13,7 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
     let mut srv = Server::start();
     let (a1, a2) = two_admins(&srv);
     let base = srv.base_url.clone();
+    let audience = srv.audience();
     let stop = Arc::new(AtomicBool::new(false));
     let acked_loaders = Arc::new(Mutex::new(Vec::<String>::new()));
     let acked_manifests = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -20,13 +21,13 @@ fn a_kill_during_writes_loses_no_acknowledged_write_and_leaves_no_half_manifest(
     for w in 0..3 {
         let (stop, acked_loaders, acked_manifests) =
             (stop.clone(), acked_loaders.clone(), acked_manifests.clone());
-        let base = base.clone();
+        let (base, audience) = (base.clone(), audience.clone());
         let admin = if w == 0 { Admin::dev(1) } else { Admin::dev(2) };
         writers.push(std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 i += 1;
-                let token = ("X-PGPAUTHORIZATION", admin.token());
+                let token = ("X-PGPAUTHORIZATION", admin.token(&audience));
                 // Connection errors are expected once the server is killed.
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)

@@ -7,7 +7,7 @@ use common::*;
 use serde_json::json;
 
 fn raw(srv: &Server, who: &Admin, method: &str, path: &str, body: &[u8], ctype: &str) -> Reply {
-    let (h, v) = who.auth();
+    let (h, v) = who.auth(&srv.audience());
     request(
         method,
         &srv.url(path),

@@ -152,7 +152,7 @@ fn https_serves_loaders_that_pin_the_ca_and_refuses_other_cas_and_plain_http() {
     assert_eq!(r.status, 200);
     assert_eq!(r.read_capped(1024).unwrap(), br#"{"status":"ok"}"#);
     // An administrator and a loader over HTTPS.
-    let token = admin.token();
+    let token = admin.token(&srv.audience());
     let auth = [("X-PGPAUTHORIZATION", token.as_str())];
     let r = pinned
         .post_json("loaders", &auth, &serde_json::json!({"name": "tls"}))
@@ -163,7 +163,7 @@ fn https_serves_loaders_that_pin_the_ca_and_refuses_other_cas_and_plain_http() {
         issued["loader"]["id"].as_u64().unwrap(),
         issued["key"].as_str().unwrap(),
     );
-    let token = admin.token();
+    let token = admin.token(&srv.audience());
     let r = pinned
         .post_json(
             &format!("loaders/{id}/status"),

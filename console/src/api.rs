@@ -45,6 +45,8 @@ enum Body<'a> {
 pub struct Api {
     client: Client,
     credential: Credential,
+    /// What tokens name as the API they are for (Config::audience).
+    audience: String,
 }
 
 /// The host part of `url` (brackets removed from IPv6).
@@ -63,14 +65,15 @@ pub fn is_loopback_url(url: &str) -> bool {
     matches!(url_host(url), "127.0.0.1" | "localhost" | "::1")
 }
 
-/// A fresh `X-PGPAUTHORIZATION` value signed by `signer`.
-pub fn make_token(signer: &Signer) -> Result<String> {
+/// A fresh `X-PGPAUTHORIZATION` value signed by `signer`, for the API of `audience`
+/// (`Config::audience`, never an answer of the server's).
+pub fn make_token(signer: &Signer, audience: &str) -> Result<String> {
     let nonce: String = rand::rngs::OsRng
         .sample_iter(&rand::distributions::Alphanumeric)
         .take(NONCE_LEN)
         .map(char::from)
         .collect();
-    let mut token = AuthToken::new(Timestamp::now(), nonce);
+    let mut token = AuthToken::new(Timestamp::now(), nonce, audience.to_string());
     let armored = signer.sign(token.signed_data().as_bytes())?;
     token.signature = mig_protocol::signature::dearmor(&armored)?;
     Ok(token.header_value())
@@ -131,13 +134,17 @@ impl Api {
             user_agent: concat!("mig-console/", env!("CARGO_PKG_VERSION")).to_string(),
         };
         let client = Client::new(&http, &cfg.api_url)?;
-        Ok(Api { client, credential })
+        Ok(Api {
+            client,
+            credential,
+            audience: cfg.audience.clone(),
+        })
     }
 
     fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<mig_http::Response> {
         let (name, value) = match &self.credential {
             Credential::ApiKey(k) => (API_KEY_HEADER, k.clone()),
-            Credential::Token(s) => (PGP_AUTH_HEADER, make_token(s)?),
+            Credential::Token(s) => (PGP_AUTH_HEADER, make_token(s, &self.audience)?),
         };
         let headers = [(name, value.as_str())];
         let resp = match body {
@@ -293,6 +300,7 @@ mod tests {
         let cfg = |url: &str| Config {
             path: "m".into(),
             api_url: url.into(),
+            audience: mig_protocol::admin::audience(url).unwrap(),
             cacert: None,
             apikey: None,
             identity: None,
@@ -325,9 +333,11 @@ mod tests {
         let path = dir.path().join("k.asc");
         std::fs::write(&path, armor_secret_key(&sec).unwrap()).unwrap();
         let signer = Signer::new(&crate::config::Identity::KeyFile { path }, &|_| None).unwrap();
-        let a = AuthToken::parse(&make_token(&signer).unwrap()).unwrap();
-        let b = AuthToken::parse(&make_token(&signer).unwrap()).unwrap();
+        let aud = "https://mig-api.example.net:443/api/v2/";
+        let a = AuthToken::parse(&make_token(&signer, aud).unwrap()).unwrap();
+        let b = AuthToken::parse(&make_token(&signer, aud).unwrap()).unwrap();
         assert_ne!(a.nonce, b.nonce);
+        assert_eq!(a.audience, aud);
         assert_eq!(a.nonce.len(), NONCE_LEN);
         let ring = Keyring::from_armored([("t", public.as_str())]).unwrap();
         let sig = rearmor(&a.signature).unwrap();

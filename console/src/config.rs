@@ -21,7 +21,14 @@ pub const ENV_APIKEY: &str = "MIG_APIKEY";
 const KNOWN: &[(&str, &[&str])] = &[
     (
         "api",
-        &["url", "cacert", "apikey", "skipverifycert", "timeout"],
+        &[
+            "url",
+            "audience",
+            "cacert",
+            "apikey",
+            "skipverifycert",
+            "timeout",
+        ],
     ),
     ("gpg", &["keyid", "home", "program"]),
     ("signing", &["keyfile"]),
@@ -49,6 +56,10 @@ pub struct Config {
     pub path: PathBuf,
     /// Base URL of the API, ending in `/`.
     pub api_url: String,
+    /// What every token names as the API it is for (docs/design.md §3.8): `[api] audience`, else
+    /// `api_url`, as `mig_protocol::admin::audience` writes it. Never learnt from a server: a
+    /// hostile one would name the API it wants to replay the token to.
+    pub audience: String,
     /// PEM CA to pin; `None` uses the system roots.
     pub cacert: Option<PathBuf>,
     /// `X-MIGAPIKEY` credential, used instead of signed tokens when set.
@@ -135,6 +146,13 @@ impl Config {
         } else {
             format!("{url}/")
         };
+        // `[api] audience` is for an API reached by another URL than its own (an SSH tunnel);
+        // behind a load balancer the API names the balancer's URL instead.
+        let audience = match ini.get("api", "audience") {
+            Some(a) => mig_protocol::admin::audience(a).map_err(|e| bad(format!("[api] {e}")))?,
+            None => mig_protocol::admin::audience(&api_url)
+                .map_err(|e| bad(format!("[api] url: {e}")))?,
+        };
         let apikey = env_apikey
             .filter(|k| !k.is_empty())
             .or_else(|| ini.get("api", "apikey").map(str::to_string));
@@ -187,6 +205,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             api_url,
+            audience,
             cacert: ini.get("api", "cacert").map(expand_home),
             apikey,
             identity,
@@ -210,6 +229,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.api_url, "http://127.0.0.1:1664/api/v2/");
+        assert_eq!(c.audience, "http://127.0.0.1:1664/api/v2/");
         assert_eq!(
             c.identity,
             Some(Identity::Gpg {
@@ -222,6 +242,18 @@ mod tests {
         assert_eq!(c.timeout_secs, DEFAULT_TIMEOUT_SECS);
         let c = load("[api]\nurl = https://x/\ntimeout = 20\n").unwrap();
         assert_eq!(c.timeout_secs, 20);
+    }
+
+    #[test]
+    fn the_audience_comes_from_the_url_or_is_given_for_a_tunnel() {
+        let c = load("[api]\nurl = https://MIG.example.net/api/v2\n").unwrap();
+        assert_eq!(c.audience, "https://mig.example.net:443/api/v2/");
+        let c = load(
+            "[api]\nurl = http://127.0.0.1:8443/api/v2/\naudience = https://mig.example.net/api/v2/\n",
+        )
+        .unwrap();
+        assert_eq!(c.api_url, "http://127.0.0.1:8443/api/v2/");
+        assert_eq!(c.audience, "https://mig.example.net:443/api/v2/");
     }
 
     #[test]
@@ -269,6 +301,14 @@ mod tests {
             (
                 "[api]\nurl = https://x/\ntimeout = 5m\n",
                 "[api] timeout \"5m\"",
+            ),
+            (
+                "[api]\nurl = https://admin@x/\n",
+                "[api] url: audience \"https://admin@x/\": a user name",
+            ),
+            (
+                "[api]\nurl = https://x/\naudience = x;y\n",
+                "[api] audience \"x;y\"",
             ),
         ] {
             let e = load(text).unwrap_err().to_string();

@@ -45,8 +45,11 @@ fn gpg_signs_statements_and_tokens_that_our_verifier_accepts() {
         .valid
         .is_empty());
 
-    // The authentication token: 1;<ts>;<nonce>;<de-armored signature over "1;<ts>;<nonce>\n">.
-    let token = AuthToken::parse(&console::api::make_token(&signer).unwrap()).unwrap();
+    // The authentication token: 2;<ts>;<nonce>;<audience>;<de-armored signature over
+    // "2;<ts>;<nonce>;<audience>\n">.
+    let aud = "https://mig-api.example.net:1664/api/v2/";
+    let token = AuthToken::parse(&console::api::make_token(&signer, aud).unwrap()).unwrap();
+    assert!(token.signed_data().contains(aud));
     let sig = rearmor(&token.signature).unwrap();
     assert_eq!(
         verify(&ring, token.signed_data().as_bytes(), &[sig])

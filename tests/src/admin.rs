@@ -61,6 +61,14 @@ impl Admin {
         self
     }
 
+    /// Sets `[api] audience`: the API is reached by another URL than its own (here a proxy).
+    pub fn with_audience(self, audience: &str) -> Admin {
+        let text = std::fs::read_to_string(&self.config).expect("read migrc");
+        let text = text.replacen("[api]\n", &format!("[api]\naudience = {audience}\n"), 1);
+        std::fs::write(&self.config, text).expect("write migrc");
+        self
+    }
+
     /// Uses another `mig-console` executable (a test's own `CARGO_BIN_EXE_mig-console`).
     pub fn with_program(mut self, program: &Path) -> Admin {
         self.program = program.to_path_buf();

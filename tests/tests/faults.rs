@@ -277,9 +277,12 @@ fn a_redirect_elsewhere_is_not_followed() {
     );
 }
 
-/// An administrator through the proxy, with a 5 s request timeout.
-fn admin_through(proxy: &FaultProxy) -> Admin {
-    Admin::with_gpg(&proxy.base_url(), "admin1").with_timeout(5)
+/// An administrator through the proxy to `api`, with a 5 s request timeout; its tokens name
+/// `api`, the API they are for, not the proxy.
+fn admin_through(proxy: &FaultProxy, api: &e2e::ApiServer) -> Admin {
+    Admin::with_gpg(&proxy.base_url(), "admin1")
+        .with_timeout(5)
+        .with_audience(&api.audience())
 }
 
 #[track_caller]
@@ -294,7 +297,7 @@ fn console_fails(admin: &Admin, args: &[&str], reason: &str) -> Output {
 fn the_console_names_each_fault_and_works_again_once_the_network_heals() {
     let w = World::new(ApiOptions::default());
     let proxy = FaultProxy::start(w.d.api.addr);
-    let admin = admin_through(&proxy);
+    let admin = admin_through(&proxy, &w.d.api);
     // One manifest, so that the answers faulted below have a body to cut.
     let files = bundle(&w.host, "v1", "[agent]\n");
     w.publish("a manifest", &files, ("linux", "amd64"), 2);
@@ -357,7 +360,7 @@ fn the_console_names_each_fault_and_works_again_once_the_network_heals() {
 fn an_upload_cut_on_its_way_stores_nothing_and_a_flipped_statement_is_not_signed() {
     let w = World::new(ApiOptions::default());
     let proxy = FaultProxy::start(w.d.api.addr);
-    let admin = admin_through(&proxy);
+    let admin = admin_through(&proxy, &w.d.api);
     let files = bundle(&w.host, "v1", "[agent]\n");
     let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     let archive = w.d.archive("cut", &borrowed);

@@ -163,32 +163,35 @@ impl Admin {
         }
     }
 
-    /// A signed `X-PGPAUTHORIZATION` value for `ts`, with a fresh nonce.
-    pub fn token_at(&self, ts: Timestamp) -> String {
+    /// A signed `X-PGPAUTHORIZATION` value for `ts` and the API of `audience`
+    /// (`Server::audience`), with a fresh nonce.
+    pub fn token_at(&self, ts: Timestamp, audience: &str) -> String {
         let nonce = format!(
             "n{}x{}",
             NONCE.fetch_add(1, Ordering::SeqCst),
             std::process::id()
         );
-        let mut t = AuthToken::new(ts, nonce);
+        let mut t = AuthToken::new(ts, nonce, audience.to_string());
         let sig = sign_detached(&self.secret, "", t.signed_data().as_bytes()).unwrap();
         t.signature = dearmor(&sig).unwrap();
         t.header_value()
     }
 
-    pub fn token(&self) -> String {
-        self.token_at(Timestamp::now())
+    /// A token for now and the API of `audience`.
+    pub fn token(&self, audience: &str) -> String {
+        self.token_at(Timestamp::now(), audience)
     }
 
     pub fn sign(&self, data: &[u8]) -> String {
         sign_detached(&self.secret, "", data).unwrap()
     }
 
-    /// The credential header: the API key when one was issued, a fresh token otherwise.
-    pub fn auth(&self) -> (&'static str, String) {
+    /// The credential header: the API key when one was issued, a fresh token for the API of
+    /// `audience` otherwise.
+    pub fn auth(&self, audience: &str) -> (&'static str, String) {
         match &self.apikey {
             Some(k) => ("X-MIGAPIKEY", k.clone()),
-            None => ("X-PGPAUTHORIZATION", self.token()),
+            None => ("X-PGPAUTHORIZATION", self.token(audience)),
         }
     }
 }
@@ -290,7 +293,7 @@ pub fn request(
 impl Server {
     /// An administrator request.
     pub fn call(&self, who: &Admin, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let (h, v) = who.auth();
+        let (h, v) = who.auth(&self.audience());
         request(
             method,
             &self.url(path),

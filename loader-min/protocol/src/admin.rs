@@ -15,63 +15,193 @@ pub const PGP_AUTH_HEADER: &str = "X-PGPAUTHORIZATION";
 /// Per-investigator API key header.
 pub const API_KEY_HEADER: &str = "X-MIGAPIKEY";
 
-/// A parsed `X-PGPAUTHORIZATION` value: `1;<ts>;<nonce>;<de-armored signature>`.
+/// The token version this protocol signs and accepts (docs/design.md §3.8).
+pub const TOKEN_VERSION: &str = "2";
+
+/// Longest audience accepted: an API's base URL.
+pub const MAX_AUDIENCE: usize = 512;
+
+/// A parsed `X-PGPAUTHORIZATION` value: `2;<ts>;<nonce>;<audience>;<de-armored signature>`, the
+/// signature over `2;<ts>;<nonce>;<audience>\n`. The audience names the API the token was made
+/// for, so one API cannot replay it to another. MIG's version 1 (`1;<ts>;<nonce>;<signature>`)
+/// names none and is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthToken {
     pub timestamp: Timestamp,
     pub nonce: String,
+    /// The API the token is for, as [`audience`] writes its base URL.
+    pub audience: String,
     /// The de-armored signature (empty before signing).
     pub signature: String,
 }
 
 impl AuthToken {
-    /// A fresh unsigned token; `nonce` must be unpredictable (the console uses a CSPRNG).
-    pub fn new(timestamp: Timestamp, nonce: String) -> Self {
+    /// A fresh unsigned token for the API of `audience` (from [`audience`]); `nonce` must be
+    /// unpredictable (the console uses a CSPRNG).
+    pub fn new(timestamp: Timestamp, nonce: String, audience: String) -> Self {
         AuthToken {
             timestamp,
             nonce,
+            audience,
             signature: String::new(),
         }
     }
 
-    /// The bytes the investigator signs: `1;<ts>;<nonce>\n`.
+    /// The bytes the investigator signs: `2;<ts>;<nonce>;<audience>\n`.
     pub fn signed_data(&self) -> String {
-        format!("1;{};{}\n", self.timestamp, self.nonce)
+        format!(
+            "{TOKEN_VERSION};{};{};{}\n",
+            self.timestamp, self.nonce, self.audience
+        )
     }
 
     /// The header value.
     pub fn header_value(&self) -> String {
-        format!("1;{};{};{}", self.timestamp, self.nonce, self.signature)
+        format!(
+            "{TOKEN_VERSION};{};{};{};{}",
+            self.timestamp, self.nonce, self.audience, self.signature
+        )
     }
 
-    /// Parses a header value; every part is checked, nothing is trusted.
+    /// Parses a header value; every part is checked, nothing is trusted. A version 1 token is
+    /// refused with [`Error::Value`] saying why; anything else malformed with [`Error::Config`].
     pub fn parse(value: &str) -> Result<Self> {
         let bad = |m: &str| Error::Config(format!("{PGP_AUTH_HEADER}: {m}"));
         if value.len() > 8192 {
             return Err(bad("too long"));
         }
-        let mut parts = value.splitn(4, ';');
-        let (Some(v), Some(ts), Some(nonce), Some(sig)) =
+        let mut parts = value.splitn(5, ';');
+        let version = parts.next().unwrap_or_default();
+        if version == "1" {
+            return Err(Error::Value(format!(
+                "{PGP_AUTH_HEADER}: version 1 tokens (MIG's 1;<timestamp>;<nonce>;<signature>) are \
+                 refused: they name no API, so one sent to another MIG or mig-api server could be \
+                 replayed here; mig-console signs version {TOKEN_VERSION} tokens, bound to this \
+                 API's URL"
+            )));
+        }
+        if version != TOKEN_VERSION {
+            return Err(bad(&format!(
+                "unsupported token version {:?} (expected {TOKEN_VERSION})",
+                version.chars().take(16).collect::<String>()
+            )));
+        }
+        let (Some(ts), Some(nonce), Some(aud), Some(sig)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(bad("expected 1;<timestamp>;<nonce>;<signature>"));
+            return Err(bad("expected 2;<timestamp>;<nonce>;<audience>;<signature>"));
         };
-        if v != "1" {
-            return Err(bad("unsupported token version"));
-        }
         if nonce.is_empty()
             || nonce.len() > 128
             || !nonce.bytes().all(|c| c.is_ascii_alphanumeric())
         {
             return Err(bad("nonce must be 1 to 128 ASCII letters and digits"));
         }
+        match audience(aud) {
+            Ok(normal) if normal == aud => {}
+            Ok(normal) => {
+                return Err(bad(&format!(
+                    "audience {aud:?} is not written as the console writes it ({normal:?})"
+                )))
+            }
+            Err(e) => return Err(bad(&e.to_string())),
+        }
         let timestamp = Timestamp::parse(ts).map_err(|e| bad(&e.to_string()))?;
         Ok(AuthToken {
             timestamp,
             nonce: nonce.to_string(),
+            audience: aud.to_string(),
             signature: sig.to_string(),
         })
     }
+}
+
+/// The audience of an API base URL, as the console signs it (from its `[api] url`) and the API
+/// expects it (`[authentication] audience`, or where it listens), written one way so that equal
+/// URLs give equal text: `scheme://host:port/path/`, scheme and host in lower case, the port
+/// written even when it is the scheme's default, the path ending in `/`. Only http and https; a
+/// user name, query or fragment is refused, and so is `;` (it separates the token's fields).
+pub fn audience(url: &str) -> Result<String> {
+    let bad = |m: &str| {
+        let shown: String = url.chars().take(80).collect();
+        Error::Value(format!("audience {shown:?}: {m}"))
+    };
+    if url.len() > MAX_AUDIENCE {
+        return Err(bad("longer than 512 characters"));
+    }
+    if !url.bytes().all(|c| c.is_ascii_graphic()) || url.contains(';') {
+        return Err(bad("only printable ASCII without spaces or `;`"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(bad("a query or fragment is not part of an API's base URL"));
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected https://HOST[:PORT]/PATH"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "http" => 80,
+        _ => return Err(bad("the scheme must be http or https")),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return Err(bad("a user name is not part of an API's base URL"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("the host's [ is not closed"))?;
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+            {
+                return Err(bad("the host between [ ] is not an IPv6 address"));
+            }
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected :PORT after the host"))?,
+                ),
+            };
+            (format!("[{}]", h.to_ascii_lowercase()), port)
+        }
+        None => {
+            let (h, port) = match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
+            {
+                return Err(bad("the host must be a name or an address"));
+            }
+            (h.to_ascii_lowercase(), port)
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0 && p.bytes().all(|c| c.is_ascii_digit()))
+            .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
+    };
+    let slash = if path.ends_with('/') { "" } else { "/" };
+    let written = format!("{scheme}://{host}:{port}{path}{slash}");
+    // Written out it may grow (the port, the slash): the bound holds for what is signed.
+    if written.len() > MAX_AUDIENCE {
+        return Err(bad("longer than 512 characters once written out"));
+    }
+    Ok(written)
 }
 
 pub use crate::permission::{parse_permissions, permission_names, Permission, PERMISSION_SETS};
@@ -330,17 +460,78 @@ mod tests {
 
     #[test]
     fn token_round_trips_and_rejects_junk() {
-        let mut t = AuthToken::new(Timestamp(1_796_013_216), "abc123".into());
-        assert_eq!(t.signed_data(), "1;2026-11-30T04:33:36Z;abc123\n");
+        let aud = "https://mig-api.example.net:1664/api/v2/";
+        let mut t = AuthToken::new(Timestamp(1_796_013_216), "abc123".into(), aud.into());
+        assert_eq!(
+            t.signed_data(),
+            "2;2026-11-30T04:33:36Z;abc123;https://mig-api.example.net:1664/api/v2/\n"
+        );
         t.signature = "AAAA==ab12".into();
         assert_eq!(AuthToken::parse(&t.header_value()).unwrap(), t);
         for bad in [
+            "3;2026-11-30T04:33:36Z;abc;https://h:443/;sig",
+            "2;yesterday;abc;https://h:443/;sig",
+            "2;2026-11-30T04:33:36Z;a b;https://h:443/;sig",
             "2;2026-11-30T04:33:36Z;abc;sig",
-            "1;yesterday;abc;sig",
-            "1;2026-11-30T04:33:36Z;a b;sig",
-            "1;2026-11-30T04:33:36Z",
+            "2;2026-11-30T04:33:36Z;abc;https://H/;sig",
+            "2;2026-11-30T04:33:36Z;abc;ftp://h:21/;sig",
+            "2;2026-11-30T04:33:36Z",
         ] {
-            assert!(AuthToken::parse(bad).is_err(), "{bad}");
+            assert!(
+                matches!(AuthToken::parse(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn a_mig_version_1_token_is_refused_saying_it_names_no_api() {
+        let e = AuthToken::parse("1;2026-11-30T04:33:36Z;abc123;AAAA==ab12").unwrap_err();
+        assert!(matches!(e, Error::Value(_)), "{e:?}");
+        assert!(e.to_string().contains("name no API"), "{e}");
+    }
+
+    #[test]
+    fn an_audience_is_written_one_way() {
+        for (url, want) in [
+            (
+                "https://mig-api.example.net/api/v2",
+                "https://mig-api.example.net:443/api/v2/",
+            ),
+            (
+                "HTTPS://MIG-API.Example.NET:443/api/v2/",
+                "https://mig-api.example.net:443/api/v2/",
+            ),
+            (
+                "http://127.0.0.1:1664/api/v2/",
+                "http://127.0.0.1:1664/api/v2/",
+            ),
+            ("http://localhost", "http://localhost:80/"),
+            ("http://[::1]:1664/api/v2/", "http://[::1]:1664/api/v2/"),
+            ("https://[FE80::1]/x", "https://[fe80::1]:443/x/"),
+        ] {
+            assert_eq!(audience(url).unwrap(), want, "{url}");
+            assert_eq!(audience(want).unwrap(), want, "{want} is a fixed point");
+        }
+        for (url, why) in [
+            ("mig-api.example.net/api/v2/", "expected https://"),
+            ("ftp://h/", "http or https"),
+            ("https://admin@h/", "user name"),
+            ("https://h/api?x=1", "query"),
+            ("https://h:0/", "port"),
+            ("https://h:99999/", "port"),
+            ("https://h:+1/", "port"),
+            ("https://h;x/", "`;`"),
+            ("https://h x/", "printable"),
+            ("https:///api/", "host"),
+            ("https://[::1/", "not closed"),
+            ("https://[::1]x/", ":PORT"),
+        ] {
+            let e = audience(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+        assert!(audience(&format!("https://h/{}", "a".repeat(600))).is_err());
+        let e = audience(&format!("https://h/{}", "a".repeat(500))).unwrap_err();
+        assert!(e.to_string().contains("once written out"), "{e}");
     }
 }

@@ -10,4 +10,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(t) = AuthToken::parse(text) {
         let _ = t.signed_data();
     }
+    // The audience both the console and the API write from a URL.
+    if let Ok(a) = mig_protocol::admin::audience(text) {
+        assert_eq!(mig_protocol::admin::audience(&a).ok().as_deref(), Some(a.as_str()));
+    }
 });

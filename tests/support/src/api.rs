@@ -31,6 +31,11 @@ pub struct ApiOptions {
     pub auth: bool,
     /// `[authentication] tokenduration`.
     pub token_duration: &'static str,
+    /// More `[authentication]` keys and values (the token bounds).
+    pub authentication: Vec<(&'static str, String)>,
+    /// `[authentication] audience`: the URL tokens must name; where the server answers when
+    /// `None` (its port is then known only once it runs, and changes with a restart).
+    pub audience: Option<String>,
     /// `[limits]` keys and values.
     pub limits: Vec<(&'static str, u64)>,
     /// More `[server]` lines (TLS files, deadlines).
@@ -55,6 +60,8 @@ impl Default for ApiOptions {
             valid_days: None,
             auth: true,
             token_duration: "10m",
+            authentication: Vec::new(),
+            audience: None,
             limits: Vec::new(),
             extra_server: String::new(),
             extra: String::new(),
@@ -95,10 +102,17 @@ impl ApiOptions {
             cfg.push_str(&format!("validdays = {d}\n"));
         }
         cfg.push_str(&format!(
-            "\n[authentication]\nenabled = {}\ntokenduration = {}\n\n",
+            "\n[authentication]\nenabled = {}\ntokenduration = {}\n",
             if self.auth { "on" } else { "off" },
             self.token_duration
         ));
+        for (k, v) in &self.authentication {
+            cfg.push_str(&format!("{k} = {v}\n"));
+        }
+        if let Some(a) = &self.audience {
+            cfg.push_str(&format!("audience = {a}\n"));
+        }
+        cfg.push('\n');
         if !self.limits.is_empty() {
             cfg.push_str("[limits]\n");
             for (k, v) in &self.limits {
@@ -166,10 +180,12 @@ impl ApiServer {
     }
 
     /// Another mig-api process on this server's database: its own directory, log and port,
-    /// the same options. On SQLite it opens the same file (two processes on one machine).
+    /// the same options. On SQLite it opens the same file (two processes on one machine). Its
+    /// tokens name this server's audience, as replicas behind one load balancer name its URL.
     #[track_caller]
     pub fn replica(&self) -> ApiServer {
         let mut opts = self.opts.clone();
+        opts.audience = Some(self.audience());
         if opts.postgres.is_none() {
             opts.data_dir = self.db.parent().map(Path::to_path_buf);
         }
@@ -236,6 +252,13 @@ impl ApiServer {
     /// What the server printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// What tokens for this server must name: its `[authentication] audience`, else its URL
+    /// (`mig_protocol::admin::audience`, as mig-console writes it).
+    pub fn audience(&self) -> String {
+        let url = self.opts.audience.as_deref().unwrap_or(&self.base_url);
+        mig_protocol::admin::audience(url).unwrap_or_else(|e| panic!("audience {url}: {e}"))
     }
 
     /// `base_url` followed by `path`.

@@ -107,7 +107,11 @@ fn main() {
         write("ini", name, &text);
     }
 
-    let token = AuthToken::new(Timestamp::now(), "5f0e1d2c3b4a".into());
+    let token = AuthToken::new(
+        Timestamp::now(),
+        "5f0e1d2c3b4a".into(),
+        "https://mig-api.example.net:1664/api/v2/".into(),
+    );
     write("admin_token", "token.txt", token.header_value().as_bytes());
 
     let request = ManifestRequest::default();
