@@ -464,7 +464,7 @@ fn an_expired_manifest_never_shadows_an_older_valid_one() {
         request(
             "GET",
             &srv.url(path),
-            &[("X-PGPAUTHORIZATION", a.token_at(later))],
+            &[("X-PGPAUTHORIZATION", a.token_at(later, &srv.audience()))],
             None,
         )
         .expect(200)
