@@ -364,6 +364,41 @@ fn investigators_are_created_with_a_valid_unique_key() {
     assert!(r.message().contains("junk"), "{}", r.text());
 }
 
+#[test]
+fn an_rsa_1024_investigator_key_is_refused_with_the_reason() {
+    let srv = Server::start();
+    let a = srv.dev_admin(1, "PermAdmin");
+    let home = mig_test_support::GnupgHome::new();
+    let gpg = |args: &[&str]| {
+        let mut c = home.batch();
+        c.args(args);
+        let out = mig_test_support::run(c, None, std::time::Duration::from_secs(60));
+        out.ok();
+        out.stdout
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "weak <weak@mig.test>",
+        "rsa1024",
+        "sign",
+        "never",
+    ]);
+    let public = gpg(&["--armor", "--export", "weak@mig.test"]);
+    let r = srv
+        .post(
+            &a,
+            "investigators",
+            json!({"name": "weak", "publickey": public, "permissions": []}),
+        )
+        .expect(400);
+    assert!(
+        r.message()
+            .contains("1024-bit RSA key; only RSA keys of at least 2048 bits are accepted"),
+        "{}",
+        r.text()
+    );
+}
+
 fn unique() -> u32 {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)

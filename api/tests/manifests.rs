@@ -188,6 +188,54 @@ fn a_gnupg_signature_over_the_statement_verifies() {
 }
 
 #[test]
+fn a_gnupg_sha1_signature_is_not_stored_and_a_sha256_one_is() {
+    let srv = Server::with(Settings {
+        required_signatures: 1,
+        ..Settings::default()
+    });
+    let a1 = srv.dev_named_admin("rsa1", "PermManifest");
+    let (archive, _) = standard_archive("sha1");
+    let id = srv.create_manifest(&a1, "m", TARGET, &archive)["id"]
+        .as_u64()
+        .unwrap();
+    let st = srv.get(&a1, &format!("manifests/{id}/statement")).body;
+    let home = mig_test_support::GnupgHome::with_keys(&[dev_key_path("rsa1.sec.asc")]);
+    let sign = |digest: &str| {
+        let mut c = home.batch();
+        c.args([
+            "--digest-algo",
+            digest,
+            "--armor",
+            "--detach-sign",
+            "--local-user",
+            "DD849759069EA9CDA347E88F2C2A590399DF0DCD",
+        ]);
+        let out = mig_test_support::run(c, Some(&st), std::time::Duration::from_secs(60));
+        out.ok();
+        out.stdout
+    };
+    let path = format!("manifests/{id}/signatures");
+    let r = srv
+        .post(&a1, &path, json!({ "signature": sign("SHA1") }))
+        .expect(400);
+    assert!(
+        r.message().contains(
+            "signature #1 by DD849759069EA9CDA347E88F2C2A590399DF0DCD uses SHA1; only SHA-256 or \
+             stronger counts"
+        ),
+        "{}",
+        r.text()
+    );
+    let rec = srv.get(&a1, &format!("manifests/{id}")).expect(200).json();
+    assert_eq!(rec["signers"], json!([]));
+    let r = srv
+        .post(&a1, &path, json!({ "signature": sign("SHA256") }))
+        .expect(200)
+        .json();
+    assert_eq!(r["status"], "active");
+}
+
+#[test]
 fn reset_removes_signatures_and_disable_is_final() {
     let srv = Server::start();
     let (a1, a2) = two_admins(&srv);

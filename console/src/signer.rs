@@ -96,8 +96,23 @@ impl Signer {
         }
     }
 
-    /// An armored detached signature over exactly `data`.
+    /// An armored detached signature over exactly `data`, refused when its hash would make
+    /// every verifier ignore it (docs/design.md §4.2): gpg picks the hash from its configuration
+    /// and the key's preferences.
     pub fn sign(&self, data: &[u8]) -> Result<String> {
+        let sig = self.sign_unchecked(data)?;
+        mig_protocol::signature::check_strength(&sig).map_err(|e| match e {
+            mig_protocol::Error::Sign(why) => Error::Sign(format!(
+                "{} made a signature that would not count ({why}): set \
+                 `personal-digest-preferences SHA512 SHA384 SHA256` in gpg.conf",
+                self.describe()
+            )),
+            other => other.into(),
+        })?;
+        Ok(sig)
+    }
+
+    fn sign_unchecked(&self, data: &[u8]) -> Result<String> {
         match self {
             Signer::KeyFile {
                 path,

@@ -60,6 +60,32 @@ fn gpg_signs_statements_and_tokens_that_our_verifier_accepts() {
 }
 
 #[test]
+fn a_gpg_that_signs_over_sha1_is_refused_with_the_reason() {
+    // A gpg.conf asking for SHA-1: the signature would count nowhere (docs/design.md §4.2).
+    let gnupg = GnupgHome::with_keys(&[dev_key("admin1.sec.asc")]);
+    std::fs::write(gnupg.path().join("gpg.conf"), "digest-algo SHA1\n").unwrap();
+    let signer = Signer::new(
+        &Identity::Gpg {
+            keyid: e2e::fingerprint(&dev_key("admin1.pub.asc")),
+            home: Some(gnupg.path().to_path_buf()),
+            program: "gpg".into(),
+        },
+        &no_prompt,
+    )
+    .unwrap();
+    let e = signer.sign(b"data").unwrap_err().to_string();
+    assert!(
+        e.contains("would not count")
+            && e.contains("uses SHA1; only SHA-256 or stronger counts")
+            && e.contains("personal-digest-preferences"),
+        "{e}"
+    );
+    assert!(console::api::make_token(&signer).is_err());
+    std::fs::write(gnupg.path().join("gpg.conf"), "digest-algo SHA256\n").unwrap();
+    signer.sign(b"data").unwrap();
+}
+
+#[test]
 fn gpg_errors_are_shown_with_its_stderr() {
     // admin2's key is not in this home: gpg must fail, and say so.
     let gnupg = GnupgHome::with_keys(&[dev_key("admin1.sec.asc")]);

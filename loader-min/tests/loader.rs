@@ -337,6 +337,42 @@ fn one_of_two_signatures_is_refused() {
 }
 
 #[test]
+fn a_sha1_signature_does_not_count_toward_the_threshold() {
+    // Two built-in RSA keys sign with the real gpg: rsa1 over SHA-1 (collisions are practical),
+    // rsa2 over SHA-256. Threshold 2: refused, the reason names SHA-1.
+    let f = Fixture::new();
+    let g = f.generation(1);
+    let st = g.statement();
+    let bytes = st.to_bytes().unwrap();
+    let home = mig_test_support::GnupgHome::with_keys(&[
+        mig_test_support::dev_key("rsa1.sec.asc"),
+        mig_test_support::dev_key("rsa2.sec.asc"),
+    ]);
+    let (rsa1, rsa2) = ("2C2A590399DF0DCD", "A03A7C01FD28947A");
+    let sha1 = common::gpg_signature(&home, rsa1, &["--digest-algo", "SHA1"], &bytes);
+    let sha256 = common::gpg_signature(&home, rsa2, &["--digest-algo", "SHA256"], &bytes);
+    f.publish_response(&g, common::response_with(&st, &[sha1, sha256.clone()]));
+    let run = f.run(&[]);
+    run.assert_failed_with("not enough valid signatures (got 1, need 2)");
+    assert!(
+        run.all().contains(
+            "signature #1 by DD849759069EA9CDA347E88F2C2A590399DF0DCD uses SHA1; only SHA-256 \
+             or stronger counts"
+        ),
+        "{}",
+        run.all()
+    );
+    assert_eq!(f.read("mig-agent"), None);
+    assert_eq!(f.reports()[0]["result"], "rejected");
+    assert!(f.file_requests().is_empty());
+    // rsa1's SHA-256 signature over the same statement makes two.
+    let strong = common::gpg_signature(&home, rsa1, &["--digest-algo", "SHA256"], &bytes);
+    f.publish_response(&g, common::response_with(&st, &[strong, sha256]));
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g);
+}
+
+#[test]
 fn unknown_key_does_not_count() {
     let f = Fixture::new();
     let g = f.generation(1);

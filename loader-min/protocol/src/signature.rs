@@ -1,10 +1,15 @@
 //! M-of-N verification of detached OpenPGP signatures over the exact statement bytes.
 //! docs/design.md §4.2: count distinct primary-key fingerprints from the built-in keyring that made a valid
-//! signature; ignore and report unknown or bad signatures; accept only at or above the threshold.
+//! signature; ignore and report unknown, bad or weak signatures; accept only at or above the threshold.
 
 use crate::error::{Error, Result};
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
-use pgp::types::KeyDetails;
+use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{Signature, SignatureType};
+use pgp::types::{KeyDetails, PublicParams};
+
+/// The smallest RSA modulus, in bits, whose signatures count (docs/design.md §4.2).
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// A set of administrator public keys whose bindings verified when they were loaded.
 #[derive(Debug, Clone)]
@@ -19,8 +24,30 @@ pub fn fingerprint_hex(key: &impl KeyDetails) -> String {
     hex
 }
 
-/// Parses one armored public key; `what` names it in errors.
+/// Parses one armored public key; `what` names it in errors. An RSA primary below
+/// [`MIN_RSA_BITS`] is refused (docs/design.md §4.2).
 pub fn parse_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
+    let key = parse_stored_public_key(what, armored)?;
+    // A weak primary can be made to bind any subkey: nothing of such a key can ever count, so it
+    // is refused here, where an administrator adds it, rather than ignored at every statement.
+    if let Some(bits) = rsa_bits(key.primary_key.public_params()) {
+        if bits < MIN_RSA_BITS {
+            return Err(Error::Key {
+                what: what.to_string(),
+                reason: format!(
+                    "its primary is a {bits}-bit RSA key; only RSA keys of at least \
+                     {MIN_RSA_BITS} bits are accepted"
+                ),
+            });
+        }
+    }
+    Ok(key)
+}
+
+/// [`parse_public_key`] without refusing a weak RSA primary: for keys a database stored before
+/// that rule, so that one such key does not stop every other from loading. Its signatures are
+/// ignored with the reason ([`verify`]).
+pub fn parse_stored_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
     let (key, _) = SignedPublicKey::from_string(armored).map_err(|e| Error::Key {
         what: what.to_string(),
         reason: e.to_string(),
@@ -31,6 +58,173 @@ pub fn parse_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
         reason: format!("self-signatures do not verify: {e}"),
     })?;
     Ok(key)
+}
+
+/// Which part of a key made a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Primary,
+    Subkey(usize),
+}
+
+/// The hash rule of docs/design.md §4.2: only SHA-256 or stronger counts (chosen-prefix
+/// collisions on SHA-1 are practical). The error names the algorithm.
+fn check_hash(hash: Option<HashAlgorithm>) -> std::result::Result<(), String> {
+    match hash {
+        Some(
+            HashAlgorithm::Sha256
+            | HashAlgorithm::Sha384
+            | HashAlgorithm::Sha512
+            | HashAlgorithm::Sha3_256
+            | HashAlgorithm::Sha3_512,
+        ) => Ok(()),
+        Some(h) => Err(format!("uses {h}; only SHA-256 or stronger counts")),
+        None => Err("has an unknown format; only SHA-256 or stronger counts".into()),
+    }
+}
+
+/// Refuses an armored signature whose hash would not count ([`check_hash`]): the console checks
+/// what it made before sending it.
+pub fn check_strength(armored: &str) -> Result<()> {
+    let (sig, _) = DetachedSignature::from_string(armored)
+        .map_err(|e| Error::Sign(format!("not an armored OpenPGP signature: {e}")))?;
+    check_hash(sig.signature.hash_alg()).map_err(|e| Error::Sign(format!("the signature {e}")))
+}
+
+/// The key rule of docs/design.md §4.2, for a signature `sig` that `part` of `key` made: a part
+/// allowed to sign (the signing flag on its newest self-signature; a subkey's back-signature
+/// verifies), neither it nor the primary revoked (whenever: the signer writes the signature's
+/// date), neither expired when the signature was made, and RSA of at least [`MIN_RSA_BITS`].
+/// The error says what is wrong, naming the subkey.
+fn check_signer(
+    key: &SignedPublicKey,
+    part: Part,
+    sig: &Signature,
+) -> std::result::Result<(), String> {
+    let made = sig.created().ok_or("carries no creation time")?.as_secs();
+    let primary = &key.primary_key;
+    if !key.details.revocation_signatures.is_empty() {
+        return Err("was made by a revoked key; a revocation counts for every signature".into());
+    }
+    let self_sig = newest(
+        key.details
+            .direct_signatures
+            .iter()
+            .chain(key.details.users.iter().flat_map(|u| u.signatures.iter()))
+            .filter(|s| {
+                matches!(
+                    s.typ(),
+                    Some(
+                        SignatureType::Key
+                            | SignatureType::CertGeneric
+                            | SignatureType::CertPersona
+                            | SignatureType::CertCasual
+                            | SignatureType::CertPositive
+                    )
+                )
+            }),
+    )
+    .ok_or("was made by a key without a self-signature")?;
+    expired("the key", primary.created_at().as_secs(), self_sig, made)?;
+    // A weak primary can bind any subkey: it spoils its subkeys' signatures too.
+    strong_rsa("the primary key", primary.public_params())?;
+    match part {
+        Part::Primary => {
+            if !self_sig.key_flags().sign() {
+                return Err("was made by a primary key without the signing flag".into());
+            }
+            Ok(())
+        }
+        Part::Subkey(i) => {
+            let sub = key.public_subkeys.get(i).ok_or("names no subkey")?;
+            let fp = fingerprint_hex(&sub.key);
+            if sub
+                .signatures
+                .iter()
+                .any(|s| s.typ() == Some(SignatureType::SubkeyRevocation))
+            {
+                return Err(format!(
+                    "was made by subkey {fp}, which is revoked; a revocation counts for every \
+                     signature"
+                ));
+            }
+            let binding = newest(
+                sub.signatures
+                    .iter()
+                    .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding)),
+            )
+            .ok_or_else(|| format!("was made by subkey {fp}, which is not bound"))?;
+            if !binding.key_flags().sign() {
+                return Err(format!(
+                    "was made by subkey {fp}, which is not allowed to sign (no signing flag)"
+                ));
+            }
+            let backsig = binding
+                .embedded_signature()
+                .and_then(|b| b.verify_primary_key_binding(&sub.key, primary).ok());
+            if backsig.is_none() {
+                return Err(format!(
+                    "was made by subkey {fp}, which has no valid back-signature"
+                ));
+            }
+            expired(
+                &format!("subkey {fp}"),
+                sub.key.created_at().as_secs(),
+                binding,
+                made,
+            )?;
+            strong_rsa(&format!("subkey {fp}"), sub.key.public_params())
+        }
+    }
+}
+
+/// The newest of some self-signatures: the one in force (each verified when the key was loaded).
+fn newest<'a>(sigs: impl Iterator<Item = &'a Signature>) -> Option<&'a Signature> {
+    sigs.max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
+}
+
+/// Whether `self_sig` lets `what`, created at `created`, sign at `made` (Unix seconds).
+fn expired(
+    what: &str,
+    created: u32,
+    self_sig: &Signature,
+    made: u32,
+) -> std::result::Result<(), String> {
+    let Some(valid_for) = self_sig.key_expiration_time().map(|d| d.as_secs()) else {
+        return Ok(());
+    };
+    let ends = u64::from(created) + u64::from(valid_for);
+    if valid_for != 0 && u64::from(made) >= ends {
+        return Err(format!(
+            "was made at {} by {what}, which expired at {}",
+            crate::time::Timestamp(u64::from(made)),
+            crate::time::Timestamp(ends)
+        ));
+    }
+    Ok(())
+}
+
+fn strong_rsa(what: &str, params: &PublicParams) -> std::result::Result<(), String> {
+    match rsa_bits(params) {
+        Some(bits) if bits < MIN_RSA_BITS => Err(format!(
+            "was made by {what}, a {bits}-bit RSA key; only RSA keys of at least {MIN_RSA_BITS} \
+             bits count"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The bit length of an RSA modulus; `None` for any other algorithm.
+fn rsa_bits(params: &PublicParams) -> Option<usize> {
+    use pgp::ser::Serialize as _;
+    match params {
+        // The serialized parameters start with the modulus as an MPI: its bit count first.
+        p @ PublicParams::RSA(_) => {
+            let b = p.to_bytes().ok()?;
+            Some(usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?])))
+        }
+        _ => None,
+    }
 }
 
 impl Keyring {
@@ -78,13 +272,17 @@ impl Keyring {
             .find(|k| fingerprint_hex(&k.primary_key) == fp)
     }
 
-    /// Which primary key (by index) made `sig` over `data`, trying the primary and its subkeys.
-    fn signer_of(&self, sig: &DetachedSignature, data: &[u8]) -> Option<usize> {
-        self.keys.iter().position(|k| {
-            sig.verify(&k.primary_key, data).is_ok()
-                || k.public_subkeys
-                    .iter()
-                    .any(|s| sig.verify(&s.key, data).is_ok())
+    /// Which primary key (by index), and which part of it, made `sig` over `data`, trying the
+    /// primary and its subkeys.
+    fn signer_of(&self, sig: &DetachedSignature, data: &[u8]) -> Option<(usize, Part)> {
+        self.keys.iter().enumerate().find_map(|(i, k)| {
+            if sig.verify(&k.primary_key, data).is_ok() {
+                return Some((i, Part::Primary));
+            }
+            k.public_subkeys
+                .iter()
+                .position(|s| sig.verify(&s.key, data).is_ok())
+                .map(|s| (i, Part::Subkey(s)))
         })
     }
 
@@ -155,9 +353,14 @@ pub fn verify(keyring: &Keyring, data: &[u8], signatures: &[String]) -> Verdict 
             }
         };
         match keyring.signer_of(&sig, data) {
-            Some(k) => {
-                let fp = fingerprint_hex(&keyring.keys[k].primary_key);
-                if v.valid.contains(&fp) {
+            Some((k, part)) => {
+                let key = &keyring.keys[k];
+                let fp = fingerprint_hex(&key.primary_key);
+                let rule = check_hash(sig.signature.hash_alg())
+                    .and_then(|()| check_signer(key, part, &sig.signature));
+                if let Err(why) = rule {
+                    v.ignored.push(format!("signature #{n} by {fp} {why}"));
+                } else if v.valid.contains(&fp) {
                     v.ignored.push(format!(
                         "signature #{n} is another signature by {fp}, counted once"
                     ));
@@ -166,9 +369,12 @@ pub fn verify(keyring: &Keyring, data: &[u8], signatures: &[String]) -> Verdict 
                 }
             }
             None => match keyring.knows_issuer(&sig) {
-                Some(fp) => v.ignored.push(format!(
-                    "signature #{n} by {fp} does not verify over the statement"
-                )),
+                // rpgp refuses some weak hashes itself (Ed25519 over SHA-1): the reason is the
+                // hash then, not the bytes.
+                Some(fp) => v.ignored.push(match check_hash(sig.signature.hash_alg()) {
+                    Err(why) => format!("signature #{n} by {fp} {why}"),
+                    Ok(()) => format!("signature #{n} by {fp} does not verify over the statement"),
+                }),
                 None => {
                     let who: Vec<String> = sig
                         .signature
@@ -315,16 +521,7 @@ fn rsa_len(sig: &DetachedSignature) -> Option<usize> {
 }
 
 fn rsa_modulus_len(key: &SignedPublicKey) -> Option<usize> {
-    use pgp::ser::Serialize as _;
-    match key.primary_key.public_params() {
-        // The serialized parameters start with the modulus as an MPI: its bit count first.
-        p @ pgp::types::PublicParams::RSA(_) => {
-            let b = p.to_bytes().ok()?;
-            let bits = usize::from(u16::from_be_bytes([*b.first()?, *b.get(1)?]));
-            Some(bits.div_ceil(8))
-        }
-        _ => None,
-    }
+    rsa_bits(key.primary_key.public_params()).map(|bits| bits.div_ceil(8))
 }
 
 /// The armor checksum of RFC 4880 §6.1.
@@ -349,7 +546,6 @@ pub use self::signing::*;
 mod signing {
     use super::*;
     use pgp::composed::{ArmorOptions, KeyType, SecretKeyParamsBuilder, SignedSecretKey};
-    use pgp::crypto::hash::HashAlgorithm;
     use pgp::types::{KeyVersion, Password};
 
     /// Reads an armored secret key.

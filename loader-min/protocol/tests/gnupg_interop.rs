@@ -2,7 +2,7 @@
 //! signatures made by our code verify with `gpg --verify`.
 #![cfg(feature = "sign")]
 
-use mig_protocol::signature::{self, Keyring};
+use mig_protocol::signature::{self, Keyring, Verdict};
 use mig_test_support::GnupgHome;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,11 +85,14 @@ impl Gpg {
     }
 
     fn sign(&self, signer: &str, data: &[u8]) -> String {
-        String::from_utf8(self.ok(
-            &["--armor", "--detach-sign", "--local-user", signer],
-            Some(data),
-        ))
-        .unwrap()
+        self.sign_with(signer, &[], data)
+    }
+
+    /// A signature made with extra options (`--digest-algo SHA1`, `--faked-system-time T`).
+    fn sign_with(&self, signer: &str, extra: &[&str], data: &[u8]) -> String {
+        let mut args = extra.to_vec();
+        args.extend(["--armor", "--detach-sign", "--local-user", signer]);
+        String::from_utf8(self.ok(&args, Some(data))).unwrap()
     }
 
     fn file(&self, name: &str, data: &[u8]) -> PathBuf {
@@ -256,5 +259,226 @@ fn committed_dev_keys_parse_and_sign() {
         v.ignored[0].contains("not in the keyring"),
         "admin3 is the unknown key: {:?}",
         v.ignored
+    );
+}
+
+/// `--faked-system-time` for `days` days before now: keys and signatures made in the past.
+fn days_ago(days: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (now - days * 86_400).to_string()
+}
+
+/// One signature verified alone: it does not count, and the reason says `why`.
+#[track_caller]
+fn ignored_for(ring: &Keyring, sig: &str, why: &str) {
+    let v = signature::verify(ring, STATEMENT, &[sig.to_string()]);
+    assert_eq!(v.valid, Vec::<String>::new(), "{:?}", v.ignored);
+    assert_eq!(v.ignored.len(), 1);
+    assert!(v.ignored[0].contains(why), "{:?} lacks {why:?}", v.ignored);
+}
+
+#[test]
+fn sha1_signatures_never_count() {
+    let gpg = Gpg::new();
+    let (a, b) = ("alice <alice@mig.test>", "bob <bob@mig.test>");
+    let fa = gpg.gen(a, "rsa2048", "sign");
+    let fb = gpg.gen(b, "ed25519", "sign");
+    let ring = ring_of(&gpg, &[a, b]);
+    let weak = gpg.sign_with(&fa, &["--digest-algo", "SHA1"], STATEMENT);
+    let good = gpg.sign_with(&fb, &["--digest-algo", "SHA256"], STATEMENT);
+    let v = signature::verify(&ring, STATEMENT, &[weak.clone(), good.clone()]);
+    assert_eq!(v.valid, vec![fb.clone()]);
+    assert_eq!(
+        v.ignored,
+        vec![format!(
+            "signature #1 by {fa} uses SHA1; only SHA-256 or stronger counts"
+        )]
+    );
+    let e = v.require(2).unwrap_err().to_string();
+    assert!(e.contains("got 1, need 2") && e.contains("SHA1"), "{e}");
+    // Ed25519 over SHA-1 too; SHA-512 counts.
+    ignored_for(
+        &ring,
+        &gpg.sign_with(&fb, &["--digest-algo", "SHA1"], STATEMENT),
+        "uses SHA1",
+    );
+    let strong = gpg.sign_with(&fa, &["--digest-algo", "SHA512"], STATEMENT);
+    let v: Verdict = signature::verify(&ring, STATEMENT, &[strong.clone(), good]);
+    assert_eq!(v.require(2).unwrap().valid, vec![fa, fb]);
+    // The console's check, over the same rule.
+    let e = signature::check_strength(&weak).unwrap_err().to_string();
+    assert!(
+        e.contains("uses SHA1; only SHA-256 or stronger counts"),
+        "{e}"
+    );
+    signature::check_strength(&strong).unwrap();
+}
+
+#[test]
+fn an_encryption_only_subkey_does_not_count() {
+    // Whoever holds an encryption subkey (a mail server, say) must not sign for its primary.
+    let gpg = Gpg::new();
+    let uid = "enc <enc@mig.test>";
+    let primary = gpg.gen(uid, "ed25519", "sign");
+    gpg.ok(
+        &["--quick-add-key", &primary, "rsa2048", "encr", "never"],
+        None,
+    );
+    let sub = gpg.subkey_fingerprints(uid).remove(0);
+    let ring = ring_of(&gpg, &[uid]);
+    // gpg refuses to sign with it; a stolen copy signs with any other tool.
+    let exported =
+        String::from_utf8(gpg.ok(&["--armor", "--export-secret-keys", &primary], None)).unwrap();
+    let secret = signature::parse_secret_key("exported", &exported).unwrap();
+    let by_sub = pgp::composed::DetachedSignature::sign_binary_data(
+        rand::thread_rng(),
+        &secret.secret_subkeys[0].key,
+        &pgp::types::Password::empty(),
+        pgp::crypto::hash::HashAlgorithm::Sha256,
+        STATEMENT,
+    )
+    .unwrap()
+    .to_armored_string(pgp::composed::ArmorOptions::default())
+    .unwrap();
+    ignored_for(
+        &ring,
+        &by_sub,
+        &format!(
+            "signature #1 by {primary} was made by subkey {sub}, which is not allowed to sign \
+             (no signing flag)"
+        ),
+    );
+    // The primary itself still counts.
+    let v = signature::verify(&ring, STATEMENT, &[gpg.sign(&primary, STATEMENT)]);
+    assert_eq!(v.valid, vec![primary]);
+}
+
+#[test]
+fn a_revoked_subkey_does_not_count_even_for_a_signature_made_before_the_revocation() {
+    let gpg = Gpg::new();
+    let uid = "rev <rev@mig.test>";
+    let t = days_ago(10);
+    gpg.ok(
+        &[
+            "--faked-system-time",
+            &t,
+            "--quick-gen-key",
+            uid,
+            "ed25519",
+            "cert",
+            "never",
+        ],
+        None,
+    );
+    let primary = gpg.fingerprint(uid);
+    gpg.ok(
+        &[
+            "--faked-system-time",
+            &t,
+            "--quick-add-key",
+            &primary,
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        None,
+    );
+    let sub = gpg.subkey_fingerprints(uid).remove(0);
+    let before = gpg.sign_with(
+        &format!("{sub}!"),
+        &["--faked-system-time", &days_ago(5)],
+        STATEMENT,
+    );
+    // Counts while the subkey stands.
+    assert_eq!(
+        signature::verify(&ring_of(&gpg, &[uid]), STATEMENT, &[before.clone()]).valid,
+        vec![primary.clone()]
+    );
+    // gpg --edit-key: select subkey 1, revkey, confirm, reason 0 (none), empty text, confirm.
+    gpg.ok(
+        &["--command-fd", "0", "--edit-key", &primary],
+        Some(b"key 1\nrevkey\ny\n0\n\ny\nsave\n"),
+    );
+    let ring = ring_of(&gpg, &[uid]);
+    ignored_for(
+        &ring,
+        &before,
+        &format!(
+            "signature #1 by {primary} was made by subkey {sub}, which is revoked; a revocation \
+             counts for every signature"
+        ),
+    );
+}
+
+#[test]
+fn an_expired_key_counts_only_for_signatures_made_before_it_expired() {
+    let gpg = Gpg::new();
+    let uid = "exp <exp@mig.test>";
+    gpg.ok(
+        &[
+            "--faked-system-time",
+            &days_ago(10),
+            "--quick-gen-key",
+            uid,
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        None,
+    );
+    let fp = gpg.fingerprint(uid);
+    let early = gpg.sign_with(&fp, &["--faked-system-time", &days_ago(9)], STATEMENT);
+    let late = gpg.sign(&fp, STATEMENT);
+    // Eight days ago the key was set to expire a day later: the signature of today comes after.
+    gpg.ok(
+        &[
+            "--faked-system-time",
+            &days_ago(8),
+            "--quick-set-expire",
+            &fp,
+            "1d",
+        ],
+        None,
+    );
+    let ring = ring_of(&gpg, &[uid]);
+    assert_eq!(
+        signature::verify(&ring, STATEMENT, &[early]).valid,
+        vec![fp.clone()]
+    );
+    ignored_for(&ring, &late, &format!("signature #1 by {fp} was made at "));
+    ignored_for(&ring, &late, "by the key, which expired at ");
+}
+
+#[test]
+fn rsa_1024_keys_are_refused_when_loaded_and_rsa_1024_subkeys_do_not_count() {
+    let gpg = Gpg::new();
+    let weak = "weak <weak@mig.test>";
+    gpg.gen(weak, "rsa1024", "sign");
+    let e = Keyring::from_armored([("weak.asc", gpg.export(weak).as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("weak.asc")
+            && e.contains("1024-bit RSA key; only RSA keys of at least 2048 bits are accepted"),
+        "{e}"
+    );
+    let uid = "mixed <mixed@mig.test>";
+    let primary = gpg.gen(uid, "ed25519", "cert");
+    gpg.ok(
+        &["--quick-add-key", &primary, "rsa1024", "sign", "never"],
+        None,
+    );
+    let sub = gpg.subkey_fingerprints(uid).remove(0);
+    let ring = ring_of(&gpg, &[uid]);
+    ignored_for(
+        &ring,
+        &gpg.sign(&format!("{sub}!"), STATEMENT),
+        &format!(
+            "signature #1 by {primary} was made by subkey {sub}, a 1024-bit RSA key; only RSA \
+             keys of at least 2048 bits count"
+        ),
     );
 }

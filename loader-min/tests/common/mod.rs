@@ -101,6 +101,31 @@ pub fn signed_response(statement: &Statement, signers: &[usize]) -> String {
     .to_string()
 }
 
+/// A manifest response body carrying the given armored signatures over `statement`.
+pub fn response_with(statement: &Statement, signatures: &[String]) -> String {
+    serde_json::json!({
+        "statement": String::from_utf8(statement.to_bytes().unwrap()).unwrap(),
+        "signatures": signatures,
+    })
+    .to_string()
+}
+
+/// An armored detached signature by `keyid` over `data`, made by the real `gpg` with `extra`
+/// options (`--digest-algo SHA1`, …) in `home`.
+pub fn gpg_signature(
+    home: &mig_test_support::GnupgHome,
+    keyid: &str,
+    extra: &[&str],
+    data: &[u8],
+) -> String {
+    let mut c = home.batch();
+    c.args(extra)
+        .args(["--armor", "--detach-sign", "--local-user", keyid]);
+    let out = mig_test_support::run(c, Some(data), std::time::Duration::from_secs(60));
+    out.ok();
+    out.stdout
+}
+
 /// A temporary root, its agent's call log, and the stand-in API.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -208,11 +233,15 @@ impl Fixture {
     }
 
     pub fn publish_signed(&self, g: &Generation, st: &Statement, signers: &[usize]) {
+        self.publish_response(g, signed_response(st, signers));
+    }
+
+    /// Serves `g`'s files and this manifest response body.
+    pub fn publish_response(&self, g: &Generation, body: String) {
         for body in g.files.values() {
             self.server.add_file(&sha256_hex(body), body.clone());
         }
-        self.server
-            .set_manifest(ManifestMode::Serve(signed_response(st, signers)));
+        self.server.set_manifest(ManifestMode::Serve(body));
     }
 
     fn command(&self, args: &[&str]) -> Command {
