@@ -80,7 +80,7 @@ fn a_gpg_that_signs_over_sha1_is_refused_with_the_reason() {
             && e.contains("personal-digest-preferences"),
         "{e}"
     );
-    assert!(console::api::make_token(&signer).is_err());
+    assert!(console::api::make_token(&signer, "http://127.0.0.1:1664/api/v2/").is_err());
     std::fs::write(gnupg.path().join("gpg.conf"), "digest-algo SHA256\n").unwrap();
     signer.sign(b"data").unwrap();
 }
