@@ -588,7 +588,7 @@ fn mig_loader(pg: &PgCluster, id: u32, env: &str) {
         &format!(
             "INSERT INTO loaders (id, loadername, keyprefix, loaderkey, salt, env, lastseen,
                enabled)
-             VALUES ({id}, 'host-{id}', 'Prefix{id:02}', decode(repeat('ab', 32), 'hex'),
+             VALUES ({id}, 'host-{id}', 'Prefix{id:02}', decode(lpad('{id}', 64, 'a'), 'hex'),
                decode(repeat('cd', 16), 'hex'), $e${env}$e$, now(), true);"
         ),
     )
@@ -628,7 +628,7 @@ fn import_mig_shows_the_investigators_it_will_create_and_never_grants_a_bit_mig_
         Vec::<Vec<String>>::new()
     );
     assert_eq!(
-        imported_rows(&db, "SELECT loadername FROM loaders"),
+        imported_rows(&db, "SELECT name FROM loaders"),
         Vec::<Vec<String>>::new()
     );
 
