@@ -2,10 +2,15 @@
 //! loaders and manifests into this database, so that every loader key of a fleet keeps working
 //! without reissue. MIG's database is hostile input like any other: every row is checked, and
 //! is either imported or listed with the reason it was not imported as it was, never dropped in
-//! silence. A second run imports nothing twice (`mig_imports` remembers MIG's ids).
+//! silence. A second run imports nothing twice (`mig_imports` remembers MIG's ids). Before
+//! anything is read, every table's rows are counted against `--max-rows` and every column this
+//! reads is measured against its cap, in the same snapshot, so that one hostile row stops the
+//! whole import before a byte of it is written; the investigators it would create are shown, with
+//! their permissions, to be confirmed.
 
 use crate::app::App;
-use crate::db::{Conn, OptionalExtension, Tx};
+use crate::config::Config;
+use crate::db::{Conn, Location, OptionalExtension, Tx, Verified};
 use crate::error::{Error, Result};
 use crate::investigators::{self, check_name};
 use crate::manifests::{self, NewRow};
@@ -15,13 +20,104 @@ use mig_protocol::signature::{self, Keyring};
 use mig_protocol::statement::Platform;
 use mig_protocol::time::Timestamp;
 use mig_protocol::{ManifestStatus, Permission};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::FromSql;
 use postgres::{Client, NoTls, Row, Transaction};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 /// How long connecting to MIG's database may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `--max-rows` when not given: more rows than this in one of MIG's tables is refused.
+pub const DEFAULT_MAX_ROWS: u64 = 100_000;
+
+/// MIG's `varchar(n)`: `n` characters of at most 4 bytes each, so that no row MIG's schema
+/// allows is refused by its size alone (our own checks then list it, row by row).
+const fn varchar(n: u64) -> u64 {
+    4 * n
+}
+
+/// A table of MIG's this import reads: how to name one of its rows, and each column read with
+/// the SQL that measures it and its cap in bytes. `manifests.content` is not here: each one is
+/// measured against `[limits] uploadsize` before it is read, alone, and listed if over.
+struct Table {
+    name: &'static str,
+    row: &'static str,
+    order: &'static str,
+    columns: &'static [(&'static str, &'static str, u64)],
+}
+
+const TABLES: &[Table] = &[
+    Table {
+        name: "investigators",
+        row: "'id ' || id::text",
+        order: "id",
+        columns: &[
+            ("name", "name", varchar(1024)),
+            ("status", "status", varchar(255)),
+            (
+                "publickey",
+                "publickey",
+                crate::investigators::MAX_PUBLIC_KEY_BYTES as u64,
+            ),
+        ],
+    },
+    Table {
+        name: "loaders",
+        row: "'id ' || id::text",
+        order: "id",
+        columns: &[
+            ("loadername", "loadername", varchar(256)),
+            ("keyprefix", "keyprefix", varchar(256)),
+            // MIG writes 32 and 16 bytes; other lengths are listed, so a little room is enough.
+            ("loaderkey", "loaderkey", 1024),
+            ("salt", "salt", 1024),
+            ("name", "name", varchar(2048)),
+            // What a loader reports fits in one of its requests.
+            ("env", "env::text", crate::routes::loader::LOADER_BODY),
+            ("tags", "tags::text", crate::routes::loader::LOADER_BODY),
+            ("expectenv", "expectenv", varchar(2048)),
+            ("queueloc", "queueloc", varchar(2048)),
+        ],
+    },
+    Table {
+        name: "manifests",
+        row: "'id ' || id::text",
+        order: "id",
+        columns: &[
+            ("name", "name", varchar(256)),
+            ("status", "status", varchar(255)),
+            ("target", "target", varchar(2048)),
+        ],
+    },
+    Table {
+        name: "manifestsig",
+        row: "'manifestid ' || manifestid::text || ' investigatorid ' || investigatorid::text",
+        order: "manifestid, investigatorid",
+        columns: &[("pgpsignature", "pgpsignature", varchar(4096))],
+    },
+];
+
+/// What the command line asks of one import.
+pub struct Options {
+    /// The platform of the statements made for MIG's manifests (`--platform`).
+    pub platform: Platform,
+    /// More rows than this in one table refuses the whole import (`--max-rows`).
+    pub max_rows: u64,
+}
+
+/// An investigator the import will create, shown before anything is written.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub mig_id: i64,
+    pub name: String,
+    pub fingerprint: String,
+    /// MIG's permissions, cut to [`Permission::MIG_BITS`].
+    pub permissions: u64,
+    pub disabled: bool,
+}
 
 /// What one import did.
 #[derive(Debug, Default)]
@@ -35,15 +131,40 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
+/// The CA MIG's database is verified against: `--cafile`, else `[database] cafile`.
+pub fn source_ca(cfg: &Config, cafile: Option<&Path>) -> Result<Option<Verified>> {
+    match cafile {
+        Some(path) => Verified::new(&crate::front::read_pem(path)?)
+            .map(Some)
+            .map_err(|m| Error::Config(format!("--cafile {}: {m}", path.display()))),
+        None => Ok(match &cfg.postgres {
+            Some(Location::Postgres { tls, .. }) => tls.clone(),
+            _ => None,
+        }),
+    }
+}
+
 /// Connects to MIG's database. The password comes from `PGPASSWORD`, never from `url`, which a
-/// process list shows; there is no TLS here, so a `sslmode` that requires it is refused: run the
-/// import where the database is reached over a trusted path (its host, a Unix socket, a tunnel).
-pub fn connect(url: &str) -> Result<Client> {
+/// process list shows. With `ca`, over TLS with the server verified against it; without, only
+/// to this machine (a Unix socket or loopback, [`crate::db::pg_is_loopback`]), refused before
+/// connecting otherwise: the password and every loader key hash would cross the network to
+/// whoever answers.
+pub fn connect(url: &str, ca: Option<&Verified>) -> Result<Client> {
     let pw = std::env::var("PGPASSWORD").ok();
-    let mut cfg = crate::db::pg_config(url, pw, false)
+    let mut cfg = crate::db::pg_config(url, pw, ca.is_some())
         .map_err(|e| Error::Config(format!("--from: {e} (import-mig reads PGPASSWORD)")))?;
+    if ca.is_none() && !crate::db::pg_is_loopback(&cfg) {
+        return Err(Error::Config(format!(
+            "--from {url}: not on this machine, so MIG's database must be verified: give \
+             --cafile (or [database] cafile) with the CA that signed its certificate"
+        )));
+    }
     cfg.connect_timeout(CONNECT_TIMEOUT);
-    cfg.connect(NoTls).map_err(|e| {
+    match ca {
+        Some(tls) => cfg.connect(tls.clone()),
+        None => cfg.connect(NoTls),
+    }
+    .map_err(|e| {
         Error::Import(format!(
             "connecting to MIG's database: {}",
             crate::db::SqlError::Pg(e)
@@ -51,9 +172,15 @@ pub fn connect(url: &str) -> Result<Client> {
     })
 }
 
-/// Imports everything from one consistent, read-only snapshot of MIG's database.
-pub fn run(app: &App, client: &mut Client, platform: &Platform) -> Result<Summary> {
-    platform
+/// Imports everything from one consistent, read-only snapshot of MIG's database, once `confirm`
+/// agreed to the investigators it will create; `None` when it did not, and nothing was written.
+pub fn run(
+    app: &App,
+    client: &mut Client,
+    opts: &Options,
+    confirm: impl FnOnce(&[Planned]) -> Result<bool>,
+) -> Result<Option<Summary>> {
+    opts.platform
         .check_spelling()
         .map_err(|e| Error::Config(format!("--platform: {e}")))?;
     let mut pg = client
@@ -64,12 +191,84 @@ pub fn run(app: &App, client: &mut Client, platform: &Platform) -> Result<Summar
         .map_err(pg_err("starting a read-only snapshot"))?;
     pg.batch_execute("SET LOCAL statement_timeout = '300s'")
         .map_err(pg_err("setting a statement timeout"))?;
+    check_tables(&mut pg, opts.max_rows)?;
+    let mut plan = Vec::new();
+    each_investigator(&mut pg, |inv| {
+        if let Fate::Create { planned, .. } = app.db.with(|c| investigator_fate(c, &inv))? {
+            plan.push(planned);
+        }
+        Ok(())
+    })?;
+    if !confirm(&plan)? {
+        return Ok(None);
+    }
     let mut s = Summary::default();
     import_investigators(app, &mut pg, &mut s)?;
     import_loaders(app, &mut pg, &mut s)?;
-    import_manifests(app, &mut pg, platform, &mut s)?;
+    import_manifests(app, &mut pg, &opts.platform, &mut s)?;
     pg.commit().map_err(pg_err("ending the snapshot"))?;
-    Ok(s)
+    Ok(Some(s))
+}
+
+/// Refuses the whole import when a table has more than `max_rows` rows or a column this reads
+/// is over its cap, naming the table, the row and the column. PostgreSQL measures: no such
+/// column is ever sent here.
+fn check_tables(pg: &mut Transaction<'_>, max_rows: u64) -> Result<()> {
+    let limit = i64::try_from(max_rows.saturating_add(1)).unwrap_or(i64::MAX);
+    for t in TABLES {
+        let count: i64 = pg
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT $1::bigint) AS x",
+                    t.name
+                ),
+                &[&limit],
+            )
+            .map_err(pg_err("counting rows"))
+            .and_then(|r| col(&r, 0, t.name))?;
+        if count.unsigned_abs() > max_rows {
+            return Err(Error::TooLarge(format!(
+                "MIG's {}: more than {max_rows} rows (--max-rows): nothing imported",
+                t.name
+            )));
+        }
+        let lengths: Vec<String> = t
+            .columns
+            .iter()
+            .map(|(_, sql, _)| format!("octet_length({sql})::bigint"))
+            .collect();
+        let over: Vec<String> = t
+            .columns
+            .iter()
+            .map(|(_, sql, cap)| format!("octet_length({sql}) > {cap}"))
+            .collect();
+        let sql = format!(
+            "SELECT {}, {} FROM {} WHERE {} ORDER BY {} LIMIT 1",
+            t.row,
+            lengths.join(", "),
+            t.name,
+            over.join(" OR "),
+            t.order
+        );
+        let Some(r) = pg
+            .query_opt(&sql, &[])
+            .map_err(pg_err("measuring columns"))?
+        else {
+            continue;
+        };
+        let row: String = col(&r, 0, t.name)?;
+        for (i, (column, _, cap)) in t.columns.iter().enumerate() {
+            let len: Option<i64> = col(&r, i + 1, t.name)?;
+            if let Some(len) = len.filter(|l| l.unsigned_abs() > *cap) {
+                return Err(Error::TooLarge(format!(
+                    "MIG's {}, row {row}, column {column}: {len} bytes, over the {cap} \
+                     import-mig reads: nothing imported",
+                    t.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn pg_err(what: &'static str) -> impl Fn(postgres::Error) -> Error {
@@ -129,96 +328,158 @@ fn in_tx<T>(app: &App, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
     })
 }
 
-fn import_investigators(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) -> Result<()> {
+/// One row of MIG's `investigators`, as read.
+struct MigInvestigator {
+    mig_id: i64,
+    name: String,
+    publickey: Option<Vec<u8>>,
+    status: String,
+    permissions: i64,
+    has_private: bool,
+}
+
+impl MigInvestigator {
+    fn who(&self) -> String {
+        format!("investigator {} {:?}", self.mig_id, self.name)
+    }
+}
+
+/// Calls `f` with each of MIG's investigators in id order, one row in memory at a time.
+fn each_investigator(
+    pg: &mut Transaction<'_>,
+    mut f: impl FnMut(MigInvestigator) -> Result<()>,
+) -> Result<()> {
     const T: &str = "investigators";
-    let rows = pg
-        .query(
+    let mut rows = pg
+        .query_raw(
             "SELECT id::bigint, name, publickey, status, permissions, privatekey IS NOT NULL
              FROM investigators ORDER BY id",
-            &[],
+            std::iter::empty::<i64>(),
         )
         .map_err(pg_err("reading investigators"))?;
-    for r in &rows {
-        let mig_id: i64 = col(r, 0, T)?;
-        let name: String = col(r, 1, T)?;
-        let publickey: Option<Vec<u8>> = col(r, 2, T)?;
-        let status: String = col(r, 3, T)?;
-        let perms: i64 = col(r, 4, T)?;
-        let has_private: bool = col(r, 5, T)?;
-        let who = format!("investigator {mig_id} {name:?}");
-        if app
-            .db
-            .with(|c| imported(c, "investigator", mig_id))?
-            .is_some()
-        {
-            s.already += 1;
-            continue;
-        }
-        // MIG keeps its scheduler's private key in the database: that key cannot be trusted to
-        // sign anything here.
-        if has_private {
-            s.notes.push(format!(
-                "{who}: not imported: MIG's database holds its private key (MIG's scheduler)"
-            ));
-            continue;
-        }
-        let Some(armored) = publickey.and_then(|k| String::from_utf8(k).ok()) else {
-            s.notes
-                .push(format!("{who}: not imported: no armored public key"));
-            continue;
-        };
+    while let Some(r) = rows.next().map_err(pg_err("reading investigators"))? {
+        f(MigInvestigator {
+            mig_id: col(&r, 0, T)?,
+            name: col(&r, 1, T)?,
+            publickey: col(&r, 2, T)?,
+            status: col(&r, 3, T)?,
+            permissions: col(&r, 4, T)?,
+            has_private: col(&r, 5, T)?,
+        })?;
+    }
+    Ok(())
+}
+
+/// What becomes of one of MIG's investigators: the plan shown before the import and the import
+/// itself both ask this, so that what is shown is what is done.
+enum Fate {
+    /// An earlier run imported it.
+    Already,
+    /// Its key is this investigator's here.
+    Matched(u64),
+    /// Listed with the reason, not imported.
+    Skipped(String),
+    Create {
+        planned: Planned,
+        armored: String,
+    },
+}
+
+fn investigator_fate(c: &Conn, inv: &MigInvestigator) -> Result<Fate> {
+    if imported(c, "investigator", inv.mig_id)?.is_some() {
+        return Ok(Fate::Already);
+    }
+    // MIG keeps its scheduler's private key in the database: that key cannot be trusted to
+    // sign anything here.
+    if inv.has_private {
+        return Ok(Fate::Skipped(
+            "MIG's database holds its private key (MIG's scheduler)".into(),
+        ));
+    }
+    let Some(armored) = inv
+        .publickey
+        .as_deref()
+        .and_then(|k| std::str::from_utf8(k).ok())
+    else {
+        return Ok(Fate::Skipped("no armored public key".into()));
+    };
+    let key = match signature::parse_public_key(&inv.who(), armored) {
+        Ok(k) => k,
+        Err(e) => return Ok(Fate::Skipped(e.to_string())),
+    };
+    let fingerprint = signature::fingerprint_hex(&key.primary_key);
+    if let Some(id) = find_id(
+        c,
+        "SELECT id FROM investigators WHERE fingerprint = ?1",
+        &fingerprint,
+    )? {
+        return Ok(Fate::Matched(id));
+    }
+    if let Err(e) = check_name("investigator", &inv.name) {
+        return Ok(Fate::Skipped(e.to_string()));
+    }
+    Ok(Fate::Create {
+        planned: Planned {
+            mig_id: inv.mig_id,
+            name: inv.name.clone(),
+            fingerprint,
+            permissions: inv.permissions.max(0).unsigned_abs() & Permission::MIG_BITS,
+            disabled: inv.status != "active",
+        },
+        armored: armored.to_string(),
+    })
+}
+
+fn import_investigators(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) -> Result<()> {
+    each_investigator(pg, |inv| {
+        let who = inv.who();
         let outcome = in_tx(app, |tx| {
-            let key = signature::parse_public_key(&who, &armored)
-                .map_err(|e| Error::invalid("bad_public_key", e.to_string()))?;
-            let fp = signature::fingerprint_hex(&key.primary_key);
-            let existing = find_id(
-                tx,
-                "SELECT id FROM investigators WHERE fingerprint = ?1",
-                &fp,
-            )?;
-            let (id, new) = match existing {
-                Some(id) => (id, false),
-                None => {
-                    let mask = perms.max(0) as u64 & Permission::all_bits();
-                    let rec = investigators::add(tx, &name, &armored, mask)?;
-                    if status != "active" {
+            let fate = investigator_fate(tx, &inv)?;
+            match &fate {
+                Fate::Create { planned, armored } => {
+                    let rec = investigators::add(tx, &planned.name, armored, planned.permissions)?;
+                    if planned.disabled {
                         tx.execute(
                             "UPDATE investigators SET status = 'disabled' WHERE id = ?1",
                             params![rec.id as i64],
                         )
                         .map_err(Error::db("disabling an imported investigator"))?;
                     }
-                    (rec.id, true)
+                    remember(tx, "investigator", inv.mig_id, rec.id)?;
                 }
-            };
-            remember(tx, "investigator", mig_id, id)?;
-            Ok((id, new))
+                Fate::Matched(id) => remember(tx, "investigator", inv.mig_id, *id)?,
+                Fate::Already | Fate::Skipped(_) => {}
+            }
+            Ok(fate)
         });
         match outcome {
-            Ok((_, true)) => s.investigators += 1,
-            Ok((id, false)) => {
+            Ok(Fate::Create { .. }) => s.investigators += 1,
+            Ok(Fate::Already) => s.already += 1,
+            Ok(Fate::Matched(id)) => {
                 s.already += 1;
                 s.notes.push(format!(
                     "{who}: its key is investigator {id}'s here: matched"
                 ));
             }
+            Ok(Fate::Skipped(why)) => s.notes.push(format!("{who}: not imported: {why}")),
             Err(e) => s.notes.push(format!("{who}: not imported: {e}")),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn import_loaders(app: &App, pg: &mut Transaction<'_>, s: &mut Summary) -> Result<()> {
     const T: &str = "loaders";
-    let rows = pg
-        .query(
+    let mut rows = pg
+        .query_raw(
             "SELECT id::bigint, loadername, keyprefix, loaderkey, salt, name, env::text, tags::text,
                     extract(epoch FROM lastseen)::bigint, enabled, expectenv, queueloc
              FROM loaders ORDER BY id",
-            &[],
+            std::iter::empty::<i64>(),
         )
         .map_err(pg_err("reading loaders"))?;
-    for r in &rows {
+    while let Some(row) = rows.next().map_err(pg_err("reading loaders"))? {
+        let r = &row;
         let mig_id: i64 = col(r, 0, T)?;
         let name: String = col(r, 1, T)?;
         let prefix: String = col(r, 2, T)?;
@@ -337,18 +598,25 @@ fn import_manifests(
     s: &mut Summary,
 ) -> Result<()> {
     const T: &str = "manifests";
-    let rows = pg
-        .query(
-            "SELECT id::bigint, name, octet_length(content)::bigint, status, target,
-                    extract(epoch FROM timestamp)::bigint
-             FROM manifests ORDER BY id",
-            &[],
-        )
-        .map_err(pg_err("reading manifests"))?;
+    // Ids first: each manifest's row, content and signatures are then read one at a time.
+    let ids: Vec<i64> = pg
+        .query("SELECT id::bigint FROM manifests ORDER BY id", &[])
+        .map_err(pg_err("reading manifests"))?
+        .iter()
+        .map(|r| col(r, 0, T))
+        .collect::<Result<_>>()?;
     let trusted = &app.cfg.v1.fingerprints;
     let required = app.cfg.v1_required();
-    for r in &rows {
-        let mig_id: i64 = col(r, 0, T)?;
+    for mig_id in ids {
+        let row = pg
+            .query_one(
+                "SELECT id::bigint, name, octet_length(content)::bigint, status, target,
+                        extract(epoch FROM timestamp)::bigint
+                 FROM manifests WHERE id = $1::bigint",
+                &[&mig_id],
+            )
+            .map_err(pg_err("reading a manifest"))?;
+        let r = &row;
         let name: String = col(r, 1, T)?;
         let len: i64 = col(r, 2, T)?;
         let status: String = col(r, 3, T)?;

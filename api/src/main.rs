@@ -10,7 +10,7 @@ use api::db::Db;
 use api::error::{Error, Result};
 use api::{import_mig, investigators, server};
 use mig_protocol::statement::Platform;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
@@ -20,9 +20,13 @@ const USAGE: &str = "usage:
       add an active investigator directly in the database (e.g. the first administrator:
       --perms PermAdmin,PermManifest,PermLoader)
   mig-api [--config FILE] import-mig --from postgresql://USER@HOST/DB [--platform OS/ARCH]
+          [--cafile CA.pem] [--max-rows N] [--yes]
       import MIG's investigators, loaders (their keys keep working) and manifests (for OS/ARCH,
       default linux/amd64) from MIG's PostgreSQL database; the password is read from
-      PGPASSWORD; running it again imports nothing twice";
+      PGPASSWORD; a database not on this machine is reached over TLS verified against
+      --cafile (default: [database] cafile); a table of more than N rows (default 100000) is
+      refused; the investigators it will create are shown first, and it goes on when
+      confirmed on the terminal or given --yes; running it again imports nothing twice";
 
 enum Command {
     Serve,
@@ -33,7 +37,9 @@ enum Command {
     },
     ImportMig {
         from: String,
-        platform: Platform,
+        cafile: Option<PathBuf>,
+        yes: bool,
+        opts: import_mig::Options,
     },
 }
 
@@ -47,6 +53,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
     let mut words = Vec::new();
     let (mut name, mut pubkey, mut perms) = (None, None, None);
     let (mut from, mut platform) = (None, None);
+    let (mut cafile, mut max_rows, mut yes) = (None, None, false);
     while let Some(a) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
@@ -56,6 +63,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
             "--perms" => perms = Some(value("--perms")?),
             "--from" => from = Some(value("--from")?),
             "--platform" => platform = Some(value("--platform")?),
+            "--cafile" => cafile = Some(PathBuf::from(value("--cafile")?)),
+            "--max-rows" => max_rows = Some(value("--max-rows")?),
+            "--yes" => yes = true,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => words.push(s.to_string()),
@@ -67,16 +77,36 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
             let (os, arch) = platform
                 .split_once('/')
                 .ok_or_else(|| format!("--platform {platform:?} is not OS/ARCH"))?;
+            let max_rows = match max_rows {
+                Some(n) => n
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--max-rows {n:?} is not a positive number"))?,
+                None => import_mig::DEFAULT_MAX_ROWS,
+            };
             Command::ImportMig {
                 from: from.ok_or("import-mig needs --from postgresql://USER@HOST/DB")?,
-                platform: Platform {
-                    os: os.into(),
-                    arch: arch.into(),
+                cafile,
+                yes,
+                opts: import_mig::Options {
+                    platform: Platform {
+                        os: os.into(),
+                        arch: arch.into(),
+                    },
+                    max_rows,
                 },
             }
         }
-        _ if from.is_some() || platform.is_some() => {
-            return Err("--from and --platform belong to `import-mig`".into())
+        _ if from.is_some()
+            || platform.is_some()
+            || cafile.is_some()
+            || max_rows.is_some()
+            || yes =>
+        {
+            return Err(
+                "--from, --platform, --cafile, --max-rows and --yes belong to `import-mig`".into(),
+            )
         }
         [] => {
             if name.is_some() || pubkey.is_some() || perms.is_some() {
@@ -135,10 +165,69 @@ fn add_investigator(cfg: Config, name: &str, pubkey: &PathBuf, perms: &[String])
     Ok(())
 }
 
-fn import_mig(cfg: Config, from: &str, platform: &Platform) -> Result<()> {
-    let mut client = import_mig::connect(from)?;
+/// Shows the investigators `import-mig` will create, with their permissions, and asks on the
+/// terminal unless `--yes` was given; without a terminal it stops there.
+fn confirm(plan: &[import_mig::Planned], yes: bool) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    if plan.is_empty() {
+        println!("import-mig will create no investigator");
+    } else {
+        println!("import-mig will create these investigators:");
+    }
+    for p in plan {
+        let perms = mig_protocol::admin::permission_names(p.permissions);
+        println!(
+            "  MIG investigator {} {:?} ({}), fingerprint {}: {}",
+            p.mig_id,
+            p.name,
+            if p.disabled { "disabled" } else { "active" },
+            p.fingerprint,
+            if perms.is_empty() {
+                "no permissions".to_string()
+            } else {
+                perms.join(",")
+            }
+        );
+    }
+    if yes {
+        return Ok(true);
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!("mig-api: nothing imported: give --yes to import without a terminal");
+        return Ok(false);
+    }
+    print!("import them, and MIG's loaders and manifests? [y/N] ");
+    std::io::stdout()
+        .flush()
+        .map_err(|e| Error::Config(format!("writing to the terminal: {e}")))?;
+    let mut answer = String::new();
+    // One short line is all an answer is; a longer one is not "y".
+    stdin
+        .lock()
+        .take(64)
+        .read_line(&mut answer)
+        .map_err(|e| Error::Config(format!("reading the answer: {e}")))?;
+    let agreed = matches!(answer.trim(), "y" | "Y" | "yes");
+    if !agreed {
+        eprintln!("mig-api: nothing imported");
+    }
+    Ok(agreed)
+}
+
+fn import_mig(
+    cfg: Config,
+    from: &str,
+    cafile: Option<&Path>,
+    yes: bool,
+    opts: &import_mig::Options,
+) -> Result<bool> {
+    let ca = import_mig::source_ca(&cfg, cafile)?;
+    let mut client = import_mig::connect(from, ca.as_ref())?;
     let app = App::open(cfg)?;
-    let s = import_mig::run(&app, &mut client, platform)?;
+    let Some(s) = import_mig::run(&app, &mut client, opts, |plan| confirm(plan, yes))? else {
+        return Ok(false);
+    };
     for note in &s.notes {
         println!("{note}");
     }
@@ -150,7 +239,7 @@ fn import_mig(cfg: Config, from: &str, platform: &Platform) -> Result<()> {
         s.already,
         s.notes.len()
     );
-    Ok(())
+    Ok(true)
 }
 
 fn main() -> ExitCode {
@@ -166,16 +255,22 @@ fn main() -> ExitCode {
         }
     };
     let result = load_config(&args.config).and_then(|cfg| match &args.command {
-        Command::Serve => serve(cfg),
+        Command::Serve => serve(cfg).map(|()| true),
         Command::AddInvestigator {
             name,
             pubkey,
             perms,
-        } => add_investigator(cfg, name, pubkey, perms),
-        Command::ImportMig { from, platform } => import_mig(cfg, from, platform),
+        } => add_investigator(cfg, name, pubkey, perms).map(|()| true),
+        Command::ImportMig {
+            from,
+            cafile,
+            yes,
+            opts,
+        } => import_mig(cfg, from, cafile.as_deref(), *yes, opts),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("mig-api: {e}");
             ExitCode::FAILURE

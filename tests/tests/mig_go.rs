@@ -9,6 +9,7 @@
 use e2e::admin::Admin;
 use e2e::deployment::Deployment;
 use e2e::mig_go::{GoHost, GoLoader, GoRun};
+use e2e::postgres::{sqlite_rows, PgCluster};
 use e2e::world::EXPECTENV;
 use e2e::{binary, dev_key, fingerprint, run, sha256_hex, ApiOptions};
 use std::path::{Path, PathBuf};
@@ -395,9 +396,8 @@ fn mig_signature(gpg: &e2e::GnupgHome, admin: &str, text: &str, work: &Path) -> 
     }
 }
 
-#[test]
-fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
-    let pg = e2e::postgres::PgCluster::start();
+/// Database `mig` on `pg` with MIG's own schema.sql and the roles it names.
+fn mig_schema(pg: &PgCluster) {
     pg.psql(
         "postgres",
         "CREATE DATABASE mig; CREATE ROLE migadmin; CREATE ROLE migapi; CREATE ROLE migscheduler;",
@@ -405,6 +405,12 @@ fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
     .ok();
     let schema = e2e::mig_go::source_dir().join("src/github.com/mozilla/mig/database/schema.sql");
     pg.psql_file("mig", &schema).ok();
+}
+
+#[test]
+fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
+    let pg = PgCluster::start();
+    mig_schema(&pg);
 
     // MIG's rows, as MIG's API wrote them.
     let work = tempfile::tempdir().expect("a work directory");
@@ -480,7 +486,7 @@ fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
         let mut c = Command::new(binary("mig-api"));
         c.arg("--config")
             .arg(&config)
-            .args(["import-mig", "--from", &pg.url("mig")]);
+            .args(["import-mig", "--yes", "--from", &pg.url("mig")]);
         run(c, None, Duration::from_secs(300))
     };
     let first = import();
@@ -529,4 +535,279 @@ fn a_mig_database_is_imported_once_and_its_go_loaders_keep_their_keys() {
     let r = host.run(&go.path());
     succeeded(&r);
     check_installed(&r, &current);
+}
+
+/// A server's configuration in a new directory, for `import-mig` to import into.
+fn import_target(extra: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let opts = ApiOptions {
+        extra: extra.to_string(),
+        ..ApiOptions::default()
+    };
+    let dir = tempfile::tempdir().expect("the server's directory");
+    let config = dir.path().join("api.cfg");
+    std::fs::write(&config, opts.config_text(dir.path())).expect("api.cfg");
+    let db = opts.db_path(dir.path());
+    (dir, config, db)
+}
+
+/// `mig-api --config CONFIG import-mig ARGS…`, its stdin not a terminal.
+fn import_mig(config: &Path, args: &[&str]) -> e2e::Output {
+    let mut c = Command::new(binary("mig-api"));
+    c.arg("--config").arg(config).arg("import-mig").args(args);
+    run(c, None, Duration::from_secs(300))
+}
+
+/// What the import wrote to the server's SQLite file (none of it if it never opened it).
+fn imported_rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    if db.exists() {
+        sqlite_rows(db, sql)
+    } else {
+        Vec::new()
+    }
+}
+
+/// MIG investigator 2, `rsa1`, with `permissions`.
+fn mig_investigator(pg: &PgCluster, permissions: i64) {
+    let key = std::fs::read_to_string(dev_key("rsa1.pub.asc")).expect("a dev key");
+    pg.psql(
+        "mig",
+        &format!(
+            "INSERT INTO investigators (id, name, pgpfingerprint, publickey, status, createdat,
+               lastmodified, permissions)
+             VALUES (2, 'rsa1', 'FP1', convert_to($k${key}$k$, 'UTF8'), 'active', now(), now(),
+               {permissions});"
+        ),
+    )
+    .ok();
+}
+
+/// MIG loader `id`, with a well-formed key and `env`.
+fn mig_loader(pg: &PgCluster, id: u32, env: &str) {
+    pg.psql(
+        "mig",
+        &format!(
+            "INSERT INTO loaders (id, loadername, keyprefix, loaderkey, salt, env, lastseen,
+               enabled)
+             VALUES ({id}, 'host-{id}', 'Prefix{id:02}', decode(lpad('{id}', 64, 'a'), 'hex'),
+               decode(repeat('cd', 16), 'hex'), $e${env}$e$, now(), true);"
+        ),
+    )
+    .ok();
+}
+
+#[test]
+fn import_mig_shows_the_investigators_it_will_create_and_never_grants_a_bit_mig_never_had() {
+    let pg = PgCluster::start();
+    mig_schema(&pg);
+    // PermManifest's three bits as MIG's console set them, plus PermPlugin (1 << 19), which MIG
+    // never had, and a bit nobody has.
+    mig_investigator(&pg, 14336 | (1 << 19) | (1 << 40));
+    mig_loader(&pg, 1, "{\"os\":\"linux\"}");
+    let (_dir, config, db) = import_target("");
+    let url = pg.url("mig");
+
+    // No --yes and no terminal: shown, nothing written.
+    let shown = import_mig(&config, &["--from", &url]);
+    assert!(!shown.success(), "{shown}");
+    let line = format!(
+        "MIG investigator 2 \"rsa1\" (active), fingerprint {}: \
+         PermManifest,PermManifestSign,PermManifestNew\n",
+        fingerprint(&dev_key("rsa1.pub.asc"))
+    );
+    assert!(
+        shown
+            .stdout
+            .to_ascii_lowercase()
+            .contains(&line.to_ascii_lowercase()),
+        "no {line:?} in {shown}"
+    );
+    assert!(!shown.stdout.contains("PermPlugin"), "{shown}");
+    assert!(shown.stderr.contains("give --yes"), "{shown}");
+    assert_eq!(
+        imported_rows(&db, "SELECT name FROM investigators"),
+        Vec::<Vec<String>>::new()
+    );
+    assert_eq!(
+        imported_rows(&db, "SELECT name FROM loaders"),
+        Vec::<Vec<String>>::new()
+    );
+
+    // With --yes: imported, with MIG's bits only.
+    let done = import_mig(&config, &["--yes", "--from", &url]);
+    assert!(
+        done.ok()
+            .stdout
+            .contains("imported from MIG: 1 investigators, 1 loaders, 0 manifests"),
+        "{done}"
+    );
+    assert_eq!(
+        sqlite_rows(
+            &db,
+            "SELECT name, permissions FROM investigators WHERE name = 'rsa1'"
+        ),
+        vec![vec!["rsa1".to_string(), "14336".to_string()]]
+    );
+}
+
+#[test]
+fn import_mig_refuses_an_oversized_column_or_too_many_rows_and_imports_nothing() {
+    let pg = PgCluster::start();
+    mig_schema(&pg);
+    mig_investigator(&pg, 14336);
+    mig_loader(&pg, 1, "{\"os\":\"linux\"}");
+    // A 2 MiB environment: MIG's json column takes it; no loader could have reported it here.
+    let big = format!("{{\"os\":\"linux\",\"pad\":\"{}\"}}", "x".repeat(2 << 20));
+    mig_loader(&pg, 2, &big);
+    let (_dir, config, db) = import_target("");
+    let url = pg.url("mig");
+    let nothing = |what: &str| {
+        for table in ["investigators", "loaders", "mig_imports"] {
+            assert_eq!(
+                imported_rows(&db, &format!("SELECT count(*) FROM {table}"))
+                    .first()
+                    .map(|r| r[0].clone())
+                    .unwrap_or_else(|| "0".into()),
+                "0",
+                "{what}: {table} is empty"
+            );
+        }
+    };
+
+    let refused = import_mig(&config, &["--yes", "--from", &url]);
+    assert!(!refused.success(), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("MIG's loaders, row id 2, column env: 2097"),
+        "{refused}"
+    );
+    nothing("a 2 MiB environment");
+
+    // A 2 MiB public key, once the environment is fixed.
+    pg.psql(
+        "mig",
+        &format!(
+            "UPDATE loaders SET env = '{{\"os\":\"linux\"}}' WHERE id = 2;
+             UPDATE investigators SET publickey = convert_to(repeat('k', {}), 'UTF8') WHERE id = 2;",
+            2 << 20
+        ),
+    )
+    .ok();
+    let refused = import_mig(&config, &["--yes", "--from", &url]);
+    assert!(
+        !refused.success()
+            && refused
+                .stderr
+                .contains("MIG's investigators, row id 2, column publickey: 2097152 bytes"),
+        "{refused}"
+    );
+    nothing("a 2 MiB public key");
+
+    // Two loaders are more than --max-rows 1.
+    let key = std::fs::read_to_string(dev_key("rsa1.pub.asc")).expect("a dev key");
+    pg.psql(
+        "mig",
+        &format!(
+            "UPDATE investigators SET publickey = convert_to($k${key}$k$, 'UTF8') WHERE id = 2;"
+        ),
+    )
+    .ok();
+    let refused = import_mig(&config, &["--yes", "--max-rows", "1", "--from", &url]);
+    assert!(
+        !refused.success()
+            && refused
+                .stderr
+                .contains("MIG's loaders: more than 1 rows (--max-rows)"),
+        "{refused}"
+    );
+    nothing("two loaders over --max-rows 1");
+
+    // Within every cap, all of it comes in.
+    let done = import_mig(&config, &["--yes", "--max-rows", "2", "--from", &url]);
+    assert!(
+        done.ok()
+            .stdout
+            .contains("imported from MIG: 1 investigators, 2 loaders, 0 manifests"),
+        "{done}"
+    );
+}
+
+#[test]
+fn import_mig_reaches_a_database_off_this_machine_only_over_tls_verified_against_its_ca() {
+    let (_dir, config, db) = import_target("");
+    // Not on this machine and no CA: refused before connecting, whatever answers there.
+    for host in ["db.internal", "10.0.0.5:5432", "localhost,db.internal"] {
+        let refused = import_mig(
+            &config,
+            &["--yes", "--from", &format!("postgresql://mig@{host}/mig")],
+        );
+        assert!(
+            !refused.success()
+                && refused.stderr.contains("not on this machine")
+                && refused.stderr.contains("--cafile"),
+            "{host}: {refused}"
+        );
+    }
+
+    // A cluster that takes TLS only: verified against --cafile, the import goes through.
+    let pg = PgCluster::start_tls();
+    mig_schema(&pg);
+    // psql reaches it over TLS too (libpq's sslmode=prefer).
+    mig_investigator(&pg, 14336);
+    let url = pg.url("mig");
+    let ca = pg.ca.clone().expect("the cluster's CA");
+    let other = tempfile::tempdir().expect("a directory");
+    let wrong = e2e::postgres::make_ca(other.path(), "other");
+    let refused = import_mig(
+        &config,
+        &[
+            "--yes",
+            "--cafile",
+            wrong.to_str().expect("utf-8"),
+            "--from",
+            &url,
+        ],
+    );
+    assert!(
+        !refused.success() && refused.stderr.contains("connecting to MIG's database"),
+        "a CA that did not sign the server's certificate: {refused}"
+    );
+    assert_eq!(
+        imported_rows(&db, "SELECT name FROM investigators"),
+        Vec::<Vec<String>>::new()
+    );
+    let done = import_mig(
+        &config,
+        &[
+            "--yes",
+            "--cafile",
+            ca.to_str().expect("utf-8"),
+            "--from",
+            &url,
+        ],
+    );
+    assert!(
+        done.ok()
+            .stdout
+            .contains("imported from MIG: 1 investigators, 0 loaders, 0 manifests"),
+        "{done}"
+    );
+
+    // Without --cafile, `[database] cafile` verifies it: here a server whose own database is on
+    // the same cluster.
+    let pg = std::sync::Arc::new(pg);
+    let opts = ApiOptions {
+        postgres: Some(e2e::postgres::PgDatabase::create(pg.clone())),
+        ..ApiOptions::default()
+    };
+    let dir = tempfile::tempdir().expect("the server's directory");
+    let config = dir.path().join("api.cfg");
+    std::fs::write(&config, opts.config_text(dir.path())).expect("api.cfg");
+    let done = import_mig(&config, &["--yes", "--from", &url]);
+    assert!(
+        done.ok()
+            .stdout
+            .contains("imported from MIG: 1 investigators, 0 loaders, 0 manifests"),
+        "{done}"
+    );
 }

@@ -730,6 +730,29 @@ pub fn pg_config(
     Ok(cfg)
 }
 
+/// True when every address `cfg` connects to is on this machine: a Unix socket, `localhost` or a
+/// loopback address (a `hostaddr`, when given, is where the connection goes, whatever the host
+/// name). Off this machine a connection needs TLS verified against a CA to be trusted.
+pub fn pg_is_loopback(cfg: &::postgres::Config) -> bool {
+    use ::postgres::config::Host;
+    let hosts = cfg.get_hosts();
+    let addrs = cfg.get_hostaddrs();
+    (0..hosts.len().max(addrs.len())).all(|i| match (addrs.get(i), hosts.get(i)) {
+        (Some(ip), _) => ip.is_loopback(),
+        (None, Some(Host::Tcp(name))) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        (None, Some(Host::Unix(_))) => true,
+        (None, None) => false,
+    })
+}
+
 /// A text column holding a typed value (a sha256, a status), checked again on the way out: the
 /// database is disk, hostile too.
 pub fn parsed_column<T>(r: &Row, i: usize) -> SqlResult<T>
@@ -883,6 +906,20 @@ mod tests {
         drop(c);
         let e = Db::open_sqlite(&p).unwrap_err().to_string();
         assert!(e.contains("schema version 99"), "{e}");
+    }
+
+    #[test]
+    fn only_unix_sockets_localhost_and_loopback_addresses_are_loopback() {
+        let local = |url: &str| pg_is_loopback(&pg_config(url, None, false).unwrap());
+        assert!(local("postgresql://mig@127.0.0.1:5432/mig"));
+        assert!(local("postgresql://mig@localhost/mig"));
+        assert!(local("postgresql://mig@[::1]/mig"));
+        assert!(local("postgresql://mig@%2Fvar%2Frun%2Fpostgresql/mig"));
+        assert!(!local("postgresql://mig@db.internal/mig"));
+        assert!(!local("postgresql://mig@10.0.0.5/mig"));
+        assert!(!local("postgresql://mig@localhost,db.internal/mig"));
+        assert!(!local("postgresql://mig@localhost/mig?hostaddr=10.0.0.5"));
+        assert!(local("postgresql://mig@db.internal/mig?hostaddr=127.0.0.1"));
     }
 
     #[test]

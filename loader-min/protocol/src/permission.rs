@@ -69,6 +69,11 @@ impl Permission {
         Self::ALL.iter().fold(0, |m, p| m | p.bit())
     }
 
+    /// The bits MIG itself had: `investigator.go`'s nineteen, `PermSearch` (1) through
+    /// `PermInvestigatorUpdate` (1 << 18). A mask from MIG is cut to these, so that no bit MIG
+    /// never gave (`PermPlugin`) comes in with it.
+    pub const MIG_BITS: u64 = Permission::InvestigatorUpdate.bit() * 2 - 1;
+
     /// True when `mask` holds this bit.
     pub const fn granted_by(self, mask: u64) -> bool {
         mask & self.bit() != 0
@@ -182,6 +187,15 @@ mod tests {
         }
         assert_eq!(Permission::all_bits(), (1 << 20) - 1);
         assert_eq!(Permission::from_name("PermManifests"), None);
+    }
+
+    #[test]
+    fn mig_bits_are_every_bit_but_the_plugin_one() {
+        assert_eq!(
+            Permission::MIG_BITS,
+            Permission::all_bits() & !Permission::Plugin.bit()
+        );
+        assert_eq!(Permission::MIG_BITS.count_ones(), 19);
     }
 
     #[test]
