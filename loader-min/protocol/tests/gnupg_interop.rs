@@ -394,7 +394,12 @@ fn a_revoked_subkey_does_not_count_even_for_a_signature_made_before_the_revocati
     );
     // Counts while the subkey stands.
     assert_eq!(
-        signature::verify(&ring_of(&gpg, &[uid]), STATEMENT, &[before.clone()]).valid,
+        signature::verify(
+            &ring_of(&gpg, &[uid]),
+            STATEMENT,
+            std::slice::from_ref(&before)
+        )
+        .valid,
         vec![primary.clone()]
     );
     // gpg --edit-key: select subkey 1, revkey, confirm, reason 0 (none), empty text, confirm.
