@@ -26,9 +26,11 @@ pub struct Inner {
     /// Gzip streams of blobs sent to Go loaders (`[v1]`), under the blob's name, as large as
     /// the file cache (`[limits] filecache`) when v1 is on.
     pub v1_bodies: FileCache,
-    /// Held while one v1 body is compressed: misses are made one at a time, so many Go loaders
-    /// asking for a large file at once cost one copy in memory, not one each.
-    pub v1_compressing: std::sync::Mutex<()>,
+    /// The gzip streams being sent to Go loaders, whether the v1 cache holds them or not (one
+    /// too large for it included), and held while one is compressed: misses are made one at a
+    /// time, and many Go loaders asking for a large file at once share one copy in memory
+    /// (`loaders::v1_fetch`).
+    pub v1_sending: std::sync::Mutex<V1Sending>,
     pub engine: Engine,
     pub metrics: Metrics,
     pub nonces: NonceCache,
@@ -49,6 +51,9 @@ pub struct Inner {
     /// What tokens must name (Config::audience), set once the server knows where it answers.
     audience: std::sync::OnceLock<String>,
 }
+
+/// Gzip streams of blobs by the blob's name, alive while a v1 answer is sending them.
+pub type V1Sending = std::collections::HashMap<String, std::sync::Weak<bytes::Bytes>>;
 
 /// A cheap handle on [`Inner`].
 #[derive(Clone)]
@@ -82,7 +87,7 @@ impl App {
             blobs,
             file_cache,
             v1_bodies,
-            v1_compressing: std::sync::Mutex::new(()),
+            v1_sending: Default::default(),
             engine,
             metrics: Metrics::default(),
             nonces,

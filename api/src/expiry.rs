@@ -57,11 +57,15 @@ pub fn expiring(conn: &Conn, now: Timestamp) -> Result<Vec<Expiring>> {
     .map_err(what())
 }
 
-/// Logs a warning for each manifest of [`expiring`] at start and every [`LOG_EVERY`].
-pub async fn watch(app: App) {
+/// Logs a warning for each manifest of [`expiring`] at start and every [`LOG_EVERY`], until
+/// `stop` says the server stops.
+pub async fn watch(app: App, mut stop: rocket::tokio::sync::watch::Receiver<bool>) {
     let mut every = rocket::tokio::time::interval(LOG_EVERY);
     loop {
-        every.tick().await;
+        rocket::tokio::select! {
+            _ = every.tick() => {}
+            _ = crate::server::stopped(&mut stop) => return,
+        }
         let now = Timestamp::now();
         match app.run(move |a| a.db.with(|c| expiring(c, now))).await {
             Ok(list) => {

@@ -11,6 +11,7 @@ use crate::manifests::{self, Candidate, Reach};
 use crate::params;
 use crate::poll::Outcome;
 use crate::targeting::{LoaderFacts, Selection};
+use bytes::Bytes;
 use mig_protocol::admin::{LastReport, LoaderKeyIssued, LoaderRecord};
 use mig_protocol::dictionary::DictName;
 use mig_protocol::loader::{Environment, ManifestRequest, ManifestResponse, Report, ReportResult};
@@ -20,6 +21,7 @@ use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 /// Administrator-owned attributes: at most this many, with bounded keys and values.
 pub const MAX_ATTRIBUTES: usize = 64;
@@ -492,8 +494,8 @@ pub fn v1_manifest(
 
 /// `POST <v1>/manifest/fetch/`: the first entry named `object` of the manifest this loader was
 /// given by its last manifest request, as the bytes a Go loader decodes (gzip of the file), the
-/// file checked against its sha256 first.
-pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::body::Bytes> {
+/// file checked against its sha256 first; one copy shared by every request sending it.
+pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<Arc<Bytes>> {
     let manifest = given_manifest(app, who)?;
     let row: Option<(String, i64)> = app.db.with(|c| {
         c.query_row(
@@ -511,24 +513,34 @@ pub fn v1_fetch(app: &App, who: &Authenticated, object: &str) -> Result<hyper::b
             "object {object:?} is not in manifest {manifest} given to this loader over v1"
         )));
     };
-    // Compressed once per blob while it stays in the v1 cache: a fleet moving over fetches the
-    // same agent many times.
-    app.v1_bodies.get_or_make(&sha256, || {
-        let _one = app
-            .v1_compressing
-            .lock()
-            .map_err(|_| Error::Internal("the v1 compression lock is poisoned".into()))?;
-        // Another request may have made it while this one waited.
-        if let Some(done) = app.v1_bodies.cached(&sha256) {
-            return Ok(done);
-        }
-        let bytes = crate::filecache::read_verified(&app.blobs, &sha256, size as u64)?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &bytes)
-            .and_then(|()| gz.finish())
-            .map(hyper::body::Bytes::from)
-            .map_err(|e| Error::Internal(format!("compressing blob {sha256}: {e}")))
-    })
+    // Compressed once per blob while it stays in the v1 cache or is being sent: a fleet moving
+    // over fetches the same agent many times, and many at once.
+    if let Some(done) = app.v1_bodies.cached(&sha256) {
+        return Ok(Arc::new(done));
+    }
+    let mut sending = app
+        .v1_sending
+        .lock()
+        .map_err(|_| Error::Internal("the v1 compression lock is poisoned".into()))?;
+    // Made by another request while this one waited, or still being sent to one.
+    if let Some(done) = app.v1_bodies.cached(&sha256) {
+        return Ok(Arc::new(done));
+    }
+    if let Some(shared) = sending.get(&sha256).and_then(Weak::upgrade) {
+        return Ok(shared);
+    }
+    let bytes = crate::filecache::read_verified(&app.blobs, &sha256, size as u64)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let gz = std::io::Write::write_all(&mut gz, &bytes)
+        .and_then(|()| gz.finish())
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(format!("compressing blob {sha256}: {e}")))?;
+    drop(bytes);
+    let gz = app.v1_bodies.get_or_make(&sha256, || Ok(gz))?;
+    let gz = Arc::new(gz);
+    sending.retain(|_, w| w.strong_count() > 0);
+    sending.insert(sha256, Arc::downgrade(&gz));
+    Ok(gz)
 }
 
 /// The manifest this loader's last manifest request gave it, while it is active (or halted:

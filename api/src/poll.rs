@@ -24,6 +24,7 @@ use crate::logging;
 use mig_protocol::time::Timestamp;
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Method;
+use rocket::tokio::sync::watch;
 use rocket::{Request, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -257,11 +258,15 @@ pub fn catch_up(app: &App, shared: i64) -> Result<()> {
     Ok(())
 }
 
-/// Flushes `lastseen` every [`SEEN_FLUSH`] while the server runs.
-pub async fn flusher(app: App) {
+/// Flushes `lastseen` every [`SEEN_FLUSH`] until `stop` (the last flush is `server::run`'s,
+/// after every request has been answered).
+pub async fn flusher(app: App, mut stop: watch::Receiver<bool>) {
     let mut every = rocket::tokio::time::interval(SEEN_FLUSH);
     loop {
-        every.tick().await;
+        rocket::tokio::select! {
+            _ = every.tick() => {}
+            _ = crate::server::stopped(&mut stop) => return,
+        }
         if let Err(e) = app.run(|a| a.poll.flush(a)).await {
             logging::event("error", "lastseen_flush_failed", &[("error", &e)]);
         }

@@ -168,12 +168,15 @@ pub fn prune(conn: &Conn, now: Timestamp, keep: Retention) -> Result<u64> {
     Ok(deleted)
 }
 
-/// Prunes now and every [`PRUNE_EVERY`] while the server runs; a failure is logged and tried
-/// again at the next turn.
-pub async fn pruner(app: App) {
+/// Prunes now and every [`PRUNE_EVERY`] until `stop`; a failure is logged and tried again at
+/// the next turn.
+pub async fn pruner(app: App, mut stop: rocket::tokio::sync::watch::Receiver<bool>) {
     let mut every = rocket::tokio::time::interval(PRUNE_EVERY);
     loop {
-        every.tick().await;
+        rocket::tokio::select! {
+            _ = every.tick() => {}
+            _ = crate::server::stopped(&mut stop) => return,
+        }
         let keep = app.cfg.reports;
         match app
             .run(move |a| a.db.with_relaxed(|c| prune(c, Timestamp::now(), keep)))

@@ -11,7 +11,8 @@ use crate::routes;
 use rocket::config::{Ident, LogLevel};
 use rocket::fairing::AdHoc;
 use rocket::tokio::net::TcpListener;
-use rocket::tokio::sync::oneshot;
+use rocket::tokio::signal::unix::{signal, SignalKind};
+use rocket::tokio::sync::{oneshot, watch};
 use rocket::{catchers, Build, Rocket};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -19,51 +20,104 @@ use std::net::{IpAddr, SocketAddr};
 /// The line printed once the socket is bound (tests and scripts wait for it).
 pub const LISTENING: &str = "mig-api listening on ";
 
-/// Serves `app` until the process is told to stop: the public socket (`front`) in front of
-/// Rocket on a loopback port of its own.
+/// Serves `app` until SIGTERM or SIGINT, then stops in order (docs/design.md §6.1): the public
+/// socket stops accepting, the requests in flight are answered (for at most
+/// [`front::DRAIN_GRACE`]), Rocket and the background tasks end, and then, outside the async
+/// runtime, the `lastseen` still held in memory is written and the database connections are
+/// closed. A PostgreSQL connection's close blocks on a runtime of its own, which cannot run on
+/// one of Rocket's workers; this function keeps a handle on `app` so the last one is dropped
+/// here, never inside the runtime.
 pub fn run(app: App) -> Result<()> {
+    let served = rocket::execute(serve(app.clone()));
+    let flushed = app.poll.flush(&app);
+    app.db.close();
+    match &flushed {
+        Ok(n) => logging::event("info", "stopped", &[("lastseen_written", n)]),
+        Err(e) => logging::event("error", "lastseen_flush_failed", &[("error", e)]),
+    }
+    served.and(flushed.map(drop))
+}
+
+/// The public socket (`front`) in front of Rocket on a loopback port of its own, until a
+/// stop signal has been handled.
+async fn serve(app: App) -> Result<()> {
     let cfg = app.cfg.clone();
     let bounds = front::Bounds::from(&cfg.limits).fit_to_descriptors();
     let tls = cfg.tls.as_ref().map(front::acceptor).transpose()?;
     let secret = front::secret();
-    let rocket = build(app.clone(), &secret)?;
-    rocket::execute(async move {
-        let public = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
-        let addr = public
-            .local_addr()
-            .map_err(|e| Error::Internal(format!("address of {}: {e}", cfg.listen)))?;
-        let audience = app.bound(addr)?.to_string();
-        logging::event("info", "token_audience", &[("audience", &audience)]);
-        let (bound, on_bound) = oneshot::channel();
-        let rocket = rocket.attach(AdHoc::on_liftoff("bound", move |r| {
+    // Installed before the address is announced: from then on a signal stops the server in
+    // order instead of killing the process.
+    let (stop, stopping) = watch::channel(false);
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::Internal(format!("handling SIGTERM: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Internal(format!("handling SIGINT: {e}")))?;
+    rocket::tokio::spawn(async move {
+        let name = rocket::tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        logging::event("info", "stopping", &[("signal", &name)]);
+        let _ = stop.send(true);
+    });
+    let public = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
+    let addr = public
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("address of {}: {e}", cfg.listen)))?;
+    let audience = app.bound(addr)?.to_string();
+    logging::event("info", "token_audience", &[("audience", &audience)]);
+    let (bound, on_bound) = oneshot::channel();
+    let rocket = build(app.clone(), &secret)?
+        .attach(AdHoc::on_liftoff("bound", move |r| {
             let inner = SocketAddr::new(r.config().address, r.config().port);
             Box::pin(async move {
                 let _ = bound.send(inner);
             })
-        }));
-        let server = rocket::tokio::spawn(rocket.launch());
-        rocket::tokio::spawn(crate::reports::pruner(app.clone()));
-        rocket::tokio::spawn(crate::poll::flusher(app.clone()));
-        rocket::tokio::spawn(crate::expiry::watch(app.clone()));
-        let inner = on_bound
-            .await
-            .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;
-        {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{LISTENING}{}", cfg.url(addr));
-            let _ = out.flush();
-        }
-        rocket::tokio::select! {
-            ended = server => match ended {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(Error::Internal(format!("server: {e}"))),
-                Err(e) => Err(Error::Internal(format!("server: {e}"))),
-            },
-            ended = front::serve(public, bounds, tls, inner, &secret, app) => ended,
-        }
-    })
+        }))
+        .ignite()
+        .await
+        .map_err(|e| Error::Internal(format!("server: {e}")))?;
+    let rocket_stop = rocket.shutdown();
+    let mut server = rocket::tokio::spawn(rocket.launch());
+    let background = [
+        rocket::tokio::spawn(crate::reports::pruner(app.clone(), stopping.clone())),
+        rocket::tokio::spawn(crate::poll::flusher(app.clone(), stopping.clone())),
+        rocket::tokio::spawn(crate::expiry::watch(app.clone(), stopping.clone())),
+    ];
+    let inner = on_bound
+        .await
+        .map_err(|_| Error::Internal("the server stopped before it listened".into()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{LISTENING}{}", cfg.url(addr));
+        let _ = out.flush();
+    }
+    let front = front::serve(public, bounds, tls, inner, &secret, app, stopping);
+    let served = rocket::tokio::select! {
+        ended = &mut server => Err(match ended {
+            Ok(Ok(_)) => Error::Internal("server: Rocket stopped by itself".into()),
+            Ok(Err(e)) => Error::Internal(format!("server: {e}")),
+            Err(e) => Error::Internal(format!("server: {e}")),
+        }),
+        // Returns once the stop signal came and the connections were drained.
+        ended = front => ended,
+    };
+    // Nothing comes through the front any more: Rocket has no request left to finish.
+    rocket_stop.notify();
+    let _ = server.await;
+    // They end at their next turn; a flush under way is finished, not cut.
+    for task in background {
+        let _ = task.await;
+    }
+    served
+}
+
+/// Returns once `stop` says true (or its sender is gone): the signal that ends the accept
+/// loop, each connection, and the background tasks.
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Rocket for `app` on a loopback port of its own; it answers only requests that carry
@@ -77,6 +131,12 @@ pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
         ident: Ident::try_new("mig-api")
             .map_err(|e| Error::Internal(format!("server identity: {e}")))?,
         ip_header: Some(front::PEER_HEADER.into()),
+        // The signals are handled in `serve`, which stops the front before Rocket.
+        shutdown: rocket::config::Shutdown {
+            ctrlc: false,
+            signals: Default::default(),
+            ..Default::default()
+        },
         ..rocket::Config::release_default()
     };
     let base = app.cfg.baseroute.clone();

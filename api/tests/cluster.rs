@@ -1,12 +1,13 @@
 //! Several mig-api replicas on one PostgreSQL database (docs/design.md §6.6), whatever
 //! `MIG_TEST_DATABASE` says: every step of the walk-through on another replica than the one
 //! before, replay, a disabled loader and a deleted plugin across replicas, replicas starting
-//! together on an empty database, a replica killed mid-upload, and the database stopped and
-//! started again under load.
+//! together on an empty database, a replica killed mid-upload, the database stopped and
+//! started again under load, and replicas stopped with SIGTERM under load.
 
 mod common;
 
 use common::*;
+use mig_protocol::time::Timestamp;
 use mig_test_support::postgres::{PgCluster, PgDatabase};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -482,5 +483,73 @@ fn tls_to_postgresql_is_required_and_verified_against_the_configured_ca() {
         let out = mig_test_support::run(c, None, Duration::from_secs(60));
         assert!(!out.success(), "{database}: {out}");
         assert!(out.stderr.contains(why), "{database}: {out}");
+    }
+}
+
+#[test]
+fn replicas_sent_sigterm_under_load_exit_0_and_write_every_lastseen() {
+    let mut r = replicas(2);
+    let (a1, a2) = two_admins(&r[0]);
+    active_manifest(&r[0], &[&a1, &a2], "m", "true");
+    // Four loaders polling each replica, one thread each, until the replica has gone: each poll
+    // after the first is answered from memory, its `lastseen` held there until a flush.
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for (n, srv) in r.iter().enumerate() {
+        for i in 0..4 {
+            let (lid, key) = srv.enabled_loader(&a1, &format!("host-{n}-{i}"), None);
+            let url = srv.url("loader/manifest");
+            let stopping = stopping.clone();
+            pollers.push(std::thread::spawn(move || {
+                let body = manifest_request("h", &[]).to_string().into_bytes();
+                let (mut answered, mut last_sent, mut failures) = (0u32, None, Vec::new());
+                loop {
+                    let sent = Timestamp::now();
+                    let headers = [("X-LOADERKEY", key.clone())];
+                    match try_request("POST", &url, &headers, Some(body.clone())) {
+                        Ok(reply) if reply.status == 200 => {
+                            answered += 1;
+                            last_sent = Some(sent);
+                        }
+                        Ok(reply) => failures.push(format!("{}: {}", reply.status, reply.text())),
+                        // Refused or reset: the replica stopped accepting.
+                        Err(_) if stopping.load(Ordering::SeqCst) => break,
+                        Err(e) => failures.push(e),
+                    }
+                }
+                (lid, answered, last_sent, failures)
+            }));
+        }
+    }
+    // Load on both: every loader answered many times, so its latest `lastseen` is in memory.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while r.iter().map(|s| s.poll_cache_hits()).min().unwrap() < 200 {
+        assert!(Instant::now() < deadline, "no load; log:\n{}", r[0].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stopping.store(true, Ordering::SeqCst);
+    for srv in r.iter_mut() {
+        let status = srv.terminate();
+        let log = srv.log();
+        assert_eq!(status.code(), Some(0), "{status}; log:\n{log}");
+        assert!(!log.contains("panicked"), "log:\n{log}");
+        assert!(log.contains("event=stopping signal=SIGTERM"), "log:\n{log}");
+        assert!(
+            log.contains("event=stopped lastseen_written="),
+            "log:\n{log}"
+        );
+    }
+    let db = r[0].postgres().unwrap();
+    for p in pollers {
+        let (lid, answered, last_sent, failures) = p.join().unwrap();
+        assert!(failures.is_empty(), "loader {lid}: {failures:?}");
+        assert!(answered > 1, "loader {lid} was answered {answered} times");
+        let last_sent = last_sent.unwrap().0;
+        let stored = &db.rows(&format!("SELECT lastseen FROM loaders WHERE id = {lid}"))[0][0];
+        let stored: u64 = stored.parse().unwrap_or(0);
+        assert!(
+            stored >= last_sent,
+            "loader {lid}: lastseen {stored} in the database, its last answered poll was sent at {last_sent}"
+        );
     }
 }

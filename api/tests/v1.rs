@@ -1,7 +1,8 @@
 //! MIG's v1 loader routes over real HTTP (docs/design.md §8.3): Collection+JSON answers and
 //! errors, v1 signatures verified against the signer's key (Ed25519 and foreign ones refused),
-//! a Go loader offered only what it can verify, files as base64 of gzip. The real Go loader runs
-//! against them in tests/tests/mig_go.rs.
+//! a Go loader offered only what it can verify, files as base64 of gzip, and memory bounded
+//! while many fetch a large agent at once. The real Go loader runs against them in
+//! tests/tests/mig_go.rs.
 
 mod common;
 
@@ -35,6 +36,31 @@ fn v1_server() -> Server {
         ),
         ..Settings::default()
     })
+}
+
+/// A manifest for Go loaders with `files`, signed for them by rsa1 and rsa2, and an enabled
+/// loader that was given it over v1: the loader's key.
+fn v1_manifest_given(srv: &Server, files: &[(&str, &[u8])]) -> String {
+    let rsa1 = srv.dev_named_admin("rsa1", "PermAdmin,PermManifest,PermLoader");
+    let rsa2 = srv.dev_named_admin("rsa2", "PermManifest");
+    let paths: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (format!("manifest/{n}"), *d))
+        .collect();
+    let archive = targz(
+        &paths
+            .iter()
+            .map(|(p, d)| (p.as_str(), *d))
+            .collect::<Vec<_>>(),
+    );
+    let rec = create_v1_manifest(srv, &rsa1, "fleet", &archive);
+    let id = rec["id"].as_u64().unwrap();
+    let text = rec["v1_text"].as_str().unwrap().to_string();
+    sign(srv, &rsa1, id, Some(text.as_bytes())).expect(200);
+    sign(srv, &rsa2, id, Some(text.as_bytes())).expect(200);
+    let (_, key) = srv.enabled_loader(&rsa1, "gofleet", None);
+    v1(srv, Some(&key), "manifest/agent/", form("host7", "")).expect(200);
+    key
 }
 
 /// A Go loader's form body: `parameters=` and the JSON, URL-encoded as Go's QueryEscape.
@@ -332,4 +358,103 @@ fn a_go_loaders_poll_leaves_every_kept_answer_and_the_shared_generation_alone() 
     poll();
     assert_eq!(hits(), before + 1, "our loader's answer was dropped");
     assert_eq!(generation(), shared, "the shared generation moved");
+}
+
+/// mig-api's peak resident memory so far (`VmHWM`), in bytes.
+fn peak_rss(srv: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", srv.pid().unwrap())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kib << 10
+}
+
+/// Go loaders fetching the agent at once, and the bound on mig-api's peak RSS while they do
+/// (BENCHMARKS.md "v1 fetch memory").
+const FETCHERS: usize = 200;
+const PEAK_RSS_BOUND: u64 = 512 << 20;
+
+#[test]
+fn two_hundred_go_loaders_fetching_a_32_mib_agent_at_once_keep_mig_api_under_its_memory_bound() {
+    let srv = v1_server();
+    // As compressible as a real agent binary is (gzip keeps about a third): 2 bits a byte.
+    let agent: Vec<u8> = mig_test_support::noise(32 << 20)
+        .iter()
+        .map(|b| b"ACGT"[(b & 3) as usize])
+        .collect();
+    let key = v1_manifest_given(
+        &srv,
+        &[("mig-agent", &agent), ("configuration", b"[agent]\n")],
+    );
+    let url = v1_url(&srv, "manifest/fetch/");
+    let body = form("host7", "mig-agent");
+    // One fetch read whole: the agent's exact bytes.
+    let r = v1(&srv, Some(&key), "manifest/fetch/", body.clone()).expect(200);
+    let answer_len = r.body.len() as u64;
+    let v = r.json();
+    let gz = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        v["collection"]["items"][0]["data"][0]["value"]["data"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    drop(v);
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert!(out == agent, "the fetched agent differs");
+    let before = peak_rss(&srv);
+    // Then all at once, each answer counted as it streams in, never kept.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(FETCHERS));
+    let fetchers: Vec<_> = (0..FETCHERS)
+        .map(|_| {
+            let (url, key, body, start) = (url.clone(), key.clone(), body.clone(), start.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                start.wait();
+                let mut res = agent
+                    .post(&url)
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .header("X-Loaderkey", &key)
+                    .send(&body[..])
+                    .unwrap();
+                let status = res.status().as_u16();
+                let n = std::io::copy(
+                    &mut res.body_mut().with_config().reader(),
+                    &mut std::io::sink(),
+                )
+                .unwrap();
+                (status, n)
+            })
+        })
+        .collect();
+    for f in fetchers {
+        assert_eq!(f.join().unwrap(), (200, answer_len));
+    }
+    let peak = peak_rss(&srv);
+    // The figures of BENCHMARKS.md "v1 fetch memory" (`-- --nocapture`).
+    eprintln!(
+        "mig-api peak RSS: {} KiB before the {FETCHERS} fetches, {} KiB after; answer {answer_len} B",
+        before >> 10,
+        peak >> 10
+    );
+    assert!(
+        peak < PEAK_RSS_BOUND,
+        "mig-api's peak RSS was {} MiB with {FETCHERS} fetches of a {} MiB answer at once \
+         ({} MiB before them), over the bound of {} MiB",
+        peak >> 20,
+        answer_len >> 20,
+        before >> 20,
+        PEAK_RSS_BOUND >> 20
+    );
 }

@@ -19,7 +19,7 @@ use postgres::PgConn;
 use rusqlite::{Connection, OpenFlags};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// How long a SQLite writer waits for another writer before failing with "database is locked".
@@ -526,6 +526,13 @@ impl Db {
             pool.push(conn);
         }
         out
+    }
+
+    /// Closes the idle connections now, on the calling thread. A PostgreSQL connection's close
+    /// blocks on a runtime of its own: call this outside any async runtime (server.rs).
+    pub fn close(&self) {
+        let idle = std::mem::take(&mut *self.pool.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(idle);
     }
 
     /// Like [`Db::with`], for the loaders' per-request bookkeeping (last seen, reported

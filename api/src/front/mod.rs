@@ -22,6 +22,7 @@ pub use forward::{FRONT_HEADER, PEER_HEADER};
 pub use tls::acceptor;
 
 use crate::app::App;
+use crate::server::stopped;
 use caps::Caps;
 use forward::{Link, Upstream};
 use hyper::header::HeaderValue;
@@ -29,6 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use idle::Idle;
 use rocket::tokio::io::{AsyncRead, AsyncWrite};
 use rocket::tokio::net::{TcpListener, TcpStream};
+use rocket::tokio::sync::watch;
 use rocket::tokio::time::{sleep, timeout};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -39,6 +41,11 @@ use tokio_rustls::TlsAcceptor;
 /// Largest request head (request line and headers), and the most header lines.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
+
+/// How long a stopping server waits for the requests in flight (docs/design.md §6.1): a
+/// service manager's own stop timeout is longer (systemd: 90 s), so the server closes its
+/// connections itself rather than being killed.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(20);
 
 /// File descriptors one connection may hold: the client's socket, and the loopback
 /// connection to Rocket at both its ends (both in this process).
@@ -115,7 +122,9 @@ pub fn secret() -> String {
     mig_protocol::sha256::hex(&b)
 }
 
-/// Serves `listener` until the process ends, handing requests to Rocket at `rocket`.
+/// Serves `listener`, handing requests to Rocket at `rocket`, until `stop`; then stops
+/// accepting, lets each connection finish the request it is in (none is begun after it), and
+/// returns once every connection has closed or [`DRAIN_GRACE`] has passed.
 pub async fn serve(
     listener: TcpListener,
     bounds: Bounds,
@@ -123,6 +132,7 @@ pub async fn serve(
     rocket: SocketAddr,
     secret: &str,
     app: App,
+    mut stop: watch::Receiver<bool>,
 ) -> crate::error::Result<()> {
     let secret = HeaderValue::from_str(secret)
         .map_err(|e| crate::error::Error::Internal(format!("front secret: {e}")))?;
@@ -136,8 +146,15 @@ pub async fn serve(
         }),
         app,
     });
+    // Each connection holds a receiver: told to drain, it closes after its request in flight,
+    // and the sender learns when the last one has gone.
+    let (drain, draining) = watch::channel(false);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = rocket::tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: the caps keep this rare; wait rather than spin.
@@ -151,8 +168,9 @@ pub async fn serve(
             Ok(place) => {
                 front.app.metrics.connection("accepted");
                 let front = Arc::clone(&front);
+                let draining = draining.clone();
                 rocket::tokio::spawn(async move {
-                    front.connection(stream, peer).await;
+                    front.connection(stream, peer, draining).await;
                     drop(place);
                 });
             }
@@ -162,17 +180,31 @@ pub async fn serve(
             }
         }
     }
+    drop(listener);
+    drop(draining);
+    let _ = drain.send(true);
+    if timeout(DRAIN_GRACE, drain.closed()).await.is_err() {
+        crate::logging::event(
+            "warn",
+            "connections_cut",
+            &[
+                ("open", &drain.receiver_count()),
+                ("grace_seconds", &DRAIN_GRACE.as_secs()),
+            ],
+        );
+    }
+    Ok(())
 }
 
 impl Front {
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr, drain: watch::Receiver<bool>) {
         let _ = stream.set_nodelay(true);
         let io = Idle::new(stream, self.bounds.idle);
         let expired = io.expired();
         match &self.tls {
-            None => self.http(io, peer).await,
+            None => self.http(io, peer, drain).await,
             Some(acceptor) => match timeout(self.bounds.head, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => self.http(tls, peer).await,
+                Ok(Ok(tls)) => self.http(tls, peer, drain).await,
                 Ok(Err(_)) => self.app.metrics.connection("tls_failed"),
                 Err(_) => self.app.metrics.connection("head_deadline"),
             },
@@ -182,7 +214,7 @@ impl Front {
         }
     }
 
-    async fn http<I>(&self, io: I, peer: SocketAddr)
+    async fn http<I>(&self, io: I, peer: SocketAddr, mut drain: watch::Receiver<bool>)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -201,7 +233,18 @@ impl Front {
             .keep_alive(true)
             .max_buf_size(MAX_HEAD_BYTES)
             .max_headers(MAX_HEADERS);
-        if let Err(e) = http.serve_connection(TokioIo::new(io), service).await {
+        let conn = http.serve_connection(TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        let served = rocket::tokio::select! {
+            done = conn.as_mut() => done,
+            _ = stopped(&mut drain) => {
+                // The request in flight is answered, with `Connection: close`; an idle
+                // connection closes now.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = served {
             if e.is_timeout() {
                 self.app.metrics.connection("head_deadline");
             }

@@ -259,6 +259,16 @@ pub fn request(
     headers: &[(&str, String)],
     body: Option<Vec<u8>>,
 ) -> Reply {
+    try_request(method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// [`request`], with a failure of the connection (refused, reset) as an error.
+pub fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> Result<Reply, String> {
     let mut b = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
@@ -274,7 +284,7 @@ pub fn request(
         Some(body) => agent().run(b.body(body).unwrap()),
         None => agent().run(b.body(()).unwrap()),
     };
-    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut res = res.map_err(|e| e.to_string())?;
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let body = res
@@ -282,12 +292,12 @@ pub fn request(
         .with_config()
         .limit(512 << 20)
         .read_to_vec()
-        .unwrap();
-    Reply {
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 impl Server {

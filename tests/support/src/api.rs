@@ -17,6 +17,10 @@ use std::time::Duration;
 /// How long a started `mig-api` may take to announce its address.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a `mig-api` sent SIGTERM may take to exit: its drain of the requests in flight
+/// (20 s at most) and the rest of its stop.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The base route the harness configures (also mig-api's default).
 pub const BASEROUTE: &str = "/api/v2";
 
@@ -328,6 +332,34 @@ impl ApiServer {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it; waits for the process to exit (at most
+    /// [`STOP_TIMEOUT`], then SIGKILL and a panic) and returns its exit status.
+    #[track_caller]
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("mig-api is not running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.as_ref().is_ok_and(|s| s.success()),
+            "kill -TERM {pid}: {sent:?}"
+        );
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for mig-api") {
+                self.child = None;
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                self.kill();
+                panic!(
+                    "mig-api did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
