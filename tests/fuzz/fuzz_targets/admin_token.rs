@@ -12,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
     }
     // The audience both the console and the API write from a URL.
     if let Ok(a) = mig_protocol::admin::audience(text) {
-        assert_eq!(mig_protocol::admin::audience(&a).ok().as_deref(), Some(a.as_str()));
+        assert_eq!(
+            mig_protocol::admin::audience(&a).ok().as_deref(),
+            Some(a.as_str())
+        );
     }
 });
