@@ -52,7 +52,7 @@ pub fn store(
     let what = || Error::db("storing a report");
     let tx = conn.transaction().map_err(what())?;
     let (id, at) = (loader as i64, now.0 as i64);
-    check_given(&tx, id, serial)?;
+    check_given(&tx, id, serial, result)?;
     let history_id: i64 = tx
         .query_row(
             "INSERT INTO report_history (loader_id, serial, result, message, time)
@@ -84,8 +84,14 @@ pub fn store(
 /// given, or about the one it last reported on (what it still runs while a newer one is
 /// tried, or after it was refused one). Anything else, a manifest it was never offered or a
 /// serial that does not exist, is refused before it reaches the history, the rollout counts,
-/// the adoption or a halt rule: one enrolled key cannot halt or fake another rollout.
-fn check_given(conn: &Conn, loader: i64, serial: i64) -> Result<()> {
+/// the adoption or a halt rule: one enrolled key cannot halt or fake another rollout. Serial 0
+/// `rejected` is admitted: it is what a loader sends when it refused a statement whose
+/// signatures failed (so its serial is not believed) or was refused before anything was
+/// installed (docs/design.md §4.19); it is about no manifest and counts for none.
+fn check_given(conn: &Conn, loader: i64, serial: i64, result: ReportResult) -> Result<()> {
+    if serial == 0 && result == ReportResult::Rejected {
+        return Ok(());
+    }
     let (given, last): (Option<i64>, Option<i64>) = conn
         .query_row(
             "SELECT l.given_manifest, r.serial FROM loaders l

@@ -544,6 +544,17 @@ fn a_loader_reports_only_about_what_it_was_given() {
             .json();
         assert_eq!(h, json!([]), "nothing reached {}'s history", l.name);
     }
+    // Serial 0 `rejected` is about no manifest (a statement whose signatures failed): admitted,
+    // counted for none.
+    report(&srv, &fleet[1], 0, "rejected", "got 1, need 2");
+    assert_eq!(
+        counts(
+            &srv.get(&a, &format!("manifests/{stable}/rollout"))
+                .expect(200)
+                .json()
+        )[5],
+        0
+    );
     // What it was given, it may report; then what it last reported on, even once it is given
     // another manifest.
     report(&srv, &fleet[0], stable, "installed", "");
