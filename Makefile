@@ -52,17 +52,19 @@ fuzz:
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
 #   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → bin/linux/<ARCH>/mig-loader
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
-# ARCH is Go's GOARCH, as MIG names platforms: amd64 (default) or arm64. These rows are the table of
-# tests/support/src/targets.rs (its test the_makefile_arch_rows_are_this_table compares them).
+# OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default); amd64 (default) or
+# arm64. These rows are the table of tests/support/src/targets.rs (its test
+# the_makefile_arch_rows_are_this_table compares them).
 .PHONY: mig-loader deb-loader
 
+OS             ?= linux
 ARCH           ?= amd64
-LOADER_TRIPLE_amd64 := x86_64-unknown-linux-musl
-LOADER_TRIPLE_arm64 := aarch64-unknown-linux-musl
-DEB_ARCH_amd64 := amd64
-DEB_ARCH_arm64 := arm64
-LOADER_TRIPLE  := $(LOADER_TRIPLE_$(ARCH))
-DEB_ARCH       := $(DEB_ARCH_$(ARCH))
+LOADER_TRIPLE_linux_amd64 := x86_64-unknown-linux-musl
+LOADER_TRIPLE_linux_arm64 := aarch64-unknown-linux-musl
+DEB_ARCH_linux_amd64 := amd64
+DEB_ARCH_linux_arm64 := arm64
+LOADER_TRIPLE  := $(LOADER_TRIPLE_$(OS)_$(ARCH))
+DEB_ARCH       := $(DEB_ARCH_$(OS)_$(ARCH))
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
@@ -70,14 +72,14 @@ DEB_ROOT       := $(LOADER_TARGET)/deb-loader
 mig-loader:
 	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
 	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
-	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "ARCH=$(ARCH) is not a mig-loader target: amd64 or arm64 (Go's GOARCH)"; exit 1; fi
-	mkdir -p bin/linux/$(ARCH)
+	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) is not a mig-loader target: linux with amd64 or arm64 (Go's GOOS and GOARCH)"; exit 1; fi
+	mkdir -p bin/$(OS)/$(ARCH)
 	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) build -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
-	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/linux/$(ARCH)/mig-loader
+	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/$(OS)/$(ARCH)/mig-loader
 
 deb-loader: mig-loader
 	rm -rf $(DEB_ROOT)
-	install -D -m 0755 bin/linux/$(ARCH)/mig-loader $(DEB_ROOT)/sbin/mig-loader
+	install -D -m 0755 bin/$(OS)/$(ARCH)/mig-loader $(DEB_ROOT)/sbin/mig-loader
 	install -d -m 0755 $(DEB_ROOT)/etc/mig
 	install -d -m 0700 $(DEB_ROOT)/var/lib/mig
 	install -D -m 0644 conf/mig-loader.service $(DEB_ROOT)/lib/systemd/system/mig-loader.service

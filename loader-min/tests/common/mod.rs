@@ -29,7 +29,7 @@ pub fn loader() -> &'static LoaderUnderTest {
 /// The platform the loader under test reports, in Go's spelling.
 pub fn loader_platform() -> Platform {
     Platform {
-        os: Platform::host().os,
+        os: loader().go_os.clone(),
         arch: loader().go_arch.clone(),
     }
 }

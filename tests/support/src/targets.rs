@@ -14,20 +14,32 @@ pub const ENV_LOADER_TARGET: &str = "MIG_TEST_LOADER_TARGET";
 pub struct Target {
     /// Rust's target triple.
     pub triple: &'static str,
+    /// Go's GOOS, as MIG's loaders report it and manifests name it.
+    pub go_os: &'static str,
     /// Go's GOARCH, as MIG's loaders report it and manifests name it.
     pub go_arch: &'static str,
     /// Debian's architecture name (the .deb's `Architecture`).
     pub deb_arch: &'static str,
-    /// The qemu-user program that runs it on an x86_64 host.
-    pub qemu: Option<&'static str>,
+    /// The program (and its first arguments) that runs this build on an x86_64 Linux host, before
+    /// the loader's own path: empty for the host's build.
+    pub runner: &'static [&'static str],
+}
+
+impl Target {
+    /// The key of this target's rows in the Makefile (`LOADER_TRIPLE_<key> := <triple>`): Go's
+    /// `<GOOS>_<GOARCH>`, which `make mig-loader OS=… ARCH=…` spells.
+    pub fn make_key(&self) -> String {
+        format!("{}_{}", self.go_os, self.go_arch)
+    }
 }
 
 /// The host's target: the build the memory budget, the benchmarks and the walk-through run.
 pub const HOST: Target = Target {
     triple: "x86_64-unknown-linux-musl",
+    go_os: "linux",
     go_arch: "amd64",
     deb_arch: "amd64",
-    qemu: None,
+    runner: &[],
 };
 
 /// Every target mig-loader is built for.
@@ -35,9 +47,10 @@ pub const TARGETS: &[Target] = &[
     HOST,
     Target {
         triple: "aarch64-unknown-linux-musl",
+        go_os: "linux",
         go_arch: "arm64",
         deb_arch: "arm64",
-        qemu: Some("qemu-aarch64-static"),
+        runner: &["qemu-aarch64-static"],
     },
 ];
 
@@ -46,12 +59,14 @@ pub fn target(triple: &str) -> Option<Target> {
     TARGETS.iter().copied().find(|t| t.triple == triple)
 }
 
-/// The mig-loader a test runs: its path, how to start it, and the GOARCH it reports.
+/// The mig-loader a test runs: its path, how to start it, and the platform it reports.
 #[derive(Debug, Clone)]
 pub struct LoaderUnderTest {
     pub path: PathBuf,
-    /// The emulator it runs under, if it is not the host's build.
-    pub runner: Option<&'static str>,
+    /// The emulator it runs under (program and first arguments): empty for the host's build.
+    pub runner: &'static [&'static str],
+    /// The GOOS it reports (`linux`).
+    pub go_os: String,
     /// The GOARCH it reports (`amd64`, `arm64`).
     pub go_arch: String,
 }
@@ -65,10 +80,12 @@ impl LoaderUnderTest {
             .ok()
             .filter(|t| !t.is_empty())
         else {
+            let host = mig_protocol::statement::Platform::host();
             return LoaderUnderTest {
                 path: host_build.to_path_buf(),
-                runner: None,
-                go_arch: mig_protocol::statement::Platform::host().arch,
+                runner: &[],
+                go_os: host.os,
+                go_arch: host.arch,
             };
         };
         let t = target(&triple).unwrap_or_else(|| {
@@ -89,18 +106,19 @@ impl LoaderUnderTest {
         );
         LoaderUnderTest {
             path,
-            runner: t.qemu,
+            runner: t.runner,
+            go_os: t.go_os.to_string(),
             go_arch: t.go_arch.to_string(),
         }
     }
 
     /// A command running `program` (this build, or a copy of it) the way this build runs.
     pub fn command(&self, program: &Path) -> Command {
-        match self.runner {
+        match self.runner.split_first() {
             None => Command::new(program),
-            Some(qemu) => {
-                let mut c = Command::new(qemu);
-                c.arg(program);
+            Some((emulator, args)) => {
+                let mut c = Command::new(emulator);
+                c.args(args).arg(program);
                 c
             }
         }
@@ -118,13 +136,15 @@ mod tests {
             "arm64"
         );
         assert_eq!(target("armv7-unknown-linux-gnueabihf"), None);
-        assert_eq!(HOST.qemu, None);
+        assert!(HOST.runner.is_empty());
         assert_eq!(HOST.go_arch, mig_protocol::statement::Platform::host().arch);
-        assert_eq!(TARGETS.iter().filter(|t| t.qemu.is_none()).count(), 1);
+        assert_eq!(HOST.go_os, mig_protocol::statement::Platform::host().os);
+        assert_eq!(TARGETS.iter().filter(|t| t.runner.is_empty()).count(), 1);
     }
 
-    /// `make mig-loader ARCH=…` and `make deb-loader ARCH=…` read their own rows
-    /// (`LOADER_TRIPLE_<arch> := <triple>`, `DEB_ARCH_<arch> := <name>`): they must be this table.
+    /// `make mig-loader OS=… ARCH=…` and `make deb-loader OS=… ARCH=…` read their own rows
+    /// (`LOADER_TRIPLE_<os>_<arch> := <triple>`, `DEB_ARCH_<os>_<arch> := <name>`): they must be
+    /// this table.
     #[test]
     fn the_makefile_arch_rows_are_this_table() {
         let path = crate::workspace_root().join("Makefile");
@@ -141,12 +161,12 @@ mod tests {
         };
         let mut triples: Vec<(String, String)> = TARGETS
             .iter()
-            .map(|t| (t.go_arch.to_string(), t.triple.to_string()))
+            .map(|t| (t.make_key(), t.triple.to_string()))
             .collect();
         triples.sort();
         let mut debs: Vec<(String, String)> = TARGETS
             .iter()
-            .map(|t| (t.go_arch.to_string(), t.deb_arch.to_string()))
+            .map(|t| (t.make_key(), t.deb_arch.to_string()))
             .collect();
         debs.sort();
         assert_eq!(rows("LOADER_TRIPLE_"), triples, "{}", path.display());
