@@ -50,21 +50,30 @@ fuzz:
 
 
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
-#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → bin/linux/<ARCH>/mig-loader
+#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [OS=darwin] [ARCH=arm64]  → bin/<OS>/<ARCH>/mig-loader
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
-# OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default); amd64 (default) or
-# arm64. These rows are the table of tests/support/src/targets.rs (its test
-# the_makefile_arch_rows_are_this_table compares them).
-.PHONY: mig-loader deb-loader
+#   make mig-loader-universal LOADERCONF=conf/mig-loader-myenv.toml  → bin/darwin/universal/mig-loader
+# OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default) or darwin; amd64
+# (default) or arm64. These rows are the table of tests/support/src/targets.rs (its test
+# the_makefile_arch_rows_are_this_table compares them). macOS builds are linked by zig
+# (cargo-zigbuild, `pip install ziglang`: no Apple SDK needed); the universal binary joins both with
+# llvm-lipo (Debian: llvm).
+.PHONY: mig-loader deb-loader mig-loader-universal
 
 OS             ?= linux
 ARCH           ?= amd64
 LOADER_TRIPLE_linux_amd64 := x86_64-unknown-linux-musl
 LOADER_TRIPLE_linux_arm64 := aarch64-unknown-linux-musl
+LOADER_TRIPLE_darwin_arm64 := aarch64-apple-darwin
+LOADER_TRIPLE_darwin_amd64 := x86_64-apple-darwin
 DEB_ARCH_linux_amd64 := amd64
 DEB_ARCH_linux_arm64 := arm64
+LOADER_CARGO_darwin_arm64 := zigbuild
+LOADER_CARGO_darwin_amd64 := zigbuild
 LOADER_TRIPLE  := $(LOADER_TRIPLE_$(OS)_$(ARCH))
 DEB_ARCH       := $(DEB_ARCH_$(OS)_$(ARCH))
+LOADER_CARGO   := $(or $(LOADER_CARGO_$(OS)_$(ARCH)),build)
+LIPO           := $(or $(shell command -v llvm-lipo),$(shell command -v llvm-lipo-14),llvm-lipo)
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
@@ -72,10 +81,17 @@ DEB_ROOT       := $(LOADER_TARGET)/deb-loader
 mig-loader:
 	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
 	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
-	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) is not a mig-loader target: linux with amd64 or arm64 (Go's GOOS and GOARCH)"; exit 1; fi
+	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) is not a mig-loader target: linux or darwin with amd64 or arm64 (Go's GOOS and GOARCH)"; exit 1; fi
 	mkdir -p bin/$(OS)/$(ARCH)
-	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) build -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
+	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) $(LOADER_CARGO) -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
 	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/$(OS)/$(ARCH)/mig-loader
+
+# One Mach-O for Apple silicon and Intel Macs.
+mig-loader-universal:
+	$(MAKE) mig-loader OS=darwin ARCH=arm64
+	$(MAKE) mig-loader OS=darwin ARCH=amd64
+	mkdir -p bin/darwin/universal
+	$(LIPO) -create -output bin/darwin/universal/mig-loader bin/darwin/arm64/mig-loader bin/darwin/amd64/mig-loader
 
 deb-loader: mig-loader
 	rm -rf $(DEB_ROOT)

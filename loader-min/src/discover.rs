@@ -33,13 +33,18 @@ fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
 pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Agent> {
     let limits = &settings.limits;
     let platform = Platform::host();
-    let name = hostname(limits);
+    #[cfg(target_os = "macos")]
+    let (name, ident, init, addresses) = crate::darwin::host_facts(limits);
+    #[cfg(not(target_os = "macos"))]
+    let (name, ident, init, addresses) = (
+        hostname(limits),
+        ident(layout.root(), limits),
+        init_system(layout.root(), limits),
+        addresses(limits),
+    );
     log::step(format!("Hostname is {name}"));
-    let ident = ident(layout.root(), limits);
     log::step(format!("Ident is {ident}"));
-    let init = init_system(layout.root(), limits);
     log::step(format!("Init is {init}"));
-    let addresses = addresses(limits);
     for a in &addresses {
         log::step(format!("Found local address {a}"));
     }

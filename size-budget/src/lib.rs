@@ -4,6 +4,7 @@
 //! the same build and the same GNU time wrapper; the system benchmark uses both too.
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod elf;
 pub mod measure;
 pub mod musl;

@@ -1,7 +1,8 @@
-//! The release mig-loader, built the way `make mig-loader` does (static musl, `loader` profile)
-//! but unstripped so that size-budget can attribute symbols, then stripped with binutils to
-//! measure what ships.
+//! The release mig-loader, built the way `make mig-loader` does (`loader` profile, each target's
+//! cargo subcommand: `zigbuild` for macOS) but unstripped so that size-budget can attribute
+//! symbols, then stripped to measure what ships.
 
+use mig_test_support::targets::{Target, TARGETS};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -14,19 +15,22 @@ pub struct Built {
 pub const HOST_TRIPLE: &str = mig_test_support::targets::HOST.triple;
 
 /// Every target whose size is budgeted: each of mig-test-support's table.
-pub fn triples() -> impl Iterator<Item = &'static str> {
-    mig_test_support::targets::TARGETS.iter().map(|t| t.triple)
+pub fn targets() -> impl Iterator<Item = &'static Target> {
+    TARGETS.iter()
 }
 
 /// [`loader_for`] the host's target.
 pub fn loader() -> Result<Built, String> {
-    loader_for(HOST_TRIPLE)
+    loader_for(&mig_test_support::targets::HOST)
 }
 
 /// Builds mig-loader for `triple` on its own, so that no other member unifies features into it,
 /// with the development configuration unless `LOADERCONF` is set. A foreign target is stripped
-/// by llvm-strip (binutils' strip reads only the host's), the host's by binutils.
-pub fn loader_for(triple: &str) -> Result<Built, String> {
+/// by llvm-strip (binutils' strip reads only the host's ELF; llvm-strip also reads Mach-O and
+/// PE), the host's by binutils. A stripped Mach-O loses its ad-hoc code signature: that copy is
+/// for measuring only, the shipped build is stripped by the linker (`make mig-loader`).
+pub fn loader_for(target: &Target) -> Result<Built, String> {
+    let triple = target.triple;
     let root = mig_test_support::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = std::env::var("CARGO_TARGET_DIR")
@@ -37,7 +41,7 @@ pub fn loader_for(triple: &str) -> Result<Built, String> {
         .env("CARGO_PROFILE_LOADER_STRIP", "false")
         .env("CARGO_TARGET_DIR", &target_dir)
         .args([
-            "build",
+            target.cargo,
             "-p",
             "loader-min",
             "--bin",
@@ -51,7 +55,10 @@ pub fn loader_for(triple: &str) -> Result<Built, String> {
     if !status.success() {
         return Err(format!("building mig-loader failed ({status})"));
     }
-    let unstripped = target_dir.join(triple).join("loader/mig-loader");
+    let unstripped = target_dir
+        .join(triple)
+        .join("loader")
+        .join(target.exe_name());
     let out_dir = target_dir.join("size-budget");
     let (stripped, strip) = if triple == HOST_TRIPLE {
         (out_dir.join("mig-loader.stripped"), "strip")

@@ -1,6 +1,7 @@
 //! The targets mig-loader is built for, and how a test runs a build of another architecture:
-//! under Debian's qemu-user (`qemu-user-static`). This is the one table of them: size-budget
-//! budgets each, and the Makefile's `ARCH` rows are checked against it by a test below.
+//! under Debian's qemu-user (`qemu-user-static`), or not at all here (macOS). This is the one
+//! table of them: size-budget budgets each, and the Makefile's `OS`/`ARCH` rows are checked
+//! against it by a test below.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,6 +9,18 @@ use std::process::Command;
 /// Which build of mig-loader the loader's suite runs: the host's, unless this names a target of
 /// [`TARGETS`] whose debug build is then taken from `target/<triple>/debug/mig-loader`.
 pub const ENV_LOADER_TARGET: &str = "MIG_TEST_LOADER_TARGET";
+
+/// Where a build runs on this project's x86_64 Linux hosts (developers' and CI's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The host's own build.
+    Natively,
+    /// Under an emulator: the program and its first arguments, before the loader's own path.
+    Under(&'static [&'static str]),
+    /// Nowhere here (macOS: no emulator runs a Mach-O on Linux): built, its headers checked and
+    /// its OS-specific logic unit-tested on Linux; never run (docs/design.md §2.6).
+    NotHere,
+}
 
 /// One target of mig-loader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +31,13 @@ pub struct Target {
     pub go_os: &'static str,
     /// Go's GOARCH, as MIG's loaders report it and manifests name it.
     pub go_arch: &'static str,
-    /// Debian's architecture name (the .deb's `Architecture`).
-    pub deb_arch: &'static str,
-    /// The program (and its first arguments) that runs this build on an x86_64 Linux host, before
-    /// the loader's own path: empty for the host's build.
-    pub runner: &'static [&'static str],
+    /// Debian's architecture name (the .deb's `Architecture`); `None`: no .deb is built.
+    pub deb_arch: Option<&'static str>,
+    /// Whether and how this build runs here.
+    pub runs: Runs,
+    /// The cargo subcommand that builds it: `build`, or `zigbuild` (cargo-zigbuild: zig links
+    /// Mach-O without Apple's SDK and builds ring's C for macOS).
+    pub cargo: &'static str,
 }
 
 impl Target {
@@ -31,6 +46,15 @@ impl Target {
     pub fn make_key(&self) -> String {
         format!("{}_{}", self.go_os, self.go_arch)
     }
+
+    /// The loader's file name on this target's OS.
+    pub fn exe_name(&self) -> &'static str {
+        if self.go_os == "windows" {
+            "mig-loader.exe"
+        } else {
+            "mig-loader"
+        }
+    }
 }
 
 /// The host's target: the build the memory budget, the benchmarks and the walk-through run.
@@ -38,8 +62,9 @@ pub const HOST: Target = Target {
     triple: "x86_64-unknown-linux-musl",
     go_os: "linux",
     go_arch: "amd64",
-    deb_arch: "amd64",
-    runner: &[],
+    deb_arch: Some("amd64"),
+    runs: Runs::Natively,
+    cargo: "build",
 };
 
 /// Every target mig-loader is built for.
@@ -49,8 +74,25 @@ pub const TARGETS: &[Target] = &[
         triple: "aarch64-unknown-linux-musl",
         go_os: "linux",
         go_arch: "arm64",
-        deb_arch: "arm64",
-        runner: &["qemu-aarch64-static"],
+        deb_arch: Some("arm64"),
+        runs: Runs::Under(&["qemu-aarch64-static"]),
+        cargo: "build",
+    },
+    Target {
+        triple: "aarch64-apple-darwin",
+        go_os: "darwin",
+        go_arch: "arm64",
+        deb_arch: None,
+        runs: Runs::NotHere,
+        cargo: "zigbuild",
+    },
+    Target {
+        triple: "x86_64-apple-darwin",
+        go_os: "darwin",
+        go_arch: "amd64",
+        deb_arch: None,
+        runs: Runs::NotHere,
+        cargo: "zigbuild",
     },
 ];
 
@@ -97,7 +139,15 @@ impl LoaderUnderTest {
         let target_root = crate::target_dir()
             .parent()
             .map_or_else(|| crate::workspace_root().join("target"), Path::to_path_buf);
-        let path = target_root.join(t.triple).join("debug/mig-loader");
+        let runner = match t.runs {
+            Runs::Natively => &[][..],
+            Runs::Under(runner) => runner,
+            Runs::NotHere => panic!(
+                "{ENV_LOADER_TARGET}={triple}: a {}/{} build cannot run on this host",
+                t.go_os, t.go_arch
+            ),
+        };
+        let path = target_root.join(t.triple).join("debug").join(t.exe_name());
         assert!(
             path.is_file(),
             "{} is missing: cargo build -p loader-min --bin mig-loader --target {}",
@@ -106,7 +156,7 @@ impl LoaderUnderTest {
         );
         LoaderUnderTest {
             path,
-            runner: t.runner,
+            runner,
             go_os: t.go_os.to_string(),
             go_arch: t.go_arch.to_string(),
         }
@@ -136,10 +186,36 @@ mod tests {
             "arm64"
         );
         assert_eq!(target("armv7-unknown-linux-gnueabihf"), None);
-        assert!(HOST.runner.is_empty());
+        assert_eq!(HOST.runs, Runs::Natively);
         assert_eq!(HOST.go_arch, mig_protocol::statement::Platform::host().arch);
         assert_eq!(HOST.go_os, mig_protocol::statement::Platform::host().os);
-        assert_eq!(TARGETS.iter().filter(|t| t.runner.is_empty()).count(), 1);
+        assert_eq!(
+            TARGETS.iter().filter(|t| t.runs == Runs::Natively).count(),
+            1
+        );
+        let mut keys: Vec<String> = TARGETS.iter().map(Target::make_key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), TARGETS.len());
+    }
+
+    /// macOS builds are Mach-O: nothing here runs them, and no .deb is made of them.
+    #[test]
+    fn darwin_targets_are_built_with_zig_and_never_run_here() {
+        for arch in ["arm64", "amd64"] {
+            let t = TARGETS
+                .iter()
+                .find(|t| t.go_os == "darwin" && t.go_arch == arch)
+                .unwrap_or_else(|| panic!("no darwin/{arch} row"));
+            assert!(t.triple.ends_with("-apple-darwin"), "{}", t.triple);
+            assert_eq!(t.runs, Runs::NotHere);
+            assert_eq!(t.deb_arch, None);
+            assert_eq!(t.cargo, "zigbuild");
+        }
+        for t in TARGETS.iter().filter(|t| t.go_os == "linux") {
+            assert_eq!(t.cargo, "build", "{}", t.triple);
+            assert!(t.deb_arch.is_some(), "{}", t.triple);
+        }
     }
 
     /// `make mig-loader OS=… ARCH=…` and `make deb-loader OS=… ARCH=…` read their own rows
@@ -166,10 +242,18 @@ mod tests {
         triples.sort();
         let mut debs: Vec<(String, String)> = TARGETS
             .iter()
-            .map(|t| (t.make_key(), t.deb_arch.to_string()))
+            .filter_map(|t| Some((t.make_key(), t.deb_arch?.to_string())))
             .collect();
         debs.sort();
+        // The cargo subcommand, where it is not `build`.
+        let mut cargos: Vec<(String, String)> = TARGETS
+            .iter()
+            .filter(|t| t.cargo != "build")
+            .map(|t| (t.make_key(), t.cargo.to_string()))
+            .collect();
+        cargos.sort();
         assert_eq!(rows("LOADER_TRIPLE_"), triples, "{}", path.display());
         assert_eq!(rows("DEB_ARCH_"), debs, "{}", path.display());
+        assert_eq!(rows("LOADER_CARGO_"), cargos, "{}", path.display());
     }
 }
