@@ -1,6 +1,6 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` runs every test;
 # `make run-cluster` starts a throwaway PostgreSQL and two replicas on it.
-.PHONY: run run-cluster test test-plugins size-budget bench fuzz
+.PHONY: run run-cluster test test-plugins size-budget bench fuzz darwin-check
 
 CARGO ?= cargo
 # bash: the fuzz loop reads PIPESTATUS.
@@ -18,8 +18,8 @@ run-cluster:
 
 # Every test: unit, integration, GnuPG interop, console against a real API, end to end, the
 # plugins' own tests, the API's suite again on PostgreSQL (a throwaway cluster), the loader's
-# suite again with the arm64 build under qemu-aarch64-static, and the loader's size and memory
-# budget.
+# suite again with the arm64 build under qemu-aarch64-static, the loader's size and memory
+# budget (every target, the macOS ones too), and the macOS universal binary (darwin-check).
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
@@ -27,6 +27,7 @@ test: test-plugins
 	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
 	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
 	$(CARGO) run -p size-budget
+	$(MAKE) darwin-check
 
 test-plugins:
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
@@ -85,6 +86,19 @@ mig-loader:
 	mkdir -p bin/$(OS)/$(ARCH)
 	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) $(LOADER_CARGO) -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
 	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/$(OS)/$(ARCH)/mig-loader
+
+# The macOS builds size-budget made (docs/design.md §2.7: they cannot run here) joined into a
+# universal binary, and their Mach-O headers shown: both architectures, PIE executables, macOS
+# 11, libSystem only.
+DARWIN_UNIVERSAL := $(LOADER_TARGET)/size-budget/mig-loader-universal-apple-darwin
+darwin-check:
+	mkdir -p $(dir $(DARWIN_UNIVERSAL))
+	$(LIPO) -create -output $(DARWIN_UNIVERSAL) $(LOADER_TARGET)/aarch64-apple-darwin/loader/mig-loader $(LOADER_TARGET)/x86_64-apple-darwin/loader/mig-loader
+	$(LIPO) -info $(DARWIN_UNIVERSAL) | tee /dev/stderr | grep -q 'x86_64 arm64'
+	file $(DARWIN_UNIVERSAL) | tee /dev/stderr | grep -q 'Mach-O universal binary with 2 architectures'
+	llvm-objdump --macho --private-headers --arch=all $(DARWIN_UNIVERSAL) \
+	  | grep -E 'MH_MAGIC|cputype|^ +(platform|minos|name) ' | tee /dev/stderr \
+	  | grep -c 'EXECUTE.*PIE' | grep -qx 2
 
 # One Mach-O for Apple silicon and Intel Macs.
 mig-loader-universal:

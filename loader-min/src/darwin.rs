@@ -1,11 +1,11 @@
-//! macOS (Go's `darwin`), MIG's way (docs/design.md §2.6): discovery from `sysctl`
+//! macOS (Go's `darwin`), MIG's way (docs/design.md §2.7): discovery from `sysctl`
 //! (`kern.hostname`, `kern.osproductversion`, `kern.osversion`, `kern.osrelease`) with `sw_vers`
 //! only as a fallback, `launchd` as the init system, addresses from `ifconfig`, and `-i` installing
 //! the launchd interval job `/Library/LaunchDaemons/mig-loader.plist`.
 //!
 //! Every piece of logic is a plain function compiled and unit-tested on every OS; only the
 //! `sysctlbyname` call ([`host_facts`]) and the decision to run `launchctl` are macOS-only. What has
-//! never run on a Mac is listed in docs/design.md §2.6.
+//! never run on a Mac is listed in docs/design.md §2.7.
 
 use crate::child;
 use crate::error::{Error, Result};
@@ -38,7 +38,7 @@ pub fn loader_path() -> &'static str {
         .unwrap_or("/usr/local/bin/mig-loader")
 }
 
-/// The one text of the launchd job, written by `mig-loader -i` (docs/design.md §2.6).
+/// The one text of the launchd job, written by `mig-loader -i` (docs/design.md §2.7).
 pub fn launchd_plist() -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>

@@ -64,7 +64,7 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
         layout,
         started,
     };
-    // docs/design.md §2.6: MIG's `-i` on macOS installs and loads the launchd job.
+    // docs/design.md §2.7: MIG's `-i` on macOS installs and loads the launchd job.
     #[cfg(target_os = "macos")]
     if mode == Mode::FirstInstall {
         crate::darwin::install_launchd_job(run.layout.root(), &run.settings.limits)?;

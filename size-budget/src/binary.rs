@@ -45,9 +45,14 @@ pub fn check(data: &[u8], target: &Target) -> Result<Checked, String> {
     }
 }
 
-/// Mach-O: an executable for the target's CPU, position independent, built for macOS, linking
-/// only the system's own libraries (libSystem is always dynamic on macOS, nothing else may be),
-/// and signed (ad hoc, by the linker), without which Apple silicon refuses to run it.
+/// The newest minimum macOS a loader may ask for: `MACOSX_DEPLOYMENT_TARGET` of
+/// `.cargo/config.toml` (11.0, `0x000b_0000` in Mach-O's xxxx.yy.zz encoding).
+pub const MACOS_MIN: u32 = 0x000b_0000;
+
+/// Mach-O: an executable for the target's CPU, position independent, built for macOS 11 or
+/// older, linking only the system's own libraries (libSystem is always dynamic on macOS,
+/// nothing else may be), and on arm64 signed (ad hoc, by the linker), without which Apple
+/// silicon refuses to run it (Intel Macs run unsigned programs).
 fn macho(data: &[u8], target: &Target) -> Result<Checked, String> {
     let header = macho::MachHeader64::<Endianness>::parse(data, 0)
         .map_err(|e| format!("not a Mach-O 64 file: {e}"))?;
@@ -73,6 +78,7 @@ fn macho(data: &[u8], target: &Target) -> Result<Checked, String> {
     }
     let mut dylibs = Vec::new();
     let (mut macos, mut signed) = (false, false);
+    let mut minos = None;
     let mut commands = header
         .load_commands(endian, data, 0)
         .map_err(|e| format!("load commands: {e}"))?;
@@ -89,6 +95,7 @@ fn macho(data: &[u8], target: &Target) -> Result<Checked, String> {
             }
             LoadCommandVariant::BuildVersion(b) => {
                 macos |= b.platform.get(endian) == macho::PLATFORM_MACOS;
+                minos = Some(b.minos.get(endian));
             }
             _ => {}
         }
@@ -96,7 +103,14 @@ fn macho(data: &[u8], target: &Target) -> Result<Checked, String> {
     if !macos {
         problems.push("it has no LC_BUILD_VERSION for macOS".into());
     }
-    if !signed {
+    if let Some(v) = minos.filter(|v| *v > MACOS_MIN) {
+        problems.push(format!(
+            "it needs macOS {}.{} or later, not 11.0 (MACOSX_DEPLOYMENT_TARGET)",
+            v >> 16,
+            (v >> 8) & 0xff
+        ));
+    }
+    if target.go_arch == "arm64" && !signed {
         problems.push("it has no code signature (LC_CODE_SIGNATURE)".into());
     }
     for d in &dylibs {
@@ -106,7 +120,12 @@ fn macho(data: &[u8], target: &Target) -> Result<Checked, String> {
     }
     Ok(Checked {
         format: "Mach-O",
-        links: format!("links only: {}", dylibs.join(", ")),
+        links: format!(
+            "macOS {}.{} or later; links only: {}",
+            minos.unwrap_or(0) >> 16,
+            (minos.unwrap_or(0) >> 8) & 0xff,
+            dylibs.join(", ")
+        ),
         problems,
     })
 }
@@ -160,6 +179,10 @@ mod tests {
     /// A hand-made Mach-O header: arm64, MH_EXECUTE, PIE, one LC_LOAD_DYLIB `name`, an
     /// LC_BUILD_VERSION for macOS, and an LC_CODE_SIGNATURE when `signed`.
     fn macho_file(cpu: u32, name: &str, signed: bool) -> Vec<u8> {
+        macho_file_for(cpu, name, signed, MACOS_MIN)
+    }
+
+    fn macho_file_for(cpu: u32, name: &str, signed: bool, minos: u32) -> Vec<u8> {
         let mut cmds: Vec<u8> = Vec::new();
         let mut ncmds = 0u32;
         let mut push = |cmds: &mut Vec<u8>, words: &[u32], tail: &[u8]| {
@@ -180,7 +203,14 @@ mod tests {
         // cmd, cmdsize, platform, minos, sdk, ntools
         push(
             &mut cmds,
-            &[macho::LC_BUILD_VERSION, 0, macho::PLATFORM_MACOS, 0, 0, 0],
+            &[
+                macho::LC_BUILD_VERSION,
+                0,
+                macho::PLATFORM_MACOS,
+                minos,
+                0,
+                0,
+            ],
             &[],
         );
         if signed {

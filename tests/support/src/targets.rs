@@ -18,7 +18,7 @@ pub enum Runs {
     /// Under an emulator: the program and its first arguments, before the loader's own path.
     Under(&'static [&'static str]),
     /// Nowhere here (macOS: no emulator runs a Mach-O on Linux): built, its headers checked and
-    /// its OS-specific logic unit-tested on Linux; never run (docs/design.md §2.6).
+    /// its OS-specific logic unit-tested on Linux; never run (docs/design.md §2.7).
     NotHere,
 }
 
