@@ -19,7 +19,8 @@ const _: () = assert!(BUILD.required_signatures >= 1);
 const USAGE: &str = "usage: mig-loader [-c | -i] [--root DIR]
   (no flag)   check for a new signed manifest and install it
   -c          only check that the agent runs, restart it if not
-  -i          first install: create /etc/mig and /var/lib/mig, then run
+  -i          first install: create /etc/mig and /var/lib/mig (macOS: /Library/Preferences/mig,
+              and install and load /Library/LaunchDaemons/mig-loader.plist), then run
   --root DIR  prefix every path with DIR (default /)
   -V          print the version and the built-in configuration summary";
 
