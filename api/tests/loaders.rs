@@ -204,6 +204,59 @@ fn each_architecture_gets_its_own_manifest_in_go_spelling() {
     }
 }
 
+/// Windows and macOS manifests beside Linux ones (issue 25): each platform, in Go's spelling, is
+/// offered only its own manifest, and a platform without one (windows/arm64, darwin/386) none;
+/// the same OS with another architecture, or the same architecture on another OS, never.
+#[test]
+fn windows_and_macos_loaders_get_only_their_own_platform_s_manifest() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let platforms = [
+        ("linux", "amd64"),
+        ("linux", "arm64"),
+        ("linux", "arm"),
+        ("darwin", "amd64"),
+        ("darwin", "arm64"),
+        ("windows", "amd64"),
+    ];
+    for (os, arch) in platforms {
+        let id = active_manifest_for(
+            &srv,
+            &[&a1, &a2],
+            &format!("for {os}/{arch}"),
+            "true",
+            json!({"os": os, "arch": arch}),
+        );
+        let rec = srv.get(&a1, &format!("manifests/{id}")).expect(200).json();
+        assert_eq!(rec["platform"], json!({"os": os, "arch": arch}));
+    }
+    for (os, arch) in platforms
+        .into_iter()
+        .chain([("windows", "arm64"), ("darwin", "386")])
+    {
+        let (_, key) = srv.enabled_loader(&a1, &format!("l-{os}-{arch}"), None);
+        let mut req = manifest_request("h", &[]);
+        req["agent"]["environment"]["os"] = json!(os);
+        req["agent"]["environment"]["arch"] = json!(arch);
+        req["agent"]["queueloc"] = json!(format!("{os}.h"));
+        let r = srv.loader(&key, "POST", "loader/manifest", Some(req));
+        if platforms.contains(&(os, arch)) {
+            let st = r.expect(200).json()["statement"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let st = Statement::parse(st.as_bytes()).unwrap();
+            assert_eq!(st.name, format!("for {os}/{arch}"));
+            assert_eq!(
+                (st.platform.os.as_str(), st.platform.arch.as_str()),
+                (os, arch)
+            );
+        } else {
+            r.expect(404);
+        }
+    }
+}
+
 #[test]
 fn expectenv_mismatch_is_403_and_attributes_are_administrator_owned() {
     let srv = Server::start();

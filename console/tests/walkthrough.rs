@@ -743,3 +743,87 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
     let o = admin1.run(&["manifest", &m, "halt-after", "0%"]);
     assert!(o.failed().stderr.contains("like 3 or 5%"), "{o}");
 }
+
+/// `create manifest --os windows --arch amd64` (and darwin, linux/arm): the console sends the
+/// platform it is given, the API stores it, and a loader of each platform is offered only the
+/// manifest made for it, a loader of a platform without one (windows/arm64) none (issue 25).
+#[test]
+fn manifests_for_windows_and_macos_are_created_and_offered_only_to_their_platform() {
+    use mig_protocol::loader::{
+        Agent, Environment, ManifestRequest, LOADER_KEY_HEADER, MANIFEST_PATH,
+    };
+    let api = api_with_admin1(1);
+    let admin1 = key_file_admin(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "bundle", b"agent v1\n");
+    let platforms = [
+        ("windows", "amd64"),
+        ("darwin", "arm64"),
+        ("darwin", "amd64"),
+        ("linux", "arm"),
+    ];
+    for (os, arch) in platforms {
+        let created = json(&admin1.run(&[
+            "--json",
+            "create",
+            "manifest",
+            "--name",
+            &format!("for {os}/{arch}"),
+            "--target",
+            "true",
+            "--content",
+            archive.to_str().unwrap(),
+            "--os",
+            os,
+            "--arch",
+            arch,
+        ]));
+        assert_eq!(
+            created["platform"],
+            serde_json::json!({"os": os, "arch": arch})
+        );
+        let id = created["id"].as_u64().unwrap().to_string();
+        let o = admin1.run(&["manifest", &id, "sign"]);
+        assert!(
+            o.ok().stdout.contains(&format!("  platform: {os}/{arch}")),
+            "the statement shown before signing names the platform: {o}"
+        );
+    }
+    for (os, arch) in platforms.into_iter().chain([("windows", "arm64")]) {
+        let o = admin1.run(&["create", "loader", "--name", &format!("{os}-{arch}")]);
+        let key = loader_key(&o.ok().stdout);
+        let id = created_id(&o.stdout).to_string();
+        admin1.run(&["loader", &id, "enable"]).ok();
+        let req = ManifestRequest {
+            agent: Agent {
+                name: format!("{os}-{arch}.corbomite"),
+                environment: Environment {
+                    os: os.into(),
+                    arch: arch.into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = support::loader_client(&api.base_url)
+            .post_json(MANIFEST_PATH, &[(LOADER_KEY_HEADER, &key)], &req)
+            .unwrap();
+        if platforms.contains(&(os, arch)) {
+            assert_eq!(r.status, 200, "{os}/{arch}");
+            let body: serde_json::Value =
+                serde_json::from_slice(&r.read_capped(1 << 20).unwrap()).unwrap();
+            let st = mig_protocol::statement::Statement::parse(
+                body["statement"].as_str().unwrap().as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(st.name, format!("for {os}/{arch}"));
+            assert_eq!(
+                (st.platform.os.as_str(), st.platform.arch.as_str()),
+                (os, arch)
+            );
+        } else {
+            assert_eq!(r.status, 404, "{os}/{arch}");
+        }
+    }
+}

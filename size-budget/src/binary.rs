@@ -188,7 +188,7 @@ mod tests {
         let mut push = |cmds: &mut Vec<u8>, words: &[u32], tail: &[u8]| {
             let mut c: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             c.extend_from_slice(tail);
-            while c.len() % 8 != 0 {
+            while !c.len().is_multiple_of(8) {
                 c.push(0);
             }
             let size = c.len() as u32;
