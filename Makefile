@@ -12,8 +12,8 @@ SHELL := /bin/bash
 RUN_API := $(abspath $(or $(CARGO_TARGET_DIR),target))/release/mig-api
 run:
 	$(CARGO) build --release -p api --bin mig-api
-	@echo "mig-api: listening on http://127.0.0.1:1664/api/v2/ (it says so below when ready);"
-	@echo "  its database: $(CURDIR)/mig-api.db (SQLite, created on first start)."
+	@echo "mig-api's database: $(CURDIR)/mig-api.db (SQLite, created on first start); the URL it"
+	@echo "  listens on (http://127.0.0.1:1664/api/v2/) is announced below: mig-api listening on URL."
 	@echo "The first administrator, from another terminal in $(CURDIR), with an armored public key:"
 	@echo "  gpg --armor --export alice@example.org > alice.asc"
 	@echo "  $(RUN_API) investigator add --name alice --pubkey alice.asc --perms PermAdmin,PermManifest,PermLoader"
