@@ -1,14 +1,23 @@
-# Entry points. `make run` starts the API on its embedded SQLite; `make test` runs every test;
-# `make run-cluster` starts a throwaway PostgreSQL and two replicas on it.
-.PHONY: run run-cluster test test-plugins size-budget bench fuzz darwin-check
+# Entry points. `make run` starts the API on its embedded SQLite; `make test` installs what the
+# suite needs (.ci/setup) and runs every test; `make run-cluster` starts a throwaway PostgreSQL and
+# two replicas on it.
+.PHONY: run run-cluster setup test test-plugins size-budget bench fuzz darwin-check
 
 CARGO ?= cargo
 # bash: the fuzz loop reads PIPESTATUS.
 SHELL := /bin/bash
 
-# The API on 127.0.0.1:1664 with ./mig-api.db (created on first start).
+# The API with mig-api's defaults (127.0.0.1:1664, ./mig-api.db, created on first start), and how
+# to add the first administrator to that database.
+RUN_API := $(abspath $(or $(CARGO_TARGET_DIR),target))/release/mig-api
 run:
-	$(CARGO) run --release -p api --bin mig-api
+	$(CARGO) build --release -p api --bin mig-api
+	@echo "mig-api's database: $(CURDIR)/mig-api.db (SQLite, created on first start); the URL it"
+	@echo "  listens on (http://127.0.0.1:1664/api/v2/) is announced below: mig-api listening on URL."
+	@echo "The first administrator, from another terminal in $(CURDIR), with an armored public key:"
+	@echo "  gpg --armor --export alice@example.org > alice.asc"
+	@echo "  $(RUN_API) investigator add --name alice --pubkey alice.asc --perms PermAdmin,PermManifest,PermLoader"
+	$(RUN_API)
 
 # Two mig-api replicas (127.0.0.1:1664 and :1665) on a throwaway PostgreSQL cluster in a
 # temporary directory, until Ctrl-C (api/run-cluster.sh).
@@ -29,16 +38,22 @@ test: test-plugins
 	$(CARGO) run -p size-budget
 	$(MAKE) darwin-check
 
-test-plugins:
+# The system packages, toolchains and targets the suite uses (.ci/setup: as root it installs the
+# missing ones; otherwise it names the command that does).
+setup:
+	.ci/setup
+
+test-plugins: setup
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
 
 # Every fuzz target of tests/fuzz for FUZZ_SECONDS each, from seeds the product's own code writes
-# (needs the nightly of tests/fuzz/rust-toolchain.toml and `cargo install cargo-fuzz`). A crash
-# fails the run and leaves its input in tests/fuzz/artifacts/<target>/.
+# (on the nightly of tests/fuzz/rust-toolchain.toml with cargo-fuzz, which `.ci/setup fuzz`
+# installs). A crash fails the run and leaves its input in tests/fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 30
 FUZZ_DIR     := $(abspath $(or $(CARGO_TARGET_DIR),target))/fuzz
 FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http mig_v1
 fuzz:
+	.ci/setup fuzz
 	cd tests/fuzz && CARGO_TARGET_DIR=$(FUZZ_DIR) cargo fuzz build --fuzz-dir .
 	$(FUZZ_DIR)/x86_64-unknown-linux-gnu/release/seeds
 	cd tests/fuzz && for t in $(FUZZ_TARGETS); do \

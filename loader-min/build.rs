@@ -6,6 +6,9 @@
 //! fewer than one signature, or name a key file that is not a public key, never gets built.
 //! The result is `$OUT_DIR/config.rs`: one `BuildConfig` constant that `src/main.rs` includes.
 
+#[path = "src/deadlines.rs"]
+mod deadlines;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 fn main() {
     println!("cargo:rerun-if-env-changed=LOADERCONF");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/deadlines.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_else(|| fail("OUT_DIR unset")));
     let out = out.join("config.rs");
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
@@ -178,9 +182,10 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn int(&self, key: &str, default: Option<i64>, range: std::ops::RangeInclusive<i64>) -> u64 {
+    fn int(&self, key: &str, default: Option<u64>, range: std::ops::RangeInclusive<i64>) -> u64 {
         let v = match (self.table.get(key), default) {
-            (None, Some(d)) => d,
+            // Past i64, a default fails the range check below like a written value would.
+            (None, Some(d)) => i64::try_from(d).unwrap_or(i64::MAX),
             (None, None) => fail(format!("{} is required", self.where_(key))),
             (Some(toml::Value::Integer(i)), _) => *i,
             (Some(_), _) => fail(format!("{} must be an integer", self.where_(key))),
@@ -249,9 +254,17 @@ impl Parsed {
             (rel, p)
         });
         let proxy = api.str_opt("proxy").filter(|p| !p.is_empty());
-        let connect_timeout_secs = api.int("connect_timeout_secs", Some(10), 1..=300);
-        let request_timeout_secs = api.int("request_timeout_secs", Some(300), 1..=86_400);
-        let run_timeout_secs = api.int("run_timeout_secs", Some(1800), 1..=86_400);
+        let connect_timeout_secs = api.int(
+            "connect_timeout_secs",
+            Some(deadlines::CONNECT_SECS),
+            1..=300,
+        );
+        let request_timeout_secs = api.int(
+            "request_timeout_secs",
+            Some(deadlines::REQUEST_SECS),
+            1..=86_400,
+        );
+        let run_timeout_secs = api.int("run_timeout_secs", Some(deadlines::RUN_SECS), 1..=86_400);
 
         let sigs = Section::new(t, "signatures", file, &["required", "keys"]);
         // docs/design.md §4.1: a threshold below 1 would switch verification off.
@@ -319,8 +332,16 @@ impl Parsed {
             tags,
             public_ip: disc.bool("public_ip", false),
             aws_metadata: disc.bool("aws_metadata", false),
-            trigger_timeout_secs: agent.int("trigger_timeout_secs", Some(60), 1..=3600),
-            health_timeout_secs: agent.int("health_timeout_secs", Some(30), 1..=3600),
+            trigger_timeout_secs: agent.int(
+                "trigger_timeout_secs",
+                Some(deadlines::TRIGGER_SECS),
+                1..=3600,
+            ),
+            health_timeout_secs: agent.int(
+                "health_timeout_secs",
+                Some(deadlines::HEALTH_SECS),
+                1..=3600,
+            ),
         }
     }
 

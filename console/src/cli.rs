@@ -1,6 +1,7 @@
 //! The command line: global options, then either an interactive session (no command) or one
 //! command in script mode (`mig-console manifest 34 sign`).
 
+use crate::dispatch;
 use crate::editor::{self, Editor};
 use crate::error::{Error, Result};
 use crate::grammar::{self, Opts};
@@ -81,7 +82,10 @@ pub fn main() -> ExitCode {
         }
     };
     if g.help {
-        print!("{USAGE}\n{}\n", grammar::HELP);
+        print!(
+            "{USAGE}\n{}\n",
+            grammar::vocab::help(grammar::vocab::Place::Top)
+        );
         return ExitCode::SUCCESS;
     }
     if g.version {
@@ -119,8 +123,8 @@ pub fn main() -> ExitCode {
     if interactive {
         return interactive_session(&mut session);
     }
-    let result =
-        grammar::parse(&Words::from_args(g.command)).and_then(|(cmd, opts)| session.run(cmd, opts));
+    let result = grammar::parse(&Words::from_args(g.command))
+        .and_then(|(cmd, opts)| dispatch::run(&mut session, cmd, opts));
     session.ui.finish();
     match result {
         Ok(_) => ExitCode::SUCCESS,
@@ -145,7 +149,7 @@ fn interactive_session(s: &mut Session) -> ExitCode {
         Ok(line) => s.ui.say(line),
         Err(e) => s.report(&e),
     }
-    let failures = s.repl();
+    let failures = dispatch::repl(s);
     if failures > 0 && !s.ui.tty {
         ExitCode::FAILURE
     } else {

@@ -1,7 +1,8 @@
 //! The line editor of a terminal session: rustyline with history (`~/.mig_history`) and tab
-//! completion of the command words of wherever the user is (top level or a reader).
+//! completion of the command words and flags of wherever the user is (top level or a reader),
+//! from the grammar's table ([`crate::grammar::vocab`]).
 
-use crate::grammar::SearchKind;
+use crate::grammar::vocab::{self, Place};
 use crate::ui::{Context, Line, LineSource};
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
@@ -12,88 +13,17 @@ use rustyline::validate::Validator;
 use std::io::Write;
 use std::path::PathBuf;
 
-const TOP: &[&str] = &[
-    "create",
-    "search",
-    "manifest",
-    "loader",
-    "investigator",
-    "plugin",
-    "status",
-    "report",
-    "help",
-    "exit",
-];
-const MANIFEST: &[&str] = &[
-    "sign",
-    "json",
-    "entry",
-    "shasum",
-    "fetch",
-    "loaders",
-    "halt-after",
-    "resume",
-    "disable",
-    "reset",
-    "r",
-    "help",
-    "exit",
-];
-const LOADER: &[&str] = &[
-    "enable",
-    "disable",
-    "key",
-    "expectenv",
-    "attributes",
-    "json",
-    "r",
-    "help",
-    "exit",
-];
-const INVESTIGATOR: &[&str] = &[
-    "setperms", "enable", "disable", "apikey", "json", "r", "help", "exit",
-];
-
-/// The words that may follow `before` (the complete words already typed) in `ctx`.
+/// The words that may follow `before` (the complete words already typed) in `ctx`, from the
+/// grammar's table.
 pub fn candidates(ctx: Context, before: &[&str]) -> Vec<String> {
-    let words = |ws: &[&str]| ws.iter().map(|w| w.to_string()).collect();
-    let keys = |k: SearchKind| k.keys().iter().map(|w| format!("{w}=")).collect();
-    match (ctx, before) {
-        (Context::Value, _) => vec![],
-        (Context::Manifest, []) => words(MANIFEST),
-        (Context::Manifest, ["sign"]) => words(&["--content"]),
-        (Context::Loader, []) => words(LOADER),
-        (Context::Investigator, []) => words(INVESTIGATOR),
-        (Context::Investigator, ["setperms", ..]) => {
-            words(&["PermManifest", "PermLoader", "PermAdmin", "PermSearch"])
-        }
-        (Context::Top, []) => words(TOP),
-        (Context::Top, ["create"]) => words(&["manifest", "loader", "investigator"]),
-        (Context::Top, ["create", "manifest", ..]) => words(&[
-            "--name",
-            "--target",
-            "--content",
-            "--os",
-            "--arch",
-            "--valid-days",
-        ]),
-        (Context::Top, ["create", "loader", ..]) => words(&["--name", "--expectenv"]),
-        (Context::Top, ["create", "investigator", ..]) => words(&["--name", "--pubkey", "--perms"]),
-        (Context::Top, ["search"]) => words(&["manifest", "loader"]),
-        (Context::Top, ["search", _]) => words(&["where"]),
-        (Context::Top, ["search", "manifest", .., last]) if *last == "where" || *last == "and" => {
-            keys(SearchKind::Manifest)
-        }
-        (Context::Top, ["search", "loader", .., last]) if *last == "where" || *last == "and" => {
-            keys(SearchKind::Loader)
-        }
-        (Context::Top, ["search", _, _, ..]) => words(&["and"]),
-        (Context::Top, ["plugin"]) => words(&["upload", "list", "delete"]),
-        (Context::Top, ["manifest", _]) => words(MANIFEST),
-        (Context::Top, ["loader", _]) => words(LOADER),
-        (Context::Top, ["investigator", _]) => words(INVESTIGATOR),
-        _ => vec![],
-    }
+    let place = match ctx {
+        Context::Value => return vec![],
+        Context::Top => Place::Top,
+        Context::Manifest => Place::Manifest,
+        Context::Loader => Place::Loader,
+        Context::Investigator => Place::Investigator,
+    };
+    vocab::candidates(place, before)
 }
 
 /// rustyline's helper: completion only.
@@ -232,5 +162,17 @@ mod tests {
             vec!["expectenv ".to_string()]
         );
         assert!(complete(Context::Value, "an").1.is_empty());
+    }
+
+    #[test]
+    fn create_manifest_completes_every_flag_the_parser_takes() {
+        assert_eq!(
+            complete(Context::Top, "create manifest --name x --halt-").1,
+            vec!["--halt-after ".to_string(), "--halt-min ".to_string()]
+        );
+        assert_eq!(
+            complete(Context::Top, "create manifest --v").1,
+            vec!["--valid-days ".to_string(), "--v1 ".to_string()]
+        );
     }
 }

@@ -1,11 +1,26 @@
 //! MIG's console grammar, the same for an interactive line and a script's arguments:
 //! `create manifest`, `search loader where loadername=%corb%`, `manifest 34 sign`, …
 
+pub mod vocab;
+
 use crate::error::{Error, Result};
 use crate::words::{Flags, Words};
 use mig_protocol::admin::{HaltAfter, HaltRule};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use vocab::Place;
+
+/// The most hours `--hours` and `--stale-hours` take: the API keeps at most ten years of history.
+pub const MAX_HOURS: u64 = 3650 * 24;
+/// `report`'s window when `--hours` is not given: a week.
+pub const DEFAULT_HOURS: u64 = 168;
+/// `status` and `report` count a loader as stale after this many hours without a report, when
+/// `--stale-hours` is not given.
+pub const DEFAULT_STALE_HOURS: u64 = 24;
+/// The most days `create manifest --valid-days` takes (ten years).
+pub const MAX_VALID_DAYS: u32 = 3650;
+/// Names shorter than this are refused, as MIG did (manifests, loaders, investigators).
+pub const MIN_NAME: usize = 3;
 
 /// Per-command switches.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -78,22 +93,8 @@ impl SearchKind {
     /// Filter keys the API accepts for this kind.
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            SearchKind::Manifest => &[
-                "manifestid",
-                "manifestname",
-                "status",
-                "before",
-                "after",
-                "limit",
-            ],
-            SearchKind::Loader => &[
-                "loaderid",
-                "loadername",
-                "agentname",
-                "serial",
-                "result",
-                "limit",
-            ],
+            SearchKind::Manifest => vocab::MANIFEST_KEYS,
+            SearchKind::Loader => vocab::LOADER_KEYS,
         }
     }
 }
@@ -208,59 +209,6 @@ pub enum Command {
     },
 }
 
-/// The top-level help.
-pub const HELP: &str = "\
-Commands (the same words work as mig-console arguments in scripts):
-  create manifest [--name N --target T --content FILE.tar.gz] [--os OS --arch ARCH] [--valid-days D] [--halt-after 5%|3 [--halt-min N]] [--v1]
-  create loader [--name N] [--expectenv EXPR]
-  create investigator [--name N --pubkey FILE.asc] [--perms SET,BIT,...]
-  search manifest where manifestid=34 [and status=staged ...]   keys: manifestid manifestname status before after limit
-  search loader where loadername=%corb%                          keys: loaderid loadername agentname serial result limit
-  status [manifest ID] [--stale-hours H]  per active manifest (or one): loaders given it, on it, older, failed, rolled back, rejected, not seen for H hours (24)
-  report --html FILE [--hours H] [--stale-hours H]  one self-contained HTML file: adoption over H hours (168), results, failures, stale hosts
-  manifest ID [SUBCOMMAND]      reader: sign [--content FILE], json, entry, shasum, fetch PATH, loaders, halt-after, resume, disable, reset, r
-  loader ID [SUBCOMMAND]        reader: enable, disable, key, expectenv [EXPR], attributes [k=v ...|--clear], json, r
-  investigator ID|me [SUBCOMMAND]  reader: setperms SET,..., enable, disable, apikey, json, r
-  plugin upload NAME FILE.wasm | plugin list | plugin delete NAME
-  help, exit (or ctrl+d)
-Every command takes --json (print the API's JSON only) and --yes (no confirmation).
-% and * are wildcards in names.";
-
-/// Help of the manifest reader.
-pub const MANIFEST_HELP: &str = "\
-  sign [--content FILE]  show the statement and sign it (with --content, only if FILE has the same entries)
-  json                   the manifest record, statement as text
-  entry                  the files: name, size, sha256
-  shasum                 sha256  name, sorted
-  fetch PATH             write the archive to PATH (never overwrites)
-  loaders                loaders this manifest targets now
-  halt-after 5%|3 [--min N]  halt the rollout when this many (or this share) of the loaders that
-                         reported failed or rolled back, after at least N reports; halt-after off clears it
-  resume                 a halted manifest goes on; only reports from now on count
-  disable                disable the manifest (final)
-  reset                  back to staged; removes its signatures
-  r                      reload
-  exit                   leave (or ctrl+d)";
-
-/// Help of the loader reader.
-pub const LOADER_HELP: &str = "\
-  enable, disable        turn the loader on or off
-  key                    issue a new key (the old one stops working)
-  expectenv [EXPR]       set the expected environment; no EXPR clears it
-  attributes [k=v ...]   show, or replace, the administrator-owned attributes (--clear empties them)
-  json                   the loader record
-  r                      reload
-  exit                   leave (or ctrl+d)";
-
-/// Help of the investigator reader.
-pub const INVESTIGATOR_HELP: &str = "\
-  setperms SET,BIT,...   replace the permissions (Default is always kept)
-  enable, disable        activate or disable the investigator
-  apikey                 issue an API key (shown once)
-  json                   the investigator record
-  r                      reload
-  exit                   leave (or ctrl+d)";
-
 fn usage(m: impl Into<String>) -> Error {
     Error::Usage(m.into())
 }
@@ -285,6 +233,13 @@ pub fn split_list<S: AsRef<str>>(items: &[S]) -> Vec<String> {
         })
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// The words after the command `words` of `place`, parsed with that command's flags (from
+/// [`vocab`]).
+fn command_flags(rest: &[String], place: Place, words: &[&str]) -> Result<Flags> {
+    let (values, switches) = vocab::flags(place, words);
+    Flags::parse(rest, &values, &switches, &words.join(" "))
 }
 
 fn no_extra(f: &Flags, command: &str) -> Result<()> {
@@ -355,31 +310,17 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
     let command = format!("create {what}");
     match what {
         "manifest" => {
-            let mut f = Flags::parse(
-                rest,
-                &[
-                    "--name",
-                    "--target",
-                    "--content",
-                    "--os",
-                    "--arch",
-                    "--valid-days",
-                    "--halt-after",
-                    "--halt-min",
-                ],
-                &["--v1"],
-                &command,
-            )?;
+            let mut f = command_flags(rest, Place::Top, &["create", "manifest"])?;
             no_extra(&f, &command)?;
             let valid_days = f
                 .take("--valid-days")
                 .map(|d| {
                     d.parse::<u32>()
                         .ok()
-                        .filter(|d| (1..=3650).contains(d))
+                        .filter(|d| (1..=MAX_VALID_DAYS).contains(d))
                         .ok_or_else(|| {
                             usage(format!(
-                                "--valid-days {d:?} is not a number of days from 1 to 3650"
+                                "--valid-days {d:?} is not a number of days from 1 to {MAX_VALID_DAYS}"
                             ))
                         })
                 })
@@ -405,7 +346,7 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
             ))
         }
         "loader" => {
-            let mut f = Flags::parse(rest, &["--name", "--expectenv"], &[], &command)?;
+            let mut f = command_flags(rest, Place::Top, &["create", "loader"])?;
             no_extra(&f, &command)?;
             Ok((
                 Command::CreateLoader(NewLoaderArgs {
@@ -417,7 +358,7 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
             ))
         }
         "investigator" => {
-            let mut f = Flags::parse(rest, &["--name", "--pubkey", "--perms"], &[], &command)?;
+            let mut f = command_flags(rest, Place::Top, &["create", "investigator"])?;
             no_extra(&f, &command)?;
             Ok((
                 Command::CreateInvestigator(NewInvestigatorArgs {
@@ -446,7 +387,7 @@ fn parse_search(w: &Words) -> Result<(Command, Opts)> {
         }
     };
     let rest = &w.all()[w.len().min(2)..];
-    let f = Flags::parse(rest, &[], &[], "search")?;
+    let f = command_flags(rest, Place::Top, &["search", kind.as_str()])?;
     let mut words = f.positional.iter().map(String::as_str).peekable();
     if words
         .peek()
@@ -496,13 +437,13 @@ fn parse_search(w: &Words) -> Result<(Command, Opts)> {
 }
 
 fn parse_status(rest: &[String]) -> Result<(Command, Opts)> {
-    let mut f = Flags::parse(rest, &["--stale-hours"], &[], "status")?;
+    let mut f = command_flags(rest, Place::Top, &["status"])?;
     let manifest = match f.positional.as_slice() {
         [] => None,
         [what, id] if what == "manifest" => Some(parse_id(Some(id.as_str()), "status manifest")?),
         _ => return Err(usage("status [manifest ID] [--stale-hours H]")),
     };
-    let stale_hours = hours(&mut f, "--stale-hours", crate::status::MAX_STALE_HOURS)?;
+    let stale_hours = hours(&mut f, "--stale-hours")?;
     Ok((
         Command::Status {
             manifest,
@@ -512,16 +453,16 @@ fn parse_status(rest: &[String]) -> Result<(Command, Opts)> {
     ))
 }
 
-/// A number of hours from 1 to `max` given with `flag`, if it was.
-fn hours(f: &mut Flags, flag: &str, max: u64) -> Result<Option<u64>> {
+/// A number of hours from 1 to [`MAX_HOURS`] given with `flag`, if it was.
+fn hours(f: &mut Flags, flag: &str) -> Result<Option<u64>> {
     f.take(flag)
         .map(|h| {
             h.parse::<u64>()
                 .ok()
-                .filter(|h| (1..=max).contains(h))
+                .filter(|h| (1..=MAX_HOURS).contains(h))
                 .ok_or_else(|| {
                     usage(format!(
-                        "{flag} {h:?} is not a number of hours from 1 to {max}"
+                        "{flag} {h:?} is not a number of hours from 1 to {MAX_HOURS}"
                     ))
                 })
         })
@@ -529,14 +470,14 @@ fn hours(f: &mut Flags, flag: &str, max: u64) -> Result<Option<u64>> {
 }
 
 fn parse_report(rest: &[String]) -> Result<(Command, Opts)> {
-    let mut f = Flags::parse(rest, &["--html", "--hours", "--stale-hours"], &[], "report")?;
+    let mut f = command_flags(rest, Place::Top, &["report"])?;
     no_extra(&f, "report")?;
     let html = f
         .take("--html")
         .map(|p| crate::config::expand_home(&p))
         .ok_or_else(|| usage("report needs --html FILE"))?;
-    let hours_ = hours(&mut f, "--hours", crate::report::MAX_HOURS)?;
-    let stale_hours = hours(&mut f, "--stale-hours", crate::status::MAX_STALE_HOURS)?;
+    let hours_ = hours(&mut f, "--hours")?;
+    let stale_hours = hours(&mut f, "--stale-hours")?;
     Ok((
         Command::Report {
             html,
@@ -586,7 +527,8 @@ fn halt_rule(after: &str, min: Option<&str>, flag: &str) -> Result<HaltRule> {
 pub fn parse_manifest_action(w: &Words, from: usize) -> Result<(ManifestAction, Opts)> {
     let word = w.get(from).unwrap_or("");
     let args = &w.all()[w.len().min(from + 1)..];
-    let mut f = Flags::parse(args, &["--content", "--min"], &[], word)?;
+    let (values, switches) = vocab::reader_flags(Place::Manifest);
+    let mut f = Flags::parse(args, &values, &switches, word)?;
     let a = match word {
         "sign" => ManifestAction::Sign {
             content: f.take("--content").map(|p| crate::config::expand_home(&p)),
@@ -661,7 +603,8 @@ pub fn parse_loader_action(w: &Words, from: usize) -> Result<(LoaderAction, Opts
             opts,
         ));
     }
-    let f = Flags::parse(args, &[], &["--clear"], word)?;
+    let (values, switches) = vocab::reader_flags(Place::Loader);
+    let f = Flags::parse(args, &values, &switches, word)?;
     let a = match word {
         "enable" => LoaderAction::Enable,
         "disable" => LoaderAction::Disable,
@@ -703,7 +646,8 @@ pub fn parse_loader_action(w: &Words, from: usize) -> Result<(LoaderAction, Opts
 pub fn parse_investigator_action(w: &Words, from: usize) -> Result<(InvestigatorAction, Opts)> {
     let word = w.get(from).unwrap_or("");
     let args = &w.all()[w.len().min(from + 1)..];
-    let f = Flags::parse(args, &[], &[], word)?;
+    let (values, switches) = vocab::reader_flags(Place::Investigator);
+    let f = Flags::parse(args, &values, &switches, word)?;
     let a = match word {
         "setperms" => {
             return Ok((

@@ -3,9 +3,8 @@
 
 use crate::api::typed;
 use crate::error::{Error, Result};
-use crate::grammar::{
-    split_list, InvestigatorAction, InvestigatorRef, NewInvestigatorArgs, INVESTIGATOR_HELP,
-};
+use crate::grammar::vocab::{self, Place};
+use crate::grammar::{split_list, InvestigatorAction, InvestigatorRef, NewInvestigatorArgs};
 use crate::session::{Flow, Session};
 use crate::table::{clean, pretty};
 use mig_protocol::admin::{
@@ -18,7 +17,6 @@ use std::path::Path;
 
 /// The largest public key file read.
 const MAX_PUBKEY: u64 = 256 * 1024;
-const MIN_NAME: usize = 3;
 const PERMS_INTRO: &str =
     "Permissions: sets or bits, comma-separated (PermManifest, PermLoader, PermAdmin, PermSearch, ...); Default is always kept";
 
@@ -51,24 +49,12 @@ pub fn create(s: &mut Session, a: NewInvestigatorArgs) -> Result<()> {
     if mig {
         s.ui.say("Entering investigator creation mode.");
     }
-    let name = match a.name {
-        Some(n) => n,
-        None => {
-            let n = s.ui.ask(
-                "Please provide the name of the new investigator",
-                "name> ",
-                "--name",
-                "the investigator's name",
-            )?;
-            s.ui.say(format!("Name: '{n}'"));
-            n
-        }
-    };
-    if name.chars().count() < MIN_NAME {
-        return Err(Error::Usage(format!(
-            "investigator name {name:?} is shorter than {MIN_NAME} characters"
-        )));
-    }
+    let name = s.ui.name(
+        a.name,
+        "investigator",
+        "Please provide the name of the new investigator",
+        "the investigator's name",
+    )?;
     let pubkey = match a.pubkey {
         Some(p) => p,
         None => crate::config::expand_home(&s.ui.ask(
@@ -245,7 +231,7 @@ impl Reader {
                 *self = Reader::load(s, InvestigatorRef::Id(id))?;
                 self.report(s, "reloaded".into());
             }
-            InvestigatorAction::Help => s.ui.say(INVESTIGATOR_HELP),
+            InvestigatorAction::Help => s.ui.say(vocab::help(Place::Investigator)),
             InvestigatorAction::Exit => return Ok(Flow::Leave),
         }
         Ok(Flow::Continue)

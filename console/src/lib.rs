@@ -1,12 +1,14 @@
 //! mig-console: the administrators' console for manifests, loaders, investigators and targeting
 //! plugins. One grammar (MIG's) for the interactive session and for scripts; start at
-//! [`cli::main`], then [`session`] and [`grammar`].
+//! [`cli::main`], then [`dispatch`] (which command runs), [`session`] (what commands are given)
+//! and [`grammar`] (whose [`grammar::vocab`] table the parser, the help and tab completion read).
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod archive;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod editor;
 pub mod error;
 pub mod grammar;

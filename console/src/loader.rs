@@ -3,7 +3,8 @@
 
 use crate::api::typed;
 use crate::error::{Error, Result};
-use crate::grammar::{AttributesOp, LoaderAction, NewLoaderArgs, LOADER_HELP};
+use crate::grammar::vocab::{self, Place};
+use crate::grammar::{AttributesOp, LoaderAction, NewLoaderArgs};
 use crate::session::{Flow, Session};
 use crate::table::{clean, pretty};
 use mig_protocol::admin::{
@@ -11,8 +12,6 @@ use mig_protocol::admin::{
 };
 use mig_protocol::loader::LoaderKey;
 use serde_json::Value;
-
-const MIN_NAME: usize = 3;
 
 /// Checks the key the API issued before it is shown (it must be 40 alphanumerics).
 fn issued_key(v: &Value, what: &str) -> Result<LoaderKeyIssued> {
@@ -30,24 +29,12 @@ pub fn create(s: &mut Session, a: NewLoaderArgs) -> Result<()> {
     if mig {
         s.ui.say("Entering loader creation mode.");
     }
-    let name = match a.name {
-        Some(n) => n,
-        None => {
-            let n = s.ui.ask(
-                "Please provide the name of the new entry",
-                "name> ",
-                "--name",
-                "the loader's name",
-            )?;
-            s.ui.say(format!("Name: '{n}'"));
-            n
-        }
-    };
-    if name.chars().count() < MIN_NAME {
-        return Err(Error::Usage(format!(
-            "loader name {name:?} is shorter than {MIN_NAME} characters"
-        )));
-    }
+    let name = s.ui.name(
+        a.name,
+        "loader",
+        "Please provide the name of the new entry",
+        "the loader's name",
+    )?;
     let expectenv = match a.expectenv {
         Some(e) => Some(e),
         None if mig => Some(s.ui.ask(
@@ -221,7 +208,7 @@ impl Reader {
                 *self = Reader::load(s, id)?;
                 self.report(s, &["reloaded".into()]);
             }
-            LoaderAction::Help => s.ui.say(LOADER_HELP),
+            LoaderAction::Help => s.ui.say(vocab::help(Place::Loader)),
             LoaderAction::Exit => return Ok(Flow::Leave),
         }
         Ok(Flow::Continue)

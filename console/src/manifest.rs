@@ -4,7 +4,8 @@
 use crate::api::typed;
 use crate::archive;
 use crate::error::{Error, Result};
-use crate::grammar::{ManifestAction, NewManifestArgs, MANIFEST_HELP};
+use crate::grammar::vocab::{self, Place};
+use crate::grammar::{ManifestAction, NewManifestArgs};
 use crate::session::{Flow, Session};
 use crate::table::{self, clean, clean_text, pretty};
 use base64::Engine;
@@ -17,33 +18,18 @@ use mig_protocol::time::Timestamp;
 use serde_json::Value;
 use std::path::Path;
 
-/// Names shorter than this are refused, as MIG did.
-const MIN_NAME: usize = 3;
-
 /// `create manifest`: MIG's three prompts (name, target, content path) for what flags did not
 /// give; platform and validity from flags or defaults.
 pub fn create(s: &mut Session, a: NewManifestArgs) -> Result<()> {
     if a.prompt_all && s.ui.can_prompt() {
         s.ui.say("Entering manifest creation mode.");
     }
-    let name = match a.name {
-        Some(n) => n,
-        None => {
-            let n = s.ui.ask(
-                "Please provide the name of the new manifest",
-                "name> ",
-                "--name",
-                "the manifest's name",
-            )?;
-            s.ui.say(format!("Name: '{n}'"));
-            n
-        }
-    };
-    if name.chars().count() < MIN_NAME {
-        return Err(Error::Usage(format!(
-            "manifest name {name:?} is shorter than {MIN_NAME} characters"
-        )));
-    }
+    let name = s.ui.name(
+        a.name,
+        "manifest",
+        "Please provide the name of the new manifest",
+        "the manifest's name",
+    )?;
     let target = match a.target {
         Some(t) => t,
         None => {
@@ -272,7 +258,7 @@ impl Reader {
                 self.reload(s)?;
                 self.report(s, "reloaded".into());
             }
-            ManifestAction::Help => s.ui.say(MANIFEST_HELP),
+            ManifestAction::Help => s.ui.say(vocab::help(Place::Manifest)),
             ManifestAction::Exit => return Ok(Flow::Leave),
         }
         Ok(Flow::Continue)

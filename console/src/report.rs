@@ -6,17 +6,12 @@ pub mod html;
 
 use crate::api::typed;
 use crate::error::Result;
+use crate::grammar::{DEFAULT_HOURS, DEFAULT_STALE_HOURS};
 use crate::session::Session;
 use mig_protocol::admin::{Adoption, LoaderRecord, Rollout};
 use mig_protocol::time::Timestamp;
 use std::path::Path;
 
-/// Largest `--hours`: the API keeps at most ten years of history.
-pub const MAX_HOURS: u64 = 3650 * 24;
-/// Default `--hours`: a week.
-pub const DEFAULT_HOURS: u64 = 168;
-/// Default `--stale-hours`, as `status`.
-pub const DEFAULT_STALE_HOURS: u64 = 24;
 /// Stale hosts listed at most.
 pub const STALE_LIMIT: usize = 1000;
 

@@ -1,14 +1,13 @@
 //! A console session: the configuration, the API connection and the signer (each made when a
-//! command first needs it), and the dispatch of commands and readers.
+//! command first needs it), what the user sees, and the count of failures. Commands receive it;
+//! [`crate::dispatch`] decides which command runs.
 
 use crate::api::{Api, Credential};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::grammar::{self, Command, Opts};
+use crate::grammar::Opts;
 use crate::signer::Signer;
-use crate::ui::{Context, Line, Ui};
-use crate::words::Words;
-use crate::{investigator, loader, manifest, plugin, search};
+use crate::ui::Ui;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -119,165 +118,6 @@ impl Session {
         };
     }
 
-    /// Runs one top-level command.
-    pub fn run(&mut self, cmd: Command, opts: Opts) -> Result<Flow> {
-        self.set_opts(opts);
-        match cmd {
-            Command::Help => self.ui.say(grammar::HELP),
-            Command::Exit => return Ok(Flow::Leave),
-            Command::CreateManifest(a) => manifest::create(self, a)?,
-            Command::CreateLoader(a) => loader::create(self, a)?,
-            Command::CreateInvestigator(a) => investigator::create(self, a)?,
-            Command::Search { kind, filters } => search::run(self, kind, &filters)?,
-            Command::Manifest { id, action } => match action {
-                Some(a) => {
-                    let mut r = manifest::Reader::load(self, id)?;
-                    r.run(self, a)?;
-                }
-                None => self.enter(ReaderKind::Manifest(id))?,
-            },
-            Command::Loader { id, action } => match action {
-                Some(a) => {
-                    let mut r = loader::Reader::load(self, id)?;
-                    r.run(self, a)?;
-                }
-                None => self.enter(ReaderKind::Loader(id))?,
-            },
-            Command::Investigator { who, action } => match action {
-                Some(a) => {
-                    let mut r = investigator::Reader::load(self, who)?;
-                    r.run(self, a)?;
-                }
-                None => self.enter(ReaderKind::Investigator(who))?,
-            },
-            Command::PluginUpload { name, file } => plugin::upload(self, &name, &file)?,
-            Command::PluginList => plugin::list(self)?,
-            Command::PluginDelete { name } => plugin::delete(self, &name)?,
-            Command::Status {
-                manifest,
-                stale_hours,
-            } => crate::status::run(self, manifest, stale_hours)?,
-            Command::Report {
-                html,
-                hours,
-                stale_hours,
-            } => crate::report::run(self, &html, hours, stale_hours)?,
-        }
-        Ok(Flow::Continue)
-    }
-
-    /// `manifest 34` with no command: the reader in a session or on a terminal; a script
-    /// without a terminal gets the record instead.
-    fn enter(&mut self, kind: ReaderKind) -> Result<()> {
-        let opts = self.ui.opts;
-        if !self.ui.can_prompt() {
-            return match kind {
-                ReaderKind::Manifest(id) => manifest::Reader::load(self, id)?
-                    .run(self, grammar::ManifestAction::Json)
-                    .map(drop),
-                ReaderKind::Loader(id) => loader::Reader::load(self, id)?
-                    .run(self, grammar::LoaderAction::Json)
-                    .map(drop),
-                ReaderKind::Investigator(w) => investigator::Reader::load(self, w)?
-                    .run(self, grammar::InvestigatorAction::Json)
-                    .map(drop),
-            };
-        }
-        match kind {
-            ReaderKind::Manifest(id) => {
-                let mut r = manifest::Reader::load(self, id)?;
-                r.banner(self);
-                self.reader_loop(&r.prompt(), Context::Manifest, opts, |s, w| {
-                    let (a, o) = grammar::parse_manifest_action(w, 0)?;
-                    s.set_opts(o);
-                    r.run(s, a)
-                })
-            }
-            ReaderKind::Loader(id) => {
-                let mut r = loader::Reader::load(self, id)?;
-                r.banner(self);
-                self.reader_loop(&r.prompt(), Context::Loader, opts, |s, w| {
-                    let (a, o) = grammar::parse_loader_action(w, 0)?;
-                    s.set_opts(o);
-                    r.run(s, a)
-                })
-            }
-            ReaderKind::Investigator(who) => {
-                let mut r = investigator::Reader::load(self, who)?;
-                r.banner(self);
-                let prompt = r.prompt();
-                self.reader_loop(&prompt, Context::Investigator, opts, |s, w| {
-                    let (a, o) = grammar::parse_investigator_action(w, 0)?;
-                    s.set_opts(o);
-                    r.run(s, a)
-                })
-            }
-        }
-    }
-
-    /// Reads commands at `prompt` until exit or end of input; a failing command is reported and
-    /// the reader goes on.
-    fn reader_loop(
-        &mut self,
-        prompt: &str,
-        ctx: Context,
-        opts: Opts,
-        mut step: impl FnMut(&mut Session, &Words) -> Result<Flow>,
-    ) -> Result<()> {
-        loop {
-            self.set_opts(opts);
-            let line = match self.ui.read_line(prompt, ctx)? {
-                Line::Text(t) => t,
-                Line::Interrupted => continue,
-                Line::Eof => return Ok(()),
-            };
-            let words = match Words::from_line(&line) {
-                Ok(w) if w.is_empty() => continue,
-                Ok(w) => w,
-                Err(e) => {
-                    self.report(&e);
-                    continue;
-                }
-            };
-            match step(self, &words) {
-                Ok(Flow::Leave) => return Ok(()),
-                Ok(Flow::Continue) => {}
-                Err(e) => self.report(&e),
-            }
-        }
-    }
-
-    /// The interactive console: commands at `mig> ` until exit or end of input. Returns how
-    /// many commands failed.
-    pub fn repl(&mut self) -> usize {
-        loop {
-            self.set_opts(Opts::default());
-            let line = match self.ui.read_line("mig> ", Context::Top) {
-                Ok(Line::Text(t)) => t,
-                Ok(Line::Interrupted) => continue,
-                Ok(Line::Eof) => break,
-                Err(e) => {
-                    self.report(&e);
-                    break;
-                }
-            };
-            let result = Words::from_line(&line).and_then(|w| {
-                if w.is_empty() {
-                    return Ok(Flow::Continue);
-                }
-                let (cmd, opts) = grammar::parse(&w)?;
-                self.run(cmd, opts)
-            });
-            match result {
-                Ok(Flow::Leave) => break,
-                Ok(Flow::Continue) => {}
-                Err(e) => self.report(&e),
-            }
-        }
-        self.ui.finish();
-        self.failures
-    }
-
     /// Prints an error on stderr.
     pub fn report(&mut self, e: &Error) {
         // Answering no is the user's choice, not a failure of the session.
@@ -290,10 +130,4 @@ impl Session {
         self.failures += 1;
         self.ui.warn(format!("error: {e}"));
     }
-}
-
-enum ReaderKind {
-    Manifest(u64),
-    Loader(u64),
-    Investigator(grammar::InvestigatorRef),
 }

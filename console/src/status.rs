@@ -7,9 +7,6 @@ use crate::session::Session;
 use crate::table;
 use mig_protocol::admin::Rollout;
 
-/// Largest `--stale-hours`: ten years.
-pub const MAX_STALE_HOURS: u64 = 3650 * 24;
-
 /// The API path of a status.
 pub fn path(manifest: Option<u64>, stale_hours: Option<u64>) -> String {
     let base = match manifest {

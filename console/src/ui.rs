@@ -2,7 +2,7 @@
 //! values, confirmations, and where lines come from (the line editor or plain standard input).
 
 use crate::error::{Error, Result};
-use crate::grammar::Opts;
+use crate::grammar::{Opts, MIN_NAME};
 use std::io::{BufRead, Read, Write};
 
 /// The longest line read from standard input.
@@ -173,6 +173,32 @@ impl Ui {
             Line::Text(t) => Ok(t.trim().to_string()),
             Line::Eof | Line::Interrupted => Err(Error::Declined(format!("no {what} given"))),
         }
+    }
+
+    /// The name of a new `record` (manifest, loader, investigator): `given` (its `--name`), else
+    /// asked with `intro` at MIG's `name> ` prompt and echoed; refused when shorter than
+    /// [`MIN_NAME`].
+    pub fn name(
+        &mut self,
+        given: Option<String>,
+        record: &str,
+        intro: &str,
+        what: &'static str,
+    ) -> Result<String> {
+        let name = match given {
+            Some(n) => n,
+            None => {
+                let n = self.ask(intro, "name> ", "--name", what)?;
+                self.say(format!("Name: '{n}'"));
+                n
+            }
+        };
+        if name.chars().count() < MIN_NAME {
+            return Err(Error::Usage(format!(
+                "{record} name {name:?} is shorter than {MIN_NAME} characters"
+            )));
+        }
+        Ok(name)
     }
 
     /// Asks `question (y/n)> ` unless --yes was given or nothing may be asked (a script whose

@@ -30,6 +30,7 @@ pub mod verify;
 
 // The run, its outcome, its bounds and its configuration.
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod limits;
 pub mod outcome;

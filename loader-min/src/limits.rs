@@ -4,6 +4,7 @@
 //! here, never from a constant of its own.
 
 use crate::config::BuildConfig;
+use crate::deadlines;
 use std::time::Duration;
 
 /// The bounds of one run.
@@ -48,8 +49,15 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The caps with the deadlines a build gets when its TOML sets none (build.rs's defaults).
-    pub const DEFAULT: Limits = Limits::with_deadlines([10, 300, 1800, 60, 30]);
+    /// The caps with the deadlines a build gets when its TOML sets none (build.rs bakes the same
+    /// ones, from [`crate::deadlines`]).
+    pub const DEFAULT: Limits = Limits::with_deadlines([
+        deadlines::CONNECT_SECS,
+        deadlines::REQUEST_SECS,
+        deadlines::RUN_SECS,
+        deadlines::TRIGGER_SECS,
+        deadlines::HEALTH_SECS,
+    ]);
 
     /// The caps every build shares, with the deadlines of `build`.
     pub const fn new(build: &BuildConfig) -> Limits {

@@ -2,7 +2,7 @@
 //! Start reading at `loader_min::run`; the built-in configuration comes from build.rs.
 #![forbid(unsafe_code)]
 
-use loader_min::outcome::Outcome;
+use loader_min::outcome::{Outcome, Update};
 use loader_min::run::{run, Mode};
 use loader_min::Error;
 use loader_min::{config::BuildConfig, log};
@@ -98,11 +98,11 @@ fn main() -> ExitCode {
         }
     };
     match run(BUILD, args.root, args.mode) {
-        Ok(Outcome::Installed) => {
+        Ok(Outcome::Updated(Update::Installed)) => {
             log::step("done: new files installed");
             ExitCode::SUCCESS
         }
-        Ok(Outcome::Unchanged) => {
+        Ok(Outcome::Updated(Update::Unchanged)) => {
             log::step("done: nothing to change");
             ExitCode::SUCCESS
         }

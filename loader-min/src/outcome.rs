@@ -9,12 +9,19 @@ use mig_protocol::statement::Serial;
 /// How a successful run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// An update, reported to the API.
+    Updated(Update),
+    /// `-c`: the agent was checked (and restarted if it was down); the API is not asked.
+    AgentChecked,
+}
+
+/// How an update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
     /// A new generation was installed, started and found healthy.
     Installed,
     /// Every file was current.
     Unchanged,
-    /// `-c`: the agent was checked (and restarted if it was down).
-    AgentChecked,
 }
 
 /// Where a run failed, which decides what the API is told and whether the agent is checked.

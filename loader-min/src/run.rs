@@ -13,7 +13,7 @@ use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
 use crate::layout::Layout;
-use crate::outcome::{FailedIn, Failure, Outcome};
+use crate::outcome::{FailedIn, Failure, Outcome, Update};
 use crate::report::Reporter;
 use crate::verify::{self, Rejected};
 use crate::{
@@ -189,7 +189,7 @@ impl Run {
         &self,
         session: &Session<'_>,
         offered: Serial,
-        ended: std::result::Result<Outcome, Failure>,
+        ended: std::result::Result<Update, Failure>,
     ) -> Result<Outcome> {
         let reporter = Reporter {
             api: &session.api,
@@ -198,17 +198,17 @@ impl Run {
             limits: &self.settings.limits,
         };
         match ended {
-            Ok(outcome) => {
-                let result = match outcome {
-                    Outcome::Installed => ReportResult::Installed,
-                    Outcome::Unchanged | Outcome::AgentChecked => ReportResult::Unchanged,
+            Ok(update) => {
+                let result = match update {
+                    Update::Installed => ReportResult::Installed,
+                    Update::Unchanged => ReportResult::Unchanged,
                 };
-                if outcome != Outcome::Installed {
+                if update != Update::Installed {
                     self.keep_agent_running();
                 }
                 reporter.send(offered, result, "");
                 cleanup::remove_strays(&self.layout)?;
-                Ok(outcome)
+                Ok(Outcome::Updated(update))
             }
             Err(failure) => {
                 match failure.at {
@@ -242,7 +242,7 @@ impl Session<'_> {
         required: usize,
         request: &ManifestRequest,
         offered: &mut Serial,
-    ) -> std::result::Result<Outcome, Failure> {
+    ) -> std::result::Result<Update, Failure> {
         let run = self.run;
         let limits = &run.settings.limits;
         let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
@@ -270,13 +270,13 @@ impl Session<'_> {
                     .map_err(interrupted)?;
                 log::step(format!("serial {} recorded", statement.serial));
             }
-            return Ok(Outcome::Unchanged);
+            return Ok(Update::Unchanged);
         }
         self.apply(&statement, &plan)
     }
 
     /// stage → swap → triggers → health → commit, or revert.
-    fn apply(&self, statement: &Statement, plan: &Plan) -> std::result::Result<Outcome, Failure> {
+    fn apply(&self, statement: &Statement, plan: &Plan) -> std::result::Result<Update, Failure> {
         let run = self.run;
         let layout = &run.layout;
         let limits = &run.settings.limits;
@@ -322,7 +322,7 @@ impl Session<'_> {
         if plan.changes.iter().any(|c| c.name == DictName::MigLoader) {
             log::step("mig-loader was replaced: the next run uses the new binary");
         }
-        Ok(Outcome::Installed)
+        Ok(Update::Installed)
     }
 
     /// revert: the previous generation comes back and, if triggers ran, is restarted.

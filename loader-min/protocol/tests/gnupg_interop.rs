@@ -31,7 +31,7 @@ impl Gpg {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("gpg is installed (.ci/run installs gnupg)");
+            .expect("gpg is installed (.ci/setup installs gnupg)");
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.unwrap_or_default()).unwrap();
         drop(input);

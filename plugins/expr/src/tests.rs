@@ -262,7 +262,7 @@ fn eval_op_gates_stop_at_the_first_gate_that_is_not_true() {
     assert_eq!(run(1, &["env->'os' = 'x'", "true"]).len(), 1);
     // Two gates, the second false.
     assert_eq!(run(2, &["true", "false", "true"]), [t.clone(), f.clone()]);
-    // No gate: as before, the first true ends it.
+    // No gate: the first true ends it, as after the gates above.
     assert_eq!(run(0, &["true", "true"]), [t]);
 }
 

@@ -129,7 +129,7 @@ impl ApiOptions {
     }
 }
 
-/// libfaketime's thread-safe library (Debian `faketime`, which `.ci/run` installs).
+/// libfaketime's thread-safe library (Debian `faketime`, which `.ci/setup` installs).
 fn faketime_library() -> PathBuf {
     let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
         dirs.flatten()

@@ -1,11 +1,12 @@
 //! A real nginx for tests and benchmarks (Debian's `nginx`): a temporary prefix with its own
-//! configuration, pid and temporary directories, on a free loopback port; killed on drop.
+//! configuration, pid and temporary directories, on a free loopback port; stopped on drop, workers
+//! included.
 
 use crate::process::free_port;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running nginx.
 pub struct Nginx {
@@ -83,9 +84,64 @@ impl Nginx {
     }
 }
 
+/// How long nginx may take to exit after SIGTERM (its fast shutdown: the master stops its workers
+/// and waits for them).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Drop for Nginx {
+    /// SIGTERM, which nginx handles by stopping its workers before the master exits; a SIGKILL of
+    /// the master alone would leave the workers running and listening. Past [`STOP_TIMEOUT`],
+    /// every process still holding this nginx's directory is killed.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        if sent.is_ok_and(|s| s.success()) {
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for (pid, _) in crate::process::processes_under(self.dir.path()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::processes_under;
+
+    #[test]
+    fn a_dropped_nginx_leaves_no_process_behind() {
+        let nginx =
+            Nginx::start("  server {\n    listen 127.0.0.1:{port};\n    return 204;\n  }\n")
+                .expect("nginx starts");
+        let dir = nginx.dir().to_path_buf();
+        // The master and its two workers (worker_processes 2), which it forks after it listens:
+        // the check after the drop is shown to see workers.
+        let mut running = processes_under(&dir);
+        for _ in 0..200 {
+            if running.len() >= 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            running = processes_under(&dir);
+        }
+        assert!(running.len() >= 3, "nginx's processes: {running:?}");
+        drop(nginx);
+        let left = processes_under(&dir);
+        assert!(left.is_empty(), "still running after drop: {left:?}");
     }
 }

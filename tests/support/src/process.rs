@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -135,6 +136,33 @@ pub fn listening_ports(pid: u32) -> Vec<u16> {
                 return None;
             }
             u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
+/// The processes whose command line or open files name a path under `dir` (id and command
+/// line), read from /proc: how a test finds what a server started in `dir` left running, workers
+/// included (an nginx worker's command line is only `nginx: worker process`, but it holds its
+/// error log open).
+pub fn processes_under(dir: &Path) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let needle = dir.to_string_lossy().into_owned();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| {
+                    fds.filter_map(|f| std::fs::read_link(f.ok()?.path()).ok())
+                        .any(|l| l.starts_with(dir))
+                })
+                .unwrap_or(false);
+            (cmdline.contains(&needle) || holds).then(|| (pid, cmdline.trim_end().to_string()))
         })
         .collect()
 }
