@@ -32,12 +32,14 @@ pub fn loader_for(triple: &str) -> Result<Built, String> {
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let status = Command::new(&cargo)
+    let target = mig_test_support::targets::target(triple)
+        .ok_or_else(|| format!("{triple} is not a target of tests/support/src/targets.rs"))?;
+    let status = target
+        .cargo_build(&cargo)
         .current_dir(&root)
         .env("CARGO_PROFILE_LOADER_STRIP", "false")
         .env("CARGO_TARGET_DIR", &target_dir)
         .args([
-            "build",
             "-p",
             "loader-min",
             "--bin",
@@ -45,11 +47,12 @@ pub fn loader_for(triple: &str) -> Result<Built, String> {
             "--profile",
             "loader",
         ])
-        .args(["--target", triple])
         .status()
         .map_err(|e| format!("run {cargo}: {e}"))?;
     if !status.success() {
-        return Err(format!("building mig-loader failed ({status})"));
+        return Err(format!(
+            "building mig-loader for {triple} failed ({status})"
+        ));
     }
     let unstripped = target_dir.join(triple).join("loader/mig-loader");
     let out_dir = target_dir.join("size-budget");

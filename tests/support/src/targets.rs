@@ -18,18 +18,43 @@ pub struct Target {
     pub go_os: &'static str,
     /// Go's GOARCH, as MIG's loaders report it and manifests name it.
     pub go_arch: &'static str,
+    /// Go's GOARM for `arm` (`7`, `6`), empty for every other GOARCH: `make mig-loader ARCH=arm
+    /// GOARM=6` picks the ARMv6 build. The loader reports `arm` either way, as MIG's does.
+    pub go_arm: &'static str,
     /// Debian's architecture name (the .deb's `Architecture`).
     pub deb_arch: &'static str,
     /// The program (and its first arguments) that runs this build on an x86_64 Linux host, before
     /// the loader's own path: empty for the host's build.
     pub runner: &'static [&'static str],
+    /// rustup ships no standard library for this triple: `std` is built from the toolchain's
+    /// `rust-src` (`-Z build-std`, allowed on the pinned stable by `RUSTC_BOOTSTRAP=1`), and zig
+    /// (`cargo zigbuild`) supplies the C compiler for ring and the musl C library and crt objects
+    /// for the target's CPU. `.ci/run` installs both; the Makefile's `LOADER_STD_<key>` rows name
+    /// these targets.
+    pub std_from_source: bool,
 }
+
+/// The cargo subcommand and its arguments that build a target whose std is built from source.
+pub const BUILD_STD: &[&str] = &["zigbuild", "-Z", "build-std=std,panic_abort"];
 
 impl Target {
     /// The key of this target's rows in the Makefile (`LOADER_TRIPLE_<key> := <triple>`): Go's
-    /// `<GOOS>_<GOARCH>`, which `make mig-loader OS=… ARCH=…` spells.
+    /// `<GOOS>_<GOARCH><GOARM>`, which `make mig-loader OS=… ARCH=… [GOARM=…]` spells.
     pub fn make_key(&self) -> String {
-        format!("{}_{}", self.go_os, self.go_arch)
+        format!("{}_{}{}", self.go_os, self.go_arch, self.go_arm)
+    }
+
+    /// `cargo build` for this target (`cargo zigbuild -Z build-std=…` when its std is built from
+    /// source), without the package or profile arguments.
+    pub fn cargo_build(&self, cargo: &str) -> Command {
+        let mut c = Command::new(cargo);
+        if self.std_from_source {
+            c.env("RUSTC_BOOTSTRAP", "1").args(BUILD_STD);
+        } else {
+            c.arg("build");
+        }
+        c.args(["--target", self.triple]);
+        c
     }
 }
 
@@ -38,8 +63,10 @@ pub const HOST: Target = Target {
     triple: "x86_64-unknown-linux-musl",
     go_os: "linux",
     go_arch: "amd64",
+    go_arm: "",
     deb_arch: "amd64",
     runner: &[],
+    std_from_source: false,
 };
 
 /// Every target mig-loader is built for.
@@ -49,8 +76,32 @@ pub const TARGETS: &[Target] = &[
         triple: "aarch64-unknown-linux-musl",
         go_os: "linux",
         go_arch: "arm64",
+        go_arm: "",
         deb_arch: "arm64",
         runner: &["qemu-aarch64-static"],
+        std_from_source: false,
+    },
+    // ARMv7 with hard float: Raspberry Pi 2 and later in 32-bit mode; Debian's armhf baseline.
+    Target {
+        triple: "armv7-unknown-linux-musleabihf",
+        go_os: "linux",
+        go_arch: "arm",
+        go_arm: "7",
+        deb_arch: "armhf",
+        runner: &["qemu-arm-static"],
+        std_from_source: true,
+    },
+    // ARMv6 with hard float: Raspberry Pi 1 and Zero. qemu's default CPU would also run ARMv7
+    // instructions; the ARM1176 (the Pi 1's core) refuses them, so the suite proves the build
+    // runs on that core.
+    Target {
+        triple: "arm-unknown-linux-musleabihf",
+        go_os: "linux",
+        go_arch: "arm",
+        go_arm: "6",
+        deb_arch: "armhf",
+        runner: &["qemu-arm-static", "-cpu", "arm1176"],
+        std_from_source: true,
     },
 ];
 
@@ -100,9 +151,9 @@ impl LoaderUnderTest {
         let path = target_root.join(t.triple).join("debug/mig-loader");
         assert!(
             path.is_file(),
-            "{} is missing: cargo build -p loader-min --bin mig-loader --target {}",
+            "{} is missing: {:?} -p loader-min --bin mig-loader",
             path.display(),
-            t.triple
+            t.cargo_build("cargo")
         );
         LoaderUnderTest {
             path,
@@ -140,6 +191,51 @@ mod tests {
         assert_eq!(HOST.go_arch, mig_protocol::statement::Platform::host().arch);
         assert_eq!(HOST.go_os, mig_protocol::statement::Platform::host().os);
         assert_eq!(TARGETS.iter().filter(|t| t.runner.is_empty()).count(), 1);
+        let mut keys: Vec<String> = TARGETS.iter().map(Target::make_key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            TARGETS.len(),
+            "two targets share a Makefile key"
+        );
+    }
+
+    /// The two ARM builds report Go's `arm` (what `std::env::consts::ARCH` says there, mapped by
+    /// `Platform::host`) and are told apart by GOARM only.
+    #[test]
+    fn arm_builds_are_goarch_arm_with_goarm_7_and_6() {
+        let v7 = target("armv7-unknown-linux-musleabihf").unwrap();
+        let v6 = target("arm-unknown-linux-musleabihf").unwrap();
+        assert_eq!(
+            (v7.go_arch, v7.go_arm, v7.make_key().as_str()),
+            ("arm", "7", "linux_arm7")
+        );
+        assert_eq!(
+            (v6.go_arch, v6.go_arm, v6.make_key().as_str()),
+            ("arm", "6", "linux_arm6")
+        );
+        assert_eq!(v6.runner, &["qemu-arm-static", "-cpu", "arm1176"]);
+        let args = |t: Target| {
+            let c = t.cargo_build("cargo");
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            args(v6),
+            [
+                "zigbuild",
+                "-Z",
+                "build-std=std,panic_abort",
+                "--target",
+                "arm-unknown-linux-musleabihf"
+            ]
+        );
+        assert_eq!(
+            args(HOST),
+            ["build", "--target", "x86_64-unknown-linux-musl"]
+        );
     }
 
     /// `make mig-loader OS=… ARCH=…` and `make deb-loader OS=… ARCH=…` read their own rows
@@ -171,5 +267,12 @@ mod tests {
         debs.sort();
         assert_eq!(rows("LOADER_TRIPLE_"), triples, "{}", path.display());
         assert_eq!(rows("DEB_ARCH_"), debs, "{}", path.display());
+        let mut from_source: Vec<(String, String)> = TARGETS
+            .iter()
+            .filter(|t| t.std_from_source)
+            .map(|t| (t.make_key(), "source".to_string()))
+            .collect();
+        from_source.sort();
+        assert_eq!(rows("LOADER_STD_"), from_source, "{}", path.display());
     }
 }
