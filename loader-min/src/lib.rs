@@ -38,6 +38,7 @@ pub mod run;
 pub mod child;
 pub mod crash;
 pub mod fetch;
+pub mod fqdn;
 pub mod fsutil;
 pub mod journal;
 pub mod layout;
