@@ -105,8 +105,8 @@ DEB_ARCH       := $(DEB_ARCH_$(LOADER_KEY))
 # tests/support/src/targets.rs BUILD_STD: std from rust-src, zig's C compiler and musl.
 LOADER_CARGO   := $(if $(LOADER_STD_$(LOADER_KEY)),RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -Z build-std=std$(,)panic_abort,$(CARGO) build)
 # Debian's armhf baseline is ARMv7: the ARMv6 package says what it is for and has its own name.
-DEB_FILE       := dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH)$(if $(filter 6,$(LOADER_ARM)),-armv6).deb
-DEB_NOTE       := $(if $(filter 6,$(LOADER_ARM)), This build is for ARMv6 (Raspberry Pi 1 and Zero; it runs on ARMv7 too).)
+DEB_FILE       = dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH)$(if $(filter 6,$(LOADER_ARM)),-armv6).deb
+DEB_NOTE       = $(if $(filter 6,$(LOADER_ARM)), This build is for ARMv6 (Raspberry Pi 1 and Zero; it runs on ARMv7 too).)
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
