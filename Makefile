@@ -1,9 +1,10 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` installs what the
 # suite needs (.ci/setup) and runs every test; `make run-cluster` starts a throwaway PostgreSQL and
 # two replicas on it.
-.PHONY: run run-cluster setup test test-plugins size-budget bench fuzz darwin-check
+.PHONY: run run-cluster setup test test-plugins test-loader-arm size-budget bench fuzz darwin-check
 
 CARGO ?= cargo
+, := ,
 # bash: the fuzz loop reads PIPESTATUS.
 SHELL := /bin/bash
 
@@ -27,16 +28,40 @@ run-cluster:
 
 # Every test: unit, integration, GnuPG interop, console against a real API, end to end, the
 # plugins' own tests, the API's suite again on PostgreSQL (a throwaway cluster), the loader's
-# suite again with the arm64 build under qemu-aarch64-static, the loader's size and memory
-# budget (every target, the macOS ones too), and the macOS universal binary (darwin-check).
+# suite again with the arm64 build under qemu-aarch64-static and with the ARMv7 and ARMv6 builds
+# under qemu-arm-static (the two at once: each waits on its emulated loader), the loader's size
+# and memory budget (every target, the macOS ones too), and the macOS universal binary
+# (darwin-check).
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
 	MIG_TEST_DATABASE=postgres $(CARGO) test -p api --tests
 	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
 	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
+	$(MAKE) test-loader-arm
 	$(CARGO) run -p size-budget
 	$(MAKE) darwin-check
+
+# The suite runs debug builds (its crash injection is debug-only, loader-min/src/crash.rs), here
+# without debuginfo and at opt-level 1 with debug assertions kept (these flags reach only the ARM
+# crates, std included): an unoptimised 38 MB ARM build under qemu cannot fetch its own
+# replacement within the development configuration's 5 s request deadline
+# (loader_replaces_itself). RUSTFLAGS replaces the target's rustflags of .cargo/config.toml, so it
+# repeats them.
+ARM_TRIPLES = $(LOADER_TRIPLE_linux_arm7) $(LOADER_TRIPLE_linux_arm6)
+ARM_TEST_RUSTFLAGS := -C link-self-contained=no -C debuginfo=0 -C opt-level=1 -C debug-assertions=on
+test-loader-arm:
+	for t in $(ARM_TRIPLES); do \
+	  RUSTFLAGS="$(ARM_TEST_RUSTFLAGS)" $(LOADER_CARGO_zig-std) -p loader-min --bin mig-loader --target $$t || exit 1; \
+	done
+	$(CARGO) test -p loader-min --test loader --no-run
+	log=$$(mktemp -d); pids=; \
+	for t in $(ARM_TRIPLES); do \
+	  MIG_TEST_LOADER_TARGET=$$t $(CARGO) test -p loader-min --test loader >$$log/$$t 2>&1 & pids="$$pids $$!"; \
+	done; \
+	ok=0; for p in $$pids; do wait $$p || ok=1; done; \
+	for t in $(ARM_TRIPLES); do echo "== loader suite, $$t under qemu-arm-static"; cat $$log/$$t; done; \
+	rm -rf $$log; exit $$ok
 
 # The system packages, toolchains and targets the suite uses (.ci/setup: as root it installs the
 # missing ones; otherwise it names the command that does).
@@ -70,10 +95,12 @@ fuzz:
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
 #   make mig-loader-universal LOADERCONF=conf/mig-loader-myenv.toml  → bin/darwin/universal/mig-loader
 # OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default) or darwin; amd64
-# (default) or arm64. These rows are the table of tests/support/src/targets.rs (its test
-# the_makefile_arch_rows_are_this_table compares them). macOS builds are linked by zig
-# (cargo-zigbuild, `pip install ziglang`: no Apple SDK needed); the universal binary joins both with
-# llvm-lipo (Debian: llvm).
+# (default), arm64 or arm. For arm, Go's GOARM picks the CPU: 7 (default, ARMv7 hard float) or 6
+# (ARMv6, Raspberry Pi 1 and Zero) → bin/linux/armv7/ or bin/linux/armv6/, Debian armhf. These
+# rows are the table of tests/support/src/targets.rs (its test the_makefile_arch_rows_are_this_table
+# compares them); a LOADER_BUILD row names a target built with zig (targets.rs `Build`; .ci/setup
+# installs zig and cargo-zigbuild): `zig` links Mach-O without Apple's SDK, `zig-std` also builds
+# std from rust-src. The universal macOS binary joins both with llvm-lipo (Debian: llvm).
 .PHONY: mig-loader deb-loader mig-loader-universal
 
 OS             ?= linux
@@ -82,14 +109,30 @@ LOADER_TRIPLE_linux_amd64 := x86_64-unknown-linux-musl
 LOADER_TRIPLE_linux_arm64 := aarch64-unknown-linux-musl
 LOADER_TRIPLE_darwin_arm64 := aarch64-apple-darwin
 LOADER_TRIPLE_darwin_amd64 := x86_64-apple-darwin
+LOADER_TRIPLE_linux_arm7 := armv7-unknown-linux-musleabihf
+LOADER_TRIPLE_linux_arm6 := arm-unknown-linux-musleabihf
 DEB_ARCH_linux_amd64 := amd64
 DEB_ARCH_linux_arm64 := arm64
-LOADER_CARGO_darwin_arm64 := zigbuild
-LOADER_CARGO_darwin_amd64 := zigbuild
-LOADER_TRIPLE  := $(LOADER_TRIPLE_$(OS)_$(ARCH))
-DEB_ARCH       := $(DEB_ARCH_$(OS)_$(ARCH))
-LOADER_CARGO   := $(or $(LOADER_CARGO_$(OS)_$(ARCH)),build)
+DEB_ARCH_linux_arm7 := armhf
+DEB_ARCH_linux_arm6 := armhf
+LOADER_BUILD_darwin_arm64 := zig
+LOADER_BUILD_darwin_amd64 := zig
+LOADER_BUILD_linux_arm7 := zig-std
+LOADER_BUILD_linux_arm6 := zig-std
+GOARM          ?= 7
+LOADER_ARM     := $(if $(filter arm,$(ARCH)),$(GOARM))
+LOADER_KEY     := $(OS)_$(ARCH)$(LOADER_ARM)
+LOADER_BIN     := bin/$(OS)/$(ARCH)$(if $(LOADER_ARM),v$(LOADER_ARM))
+LOADER_TRIPLE  := $(LOADER_TRIPLE_$(LOADER_KEY))
+DEB_ARCH       := $(DEB_ARCH_$(LOADER_KEY))
+# tests/support/src/targets.rs `Build::cargo_build`.
+LOADER_CARGO_zig     := $(CARGO) zigbuild
+LOADER_CARGO_zig-std := RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -Z build-std=std$(,)panic_abort
+LOADER_CARGO   := $(or $(LOADER_CARGO_$(LOADER_BUILD_$(LOADER_KEY))),$(CARGO) build)
 LIPO           := $(or $(shell command -v llvm-lipo),$(shell command -v llvm-lipo-14),llvm-lipo)
+# Debian's armhf baseline is ARMv7: the ARMv6 package says what it is for and has its own name.
+DEB_FILE       = dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH)$(if $(filter 6,$(LOADER_ARM)),-armv6).deb
+DEB_NOTE       = $(if $(filter 6,$(LOADER_ARM)), This build is for ARMv6 (Raspberry Pi 1 and Zero; it runs on ARMv7 too).)
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
@@ -97,10 +140,10 @@ DEB_ROOT       := $(LOADER_TARGET)/deb-loader
 mig-loader:
 	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
 	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
-	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) is not a mig-loader target: linux or darwin with amd64 or arm64 (Go's GOOS and GOARCH)"; exit 1; fi
-	mkdir -p bin/$(OS)/$(ARCH)
-	LOADERCONF="$(abspath $(LOADERCONF))" $(CARGO) $(LOADER_CARGO) -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
-	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader bin/$(OS)/$(ARCH)/mig-loader
+	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) GOARM=$(GOARM) is not a mig-loader target: linux with amd64, arm64, or arm with GOARM 7 or 6; darwin with amd64 or arm64 (Go's GOOS, GOARCH and GOARM)"; exit 1; fi
+	mkdir -p $(LOADER_BIN)
+	LOADERCONF="$(abspath $(LOADERCONF))" $(LOADER_CARGO) -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
+	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader $(LOADER_BIN)/mig-loader
 
 # The macOS builds size-budget made (docs/design.md §2.7: they cannot run here) joined into a
 # universal binary, and their Mach-O headers shown: both architectures, PIE executables, macOS
@@ -124,7 +167,7 @@ mig-loader-universal:
 
 deb-loader: mig-loader
 	rm -rf $(DEB_ROOT)
-	install -D -m 0755 bin/$(OS)/$(ARCH)/mig-loader $(DEB_ROOT)/sbin/mig-loader
+	install -D -m 0755 $(LOADER_BIN)/mig-loader $(DEB_ROOT)/sbin/mig-loader
 	install -d -m 0755 $(DEB_ROOT)/etc/mig
 	install -d -m 0700 $(DEB_ROOT)/var/lib/mig
 	install -D -m 0644 conf/mig-loader.service $(DEB_ROOT)/lib/systemd/system/mig-loader.service
@@ -133,8 +176,8 @@ deb-loader: mig-loader
 	install -D -m 0644 loader-min/README.md $(DEB_ROOT)/usr/share/doc/mig-loader/README.md
 	install -D -m 0644 conf/mig-loader.cron $(DEB_ROOT)/usr/share/doc/mig-loader/examples/mig-loader.cron
 	install -d -m 0755 $(DEB_ROOT)/DEBIAN
-	sed -e 's/@VERSION@/$(LOADER_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
+	sed -e 's/@VERSION@/$(LOADER_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' -e 's/@NOTE@/$(DEB_NOTE)/' packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
 	echo "Installed-Size: $$(du -sk $(DEB_ROOT) | cut -f1)" >> $(DEB_ROOT)/DEBIAN/control
 	install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm $(DEB_ROOT)/DEBIAN/
 	mkdir -p dist
-	dpkg-deb --root-owner-group --build $(DEB_ROOT) dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH).deb
+	dpkg-deb --root-owner-group --build $(DEB_ROOT) $(DEB_FILE)

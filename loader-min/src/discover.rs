@@ -81,7 +81,8 @@ pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Ag
     })
 }
 
-/// MIG: the kernel hostname if it has a dot, else `hostname --fqdn` when its first label matches.
+/// MIG: the kernel hostname if it has a dot, else its FQDN as `hostname --fqdn` gives it when its
+/// first label matches (src/fqdn.rs).
 pub fn hostname(limits: &Limits) -> String {
     let short = read_fact(Path::new("/proc/sys/kernel/hostname"), limits)
         .map(|s| s.trim().to_string())
@@ -99,15 +100,7 @@ pub fn hostname(limits: &Limits) -> String {
     if short.contains('.') {
         return short;
     }
-    child::output(
-        "hostname",
-        &["--fqdn"],
-        limits.discovery_command,
-        limits.child_output,
-    )
-    .map(|s| s.trim().to_string())
-    .filter(|f| f.split('.').next() == Some(short.as_str()) && f.contains('.'))
-    .unwrap_or(short)
+    crate::fqdn::fqdn(&short, limits)
 }
 
 /// `<root>/etc/os-release` (any distribution, unlike MIG), then `lsb_release`, then /etc/issue.

@@ -41,6 +41,7 @@ pub mod child;
 pub mod crash;
 pub mod darwin;
 pub mod fetch;
+pub mod fqdn;
 pub mod fsutil;
 pub mod journal;
 pub mod layout;

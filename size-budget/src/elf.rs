@@ -3,57 +3,87 @@
 //! crate. The file is input like any other: `object` bounds-checks every read, and a malformed
 //! file is an error, never a panic.
 
-use object::read::elf::{ElfFile64, ProgramHeader};
-use object::{Endianness, Object, ObjectSection, ObjectSymbol};
+use object::read::elf::{ElfFile, ElfFile32, ElfFile64, FileHeader, ProgramHeader};
+use object::{Endianness, FileKind, Object, ObjectSection, ObjectSymbol};
 use std::collections::BTreeMap;
 
 const PT_INTERP: u32 = 3;
 
+/// 64-bit targets (x86_64, arm64) and 32-bit ones (ARMv7, ARMv6).
+enum Class<'a> {
+    Elf32(ElfFile32<'a, Endianness>),
+    Elf64(ElfFile64<'a, Endianness>),
+}
+
 pub struct Elf<'a> {
-    file: ElfFile64<'a, Endianness>,
+    file: Class<'a>,
 }
 
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Self, String> {
-        ElfFile64::parse(data)
-            .map(|file| Elf { file })
-            .map_err(|e| format!("not an ELF64 file: {e}"))
+        let file = match FileKind::parse(data) {
+            Ok(FileKind::Elf32) => ElfFile32::parse(data).map(Class::Elf32),
+            Ok(FileKind::Elf64) => ElfFile64::parse(data).map(Class::Elf64),
+            _ => return Err("not an ELF file".into()),
+        };
+        file.map(|file| Elf { file })
+            .map_err(|e| format!("not an ELF file: {e}"))
     }
 
     /// True when no program header asks for a dynamic loader (PT_INTERP): static or static-pie.
     pub fn is_static(&self) -> Result<bool, String> {
-        let endian = self.file.endian();
-        Ok(!self
-            .file
-            .elf_program_headers()
-            .iter()
-            .any(|ph| ph.p_type(endian) == PT_INTERP))
+        Ok(match &self.file {
+            Class::Elf32(f) => !has_interp(f),
+            Class::Elf64(f) => !has_interp(f),
+        })
     }
 
     /// The section names, in file order.
     pub fn section_names(&self) -> Vec<String> {
-        self.file
-            .sections()
-            .filter_map(|s| s.name().ok().map(str::to_string))
-            .collect()
+        match &self.file {
+            Class::Elf32(f) => section_names(f),
+            Class::Elf64(f) => section_names(f),
+        }
     }
 
     /// Bytes of function and object symbols per crate, from `.symtab` (absent once stripped).
     pub fn bytes_by_crate(&self) -> Result<BTreeMap<String, u64>, String> {
-        if self.file.symbol_table().is_none() {
-            return Err("no .symtab (binary is stripped)".into());
+        match &self.file {
+            Class::Elf32(f) => bytes_by_crate(f),
+            Class::Elf64(f) => bytes_by_crate(f),
         }
-        let mut out = BTreeMap::new();
-        for sym in self.file.symbols() {
-            let size = sym.size();
-            if size == 0 {
-                continue;
-            }
-            let name = sym.name().map_err(|e| format!("symbol name: {e}"))?;
-            *out.entry(crate_of(name)).or_insert(0) += size;
-        }
-        Ok(out)
     }
+}
+
+fn has_interp<H: FileHeader<Endian = Endianness>>(f: &ElfFile<'_, H>) -> bool {
+    let endian = f.endian();
+    f.elf_program_headers()
+        .iter()
+        .any(|ph| ph.p_type(endian) == PT_INTERP)
+}
+
+fn section_names<H: FileHeader<Endian = Endianness>>(f: &ElfFile<'_, H>) -> Vec<String> {
+    f.sections()
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect()
+}
+
+fn bytes_by_crate<H: FileHeader<Endian = Endianness>>(
+    f: &ElfFile<'_, H>,
+) -> Result<BTreeMap<String, u64>, String> {
+    if f.symbol_table().is_none() {
+        return Err("no .symtab (binary is stripped)".into());
+    }
+    let mut out = BTreeMap::new();
+    for sym in f.symbols() {
+        let size = sym.size();
+        if size == 0 {
+            continue;
+        }
+        let name = sym.name().map_err(|e| format!("symbol name: {e}"))?;
+        *out.entry(crate_of(name)).or_insert(0) += size;
+    }
+    Ok(out)
 }
 
 /// The crate a symbol belongs to: the first path segment of a Rust legacy (`_ZN`) or v0 (`_R`)
@@ -135,6 +165,21 @@ mod tests {
             Elf::parse(&fake).is_err(),
             "truncated headers must not panic"
         );
+    }
+
+    /// A 32-bit little-endian ARM executable header (the ARMv7 and ARMv6 loaders' class) with
+    /// neither program nor section headers: read as static, with no symbol table to attribute.
+    #[test]
+    fn a_32_bit_arm_elf_is_read() {
+        let mut h = vec![0u8; 52];
+        h[..7].copy_from_slice(b"\x7fELF\x01\x01\x01");
+        h[16] = 2; // e_type: ET_EXEC
+        h[18] = 40; // e_machine: EM_ARM
+        h[20] = 1; // e_version
+        h[40] = 52; // e_ehsize
+        let elf = Elf::parse(&h).unwrap();
+        assert!(elf.is_static().unwrap());
+        assert!(elf.bytes_by_crate().unwrap_err().contains("no .symtab"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The release mig-loader, built the way `make mig-loader` does (`loader` profile, each target's
-//! cargo subcommand: `zigbuild` for macOS) but unstripped so that size-budget can attribute
+//! own build: `Target::cargo_build`) but unstripped so that size-budget can attribute
 //! symbols, then stripped to measure what ships.
 
 use mig_test_support::targets::{Target, TARGETS};
@@ -36,12 +36,12 @@ pub fn loader_for(target: &Target) -> Result<Built, String> {
     let target_dir = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let status = Command::new(&cargo)
+    let status = target
+        .cargo_build(&cargo)
         .current_dir(&root)
         .env("CARGO_PROFILE_LOADER_STRIP", "false")
         .env("CARGO_TARGET_DIR", &target_dir)
         .args([
-            target.cargo,
             "-p",
             "loader-min",
             "--bin",
@@ -49,11 +49,12 @@ pub fn loader_for(target: &Target) -> Result<Built, String> {
             "--profile",
             "loader",
         ])
-        .args(["--target", triple])
         .status()
         .map_err(|e| format!("run {cargo}: {e}"))?;
     if !status.success() {
-        return Err(format!("building mig-loader failed ({status})"));
+        return Err(format!(
+            "building mig-loader for {triple} failed ({status})"
+        ));
     }
     let unstripped = target_dir
         .join(triple)

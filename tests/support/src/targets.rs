@@ -31,20 +31,65 @@ pub struct Target {
     pub go_os: &'static str,
     /// Go's GOARCH, as MIG's loaders report it and manifests name it.
     pub go_arch: &'static str,
+    /// Go's GOARM for `arm` (`7`, `6`), empty for every other GOARCH: `make mig-loader ARCH=arm
+    /// GOARM=6` picks the ARMv6 build. The loader reports `arm` either way, as MIG's does.
+    pub go_arm: &'static str,
     /// Debian's architecture name (the .deb's `Architecture`); `None`: no .deb is built.
     pub deb_arch: Option<&'static str>,
     /// Whether and how this build runs here.
     pub runs: Runs,
-    /// The cargo subcommand that builds it: `build`, or `zigbuild` (cargo-zigbuild: zig links
-    /// Mach-O without Apple's SDK and builds ring's C for macOS).
-    pub cargo: &'static str,
+    /// How it is built.
+    pub build: Build,
+}
+
+/// How cargo builds a target (the Makefile's `LOADER_BUILD_<key>` rows name the last two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `cargo build`: rustup ships the target's std, and a C compiler for ring is installed.
+    Cargo,
+    /// `cargo zigbuild` (`zig` in the Makefile): zig links Mach-O without Apple's SDK and builds
+    /// ring's C for macOS.
+    Zig,
+    /// `cargo zigbuild -Z build-std=std,panic_abort` (`zig-std` in the Makefile): rustup ships no
+    /// standard library for the triple, so std is built from the pinned toolchain's `rust-src`
+    /// (allowed on stable by `RUSTC_BOOTSTRAP=1`), and zig supplies ring's C compiler and the musl
+    /// C library and crt objects for the target's CPU.
+    ZigStdFromSource,
+}
+
+impl Build {
+    /// The Makefile's word for it (`LOADER_BUILD_<key> := <word>`), `None` for plain cargo.
+    pub fn make_word(self) -> Option<&'static str> {
+        match self {
+            Build::Cargo => None,
+            Build::Zig => Some("zig"),
+            Build::ZigStdFromSource => Some("zig-std"),
+        }
+    }
 }
 
 impl Target {
     /// The key of this target's rows in the Makefile (`LOADER_TRIPLE_<key> := <triple>`): Go's
-    /// `<GOOS>_<GOARCH>`, which `make mig-loader OS=… ARCH=…` spells.
+    /// `<GOOS>_<GOARCH><GOARM>`, which `make mig-loader OS=… ARCH=… [GOARM=…]` spells.
     pub fn make_key(&self) -> String {
-        format!("{}_{}", self.go_os, self.go_arch)
+        format!("{}_{}{}", self.go_os, self.go_arch, self.go_arm)
+    }
+
+    /// `cargo build` for this target (`cargo zigbuild`, with `-Z build-std=…` when its std is
+    /// built from source), without the package or profile arguments.
+    pub fn cargo_build(&self, cargo: &str) -> Command {
+        let mut c = Command::new(cargo);
+        match self.build {
+            Build::Cargo => c.arg("build"),
+            Build::Zig => c.arg("zigbuild"),
+            Build::ZigStdFromSource => c.env("RUSTC_BOOTSTRAP", "1").args([
+                "zigbuild",
+                "-Z",
+                "build-std=std,panic_abort",
+            ]),
+        };
+        c.args(["--target", self.triple]);
+        c
     }
 
     /// The loader's file name on this target's OS.
@@ -62,9 +107,10 @@ pub const HOST: Target = Target {
     triple: "x86_64-unknown-linux-musl",
     go_os: "linux",
     go_arch: "amd64",
+    go_arm: "",
     deb_arch: Some("amd64"),
     runs: Runs::Natively,
-    cargo: "build",
+    build: Build::Cargo,
 };
 
 /// Every target mig-loader is built for.
@@ -74,25 +120,50 @@ pub const TARGETS: &[Target] = &[
         triple: "aarch64-unknown-linux-musl",
         go_os: "linux",
         go_arch: "arm64",
+        go_arm: "",
         deb_arch: Some("arm64"),
         runs: Runs::Under(&["qemu-aarch64-static"]),
-        cargo: "build",
+        build: Build::Cargo,
+    },
+    // ARMv7 with hard float: Raspberry Pi 2 and later in 32-bit mode; Debian's armhf baseline.
+    Target {
+        triple: "armv7-unknown-linux-musleabihf",
+        go_os: "linux",
+        go_arch: "arm",
+        go_arm: "7",
+        deb_arch: Some("armhf"),
+        runs: Runs::Under(&["qemu-arm-static"]),
+        build: Build::ZigStdFromSource,
+    },
+    // ARMv6 with hard float: Raspberry Pi 1 and Zero. qemu's default CPU would also run ARMv7
+    // instructions; the ARM1176 (the Pi 1's core) refuses them, so the suite proves the build
+    // runs on that core.
+    Target {
+        triple: "arm-unknown-linux-musleabihf",
+        go_os: "linux",
+        go_arch: "arm",
+        go_arm: "6",
+        deb_arch: Some("armhf"),
+        runs: Runs::Under(&["qemu-arm-static", "-cpu", "arm1176"]),
+        build: Build::ZigStdFromSource,
     },
     Target {
         triple: "aarch64-apple-darwin",
         go_os: "darwin",
         go_arch: "arm64",
+        go_arm: "",
         deb_arch: None,
         runs: Runs::NotHere,
-        cargo: "zigbuild",
+        build: Build::Zig,
     },
     Target {
         triple: "x86_64-apple-darwin",
         go_os: "darwin",
         go_arch: "amd64",
+        go_arm: "",
         deb_arch: None,
         runs: Runs::NotHere,
-        cargo: "zigbuild",
+        build: Build::Zig,
     },
 ];
 
@@ -150,9 +221,9 @@ impl LoaderUnderTest {
         let path = target_root.join(t.triple).join("debug").join(t.exe_name());
         assert!(
             path.is_file(),
-            "{} is missing: cargo build -p loader-min --bin mig-loader --target {}",
+            "{} is missing: {:?} -p loader-min --bin mig-loader",
             path.display(),
-            t.triple
+            t.cargo_build("cargo")
         );
         LoaderUnderTest {
             path,
@@ -210,12 +281,49 @@ mod tests {
             assert!(t.triple.ends_with("-apple-darwin"), "{}", t.triple);
             assert_eq!(t.runs, Runs::NotHere);
             assert_eq!(t.deb_arch, None);
-            assert_eq!(t.cargo, "zigbuild");
+            assert_eq!(t.build, Build::Zig);
         }
         for t in TARGETS.iter().filter(|t| t.go_os == "linux") {
-            assert_eq!(t.cargo, "build", "{}", t.triple);
+            assert_ne!(t.build, Build::Zig, "{}", t.triple);
             assert!(t.deb_arch.is_some(), "{}", t.triple);
         }
+    }
+
+    /// The two ARM builds report Go's `arm` (what `std::env::consts::ARCH` says there, mapped by
+    /// `Platform::host`) and are told apart by GOARM only.
+    #[test]
+    fn arm_builds_are_goarch_arm_with_goarm_7_and_6() {
+        let v7 = target("armv7-unknown-linux-musleabihf").unwrap();
+        let v6 = target("arm-unknown-linux-musleabihf").unwrap();
+        assert_eq!(
+            (v7.go_arch, v7.go_arm, v7.make_key().as_str()),
+            ("arm", "7", "linux_arm7")
+        );
+        assert_eq!(
+            (v6.go_arch, v6.go_arm, v6.make_key().as_str()),
+            ("arm", "6", "linux_arm6")
+        );
+        assert_eq!(v6.runs, Runs::Under(&["qemu-arm-static", "-cpu", "arm1176"]));
+        let args = |t: Target| {
+            let c = t.cargo_build("cargo");
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            args(v6),
+            [
+                "zigbuild",
+                "-Z",
+                "build-std=std,panic_abort",
+                "--target",
+                "arm-unknown-linux-musleabihf"
+            ]
+        );
+        assert_eq!(
+            args(HOST),
+            ["build", "--target", "x86_64-unknown-linux-musl"]
+        );
     }
 
     /// `make mig-loader OS=… ARCH=…` and `make deb-loader OS=… ARCH=…` read their own rows
@@ -245,15 +353,14 @@ mod tests {
             .filter_map(|t| Some((t.make_key(), t.deb_arch?.to_string())))
             .collect();
         debs.sort();
-        // The cargo subcommand, where it is not `build`.
-        let mut cargos: Vec<(String, String)> = TARGETS
+        // How it is built, where it is not plain `cargo build`.
+        let mut builds: Vec<(String, String)> = TARGETS
             .iter()
-            .filter(|t| t.cargo != "build")
-            .map(|t| (t.make_key(), t.cargo.to_string()))
+            .filter_map(|t| Some((t.make_key(), t.build.make_word()?.to_string())))
             .collect();
-        cargos.sort();
+        builds.sort();
         assert_eq!(rows("LOADER_TRIPLE_"), triples, "{}", path.display());
         assert_eq!(rows("DEB_ARCH_"), debs, "{}", path.display());
-        assert_eq!(rows("LOADER_CARGO_"), cargos, "{}", path.display());
+        assert_eq!(rows("LOADER_BUILD_"), builds, "{}", path.display());
     }
 }
