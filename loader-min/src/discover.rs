@@ -16,7 +16,6 @@ use mig_protocol::statement::Platform;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
@@ -33,13 +32,18 @@ fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
 pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Agent> {
     let limits = &settings.limits;
     let platform = Platform::host();
-    let name = hostname(limits);
+    #[cfg(not(windows))]
+    let (name, ident, init, addresses) = (
+        hostname(limits),
+        ident(layout.root(), limits),
+        init_system(layout.root(), limits),
+        addresses(limits),
+    );
+    #[cfg(windows)]
+    let (name, ident, init, addresses) = crate::windows::facts();
     log::step(format!("Hostname is {name}"));
-    let ident = ident(layout.root(), limits);
     log::step(format!("Ident is {ident}"));
-    let init = init_system(layout.root(), limits);
     log::step(format!("Init is {init}"));
-    let addresses = addresses(limits);
     for a in &addresses {
         log::step(format!("Found local address {a}"));
     }
@@ -334,6 +338,9 @@ pub fn agent_id(path: &Path, limits: &Limits) -> Result<String> {
     }
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut random = [0u8; 96];
+    #[cfg(windows)]
+    crate::windows::random(&mut random)?;
+    #[cfg(not(windows))]
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
         .map_err(|e| Error::io("read", "/dev/urandom", e))?;
@@ -348,12 +355,10 @@ pub fn agent_id(path: &Path, limits: &Limits) -> Result<String> {
             "not enough random bytes for an agent ID".into(),
         ));
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(path)
-        .map_err(|e| Error::io("create agent ID", path, e))?;
+    let mut f =
+        crate::fsutil::create_with_mode(OpenOptions::new().write(true).create_new(true), 0o400)
+            .open(path)
+            .map_err(|e| Error::io("create agent ID", path, e))?;
     f.write_all(id.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io("write agent ID", path, e))?;
