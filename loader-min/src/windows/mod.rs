@@ -21,7 +21,25 @@ pub const FILE_SDDL: &str = "O:BAD:P(A;;FA;;;SY)(A;;FA;;;BA)";
 /// Discovery's host facts on Windows: FQDN, ident, init (`windows`, as MIG's agent reports it)
 /// and the local addresses.
 pub fn facts() -> (String, String, String, Vec<String>) {
-    (hostname(), ident(), "windows".into(), Vec::new())
+    (hostname(), ident(), "windows".into(), addresses())
+}
+
+/// Every local address in CIDR form, loopback excluded (as on Linux, docs/design.md §4.18).
+fn addresses() -> Vec<String> {
+    match sys::unicast_addresses() {
+        Ok(list) => cidrs(&list),
+        Err(e) => {
+            log::warn(format!("GetAdaptersAddresses: {e}"));
+            Vec::new()
+        }
+    }
+}
+
+fn cidrs(list: &[(std::net::IpAddr, u8)]) -> Vec<String> {
+    list.iter()
+        .filter(|(a, _)| !a.is_loopback())
+        .map(|(a, len)| format!("{a}/{len}"))
+        .collect()
 }
 
 /// The FQDN (`GetComputerNameExW(ComputerNameDnsFullyQualified)`), `localhost` when it fails.
@@ -101,6 +119,15 @@ mod tests {
                 .last()
                 .is_some_and(|b| b.bytes().all(|c| c.is_ascii_digit())),
             "{id}"
+        );
+        // Every host has a loopback adapter; the address list drops it.
+        let all = sys::unicast_addresses().unwrap();
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        assert!(all.contains(&(loopback, 8)), "{all:?}");
+        assert!(cidrs(&all).iter().all(|c| !c.starts_with("127.")));
+        assert_eq!(
+            cidrs(&all).len(),
+            all.iter().filter(|(a, _)| !a.is_loopback()).count()
         );
         let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
         random(&mut a).unwrap();

@@ -5,6 +5,7 @@
 
 use std::ffi::{c_void, OsStr, OsString};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
@@ -61,6 +62,17 @@ extern "system" {
         group: *mut c_void,
         dacl: *mut c_void,
         sacl: *mut c_void,
+    ) -> u32;
+}
+
+#[link(name = "iphlpapi")]
+extern "system" {
+    fn GetAdaptersAddresses(
+        family: u32,
+        flags: u32,
+        reserved: *mut c_void,
+        addresses: *mut c_void,
+        size: *mut u32,
     ) -> u32;
 }
 
@@ -283,4 +295,78 @@ pub fn reparsed(sddl: &str) -> io::Result<String> {
     // SAFETY: the string is `len` UTF-16 units long and lives until `text` drops.
     let units = unsafe { std::slice::from_raw_parts(text.0.cast::<u16>(), len as usize) };
     Ok(from_wide(units))
+}
+
+const AF_UNSPEC: u32 = 0;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 23;
+const GAA_FLAG_SKIP_ANYCAST_MULTICAST_DNS: u32 = 0x2 | 0x4 | 0x8;
+const ERROR_BUFFER_OVERFLOW: u32 = 111;
+// Offsets in IP_ADAPTER_ADDRESSES_LH and IP_ADAPTER_UNICAST_ADDRESS_LH (x86_64).
+const ADAPTER_NEXT: usize = 8;
+const ADAPTER_FIRST_UNICAST: usize = 24;
+const UNICAST_LENGTH: usize = 0;
+const UNICAST_NEXT: usize = 8;
+const UNICAST_SOCKADDR: usize = 16;
+const UNICAST_PREFIX_LENGTH: usize = 56;
+
+/// Every unicast address of every adapter with its on-link prefix length
+/// (`GetAdaptersAddresses`).
+pub fn unicast_addresses() -> io::Result<Vec<(IpAddr, u8)>> {
+    let mut size: u32 = 16 * 1024;
+    // The list can grow between the sizing call and the next one: a few tries.
+    for _ in 0..4 {
+        // u64 elements: the structures Windows writes need 8-byte alignment.
+        let mut buf = vec![0u64; (size as usize).div_ceil(8)];
+        let mut len = u32::try_from(buf.len() * 8).unwrap_or(u32::MAX);
+        // SAFETY: `buf` is writable for `len` bytes.
+        let status = unsafe {
+            GetAdaptersAddresses(
+                AF_UNSPEC,
+                GAA_FLAG_SKIP_ANYCAST_MULTICAST_DNS,
+                std::ptr::null_mut(),
+                buf.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if status == ERROR_BUFFER_OVERFLOW {
+            size = len;
+            continue;
+        }
+        if status != 0 {
+            return Err(io::Error::from_raw_os_error(status as i32));
+        }
+        let mut out = Vec::new();
+        // SAFETY: on success `buf` holds linked lists of the structures whose offsets are named
+        // above; every pointer in them is null or points into `buf`, alive for this loop.
+        unsafe {
+            let read_ptr = |p: *const u8, at: usize| p.add(at).cast::<*const u8>().read();
+            let mut adapter: *const u8 = buf.as_ptr().cast();
+            while !adapter.is_null() {
+                let mut ua = read_ptr(adapter, ADAPTER_FIRST_UNICAST);
+                while !ua.is_null() {
+                    let length = ua.add(UNICAST_LENGTH).cast::<u32>().read();
+                    let sa = read_ptr(ua, UNICAST_SOCKADDR);
+                    if length as usize > UNICAST_PREFIX_LENGTH && !sa.is_null() {
+                        let prefix = ua.add(UNICAST_PREFIX_LENGTH).read();
+                        match sa.cast::<u16>().read() {
+                            AF_INET => {
+                                let a = sa.add(4).cast::<[u8; 4]>().read();
+                                out.push((IpAddr::V4(Ipv4Addr::from(a)), prefix));
+                            }
+                            AF_INET6 => {
+                                let a = sa.add(8).cast::<[u8; 16]>().read();
+                                out.push((IpAddr::V6(Ipv6Addr::from(a)), prefix));
+                            }
+                            _ => {}
+                        }
+                    }
+                    ua = read_ptr(ua, UNICAST_NEXT);
+                }
+                adapter = read_ptr(adapter, ADAPTER_NEXT);
+            }
+        }
+        return Ok(out);
+    }
+    Err(io::Error::other("the adapter list kept growing"))
 }
