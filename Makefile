@@ -1,7 +1,7 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` installs what the
 # suite needs (.ci/setup) and runs every test; `make run-cluster` starts a throwaway PostgreSQL and
 # two replicas on it.
-.PHONY: run run-cluster setup test test-plugins test-loader-arm size-budget bench fuzz darwin-check
+.PHONY: run run-cluster setup test test-plugins test-loader-arm size-budget bench fuzz darwin-check wine-prefix
 
 CARGO ?= cargo
 , := ,
@@ -28,10 +28,10 @@ run-cluster:
 
 # Every test: unit, integration, GnuPG interop, console against a real API, end to end, the
 # plugins' own tests, the API's suite again on PostgreSQL (a throwaway cluster), the loader's
-# suite again with the arm64 build under qemu-aarch64-static and with the ARMv7 and ARMv6 builds
-# under qemu-arm-static (the two at once: each waits on its emulated loader), the loader's size
-# and memory budget (every target, the macOS ones too), and the macOS universal binary
-# (darwin-check).
+# suite again with the arm64 build under qemu-aarch64-static, with the ARMv7 and ARMv6 builds
+# under qemu-arm-static (the two at once: each waits on its emulated loader) and with the Windows
+# build under wine (its unit tests too), the loader's size and memory budget (every target, the
+# macOS ones too), and the macOS universal binary (darwin-check).
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
 	$(CARGO) test --workspace --all-features
@@ -39,6 +39,10 @@ test: test-plugins
 	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
 	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
 	$(MAKE) test-loader-arm
+	$(CARGO) build -p loader-min --bin mig-loader -p stand-in-agent --bin stand-in-agent --target x86_64-pc-windows-gnu
+	$(MAKE) wine-prefix
+	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all $(CARGO) test -p loader-min --lib --target x86_64-pc-windows-gnu
+	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all MIG_TEST_LOADER_TARGET=x86_64-pc-windows-gnu $(CARGO) test -p loader-min --test loader
 	$(CARGO) run -p size-budget
 	$(MAKE) darwin-check
 
@@ -62,6 +66,18 @@ test-loader-arm:
 	ok=0; for p in $$pids; do wait $$p || ok=1; done; \
 	for t in $(ARM_TRIPLES); do echo "== loader suite, $$t under qemu-arm-static"; cat $$log/$$t; done; \
 	rm -rf $$log; exit $$ok
+
+# A throwaway wine prefix for the Windows build's tests (.cargo/config.toml runs Windows test
+# binaries under wine). Wine 8.0 (Debian 12) lacks bcryptprimitives.dll, which Rust's standard
+# library imports on Windows 10 and later: tests/wine/bcryptprimitives.c stands in for it.
+WINE_PREFIX ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/wine-prefix
+wine-prefix:
+	rm -rf $(WINE_PREFIX)
+	mkdir -p $(WINE_PREFIX)
+	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all wine wineboot --init
+	WINEPREFIX=$(WINE_PREFIX) wineserver --wait
+	x86_64-w64-mingw32-gcc -O2 -shared -s -o $(WINE_PREFIX)/drive_c/windows/system32/bcryptprimitives.dll tests/wine/bcryptprimitives.c -ladvapi32
+
 
 # The system packages, toolchains and targets the suite uses (.ci/setup: as root it installs the
 # missing ones; otherwise it names the command that does).
@@ -92,15 +108,17 @@ fuzz:
 
 # ---- mig-loader for endpoints (docs/design.md §2.2). A built-in configuration is required:
 #   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml [OS=darwin] [ARCH=arm64]  → bin/<OS>/<ARCH>/mig-loader
+#   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml OS=windows    → bin/windows/amd64/mig-loader.exe
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
 #   make mig-loader-universal LOADERCONF=conf/mig-loader-myenv.toml  → bin/darwin/universal/mig-loader
-# OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default) or darwin; amd64
-# (default), arm64 or arm. For arm, Go's GOARM picks the CPU: 7 (default, ARMv7 hard float) or 6
-# (ARMv6, Raspberry Pi 1 and Zero) → bin/linux/armv7/ or bin/linux/armv6/, Debian armhf. These
-# rows are the table of tests/support/src/targets.rs (its test the_makefile_arch_rows_are_this_table
-# compares them); a LOADER_BUILD row names a target built with zig (targets.rs `Build`; .ci/setup
-# installs zig and cargo-zigbuild): `zig` links Mach-O without Apple's SDK, `zig-std` also builds
-# std from rust-src. The universal macOS binary joins both with llvm-lipo (Debian: llvm).
+# OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default), darwin or windows;
+# amd64 (default), arm64 (linux, darwin) or arm (linux). For arm, Go's GOARM picks the CPU: 7
+# (default, ARMv7 hard float) or 6 (ARMv6, Raspberry Pi 1 and Zero) → bin/linux/armv7/ or
+# bin/linux/armv6/, Debian armhf. These rows are the table of tests/support/src/targets.rs (its
+# test the_makefile_arch_rows_are_this_table compares them); a LOADER_BUILD row names a target
+# built with zig (targets.rs `Build`; .ci/setup installs zig and cargo-zigbuild): `zig` links
+# Mach-O without Apple's SDK, `zig-std` also builds std from rust-src. The universal macOS binary
+# joins both with llvm-lipo (Debian: llvm). Windows is linked by mingw-w64.
 .PHONY: mig-loader deb-loader mig-loader-universal
 
 OS             ?= linux
@@ -111,6 +129,7 @@ LOADER_TRIPLE_darwin_arm64 := aarch64-apple-darwin
 LOADER_TRIPLE_darwin_amd64 := x86_64-apple-darwin
 LOADER_TRIPLE_linux_arm7 := armv7-unknown-linux-musleabihf
 LOADER_TRIPLE_linux_arm6 := arm-unknown-linux-musleabihf
+LOADER_TRIPLE_windows_amd64 := x86_64-pc-windows-gnu
 DEB_ARCH_linux_amd64 := amd64
 DEB_ARCH_linux_arm64 := arm64
 DEB_ARCH_linux_arm7 := armhf
@@ -134,16 +153,17 @@ LIPO           := $(or $(shell command -v llvm-lipo),$(shell command -v llvm-lip
 DEB_FILE       = dist/mig-loader_$(LOADER_VERSION)_$(DEB_ARCH)$(if $(filter 6,$(LOADER_ARM)),-armv6).deb
 DEB_NOTE       = $(if $(filter 6,$(LOADER_ARM)), This build is for ARMv6 (Raspberry Pi 1 and Zero; it runs on ARMv7 too).)
 LOADER_TARGET  := $(or $(CARGO_TARGET_DIR),target)
+LOADER_EXE     := mig-loader$(if $(filter windows,$(OS)),.exe)
 LOADER_VERSION ?= $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)-$(shell date -u +%Y%m%d).$(shell git rev-parse --short HEAD 2>/dev/null || echo local)
 DEB_ROOT       := $(LOADER_TARGET)/deb-loader
 
 mig-loader:
 	@if [ -z "$(LOADERCONF)" ]; then echo "LOADERCONF is not set: copy conf/mig-loader.toml to conf/mig-loader-myenv.toml, edit it, then: make mig-loader LOADERCONF=conf/mig-loader-myenv.toml"; exit 1; fi
 	@if [ ! -r "$(LOADERCONF)" ]; then echo "$(LOADERCONF) configuration file does not exist"; exit 1; fi
-	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) GOARM=$(GOARM) is not a mig-loader target: linux with amd64, arm64, or arm with GOARM 7 or 6; darwin with amd64 or arm64 (Go's GOOS, GOARCH and GOARM)"; exit 1; fi
+	@if [ -z "$(LOADER_TRIPLE)" ]; then echo "OS=$(OS) ARCH=$(ARCH) GOARM=$(GOARM) is not a mig-loader target: linux with amd64, arm64, or arm with GOARM 7 or 6; darwin with amd64 or arm64; windows with amd64 (Go's GOOS, GOARCH and GOARM)"; exit 1; fi
 	mkdir -p $(LOADER_BIN)
 	LOADERCONF="$(abspath $(LOADERCONF))" $(LOADER_CARGO) -p loader-min --bin mig-loader --profile loader --target $(LOADER_TRIPLE)
-	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/mig-loader $(LOADER_BIN)/mig-loader
+	cp $(LOADER_TARGET)/$(LOADER_TRIPLE)/loader/$(LOADER_EXE) $(LOADER_BIN)/$(LOADER_EXE)
 
 # The macOS builds size-budget made (docs/design.md §2.7: they cannot run here) joined into a
 # universal binary, and their Mach-O headers shown: both architectures, PIE executables, macOS

@@ -2,7 +2,7 @@
 //! (docs/design.md §4.15).
 
 use crate::error::Result;
-use crate::fsutil::{remove_if_present, rename};
+use crate::fsutil::{remove_if_present, remove_previous_image, rename};
 use crate::layout::{with_suffix, Layout, MIG_LEFTOVERS};
 use crate::log;
 use mig_protocol::dictionary;
@@ -28,8 +28,14 @@ pub fn remove_strays(layout: &Layout) -> Result<()> {
         let prev = layout.previous(name)?;
         if prev.exists() {
             if target.exists() {
-                remove_if_present(&prev)?;
-                log::step(format!("removed stale {}", prev.display()));
+                let removed = if name.is_executable() {
+                    remove_previous_image(&prev)?
+                } else {
+                    remove_if_present(&prev)?
+                };
+                if removed {
+                    log::step(format!("removed stale {}", prev.display()));
+                }
             } else {
                 rename(&prev, &target)?;
                 log::step(format!(

@@ -3,7 +3,7 @@
 //! crash at any point is finished forwards by [`crate::recover`].
 
 use crate::error::Result;
-use crate::fsutil::remove_if_present;
+use crate::fsutil::{remove_if_present, remove_previous_image};
 use crate::journal::{Journal, Phase};
 use crate::layout::Layout;
 use crate::{log, state};
@@ -22,7 +22,11 @@ pub fn commit(layout: &Layout, journal: &mut Journal) -> Result<()> {
 /// Drops the previous generation after a commit.
 pub fn finish(layout: &Layout, journal: &Journal) -> Result<()> {
     for e in &journal.entries {
-        remove_if_present(&layout.previous(e.name)?)?;
+        if e.name.is_executable() {
+            remove_previous_image(&layout.previous(e.name)?)?;
+        } else {
+            remove_if_present(&layout.previous(e.name)?)?;
+        }
         remove_if_present(&layout.staged(e.name)?)?;
     }
     layout.sync_dirs(journal.entries.iter().map(|e| e.name))

@@ -10,7 +10,6 @@ use mig_protocol::statement::{Entry, Statement};
 use mig_protocol::Sha256;
 use sha2::Digest;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The sha256 of a file, `None` when it does not exist.
@@ -85,11 +84,8 @@ pub fn compare(layout: &Layout, statement: &Statement, limits: &Limits) -> Resul
 
 /// MIG's entryPermCheck: an unchanged file gets the dictionary mode back if it drifted.
 fn fix_mode(path: &Path, mode: u32) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
-    if meta.permissions().mode() & 0o7777 != mode {
-        log::step(format!("fixing mode of {} to {mode:o}", path.display()));
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("chmod", path, e))?;
+    if crate::fsutil::set_mode(path, mode)? {
+        log::step(format!("fixed mode of {} to {mode:o}", path.display()));
     }
     Ok(())
 }

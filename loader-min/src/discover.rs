@@ -16,7 +16,6 @@ use mig_protocol::statement::Platform;
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
@@ -35,7 +34,9 @@ pub fn discover(layout: &Layout, settings: &Settings, api: &Client) -> Result<Ag
     let platform = Platform::host();
     #[cfg(target_os = "macos")]
     let (name, ident, init, addresses) = crate::darwin::host_facts(limits);
-    #[cfg(not(target_os = "macos"))]
+    #[cfg(windows)]
+    let (name, ident, init, addresses) = crate::windows::facts();
+    #[cfg(not(any(target_os = "macos", windows)))]
     let (name, ident, init, addresses) = (
         hostname(limits),
         ident(layout.root(), limits),
@@ -332,6 +333,9 @@ pub fn agent_id(path: &Path, limits: &Limits) -> Result<String> {
     }
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut random = [0u8; 96];
+    #[cfg(windows)]
+    crate::windows::random(&mut random)?;
+    #[cfg(not(windows))]
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
         .map_err(|e| Error::io("read", "/dev/urandom", e))?;
@@ -346,12 +350,10 @@ pub fn agent_id(path: &Path, limits: &Limits) -> Result<String> {
             "not enough random bytes for an agent ID".into(),
         ));
     }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(path)
-        .map_err(|e| Error::io("create agent ID", path, e))?;
+    let mut f =
+        crate::fsutil::create_with_mode(OpenOptions::new().write(true).create_new(true), 0o400)
+            .open(path)
+            .map_err(|e| Error::io("create agent ID", path, e))?;
     f.write_all(id.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io("write agent ID", path, e))?;

@@ -12,7 +12,6 @@ use mig_protocol::statement::Entry;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Why one attempt ended early.
@@ -76,13 +75,12 @@ fn stage_inner(
             .create(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(staged)
-        .map_err(|e| Error::io("create staged file", staged, e))?;
+    let file = crate::fsutil::create_with_mode(
+        OpenOptions::new().write(true).create(true).truncate(true),
+        mode,
+    )
+    .open(staged)
+    .map_err(|e| Error::io("create staged file", staged, e))?;
     let mut part = Partial {
         file,
         written: 0,
@@ -137,8 +135,7 @@ fn stage_inner(
         .sync_all()
         .map_err(|e| Error::io("fsync", staged, e))?;
     // The umask may have narrowed the mode given at creation.
-    std::fs::set_permissions(staged, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("chmod", staged, e))?;
+    crate::fsutil::set_mode(staged, mode)?;
     Ok(())
 }
 

@@ -5,12 +5,16 @@
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Renames `from` to `to`; the error names both.
+/// Renames `from` to `to`; the error names both. On Windows the rename is written through to
+/// disk before this returns, since a directory there cannot be flushed ([`fsync_dir`]).
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| {
+    #[cfg(windows)]
+    let renamed = crate::windows::rename(from, to);
+    #[cfg(not(windows))]
+    let renamed = std::fs::rename(from, to);
+    renamed.map_err(|e| {
         Error::io(
             "rename",
             format!("{} -> {}", from.display(), to.display()),
@@ -28,7 +32,68 @@ pub fn remove_if_present(path: &Path) -> Result<bool> {
     }
 }
 
+/// Removes the previous image of an executable after a swap. Windows refuses to delete an image
+/// while it runs (the loader replacing itself runs from it): it is then left for
+/// [`crate::cleanup`] to remove on a later run. Everywhere else the removal must succeed.
+pub fn remove_previous_image(path: &Path) -> Result<bool> {
+    match remove_if_present(path) {
+        #[cfg(windows)]
+        Err(Error::Io { source, .. }) if crate::windows::in_use(&source) => {
+            crate::log::step(format!(
+                "{} is in use, removing it on a later run",
+                path.display()
+            ));
+            Ok(false)
+        }
+        other => other,
+    }
+}
+
+/// Sets the Unix mode `mode` on files `opts` creates. On Windows a file gets the access list
+/// its directory passes on (docs/design.md §2.8), so the mode is not used.
+pub fn create_with_mode(opts: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = mode;
+        opts
+    }
+}
+
+/// Gives `path` exactly the Unix mode `mode`, returning whether it had to change; on Windows
+/// nothing changes (see [`create_with_mode`]).
+pub fn set_mode(path: &Path, mode: u32) -> Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+        if meta.permissions().mode() & 0o7777 == mode {
+            return Ok(false);
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("chmod", path, e))?;
+        Ok(true)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(false)
+    }
+}
+
+/// Flushes a directory entry change (create, rename, unlink) to disk. Windows cannot open a
+/// directory for flushing; there [`rename`] writes through instead.
+#[cfg(windows)]
+pub fn fsync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// Flushes a directory entry change (create, rename, unlink) to disk.
+#[cfg(not(windows))]
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -38,18 +103,17 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 /// Replaces `path` with `content` atomically (mode 0600).
 pub fn atomic_write(path: &Path, content: &[u8]) -> Result<()> {
     let tmp = crate::layout::with_suffix(path, ".tmp");
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let mut f = create_with_mode(
+        OpenOptions::new().write(true).create(true).truncate(true),
+        0o600,
+    )
+    .open(&tmp)
+    .map_err(|e| Error::io("create", &tmp, e))?;
     f.write_all(content)
         .and_then(|()| f.sync_all())
         .map_err(|e| Error::io("write", &tmp, e))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into place", path, e))?;
+    rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         fsync_dir(dir)?;
     }

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil::fsync_dir;
-use mig_protocol::dictionary::DictName;
+use mig_protocol::dictionary::{under_root, DictName};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -58,18 +58,23 @@ impl Layout {
     }
 
     fn under(&self, abs: &str) -> PathBuf {
-        self.root.join(abs.trim_start_matches('/'))
+        under_root(&self.root, abs)
     }
 
-    /// MIG's configuration directory (`/etc/mig`).
+    /// MIG's configuration directory (`/etc/mig`; `C:\mig` on Windows).
     pub fn conf_dir(&self) -> PathBuf {
-        self.under("/etc/mig")
+        match self.os.as_str() {
+            "windows" => self.under("C:\\mig"),
+            _ => self.under("/etc/mig"),
+        }
     }
 
-    /// The state directory: lock, installed serial, journal (MIG's run directory).
+    /// The state directory: lock, installed serial, journal (MIG's run directory; on Windows the
+    /// configuration directory, as MIG's agent has it).
     pub fn state_dir(&self) -> PathBuf {
         match self.os.as_str() {
             "darwin" => self.under("/Library/Preferences/mig"),
+            "windows" => self.conf_dir(),
             _ => self.under("/var/lib/mig"),
         }
     }
@@ -152,6 +157,13 @@ mod tests {
         assert_eq!(
             l.staged(DictName::MigAgent).unwrap(),
             PathBuf::from("/tmp/r/sbin/mig-agent.mig-new")
+        );
+        let w = Layout::new("/tmp/r", "windows");
+        assert_eq!(w.key_file(), PathBuf::from("/tmp/r/mig/mig-loader.key"));
+        assert_eq!(w.lock_file(), PathBuf::from("/tmp/r/mig/mig-loader.lock"));
+        assert_eq!(
+            w.staged(DictName::MigLoader).unwrap(),
+            PathBuf::from("/tmp/r/mig/mig-loader.exe.mig-new")
         );
         assert!(Layout::new("/", "plan9")
             .target(DictName::MigAgent)

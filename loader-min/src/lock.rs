@@ -3,7 +3,6 @@
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Held for the whole run; dropping it releases the lock.
@@ -15,14 +14,16 @@ pub struct RunLock {
 /// Takes the lock, or `Error::Locked` when another run holds it.
 pub fn acquire(path: &Path) -> Result<RunLock> {
     // Opened without truncation: taking the lock writes nothing.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("open lock file", path, e))?;
+    let file = crate::fsutil::create_with_mode(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+        0o600,
+    )
+    .open(path)
+    .map_err(|e| Error::io("open lock file", path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(RunLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(format!("{}", path.display()))),

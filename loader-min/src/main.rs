@@ -20,9 +20,13 @@ const USAGE: &str = "usage: mig-loader [-c | -i] [--root DIR]
   (no flag)   check for a new signed manifest and install it
   -c          only check that the agent runs, restart it if not
   -i          first install: create /etc/mig and /var/lib/mig (macOS: /Library/Preferences/mig,
-              and install and load /Library/LaunchDaemons/mig-loader.plist), then run
-  --root DIR  prefix every path with DIR (default /)
+              and install and load /Library/LaunchDaemons/mig-loader.plist; Windows: C:\\mig),
+              then run
+  --root DIR  prefix every path with DIR (default / ; C:\\ on Windows)
   -V          print the version and the built-in configuration summary";
+
+/// The root the dictionary's paths are under: Windows paths name their drive (`C:\\mig`).
+const DEFAULT_ROOT: &str = if cfg!(windows) { "C:\\" } else { "/" };
 
 struct Args {
     mode: Mode,
@@ -31,7 +35,7 @@ struct Args {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let mut mode = Mode::Update;
-    let mut root = PathBuf::from("/");
+    let mut root = PathBuf::from(DEFAULT_ROOT);
     while let Some(a) = args.next() {
         match a.as_str() {
             "-c" if mode == Mode::Update => mode = Mode::Check,

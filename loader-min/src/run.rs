@@ -57,6 +57,10 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
         std::fs::create_dir_all(&conf).map_err(|e| Error::io("create directory", &conf, e))?;
     }
     state::ensure_dir(&layout.state_dir())?;
+    // The key lives in the state directory on Windows, but whoever wrote it may have given it
+    // access entries of its own: they go (docs/design.md §2.8).
+    #[cfg(windows)]
+    crate::windows::restrict_if_present(&layout.key_file())?;
     // lock: one run at a time; held until this function returns.
     let _lock = lock::acquire(&layout.lock_file())?;
     let run = Run {

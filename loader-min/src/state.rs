@@ -6,11 +6,12 @@ use crate::error::{Error, Result};
 use crate::fsutil::{atomic_write, read_small};
 use mig_protocol::loader::ReportResult;
 use mig_protocol::statement::Serial;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates the state directory with mode 0700 when it is missing (its parents 0755).
+#[cfg(unix)]
 pub fn ensure_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dir.is_dir() {
         return Ok(());
     }
@@ -29,6 +30,14 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     // The umask may have taken bits away; it can never have added any, but make it exact.
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io("chmod", dir, e))
+}
+
+/// Creates the state directory (`C:\mig`) when it is missing and gives it, on every run, an access
+/// list of SYSTEM and Administrators only, which the files inside inherit (docs/design.md §2.8).
+#[cfg(windows)]
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    crate::windows::restrict(dir)
 }
 
 /// The highest serial installed so far; 0 before the first install.
@@ -74,8 +83,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("var/lib/mig");
         ensure_dir(&state).unwrap();
-        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
         let p = state.join("serial");
         assert_eq!(installed_serial(&p, 4096).unwrap(), Serial::NONE);
         write_serial(&p, Serial::new(42)).unwrap();

@@ -59,7 +59,7 @@ pub fn loader_for(target: &Target) -> Result<Built, String> {
     let unstripped = target_dir
         .join(triple)
         .join("loader")
-        .join(target.exe_name());
+        .join(target.exe("mig-loader"));
     let out_dir = target_dir.join("size-budget");
     let (stripped, strip) = if triple == HOST_TRIPLE {
         (out_dir.join("mig-loader.stripped"), "strip")

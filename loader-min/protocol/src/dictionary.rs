@@ -54,6 +54,11 @@ impl DictName {
         }
     }
 
+    /// Whether the file is a program (it may be running while it is replaced).
+    pub fn is_executable(self) -> bool {
+        matches!(self, DictName::MigAgent | DictName::MigLoader)
+    }
+
     /// Whether the file holds a secret (it must never be left behind as a stray copy).
     pub fn is_secret(self) -> bool {
         matches!(
@@ -74,14 +79,37 @@ impl DictName {
             ("linux" | "darwin", DictName::AgentKey) => "/etc/mig/agent.key",
             ("linux" | "darwin", DictName::CaCert) => "/etc/mig/ca.crt",
             ("linux" | "darwin", DictName::LoaderConfig) => "/etc/mig/mig-loader.cfg",
+            // MIG's bundleEntryWindows: everything in C:\mig, the run directory included.
+            ("windows", DictName::MigAgent) => "C:\\mig\\mig-agent.exe",
+            ("windows", DictName::MigLoader) => "C:\\mig\\mig-loader.exe",
+            ("windows", DictName::Configuration) => "C:\\mig\\mig-agent.cfg",
+            ("windows", DictName::AgentCert) => "C:\\mig\\agent.crt",
+            ("windows", DictName::AgentKey) => "C:\\mig\\agent.key",
+            ("windows", DictName::CaCert) => "C:\\mig\\ca.crt",
+            ("windows", DictName::LoaderConfig) => "C:\\mig\\mig-loader.cfg",
             _ => return None,
         })
     }
 
-    /// The path under a root prefix (`--root`): the dictionary path with its leading `/` removed.
+    /// The path under a root prefix (`--root`): the dictionary path without its root (`/`, or a
+    /// Windows drive `C:\\`), joined to `root` one component at a time, so that a Windows path
+    /// lands under a test root on any host.
     pub fn path_under(self, root: &Path, os: &str) -> Option<PathBuf> {
-        self.path(os).map(|p| root.join(p.trim_start_matches('/')))
+        self.path(os).map(|p| under_root(root, p))
     }
+}
+
+/// `abs` (a dictionary path of any OS: `/etc/mig`, `C:\\mig`) under `root`.
+pub fn under_root(root: &Path, abs: &str) -> PathBuf {
+    let bytes = abs.as_bytes();
+    let relative = if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+        &abs[2..]
+    } else {
+        abs
+    };
+    let mut out = root.to_path_buf();
+    out.extend(relative.split(['/', '\\']).filter(|c| !c.is_empty()));
+    out
 }
 
 impl std::fmt::Display for DictName {
@@ -112,5 +140,23 @@ mod tests {
             assert!(p.starts_with(root), "{}", p.display());
         }
         assert_eq!(DictName::MigAgent.path("plan9"), None);
+    }
+
+    #[test]
+    fn windows_paths_are_migs_and_land_under_the_root() {
+        assert_eq!(
+            DictName::LoaderConfig.path("windows"),
+            Some("C:\\mig\\mig-loader.cfg")
+        );
+        let root = Path::new("/tmp/r");
+        for n in ALL {
+            let p = n.path_under(root, "windows").unwrap();
+            assert!(p.starts_with("/tmp/r/mig"), "{}", p.display());
+            assert!(!p.to_string_lossy().contains('\\'), "{}", p.display());
+        }
+        assert_eq!(
+            DictName::MigAgent.path_under(root, "windows").unwrap(),
+            Path::new("/tmp/r/mig/mig-agent.exe")
+        );
     }
 }

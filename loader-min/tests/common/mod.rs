@@ -134,17 +134,44 @@ pub struct Fixture {
     pub server: Server,
 }
 
-/// Dictionary paths on Linux, relative to the root.
+/// Dictionary paths of the loader under test's OS, relative to the root (MIG's
+/// `bundleEntryLinux` and `bundleEntryWindows`, under `--root`).
 pub fn rel_path(name: &str) -> &'static str {
-    match name {
-        "mig-agent" => "sbin/mig-agent",
-        "mig-loader" => "sbin/mig-loader",
-        "configuration" => "etc/mig/mig-agent.cfg",
-        "agentcert" => "etc/mig/agent.crt",
-        "agentkey" => "etc/mig/agent.key",
-        "cacert" => "etc/mig/ca.crt",
-        "loaderconfig" => "etc/mig/mig-loader.cfg",
-        other => panic!("not a dictionary name: {other}"),
+    let windows = loader().go_os == "windows";
+    match (windows, name) {
+        (false, "mig-agent") => "sbin/mig-agent",
+        (false, "mig-loader") => "sbin/mig-loader",
+        (false, "configuration") => "etc/mig/mig-agent.cfg",
+        (false, "agentcert") => "etc/mig/agent.crt",
+        (false, "agentkey") => "etc/mig/agent.key",
+        (false, "cacert") => "etc/mig/ca.crt",
+        (false, "loaderconfig") => "etc/mig/mig-loader.cfg",
+        (true, "mig-agent") => "mig/mig-agent.exe",
+        (true, "mig-loader") => "mig/mig-loader.exe",
+        (true, "configuration") => "mig/mig-agent.cfg",
+        (true, "agentcert") => "mig/agent.crt",
+        (true, "agentkey") => "mig/agent.key",
+        (true, "cacert") => "mig/ca.crt",
+        (true, "loaderconfig") => "mig/mig-loader.cfg",
+        (_, other) => panic!("not a dictionary name: {other}"),
+    }
+}
+
+/// The loader key file, relative to the root (`C:\mig\mig-loader.key` on Windows).
+pub fn rel_key_path() -> &'static str {
+    if loader().go_os == "windows" {
+        "mig/mig-loader.key"
+    } else {
+        "etc/mig/mig-loader.key"
+    }
+}
+
+/// A file of the state directory, relative to the root (`C:\mig` on Windows).
+pub fn rel_state_path(file: &str) -> String {
+    if loader().go_os == "windows" {
+        format!("mig/{file}")
+    } else {
+        format!("var/lib/mig/{file}")
     }
 }
 
@@ -155,15 +182,15 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         let agent_dir = dir.path().join("agent");
-        for d in [root.join("sbin"), root.join("etc/mig"), agent_dir.clone()] {
-            std::fs::create_dir_all(d).unwrap();
+        for d in [
+            root.join(rel_path("mig-agent")),
+            root.join(rel_path("loaderconfig")),
+            agent_dir.join("calls"),
+        ] {
+            std::fs::create_dir_all(d.parent().unwrap()).unwrap();
         }
         let server = Server::start();
-        std::fs::write(
-            root.join("etc/mig/mig-loader.key"),
-            format!("{LOADER_KEY}\n"),
-        )
-        .unwrap();
+        std::fs::write(root.join(rel_key_path()), format!("{LOADER_KEY}\n")).unwrap();
         let f = Fixture {
             dir,
             root,
@@ -313,13 +340,16 @@ impl Fixture {
             }
         }
         assert!(
-            !self.root.join("var/lib/mig/mig-loader.journal").exists(),
+            !self
+                .root
+                .join(rel_state_path("mig-loader.journal"))
+                .exists(),
             "journal left behind"
         );
     }
 
     pub fn installed_serial(&self) -> Option<u64> {
-        std::fs::read_to_string(self.root.join("var/lib/mig/mig-loader.serial"))
+        std::fs::read_to_string(self.root.join(rel_state_path("mig-loader.serial")))
             .ok()
             .map(|s| s.trim().parse().unwrap())
     }

@@ -1,11 +1,38 @@
 //! The stand-in `mig-agent`: a shell script that appends `<version> <args>` to `<dir>/calls`.
 //! `-u` starts it (writes `<dir>/running`, unless it is unhealthy), `-q shutdown` stops it,
 //! `-q pid` succeeds only while it runs: MIG's triggers and liveness probe, observable by a test.
+//! For a Windows loader under test (`targets::chosen`) it is the same behaviour as a program,
+//! `tests/stand-in-agent` built for that target.
 
+use crate::targets;
 use std::path::Path;
 
-/// The script's bytes, recording into `dir`.
+/// The stand-in agent's bytes, recording into `dir`: for the loader under test's OS.
 pub fn agent_script(dir: &Path, version: &str, healthy: bool) -> Vec<u8> {
+    match targets::chosen() {
+        Some(t) if t.go_os == "windows" => agent_program(&t, dir, version, healthy),
+        _ => shell_script(dir, version, healthy),
+    }
+}
+
+/// `tests/stand-in-agent` built for `t`, configured by what follows its marker (see its
+/// main.rs). `dir` is given as wine sees it: the host's `/` is drive `Z:`.
+fn agent_program(t: &targets::Target, dir: &Path, version: &str, healthy: bool) -> Vec<u8> {
+    let exe = targets::debug_build(t, "stand-in-agent", "stand-in-agent");
+    let mut bytes = std::fs::read(&exe).unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    bytes.extend_from_slice(
+        format!(
+            "\n#mig-stand-in-agent\n{version}\nZ:{}\n{}\n",
+            dir.display(),
+            u8::from(healthy)
+        )
+        .as_bytes(),
+    );
+    bytes
+}
+
+/// The shell script, recording into `dir`.
+fn shell_script(dir: &Path, version: &str, healthy: bool) -> Vec<u8> {
     let start = if healthy {
         format!("echo {version} > \"$d/running\"")
     } else {

@@ -1,7 +1,8 @@
-//! The targets mig-loader is built for, and how a test runs a build of another architecture:
-//! under Debian's qemu-user (`qemu-user-static`), or not at all here (macOS). This is the one
-//! table of them: size-budget budgets each, and the Makefile's `OS`/`ARCH` rows are checked
-//! against it by a test below.
+//! The targets mig-loader is built for, and how a test runs a build of another architecture or
+//! OS: under Debian's qemu-user (`qemu-user-static`), Windows builds under `wine` (its prefix
+//! prepared by the Makefile's `wine-prefix`), or not at all here (macOS). This is the one table of
+//! them: size-budget budgets each, and the Makefile's `OS`/`ARCH` rows are checked against it by a
+//! test below.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,12 +93,12 @@ impl Target {
         c
     }
 
-    /// The loader's file name on this target's OS.
-    pub fn exe_name(&self) -> &'static str {
+    /// The file name of program `name` on this target's OS.
+    pub fn exe(&self, name: &str) -> String {
         if self.go_os == "windows" {
-            "mig-loader.exe"
+            format!("{name}.exe")
         } else {
-            "mig-loader"
+            name.to_string()
         }
     }
 }
@@ -165,11 +166,50 @@ pub const TARGETS: &[Target] = &[
         runs: Runs::NotHere,
         build: Build::Zig,
     },
+    Target {
+        triple: "x86_64-pc-windows-gnu",
+        go_os: "windows",
+        go_arch: "amd64",
+        go_arm: "",
+        deb_arch: None,
+        runs: Runs::Under(&["wine"]),
+        build: Build::Cargo,
+    },
 ];
 
 /// The target of `triple`.
 pub fn target(triple: &str) -> Option<Target> {
     TARGETS.iter().copied().find(|t| t.triple == triple)
+}
+
+/// The target [`ENV_LOADER_TARGET`] names, `None` for the host's build.
+#[track_caller]
+pub fn chosen() -> Option<Target> {
+    let triple = std::env::var(ENV_LOADER_TARGET)
+        .ok()
+        .filter(|t| !t.is_empty())?;
+    Some(target(&triple).unwrap_or_else(|| {
+        panic!(
+            "{ENV_LOADER_TARGET}={triple} is none of {:?}",
+            TARGETS.iter().map(|t| t.triple).collect::<Vec<_>>()
+        )
+    }))
+}
+
+/// A debug build of `name` (of cargo package `package`) for `t`: it must exist.
+#[track_caller]
+pub fn debug_build(t: &Target, name: &str, package: &str) -> PathBuf {
+    let target_root = crate::target_dir()
+        .parent()
+        .map_or_else(|| crate::workspace_root().join("target"), Path::to_path_buf);
+    let path = target_root.join(t.triple).join("debug").join(t.exe(name));
+    assert!(
+        path.is_file(),
+        "{} is missing: {:?} -p {package} --bin {name}",
+        path.display(),
+        t.cargo_build("cargo")
+    );
+    path
 }
 
 /// The mig-loader a test runs: its path, how to start it, and the platform it reports.
@@ -189,10 +229,7 @@ impl LoaderUnderTest {
     /// [`ENV_LOADER_TARGET`] names.
     #[track_caller]
     pub fn choose(host_build: &Path) -> LoaderUnderTest {
-        let Some(triple) = std::env::var(ENV_LOADER_TARGET)
-            .ok()
-            .filter(|t| !t.is_empty())
-        else {
+        let Some(t) = chosen() else {
             let host = mig_protocol::statement::Platform::host();
             return LoaderUnderTest {
                 path: host_build.to_path_buf(),
@@ -201,30 +238,23 @@ impl LoaderUnderTest {
                 go_arch: host.arch,
             };
         };
-        let t = target(&triple).unwrap_or_else(|| {
-            panic!(
-                "{ENV_LOADER_TARGET}={triple} is none of {:?}",
-                TARGETS.iter().map(|t| t.triple).collect::<Vec<_>>()
-            )
-        });
-        let target_root = crate::target_dir()
-            .parent()
-            .map_or_else(|| crate::workspace_root().join("target"), Path::to_path_buf);
         let runner = match t.runs {
             Runs::Natively => &[][..],
             Runs::Under(runner) => runner,
             Runs::NotHere => panic!(
-                "{ENV_LOADER_TARGET}={triple}: a {}/{} build cannot run on this host",
-                t.go_os, t.go_arch
+                "{ENV_LOADER_TARGET}={}: a {}/{} build cannot run on this host",
+                t.triple, t.go_os, t.go_arch
             ),
         };
-        let path = target_root.join(t.triple).join("debug").join(t.exe_name());
-        assert!(
-            path.is_file(),
-            "{} is missing: {:?} -p loader-min --bin mig-loader",
-            path.display(),
-            t.cargo_build("cargo")
-        );
+        let path = debug_build(&t, "mig-loader", "loader-min");
+        if runner.first() == Some(&"wine") {
+            assert!(
+                std::env::var_os("WINEPREFIX").is_some_and(|p| Path::new(&p)
+                    .join("drive_c/windows/system32/bcryptprimitives.dll")
+                    .is_file()),
+                "WINEPREFIX must name a prefix made by `make wine-prefix`"
+            );
+        }
         LoaderUnderTest {
             path,
             runner,
@@ -258,6 +288,10 @@ mod tests {
         );
         assert_eq!(target("armv7-unknown-linux-gnueabihf"), None);
         assert_eq!(HOST.runs, Runs::Natively);
+        let w = target("x86_64-pc-windows-gnu").unwrap();
+        assert_eq!((w.go_os, w.runs), ("windows", Runs::Under(&["wine"])));
+        assert_eq!(w.exe("mig-loader"), "mig-loader.exe");
+        assert_eq!(HOST.exe("mig-loader"), "mig-loader");
         assert_eq!(HOST.go_arch, mig_protocol::statement::Platform::host().arch);
         assert_eq!(HOST.go_os, mig_protocol::statement::Platform::host().os);
         assert_eq!(
