@@ -1,4 +1,4 @@
-//! mig-api is built in layers whose arrows point down (docs/design.md §9): this test reads every
+//! mig-api is built in layers whose arrows point down (docs/design.md §6.8): this test reads every
 //! file of `api/src`, collects its `crate::…`, `super::…` and `self::…` references (in `use`
 //! trees and in expressions), and draws the module graph one directory at a time: at the top the
 //! nodes are `app`, `db`, `routes`, …; inside `routes/` they are `admin`, `loader`, …. A module
@@ -10,29 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Arrows that point up, each with why it must. docs/design.md §9 names every one.
+/// Arrows that point up, each with why it must. docs/design.md §6.8 names every one.
 const BACK_ARROWS: &[(&str, &str)] = &[
-    // Not yet layered (issue 27): each arrow below points from a lower layer up.
-    ("error", "db"),
-    ("error", "routes"),
-    ("config", "front"),
-    ("config", "reports"),
-    ("blobs", "app"),
-    ("auth", "app"),
-    ("expiry", "app"),
-    ("expiry", "server"),
-    ("front", "server"),
-    ("poll", "app"),
-    ("poll", "loaders"),
-    ("poll", "plugins"),
-    ("poll", "routes"),
-    ("poll", "server"),
-    ("reports", "app"),
-    ("reports", "server"),
-    ("app", "manifests"),
-    ("app", "plugins"),
-    ("manifests", "loaders"),
-    ("loaders", "routes"),
+    // The types are one recursion: a plugin's compiled module (registry.rs) is instantiated
+    // with the store state of sandbox.rs, and the evaluator's store state holds the registry
+    // snapshot that `mig.call` looks its functions up in (docs/design.md §6.8).
     ("targeting::registry", "targeting::sandbox"),
 ];
 
@@ -474,8 +456,69 @@ fn the_module_graph_of_api_src_has_no_cycle_but_the_named_back_arrows() {
     let after = cycles(&left);
     assert!(
         after.is_empty(),
-        "import cycles in api/src (docs/design.md §9):\n{}",
+        "import cycles in api/src (docs/design.md §6.8):\n{}",
         describe(&g, &left, &after)
+    );
+}
+
+/// The layers `lib.rs` declares: its `mod` lines in groups, each group opened by a comment,
+/// the foundations first.
+fn declared_layers() -> Vec<Vec<String>> {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let mut layers: Vec<Vec<String>> = Vec::new();
+    let mut open = true;
+    for line in lib.lines().map(str::trim) {
+        if line.starts_with("//") && !line.starts_with("//!") {
+            open = true;
+        } else if let Some(name) = line
+            .strip_prefix("pub mod ")
+            .or_else(|| line.strip_prefix("mod "))
+        {
+            if open {
+                layers.push(Vec::new());
+                open = false;
+            }
+            layers
+                .last_mut()
+                .unwrap()
+                .push(name.trim_end_matches(';').to_string());
+        }
+    }
+    layers
+}
+
+#[test]
+fn no_module_uses_a_later_layer_of_lib_rs() {
+    let g = graph();
+    let layers = declared_layers();
+    let layer = |m: &str| layers.iter().position(|l| l.iter().any(|n| n == m));
+    let mut up = Vec::new();
+    for (a, tos) in &g.edges {
+        for (b, at) in tos {
+            if a.contains("::") {
+                continue; // inside a directory: the cycle test's business
+            }
+            let (Some(la), Some(lb)) = (layer(a), layer(b)) else {
+                panic!("{a} or {b} is not declared in lib.rs");
+            };
+            if lb > la {
+                up.push(format!(
+                    "{a} (layer {}) -> {b} (layer {})   ({at})",
+                    la + 1,
+                    lb + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        layers.len() > 3,
+        "lib.rs declares its layers as commented groups of modules"
+    );
+    assert!(
+        up.is_empty(),
+        "arrows to a later layer of lib.rs (docs/design.md §6.8):\n{}",
+        up.join("\n")
     );
 }
 
