@@ -156,9 +156,8 @@ fn tree(toks: &[(Tok, usize)], mut i: usize, prefix: &ModPath, out: &mut Vec<Mod
         i += 1;
         while !punct(toks, i, "}") && i < toks.len() {
             i = tree(toks, i, prefix, out);
-            if punct(toks, i, ",") {
-                i += 1;
-            } else if !punct(toks, i, "}") {
+            // The comma after an item, or a token no path takes (`as`, a renamed import).
+            if !punct(toks, i, "}") {
                 i += 1;
             }
         }

@@ -65,7 +65,7 @@ async fn files(
         let given = serve::file(a, &who, &sha)?;
         FileBody::new(given.path, given.size, ContentType::Binary)
             .content_addressed(&sha, &ranges, given.secret)
-            .from_cache(&a.file_cache)
+            .handed_off_by(&a.file_cache)
             .open()
     })
     .await

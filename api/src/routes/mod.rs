@@ -346,8 +346,9 @@ impl FileBody {
         self
     }
 
-    /// A content-addressed body that `cache` holds is sent by the front from memory.
-    pub fn from_cache(mut self, cache: &crate::filecache::FileCache) -> Self {
+    /// A content-addressed body that `cache` holds is handed off to the front, which sends it
+    /// from memory.
+    pub fn handed_off_by(mut self, cache: &crate::filecache::FileCache) -> Self {
         self.handed_off = self.blob.is_some() && cache.holds(self.size);
         self
     }
