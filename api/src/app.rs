@@ -8,7 +8,6 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::filecache::FileCache;
 use crate::keys::VerifiedKeys;
-use crate::logging;
 use crate::metrics::Metrics;
 use crate::poll::PollCache;
 use crate::targeting::Engine;
@@ -29,7 +28,7 @@ pub struct Inner {
     /// The gzip streams being sent to Go loaders, whether the v1 cache holds them or not (one
     /// too large for it included), and held while one is compressed: misses are made one at a
     /// time, and many Go loaders asking for a large file at once share one copy in memory
-    /// (`loaders::v1_fetch`).
+    /// (`serve::v1_fetch`).
     pub v1_sending: std::sync::Mutex<V1Sending>,
     pub engine: Engine,
     pub metrics: Metrics,
@@ -68,7 +67,7 @@ impl Deref for App {
 
 impl App {
     /// Opens the database (creating it on first start), the blob store and the engine, and
-    /// loads the stored plugins into the engine.
+    /// does nothing else: `server::start_up` loads the stored plugins and collects garbage.
     pub fn open(cfg: Config) -> Result<App> {
         let db = Db::open(&cfg.database())?;
         let blobs = BlobStore::for_database(&cfg.db_path)?;
@@ -101,16 +100,6 @@ impl App {
             started: Timestamp::now(),
             audience: std::sync::OnceLock::new(),
         }));
-        crate::plugins::sync(&app)?;
-        let referenced = crate::manifests::referenced_blobs(&app)?;
-        let removed = app.blobs.collect_garbage(&referenced)?;
-        if removed > 0 {
-            logging::event(
-                "info",
-                "blob_gc",
-                &[("removed", &removed), ("dir", &app.blobs.dir().display())],
-            );
-        }
         Ok(app)
     }
 

@@ -7,8 +7,7 @@
 //! is shared there ([`share`]) before any manifest row refers to it, and this directory is each
 //! replica's cache of it, filled on first use ([`local`]) and checked against the sha256.
 
-use crate::app::App;
-use crate::db::{Dialect, OptionalExtension};
+use crate::db::{Db, Dialect, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::params;
 use mig_protocol::statement::is_sha256_hex;
@@ -102,13 +101,13 @@ impl BlobStore {
 
 /// The local path of blob `sha256`. On PostgreSQL a blob this replica does not have yet is
 /// fetched from the database first, chunk by chunk, and kept only if its bytes hash to its name.
-pub fn local(app: &App, sha256: &str) -> Result<PathBuf> {
-    let path = app.blobs.path(sha256)?;
-    if app.db.dialect() == Dialect::Sqlite || path.exists() {
+pub fn local(store: &BlobStore, db: &Db, sha256: &str) -> Result<PathBuf> {
+    let path = store.path(sha256)?;
+    if db.dialect() == Dialect::Sqlite || path.exists() {
         return Ok(path);
     }
     let what = || Error::db(format!("reading file body {sha256}"));
-    let size: Option<i64> = app.db.with(|c| {
+    let size: Option<i64> = db.with(|c| {
         c.query_row(
             "SELECT size FROM blobs WHERE sha256 = ?1",
             params![sha256],
@@ -122,10 +121,10 @@ pub fn local(app: &App, sha256: &str) -> Result<PathBuf> {
             "file body {sha256} is neither in this replica's store nor in the database"
         )));
     };
-    let mut w = app.blobs.writer()?;
+    let mut w = store.writer()?;
     let chunks = (size as u64).div_ceil(CHUNK as u64);
     for n in 0..chunks as i64 {
-        let data: Vec<u8> = app.db.with(|c| {
+        let data: Vec<u8> = db.with(|c| {
             c.query_row(
                 "SELECT data FROM blob_chunks WHERE sha256 = ?1 AND n = ?2",
                 params![sha256, n],
@@ -156,13 +155,17 @@ fn logging_corrupt(sha256: &str, got: &str) {
 /// Copies blobs of this replica's store into the database, so every replica can serve them
 /// (PostgreSQL; nothing to do on SQLite). Each chunk is written once whoever writes it (the
 /// same name is the same bytes), and the `blobs` row, written last, says the body is whole.
-pub fn share<'s>(app: &App, blobs: impl IntoIterator<Item = &'s str>) -> Result<()> {
-    if app.db.dialect() == Dialect::Sqlite {
+pub fn share<'s>(
+    store: &BlobStore,
+    db: &Db,
+    blobs: impl IntoIterator<Item = &'s str>,
+) -> Result<()> {
+    if db.dialect() == Dialect::Sqlite {
         return Ok(());
     }
     for sha256 in blobs {
         let what = || Error::db(format!("sharing file body {sha256}"));
-        let whole = app.db.with(|c| {
+        let whole = db.with(|c| {
             c.query_row(
                 "SELECT 1 FROM blobs WHERE sha256 = ?1",
                 params![sha256],
@@ -175,7 +178,7 @@ pub fn share<'s>(app: &App, blobs: impl IntoIterator<Item = &'s str>) -> Result<
         if whole {
             continue;
         }
-        let path = app.blobs.path(sha256)?;
+        let path = store.path(sha256)?;
         let mut file = File::open(&path).map_err(Error::io("opening", &path))?;
         let mut size = 0u64;
         for n in 0i64.. {
@@ -189,7 +192,7 @@ pub fn share<'s>(app: &App, blobs: impl IntoIterator<Item = &'s str>) -> Result<
             }
             size += data.len() as u64;
             let last = data.len() < CHUNK;
-            app.db.with(|c| {
+            db.with(|c| {
                 c.execute(
                     "INSERT INTO blob_chunks (sha256, n, data) VALUES (?1, ?2, ?3)
                      ON CONFLICT (sha256, n) DO NOTHING",
@@ -201,7 +204,7 @@ pub fn share<'s>(app: &App, blobs: impl IntoIterator<Item = &'s str>) -> Result<
                 break;
             }
         }
-        app.db.with(|c| {
+        db.with(|c| {
             c.execute(
                 "INSERT INTO blobs (sha256, size, created) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sha256) DO NOTHING",

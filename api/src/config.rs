@@ -106,7 +106,7 @@ pub struct Config {
     pub audience: Option<String>,
     pub limits: Limits,
     /// How long and how much report history is kept (`[reports]`).
-    pub reports: crate::reports::Retention,
+    pub reports: Retention,
     /// MIG's v1 loader protocol (`[v1]`).
     pub v1: V1,
     /// The file this came from, if any (named in the start-up hints).
@@ -159,7 +159,7 @@ impl Default for Config {
                 connections_per_peer: 256,
                 file_cache: 256 << 20,
             },
-            reports: crate::reports::Retention::default(),
+            reports: Retention::default(),
             v1: V1 {
                 baseroute: "/api/v1".into(),
                 fingerprints: Vec::new(),
@@ -307,7 +307,7 @@ impl Config {
             let password = database_password(pg_password_file.as_deref())?;
             let tls = match &pg_ca {
                 Some(ca) => Some(
-                    crate::db::Verified::new(&crate::front::read_pem(ca)?)
+                    crate::db::Verified::new(&crate::pem::read_pem(ca)?)
                         .map_err(|m| Error::Config(format!("{}: {m}", ca.display())))?,
                 ),
                 None => None,
@@ -430,6 +430,22 @@ const SECTIONS: Schema = &[
 
 /// A comma- or space-separated list of distinct v4 primary-key fingerprints (40 hex digits;
 /// GnuPG's spacing allowed inside none), kept upper-case.
+/// How long and how much history is kept (`[reports]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_days: u64,
+    pub max_rows: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_days: 30,
+            max_rows: 5_000_000,
+        }
+    }
+}
+
 fn parse_fingerprints(v: &str) -> std::result::Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for fp in v.split([',', ' ']).filter(|f| !f.is_empty()) {

@@ -3,10 +3,8 @@
 //! their expiry are shown by `rollout` (the console's `status`), exported by `/metrics` and
 //! logged once a day, so an operator renews one before the fleet stops updating.
 
-use crate::app::App;
 use crate::db::Conn;
 use crate::error::{Error, Result};
-use crate::logging;
 use crate::params;
 use mig_protocol::time::Timestamp;
 use std::time::Duration;
@@ -55,40 +53,4 @@ pub fn expiring(conn: &Conn, now: Timestamp) -> Result<Vec<Expiring>> {
     )
     .and_then(|rows| rows.collect())
     .map_err(what())
-}
-
-/// Logs a warning for each manifest of [`expiring`] at start and every [`LOG_EVERY`], until
-/// `stop` says the server stops.
-pub async fn watch(app: App, mut stop: rocket::tokio::sync::watch::Receiver<bool>) {
-    let mut every = rocket::tokio::time::interval(LOG_EVERY);
-    loop {
-        rocket::tokio::select! {
-            _ = every.tick() => {}
-            _ = crate::server::stopped(&mut stop) => return,
-        }
-        let now = Timestamp::now();
-        match app.run(move |a| a.db.with(|c| expiring(c, now))).await {
-            Ok(list) => {
-                for m in list {
-                    let left = m.seconds_left(now);
-                    let event = if left > 0 {
-                        "manifest_expiring"
-                    } else {
-                        "manifest_expired"
-                    };
-                    logging::event(
-                        "warn",
-                        event,
-                        &[
-                            ("manifest", &m.id),
-                            ("name", &m.name),
-                            ("expires", &m.expires),
-                            ("seconds_left", &left),
-                        ],
-                    );
-                }
-            }
-            Err(e) => logging::event("error", "expiry_check_failed", &[("error", &e)]),
-        }
-    }
 }

@@ -76,8 +76,8 @@ const TABLES: &[Table] = &[
             ("salt", "salt", 1024),
             ("name", "name", varchar(2048)),
             // What a loader reports fits in one of its requests.
-            ("env", "env::text", crate::routes::loader::LOADER_BODY),
-            ("tags", "tags::text", crate::routes::loader::LOADER_BODY),
+            ("env", "env::text", crate::serve::LOADER_BODY),
+            ("tags", "tags::text", crate::serve::LOADER_BODY),
             ("expectenv", "expectenv", varchar(2048)),
             ("queueloc", "queueloc", varchar(2048)),
         ],
@@ -134,7 +134,7 @@ pub struct Summary {
 /// The CA MIG's database is verified against: `--cafile`, else `[database] cafile`.
 pub fn source_ca(cfg: &Config, cafile: Option<&Path>) -> Result<Option<Verified>> {
     match cafile {
-        Some(path) => Verified::new(&crate::front::read_pem(path)?)
+        Some(path) => Verified::new(&crate::pem::read_pem(path)?)
             .map(Some)
             .map_err(|m| Error::Config(format!("--cafile {}: {m}", path.display()))),
         None => Ok(match &cfg.postgres {

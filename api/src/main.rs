@@ -137,6 +137,7 @@ fn load_config(path: &Option<PathBuf>) -> Result<Config> {
 
 fn serve(cfg: Config) -> Result<()> {
     let app = App::open(cfg)?;
+    server::start_up(&app)?;
     server::announce(&app)?;
     server::run(app)
 }
@@ -225,6 +226,7 @@ fn import_mig(
     let ca = import_mig::source_ca(&cfg, cafile)?;
     let mut client = import_mig::connect(from, ca.as_ref())?;
     let app = App::open(cfg)?;
+    server::start_up(&app)?;
     let Some(s) = import_mig::run(&app, &mut client, opts, |plan| confirm(plan, yes))? else {
         return Ok(false);
     };

@@ -7,9 +7,9 @@
 //! Correctness rests on three rules, each kept in one place:
 //! - any administrator request that is not a read bumps the generation once it has been handled,
 //!   whatever it changed and whatever its answer but a refusal of its credentials or permission
-//!   ([`Invalidate`]), so a disabled manifest, a new
+//!   (`routes::Invalidate`), so a disabled manifest, a new
 //!   expectenv or attribute, a plugin upload or delete, a halt rule takes effect on the very next
-//!   poll; a halt tripped by a report bumps it too (`loaders::report`);
+//!   poll; a halt tripped by a report bumps it too (`serve::report`);
 //! - a report forgets its loader's entry: whether a halted manifest is offered to a loader
 //!   depends on its latest report;
 //! - the generation is read before the database, and an entry is stored under the generation
@@ -18,14 +18,9 @@
 //! A disabled loader or a rotated key is refused by authentication, which runs before the
 //! cache on every request.
 
-use crate::app::App;
+use crate::db::Db;
 use crate::error::Result;
-use crate::logging;
 use mig_protocol::time::Timestamp;
-use rocket::fairing::{Fairing, Info, Kind};
-use rocket::http::Method;
-use rocket::tokio::sync::watch;
-use rocket::{Request, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,8 +62,8 @@ struct Entry {
 #[derive(Default)]
 pub struct PollCache {
     generation: AtomicU64,
-    /// The database's shared generation this replica last caught up with ([`sync`]); none at
-    /// start.
+    /// The database's shared generation this replica last caught up with
+    /// (`replicas::catch_up`); none at start.
     shared_seen: Mutex<Option<i64>>,
     entries: Mutex<HashMap<u64, Entry>>,
     /// Manifest id → its answer at a generation.
@@ -138,7 +133,7 @@ impl PollCache {
 
     /// The answer bytes of manifest `id`, made once per generation (its signatures only change
     /// through an administrator's request, which bumps it).
-    pub fn answer(&self, app: &App, id: u64) -> Result<Arc<[u8]>> {
+    pub fn answer(&self, id: u64, make: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<[u8]>> {
         let generation = self.generation();
         if let Some((g, body)) = self
             .answers
@@ -150,7 +145,7 @@ impl PollCache {
                 return Ok(body.clone());
             }
         }
-        let body: Arc<[u8]> = app.db.with(|c| crate::loaders::answer_bytes(c, id))?.into();
+        let body: Arc<[u8]> = make()?.into();
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         // Only the current generation's answers are kept: at most one per manifest offered.
         answers.retain(|_, (g, _)| *g == generation);
@@ -178,15 +173,34 @@ impl PollCache {
         *t = (*t).max(now.0);
     }
 
+    /// Catches up with the database's shared generation `shared` (`replicas::catch_up`): the
+    /// first caller to see it moved runs `resync` (the plugins made the stored ones) and makes
+    /// every kept outcome stale; the others wait for it, then have nothing to do.
+    pub fn catch_up(&self, shared: i64, resync: impl FnOnce() -> Result<()>) -> Result<()> {
+        let mut seen = self
+            .shared_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The generation only grows: a reader that saw an older one than another thread already
+        // caught up with has nothing to do.
+        if seen.is_some_and(|s| s >= shared) {
+            return Ok(());
+        }
+        resync()?;
+        self.bump();
+        *seen = Some(shared);
+        Ok(())
+    }
+
     /// Writes every pending `lastseen` in one transaction (never moving one backwards).
-    pub fn flush(&self, app: &App) -> Result<usize> {
+    pub fn flush(&self, db: &Db) -> Result<usize> {
         let pending =
             std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner));
         if pending.is_empty() {
             return Ok(0);
         }
         let n = pending.len();
-        let written = app.db.with_relaxed(|c| {
+        let written = db.with_relaxed(|c| {
             let what = || crate::error::Error::db("writing lastseen");
             let tx = c.transaction().map_err(what())?;
             for (loader, t) in &pending {
@@ -207,104 +221,5 @@ impl PollCache {
             }
         }
         written.map(|_| n)
-    }
-}
-
-/// Something targeting depends on was changed by this replica: every kept outcome is stale
-/// here at once, and on every other replica of the database at its next request ([`sync`]).
-pub fn changed(app: &App) -> Result<()> {
-    app.poll.bump();
-    app.db.with(|c| {
-        c.execute(
-            "UPDATE shared_state SET value = value + 1 WHERE name = 'generation'",
-            [],
-        )
-        .map_err(crate::error::Error::db("advancing the shared generation"))
-    })?;
-    Ok(())
-}
-
-/// Catches up with changes made through other replicas of the database (docs/design.md §6.6):
-/// when the shared generation moved, the plugins are made the stored ones and every kept
-/// outcome is dropped. Runs before each manifest request and each administrator request, so
-/// a change acknowledged by one replica is in force on all from their next request on.
-pub fn sync(app: &App) -> Result<()> {
-    let shared = app.db.with(|c| {
-        c.query_row(
-            "SELECT value FROM shared_state WHERE name = 'generation'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(crate::error::Error::db("reading the shared generation"))
-    })?;
-    catch_up(app, shared)
-}
-
-/// [`sync`] with the shared generation already read (a loader's key lookup reads it too).
-pub fn catch_up(app: &App, shared: i64) -> Result<()> {
-    let mut seen = app
-        .poll
-        .shared_seen
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    // The generation only grows: a reader that saw an older one than another thread already
-    // caught up with has nothing to do.
-    if seen.is_some_and(|s| s >= shared) {
-        return Ok(());
-    }
-    crate::plugins::sync(app)?;
-    app.poll.bump();
-    *seen = Some(shared);
-    Ok(())
-}
-
-/// Flushes `lastseen` every [`SEEN_FLUSH`] until `stop` (the last flush is `server::run`'s,
-/// after every request has been answered).
-pub async fn flusher(app: App, mut stop: watch::Receiver<bool>) {
-    let mut every = rocket::tokio::time::interval(SEEN_FLUSH);
-    loop {
-        rocket::tokio::select! {
-            _ = every.tick() => {}
-            _ = crate::server::stopped(&mut stop) => return,
-        }
-        if let Err(e) = app.run(|a| a.poll.flush(a)).await {
-            logging::event("error", "lastseen_flush_failed", &[("error", &e)]);
-        }
-    }
-}
-
-/// Bumps the generation after every administrator request that is not a read.
-pub struct Invalidate;
-
-#[rocket::async_trait]
-impl Fairing for Invalidate {
-    fn info(&self) -> Info {
-        Info {
-            name: "targeting generation",
-            kind: Kind::Response,
-        }
-    }
-
-    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        if matches!(req.method(), Method::Get | Method::Head | Method::Options) {
-            return;
-        }
-        // Refused before any write (no route, no or bad credentials, no permission): an
-        // unauthenticated client cannot make every loader's next poll expensive. A loader's
-        // own requests, v2 or MIG's v1 (whose routes are not under `loader/`), change nothing
-        // targeting depends on.
-        if req.route().is_none() || crate::routes::is_loader_request(req) {
-            return;
-        }
-        // 503: the database could not be reached, so nothing was written either.
-        if matches!(res.status().code, 401 | 403 | 503) {
-            return;
-        }
-        if let Some(app) = req.rocket().state::<App>() {
-            if let Err(e) = app.run(changed).await {
-                // This replica's generation moved; the others catch up at the next write.
-                logging::event("error", "shared_generation_failed", &[("error", &e)]);
-            }
-        }
     }
 }

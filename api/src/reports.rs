@@ -2,11 +2,10 @@
 //! latest one per loader beside it, and the rollout of each manifest counted from the fleet's
 //! latest state (docs/design.md §3.6).
 
-use crate::app::App;
+use crate::config::Retention;
 use crate::db::parsed_column;
 use crate::db::Conn;
 use crate::error::{Error, Result};
-use crate::logging;
 use crate::params;
 use mig_protocol::admin::{FailureCount, ReportRecord, Rollout};
 use mig_protocol::loader::ReportResult;
@@ -20,22 +19,6 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const PRUNE_BATCH: i64 = 5000;
 /// Failure messages listed per manifest.
 const TOP_FAILURES: i64 = 5;
-
-/// How long and how much history is kept (`[reports]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    pub keep_days: u64,
-    pub max_rows: u64,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            keep_days: 30,
-            max_rows: 5_000_000,
-        }
-    }
-}
 
 /// Stores one report: appended to the history, kept as the loader's latest, and its time as
 /// the loader's `lastseen`, in one transaction, which also applies the halt rule of the
@@ -172,27 +155,6 @@ pub fn prune(conn: &Conn, now: Timestamp, keep: Retention) -> Result<u64> {
         }
     }
     Ok(deleted)
-}
-
-/// Prunes now and every [`PRUNE_EVERY`] until `stop`; a failure is logged and tried again at
-/// the next turn.
-pub async fn pruner(app: App, mut stop: rocket::tokio::sync::watch::Receiver<bool>) {
-    let mut every = rocket::tokio::time::interval(PRUNE_EVERY);
-    loop {
-        rocket::tokio::select! {
-            _ = every.tick() => {}
-            _ = crate::server::stopped(&mut stop) => return,
-        }
-        let keep = app.cfg.reports;
-        match app
-            .run(move |a| a.db.with_relaxed(|c| prune(c, Timestamp::now(), keep)))
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => logging::event("info", "reports_pruned", &[("rows", &n)]),
-            Err(e) => logging::event("error", "reports_prune_failed", &[("error", &e)]),
-        }
-    }
 }
 
 /// The rollout of every active or halted manifest, newest first. A loader counts as stale when

@@ -20,6 +20,22 @@ use std::net::{IpAddr, SocketAddr};
 /// The line printed once the socket is bound (tests and scripts wait for it).
 pub const LISTENING: &str = "mig-api listening on ";
 
+/// What a process does with a freshly opened [`App`] before it serves or imports: the engine
+/// gets the stored plugins, and file bodies no manifest names any more are removed.
+pub fn start_up(app: &App) -> Result<()> {
+    crate::plugins::sync(app)?;
+    let referenced = crate::manifests::referenced_blobs(app)?;
+    let removed = app.blobs.collect_garbage(&referenced)?;
+    if removed > 0 {
+        logging::event(
+            "info",
+            "blob_gc",
+            &[("removed", &removed), ("dir", &app.blobs.dir().display())],
+        );
+    }
+    Ok(())
+}
+
 /// Serves `app` until SIGTERM or SIGINT, then stops in order (docs/design.md §6.1): the public
 /// socket stops accepting, the requests in flight are answered (for at most
 /// [`front::DRAIN_GRACE`]), Rocket and the background tasks end, and then, outside the async
@@ -29,7 +45,7 @@ pub const LISTENING: &str = "mig-api listening on ";
 /// here, never inside the runtime.
 pub fn run(app: App) -> Result<()> {
     let served = rocket::execute(serve(app.clone()));
-    let flushed = app.poll.flush(&app);
+    let flushed = app.poll.flush(&app.db);
     app.db.close();
     match &flushed {
         Ok(n) => logging::event("info", "stopped", &[("lastseen_written", n)]),
@@ -82,9 +98,12 @@ async fn serve(app: App) -> Result<()> {
     let rocket_stop = rocket.shutdown();
     let mut server = rocket::tokio::spawn(rocket.launch());
     let background = [
-        rocket::tokio::spawn(crate::reports::pruner(app.clone(), stopping.clone())),
-        rocket::tokio::spawn(crate::poll::flusher(app.clone(), stopping.clone())),
-        rocket::tokio::spawn(crate::expiry::watch(app.clone(), stopping.clone())),
+        rocket::tokio::spawn(crate::tasks::report_pruner(app.clone(), stopping.clone())),
+        rocket::tokio::spawn(crate::tasks::lastseen_flusher(
+            app.clone(),
+            stopping.clone(),
+        )),
+        rocket::tokio::spawn(crate::tasks::expiry_log(app.clone(), stopping.clone())),
     ];
     let inner = on_bound
         .await
@@ -112,12 +131,6 @@ async fn serve(app: App) -> Result<()> {
         let _ = task.await;
     }
     served
-}
-
-/// Returns once `stop` says true (or its sender is gone): the signal that ends the accept
-/// loop, each connection, and the background tasks.
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Rocket for `app` on a loopback port of its own; it answers only requests that carry
@@ -160,7 +173,7 @@ pub fn build(app: App, secret: &str) -> Result<Rocket<Build>> {
     Ok(rocket
         .attach(routes::FrontOnly::new(secret))
         .attach(routes::RequestLogger)
-        .attach(crate::poll::Invalidate))
+        .attach(crate::routes::Invalidate))
 }
 
 /// Start-up notices: authentication off (loudly), no administrator yet (how to create one).

@@ -238,24 +238,6 @@ impl<'a> FromSql<'a> for Value {
     }
 }
 
-/// Whether a PostgreSQL error means the server cannot be reached (down, restarting, the
-/// connection lost) rather than that the request was wrong: such a request answers 503.
-pub fn unreachable(e: &postgres::Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    match e.code() {
-        // Class 08 (connection exception), 57P01–57P03 (shut down, starting), 53300 (too many
-        // connections).
-        Some(code) => {
-            let c = code.code();
-            c.starts_with("08") || c.starts_with("57P") || c == "53300"
-        }
-        // No SQLSTATE: the error never reached the server (refused, timed out, reset).
-        None => e.as_db_error().is_none(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::translate;

@@ -16,13 +16,11 @@ mod forward;
 mod idle;
 mod tls;
 
-pub use tls::read_pem;
-
 pub use forward::{FRONT_HEADER, PEER_HEADER};
 pub use tls::acceptor;
 
 use crate::app::App;
-use crate::server::stopped;
+use crate::tasks::stopped;
 use caps::Caps;
 use forward::{Link, Upstream};
 use hyper::header::HeaderValue;

@@ -2,32 +2,14 @@
 
 use crate::config::TlsFiles;
 use crate::error::{Error, Result};
-use std::io::Read;
+use crate::pem::read_pem;
+
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{crypto::ring, ServerConfig};
 use tokio_rustls::TlsAcceptor;
-
-/// Largest PEM file read (a long chain is a few KiB).
-const MAX_PEM_BYTES: u64 = 1 << 20;
-
-/// A PEM file, refused past [`MAX_PEM_BYTES`].
-pub fn read_pem(path: &Path) -> Result<Vec<u8>> {
-    let file = std::fs::File::open(path).map_err(Error::io("reading", path))?;
-    let mut out = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(Error::io("reading", path))?;
-    if out.len() as u64 > MAX_PEM_BYTES {
-        return Err(Error::Config(format!(
-            "{}: larger than {MAX_PEM_BYTES} bytes",
-            path.display()
-        )));
-    }
-    Ok(out)
-}
 
 /// The TLS acceptor for `files`, or an error naming the file that is wrong.
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor> {

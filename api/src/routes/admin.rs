@@ -177,7 +177,7 @@ async fn manifest_archive(
     let id = parse_id("manifest", id)?;
     app.run(move |a| {
         let sha = a.db.with(|c| manifests::archive_sha256(c, id))?;
-        let path = crate::blobs::local(a, &sha)?;
+        let path = crate::blobs::local(&a.blobs, &a.db, &sha)?;
         let size = std::fs::metadata(&path)
             .map_err(Error::io("reading metadata of", &path))?
             .len();
@@ -248,7 +248,7 @@ async fn manifest_halt(
 async fn manifest_loaders(app: &State<App>, auth: Admin, id: &str) -> Answer<Vec<LoaderRecord>> {
     auth.require(Permission::ManifestLoaders)?;
     let id = parse_id("manifest", id)?;
-    ok(app.run(move |a| manifests::targeted_loaders(a, id)).await?)
+    ok(app.run(move |a| loaders::targeted_loaders(a, id)).await?)
 }
 
 // ---- rollouts and reports ----

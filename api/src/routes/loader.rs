@@ -3,8 +3,8 @@
 use super::{parse_json, read_body, ContentLength, FileBody, Loader, OpenFile, RangeHeaders};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::loaders;
 use crate::poll::Outcome;
+use crate::serve::{self, LOADER_BODY};
 use mig_protocol::loader::Report;
 use rocket::data::Data;
 use rocket::http::ContentType;
@@ -12,9 +12,6 @@ use rocket::response::Responder;
 use rocket::serde::json::{Json, Value};
 use rocket::{get, post, routes, Request, Route, State};
 use std::sync::Arc;
-
-/// Largest manifest request or report body (a real one is about 1 KiB).
-pub const LOADER_BODY: u64 = 64 * 1024;
 
 pub fn routes() -> Vec<Route> {
     routes![manifest, files, report]
@@ -45,7 +42,7 @@ async fn manifest(
     let outcome = app
         .run(move |a| {
             let who = auth.authenticate(a)?;
-            loaders::manifest_request(a, &who, &body)
+            serve::manifest_request(a, &who, &body, |b| parse_json(b, "ManifestRequest"))
         })
         .await?;
     match outcome {
@@ -65,10 +62,10 @@ async fn files(
     let sha = sha256.to_string();
     app.run(move |a| {
         let who = auth.authenticate(a)?;
-        let given = loaders::file(a, &who, &sha)?;
+        let given = serve::file(a, &who, &sha)?;
         FileBody::new(given.path, given.size, ContentType::Binary)
             .content_addressed(&sha, &ranges, given.secret)
-            .from_cache(&a.file_cache)
+            .handed_off_by(&a.file_cache)
             .open()
     })
     .await
@@ -85,7 +82,7 @@ async fn report(
     app.run(move |a| {
         let who = auth.authenticate(a)?;
         let r: Report = parse_json(&body, "Report")?;
-        loaders::report(a, &who, &r)
+        serve::report(a, &who, &r)
     })
     .await?;
     Ok(Json(serde_json::json!({})))

@@ -4,17 +4,20 @@
 
 pub mod admin;
 mod front_only;
+mod invalidate;
 pub mod loader;
 pub mod v1;
 
 pub use front_only::{routes as front_only_routes, FrontOnly};
+pub use invalidate::Invalidate;
 
+use crate::admin_auth::{self, Credentials};
 use crate::app::App;
-use crate::auth::{self, Caller, Credentials, Perm};
+use crate::auth::{Caller, Perm};
 use crate::error::{Error, Result};
 use crate::filecache::{Handoff, HANDOFF_HEADER};
-use crate::loaders::{self, Authenticated};
 use crate::logging;
+use crate::serve::{self, Authenticated};
 use mig_protocol::admin::{API_KEY_HEADER, PGP_AUTH_HEADER};
 use mig_protocol::loader::{ErrorBody, LOADER_KEY_HEADER};
 use rocket::data::{Data, ToByteUnit};
@@ -80,6 +83,33 @@ pub fn note_failure(req: &Request<'_>, e: &Error) {
     }
 }
 
+/// An error answers `{"error": {"code", "message"}}` with its status (docs/api.md), and
+/// notes its cause for the request log.
+impl<'r> Responder<'r, 'static> for Error {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let status = self.status();
+        // The request log line (routes::RequestLog) carries the precise cause and the metrics
+        // count it by reason.
+        note_failure(req, &self);
+        let body = serde_json::to_string(&ErrorBody::new(status.code, self.public_message()))
+            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":{}}}}}", status.code));
+        let mut res = Response::build();
+        res.status(status)
+            .header(ContentType::JSON)
+            .sized_body(body.len(), std::io::Cursor::new(body));
+        match self {
+            Error::RangeNotSatisfiable { size, .. } => {
+                res.raw_header("Content-Range", format!("bytes */{size}"));
+            }
+            Error::TooMany { retry_after, .. } => {
+                res.raw_header("Retry-After", retry_after.to_string());
+            }
+            _ => {}
+        }
+        Ok(res.finalize())
+    }
+}
+
 fn app_of<'r>(req: &'r Request<'_>) -> Result<&'r App> {
     req.rocket()
         .state::<App>()
@@ -118,10 +148,10 @@ impl<'r> FromRequest<'r> for Admin {
         };
         let r = app
             .run(move |a| {
-                let caller = auth::authenticate(a, &creds)?;
+                let caller = admin_auth::authenticate(a, &creds)?;
                 // What the request reads or validates against (plugins, manifests) is what
                 // every replica stored (poll.rs).
-                crate::poll::sync(a)?;
+                crate::replicas::sync(a)?;
                 Ok(caller)
             })
             .await;
@@ -143,7 +173,7 @@ pub struct Loader {
 impl Loader {
     /// Checks the key (blocking: call inside `App::run`) and names the loader in the log line.
     pub fn authenticate(&self, app: &App) -> Result<Authenticated> {
-        let l = loaders::authenticate(app, self.key.as_deref())?;
+        let l = serve::authenticate(app, self.key.as_deref())?;
         if let Ok(mut w) = self.who.lock() {
             *w = Some(l.label());
         }
@@ -316,8 +346,9 @@ impl FileBody {
         self
     }
 
-    /// A content-addressed body that `cache` holds is sent by the front from memory.
-    pub fn from_cache(mut self, cache: &crate::filecache::FileCache) -> Self {
+    /// A content-addressed body that `cache` holds is handed off to the front, which sends it
+    /// from memory.
+    pub fn handed_off_by(mut self, cache: &crate::filecache::FileCache) -> Self {
         self.handed_off = self.blob.is_some() && cache.holds(self.size);
         self
     }

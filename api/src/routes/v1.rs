@@ -6,9 +6,8 @@
 use super::{read_body, set_protocol, ContentLength, Loader};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::loaders;
 use crate::poll::Outcome;
-use crate::routes::loader::LOADER_BODY;
+use crate::serve::{self, LOADER_BODY};
 use base64::Engine as _;
 use bytes::Bytes;
 use mig_protocol::loader::ManifestRequest;
@@ -68,7 +67,7 @@ async fn parameters(
     len: ContentLength,
     data: Data<'_>,
     what: &'static str,
-) -> Result<(loaders::Authenticated, mig_v1::ManifestParameters)> {
+) -> Result<(serve::Authenticated, mig_v1::ManifestParameters)> {
     let body = read_body(data, len, LOADER_BODY, what).await?;
     app.run(move |a| {
         let who = auth.authenticate(a)?;
@@ -87,9 +86,7 @@ async fn manifest_agent(app: &State<App>, auth: Loader, len: ContentLength, data
             agent: p.agent,
             have: Default::default(),
         };
-        let chosen = app
-            .run(move |a| loaders::v1_manifest(a, &who, &req))
-            .await?;
+        let chosen = app.run(move |a| serve::v1_manifest(a, &who, &req)).await?;
         match chosen {
             Ok(m) => serde_json::to_value(m)
                 .map(|v| ("manifest", v))
@@ -120,8 +117,7 @@ async fn manifest_fetch(
                     "fetch request: parameters has no object",
                 ));
             }
-            app.run(move |a| loaders::v1_fetch(a, &who, &p.object))
-                .await
+            app.run(move |a| serve::v1_fetch(a, &who, &p.object)).await
         }
         .await,
     )
@@ -130,7 +126,7 @@ async fn manifest_fetch(
 /// Bytes Rocket reads from a [`FetchBody`] at a time: what one answer holds of its body.
 const FETCH_CHUNK: usize = 64 * 1024;
 
-/// A `manifest/fetch/` answer: the file's gzip stream (shared, `loaders::v1_fetch`) as the
+/// A `manifest/fetch/` answer: the file's gzip stream (shared, `serve::v1_fetch`) as the
 /// base64 `data` of a [`V1`] answer, encoded as it is sent, so a request holds one chunk of its
 /// answer and never the whole (a 32 MiB agent is some 43 MiB of base64; BENCHMARKS.md).
 pub struct V1Fetch(Result<Arc<Bytes>>);
@@ -201,10 +197,6 @@ impl FetchBody {
     /// The answer's length in bytes.
     pub fn len(&self) -> usize {
         self.head.len() + self.encoded + self.tail.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Fills `out` with the bytes from `pos` on; returns how many (0 at the end).

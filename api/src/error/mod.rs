@@ -1,12 +1,11 @@
 //! The one error type of mig-api. Every variant maps to one HTTP status and answers
 //! `{"error": {"code", "message"}}` (docs/api.md); the message names what failed.
 
-use mig_protocol::loader::ErrorBody;
-use rocket::http::{ContentType, Status};
-use rocket::response::{self, Responder, Response};
-use rocket::Request;
+pub mod sql;
+
+use rocket::http::Status;
+use sql::SqlError;
 use std::fmt;
-use std::io::Cursor;
 
 /// Everything a request or the start-up can fail with.
 #[derive(Debug)]
@@ -50,10 +49,7 @@ pub enum Error {
     Unavailable(String),
     /// 500: the database failed; `what` names the operation (507 when its disk is full, 503
     /// when PostgreSQL cannot be reached).
-    Database {
-        what: String,
-        source: crate::db::SqlError,
-    },
+    Database { what: String, source: SqlError },
     /// 500: a file operation failed on `path` (507 when the disk is full).
     Io {
         op: &'static str,
@@ -100,7 +96,7 @@ impl Error {
     }
 
     /// Wraps a database error with the operation that failed.
-    pub fn db<E: Into<crate::db::SqlError>>(what: impl Into<String>) -> impl FnOnce(E) -> Error {
+    pub fn db<E: Into<SqlError>>(what: impl Into<String>) -> impl FnOnce(E) -> Error {
         let what = what.into();
         move |source| Error::Database {
             what,
@@ -245,31 +241,6 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             _ => None,
         }
-    }
-}
-
-impl<'r> Responder<'r, 'static> for Error {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let status = self.status();
-        // The request log line (routes::RequestLog) carries the precise cause and the metrics
-        // count it by reason.
-        crate::routes::note_failure(req, &self);
-        let body = serde_json::to_string(&ErrorBody::new(status.code, self.public_message()))
-            .unwrap_or_else(|_| format!("{{\"error\":{{\"code\":{}}}}}", status.code));
-        let mut res = Response::build();
-        res.status(status)
-            .header(ContentType::JSON)
-            .sized_body(body.len(), Cursor::new(body));
-        match self {
-            Error::RangeNotSatisfiable { size, .. } => {
-                res.raw_header("Content-Range", format!("bytes */{size}"));
-            }
-            Error::TooMany { retry_after, .. } => {
-                res.raw_header("Retry-After", retry_after.to_string());
-            }
-            _ => {}
-        }
-        Ok(res.finalize())
     }
 }
 
