@@ -83,11 +83,10 @@ impl Target {
         match self.build {
             Build::Cargo => c.arg("build"),
             Build::Zig => c.arg("zigbuild"),
-            Build::ZigStdFromSource => c.env("RUSTC_BOOTSTRAP", "1").args([
-                "zigbuild",
-                "-Z",
-                "build-std=std,panic_abort",
-            ]),
+            Build::ZigStdFromSource => {
+                c.env("RUSTC_BOOTSTRAP", "1")
+                    .args(["zigbuild", "-Z", "build-std=std,panic_abort"])
+            }
         };
         c.args(["--target", self.triple]);
         c
@@ -337,7 +336,10 @@ mod tests {
             (v6.go_arch, v6.go_arm, v6.make_key().as_str()),
             ("arm", "6", "linux_arm6")
         );
-        assert_eq!(v6.runs, Runs::Under(&["qemu-arm-static", "-cpu", "arm1176"]));
+        assert_eq!(
+            v6.runs,
+            Runs::Under(&["qemu-arm-static", "-cpu", "arm1176"])
+        );
         let args = |t: Target| {
             let c = t.cargo_build("cargo");
             c.get_args()
