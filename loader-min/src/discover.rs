@@ -18,7 +18,9 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
+/// A small file of the running system (a fact for discovery), at most `limits.fact_file` bytes;
+/// `None` when it cannot be read.
+pub(crate) fn read_fact(path: &Path, limits: &Limits) -> Option<String> {
     let mut s = String::new();
     std::fs::File::open(path)
         .ok()?
