@@ -22,7 +22,7 @@ pub struct Checked {
 /// Checks `data`, the loader built for `target`.
 pub fn check(data: &[u8], target: &Target) -> Result<Checked, String> {
     match FileKind::parse(data).map_err(|e| format!("unknown file format: {e}"))? {
-        FileKind::Elf64 => {
+        FileKind::Elf64 | FileKind::Elf32 => {
             let elf = crate::elf::Elf::parse(data)?;
             let is_static = elf.is_static()?;
             Ok(Checked {
@@ -41,7 +41,7 @@ pub fn check(data: &[u8], target: &Target) -> Result<Checked, String> {
         }
         FileKind::MachO64 => macho(data, target),
         FileKind::Pe64 => pe(data),
-        other => Err(format!("not ELF64, Mach-O 64 or PE32+ but {other:?}")),
+        other => Err(format!("not ELF, Mach-O 64 or PE32+ but {other:?}")),
     }
 }
 
