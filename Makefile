@@ -94,11 +94,11 @@ wine-prefix:
 	x86_64-w64-mingw32-gcc -O2 -shared -s -o $(WINE_PREFIX)/drive_c/windows/system32/bcryptprimitives.dll tests/wine/bcryptprimitives.c -ladvapi32
 
 
-# The system packages, toolchains and targets the suite uses, the fuzz lane's nightly and
-# cargo-fuzz too (.ci/setup: as root it installs the missing ones; otherwise it names the command
-# that does).
+# The system packages, toolchains and targets the suite uses (.ci/setup: as root it installs the
+# missing ones; otherwise it names the command that does). The fuzz lane installs its own nightly
+# and cargo-fuzz (`.ci/setup fuzz`), beside the size-budget lane rather than before everything.
 setup:
-	.ci/setup fuzz
+	.ci/setup
 
 test-plugins: setup
 	@if [ -f plugins/Cargo.toml ]; then $(CARGO) test --manifest-path plugins/Cargo.toml; fi
