@@ -9,6 +9,7 @@
 // Foundations: the error type, the log, keys, PEM files, the database, the targeting engine.
 pub mod db;
 pub mod error;
+pub mod freshness;
 mod keys;
 mod logging;
 mod pem;
