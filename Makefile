@@ -8,8 +8,10 @@ CARGO ?= cargo
 # bash: the fuzz loop reads PIPESTATUS.
 SHELL := /bin/bash
 
-# The API with mig-api's defaults (127.0.0.1:1664, ./mig-api.db, created on first start), and how
-# to add the first administrator to that database.
+# The API with mig-api's defaults (127.0.0.1:1664, ./mig-api.db, created on first start) and the
+# development freshness key that the development mig-loader requires (conf/api-dev.cfg; a mode-0600
+# copy in ./mig-api-freshness.key, since git keeps no mode), and how to add the first
+# administrator to that database.
 RUN_API := $(abspath $(or $(CARGO_TARGET_DIR),target))/release/mig-api
 run:
 	$(CARGO) build --release -p api --bin mig-api
@@ -18,7 +20,8 @@ run:
 	@echo "The first administrator, from another terminal in $(CURDIR), with an armored public key:"
 	@echo "  gpg --armor --export alice@example.org > alice.asc"
 	@echo "  $(RUN_API) investigator add --name alice --pubkey alice.asc --perms PermAdmin,PermManifest,PermLoader"
-	$(RUN_API)
+	install -m 600 conf/dev-keys/freshness.sec.asc mig-api-freshness.key
+	$(RUN_API) --config conf/api-dev.cfg
 
 # Two mig-api replicas (127.0.0.1:1664 and :1665) on a throwaway PostgreSQL cluster in a
 # temporary directory, until Ctrl-C (api/run-cluster.sh).

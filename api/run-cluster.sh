@@ -30,6 +30,9 @@ as_owner "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w \
 url="postgresql://mig@127.0.0.1:$port/mig"
 for n in 1 2; do
   mkdir "$dir/r$n"
+  # Every replica reads the same freshness key from its own disk (docs/design.md §6.6): here the
+  # development one, which the development mig-loader requires.
+  install -m 600 "$repo/conf/dev-keys/freshness.sec.asc" "$dir/r$n/freshness.key"
   cat > "$dir/r$n/api.cfg" <<CFG
 [server]
 listen = 127.0.0.1:$((1663 + n))
@@ -37,6 +40,8 @@ listen = 127.0.0.1:$((1663 + n))
 ; the file bodies' local cache lives beside this path
 path = $dir/r$n/mig-api.db
 url = $url
+[freshness]
+key = $dir/r$n/freshness.key
 CFG
 done
 # Both replicas start together: the schema is migrated once, under PostgreSQL's lock.

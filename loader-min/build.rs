@@ -122,6 +122,8 @@ struct Parsed {
     run_timeout_secs: u64,
     required: u64,
     keys: Vec<(String, PathBuf)>,
+    /// `[freshness] key`: the API's freshness public key (docs/design.md §4.20).
+    freshness: Option<(String, PathBuf)>,
     tags: Vec<(String, String)>,
     public_ip: bool,
     aws_metadata: bool,
@@ -205,7 +207,16 @@ impl<'a> Section<'a> {
 impl Parsed {
     fn from_table(t: &toml::Table, dir: &Path, file: &Path) -> Parsed {
         for k in t.keys() {
-            if !["api", "signatures", "tags", "discovery", "agent"].contains(&k.as_str()) {
+            if ![
+                "api",
+                "signatures",
+                "freshness",
+                "tags",
+                "discovery",
+                "agent",
+            ]
+            .contains(&k.as_str())
+            {
                 fail(format!("{}: unknown section [{k}]", file.display()));
             }
         }
@@ -302,6 +313,23 @@ impl Parsed {
             }
         }
 
+        // docs/design.md §4.20: a role of its own, optional; never one of the administrators'.
+        let freshness = t.get("freshness").map(|_| {
+            let fresh = Section::new(t, "freshness", file, &["key"]);
+            let name = fresh.str("key");
+            let p = dir.join(&name);
+            let text = read_input(&p, &fresh.where_("key"));
+            check_public_key(&text, &name, &p);
+            if seen.contains(text.trim()) {
+                fail(format!(
+                    "{}: freshness.key {name} is also listed in signatures.keys: the API holds \
+                     the freshness key online, so it must never count as an administrator",
+                    file.display()
+                ));
+            }
+            (name, p)
+        });
+
         let tags_section = Section::new(t, "tags", file, &[]);
         let tags = tags_section
             .table
@@ -329,6 +357,7 @@ impl Parsed {
             run_timeout_secs,
             required,
             keys,
+            freshness,
             tags,
             public_ip: disc.bool("public_ip", false),
             aws_metadata: disc.bool("aws_metadata", false),
@@ -387,6 +416,15 @@ impl Parsed {
             let _ = writeln!(s, "        ({}, {}),", lit(name), inc(p));
         }
         let _ = writeln!(s, "    ],");
+        match &self.freshness {
+            Some((name, p)) => {
+                println!("cargo:rerun-if-changed={}", p.display());
+                let _ = writeln!(s, "    freshness_key: Some(({}, {})),", lit(name), inc(p));
+            }
+            None => {
+                let _ = writeln!(s, "    freshness_key: None,");
+            }
+        }
         let _ = writeln!(s, "    tags: &[");
         for (k, v) in &self.tags {
             let _ = writeln!(s, "        ({}, {}),", lit(k), lit(v));

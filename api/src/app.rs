@@ -38,6 +38,8 @@ pub struct Inner {
     pub loader_keys: VerifiedKeys,
     /// Investigator API keys that already passed PBKDF2.
     pub api_keys: VerifiedKeys,
+    /// The online freshness key (`[freshness]`, docs/design.md §4.20), when configured.
+    pub freshness: Option<crate::freshness::Signer>,
     /// Each loader's last manifest answer (poll.rs).
     pub poll: PollCache,
     /// How often each loader may report (reports/rate.rs).
@@ -69,6 +71,12 @@ impl App {
     /// Opens the database (creating it on first start), the blob store and the engine, and
     /// does nothing else: `server::start_up` loads the stored plugins and collects garbage.
     pub fn open(cfg: Config) -> Result<App> {
+        // A key others can read, or one loaders would not count, stops the start.
+        let freshness = cfg
+            .freshness
+            .as_ref()
+            .map(crate::freshness::Signer::load)
+            .transpose()?;
         let db = Db::open(&cfg.database())?;
         let blobs = BlobStore::for_database(&cfg.db_path)?;
         let engine = Engine::new()
@@ -93,6 +101,7 @@ impl App {
             keyrings: KeyringCache::default(),
             loader_keys: VerifiedKeys::default(),
             api_keys: VerifiedKeys::default(),
+            freshness,
             poll: PollCache::default(),
             report_rate: Default::default(),
             plugin_sync: std::sync::Mutex::new(()),

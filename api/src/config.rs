@@ -109,6 +109,9 @@ pub struct Config {
     pub reports: Retention,
     /// MIG's v1 loader protocol (`[v1]`).
     pub v1: V1,
+    /// The online freshness key (`[freshness]`, docs/design.md §4.20); none: answers carry no
+    /// freshness signature.
+    pub freshness: Option<crate::freshness::Settings>,
     /// The file this came from, if any (named in the start-up hints).
     pub source: Option<PathBuf>,
 }
@@ -165,6 +168,7 @@ impl Default for Config {
                 fingerprints: Vec::new(),
                 required_signatures: None,
             },
+            freshness: None,
             source: None,
         }
     }
@@ -194,6 +198,7 @@ impl Config {
         let mut cfg = Config::default();
         let (mut tlscert, mut tlskey) = (None, None);
         let (mut pg_url, mut pg_password_file, mut pg_ca) = (None, None, None);
+        let (mut fresh_key, mut fresh_lifetime) = (None, None);
         let ini = Ini::parse(text)
             .and_then(|ini| ini.check(SECTIONS).map(|()| ini))
             .map_err(|e| Error::Config(format!("{file}:{}: {}", e.line, e.message)))?;
@@ -300,6 +305,15 @@ impl Config {
                     cfg.v1.required_signatures =
                         Some(parse_number(key, value, 1, 32).map_err(&at)? as usize)
                 }
+                ("freshness", "key") => {
+                    fresh_key = Some(base.join(nonempty(key, value).map_err(&at)?))
+                }
+                ("freshness", "lifetime") => {
+                    fresh_lifetime = Some(
+                        parse_duration_within(key, value, 60, MAX_FRESHNESS_LIFETIME)
+                            .map_err(&at)?,
+                    )
+                }
                 _ => return Err(at(format!("unhandled key {key:?}"))),
             }
         }
@@ -324,6 +338,19 @@ impl Config {
                 "{file}: [database] passwordfile and cafile need url"
             )));
         }
+        cfg.freshness = match (fresh_key, fresh_lifetime) {
+            (Some(key), lifetime) => Some(crate::freshness::Settings {
+                key,
+                lifetime: lifetime.unwrap_or(crate::freshness::DEFAULT_LIFETIME),
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(Error::Config(format!(
+                    "{file}: [freshness] lifetime needs key (the file `mig-api freshness-key new \
+                     --out FILE` writes)"
+                )))
+            }
+        };
         cfg.tls = match (tlscert, tlskey) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -426,7 +453,12 @@ const SECTIONS: Schema = &[
     ),
     ("reports", &["keepdays", "maxrows"]),
     ("v1", &["baseroute", "fingerprints", "requiredsignatures"]),
+    ("freshness", &["key", "lifetime"]),
 ];
+
+/// The longest `[freshness] lifetime`: the bound on freeze and replay it sets should stay short
+/// (docs/design.md §7).
+const MAX_FRESHNESS_LIFETIME: u64 = 30 * 86_400;
 
 /// A comma- or space-separated list of distinct v4 primary-key fingerprints (40 hex digits;
 /// GnuPG's spacing allowed inside none), kept upper-case.
@@ -526,6 +558,16 @@ fn parse_deadline(key: &str, v: &str) -> std::result::Result<Duration, String> {
 
 /// Go-style durations as MIG writes them: `10m`, `90s`, `1h30m`. Between 1 s and 24 h.
 pub fn parse_duration(key: &str, v: &str) -> std::result::Result<u64, String> {
+    parse_duration_within(key, v, 1, 86_400)
+}
+
+/// A duration in Go's spelling (`10m`, `90s`, `1h30m`), in seconds, within `min..=max`.
+fn parse_duration_within(
+    key: &str,
+    v: &str,
+    min: u64,
+    max: u64,
+) -> std::result::Result<u64, String> {
     let bad = || format!("{key} {v:?} is not a duration like 10m, 90s or 1h30m");
     if v.is_empty() {
         return Err(bad());
@@ -552,8 +594,8 @@ pub fn parse_duration(key: &str, v: &str) -> std::result::Result<u64, String> {
     if !digits.is_empty() {
         return Err(bad());
     }
-    if !(1..=86_400).contains(&total) {
-        return Err(format!("{key} {v:?} is outside 1s..=24h"));
+    if !(min..=max).contains(&total) {
+        return Err(format!("{key} {v:?} is outside {min}s..={max}s"));
     }
     Ok(total)
 }
@@ -814,6 +856,33 @@ mod tests {
         assert_eq!(parse_duration("tokenduration", "1h1m1s"), Ok(3661));
         for bad in ["", "10", "m", "0s", "25h", "1d", "-1m"] {
             assert!(parse_duration("tokenduration", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_freshness_key_and_its_lifetime_are_read_and_checked() {
+        let base = Path::new("/etc/mig");
+        let c = Config::parse("[freshness]\nkey = fresh.key\n", "api.cfg", base).unwrap();
+        assert_eq!(
+            c.freshness,
+            Some(crate::freshness::Settings {
+                key: PathBuf::from("/etc/mig/fresh.key"),
+                lifetime: 86_400
+            })
+        );
+        let c = Config::parse("[freshness]\nkey = k\nlifetime = 720h\n", "api.cfg", base).unwrap();
+        assert_eq!(c.freshness.map(|f| f.lifetime), Some(30 * 86_400));
+        for (text, why) in [
+            ("[freshness]\nlifetime = 1h\n", "lifetime needs key"),
+            ("[freshness]\nkey = k\nlifetime = 59s\n", "outside 60s"),
+            ("[freshness]\nkey = k\nlifetime = 721h\n", "outside 60s"),
+            ("[freshness]\nkey = k\nlifetime = 1d\n", "not a duration"),
+            ("[freshness]\nkey =\n", "key is empty"),
+        ] {
+            let e = Config::parse(text, "api.cfg", base)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
         }
     }
 }

@@ -6,9 +6,11 @@
 //! `main.rs` and the benches use.
 #![forbid(unsafe_code)]
 
-// Foundations: the error type, the log, keys, PEM files, the database, the targeting engine.
+// Foundations: the error type, the log, keys (the freshness key too), PEM files, the database,
+// the targeting engine.
 pub mod db;
 pub mod error;
+pub mod freshness;
 mod keys;
 mod logging;
 mod pem;

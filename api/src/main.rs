@@ -26,7 +26,11 @@ const USAGE: &str = "usage:
       PGPASSWORD; a database not on this machine is reached over TLS verified against
       --cafile (default: [database] cafile); a table of more than N rows (default 100000) is
       refused; the investigators it will create are shown first, and it goes on when
-      confirmed on the terminal or given --yes; running it again imports nothing twice";
+      confirmed on the terminal or given --yes; running it again imports nothing twice
+  mig-api freshness-key new --out FILE
+      generate the online freshness key (Ed25519): its secret half to FILE (mode 0600, never
+      over an existing file), for [freshness] key of every replica; its armored public half on
+      stdout, for [freshness] key of the loaders' build configuration";
 
 enum Command {
     Serve,
@@ -41,6 +45,9 @@ enum Command {
         yes: bool,
         opts: import_mig::Options,
     },
+    NewFreshnessKey {
+        out: PathBuf,
+    },
 }
 
 struct Args {
@@ -54,6 +61,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
     let (mut name, mut pubkey, mut perms) = (None, None, None);
     let (mut from, mut platform) = (None, None);
     let (mut cafile, mut max_rows, mut yes) = (None, None, false);
+    let mut out = None;
     while let Some(a) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
         match a.as_str() {
@@ -66,12 +74,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> std::result::Result<Arg
             "--cafile" => cafile = Some(PathBuf::from(value("--cafile")?)),
             "--max-rows" => max_rows = Some(value("--max-rows")?),
             "--yes" => yes = true,
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => words.push(s.to_string()),
         }
     }
     let command = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["freshness-key", "new"] => Command::NewFreshnessKey {
+            out: out.ok_or("freshness-key new needs --out FILE")?,
+        },
+        _ if out.is_some() => return Err("--out belongs to `freshness-key new`".into()),
         ["import-mig"] => {
             let platform = platform.unwrap_or_else(|| "linux/amd64".into());
             let (os, arch) = platform
@@ -269,6 +282,15 @@ fn main() -> ExitCode {
             yes,
             opts,
         } => import_mig(cfg, from, cafile.as_deref(), *yes, opts),
+        Command::NewFreshnessKey { out } => api::freshness::generate(out).map(|public| {
+            eprintln!(
+                "mig-api: freshness key written to {} (mode 0600); its public half follows: \
+                 name it in the loaders' build configuration ([freshness] key)",
+                out.display()
+            );
+            print!("{public}");
+            true
+        }),
     });
     match result {
         Ok(true) => ExitCode::SUCCESS,

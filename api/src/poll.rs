@@ -46,8 +46,9 @@ pub enum Outcome {
     Denied(String),
 }
 
-/// A manifest's answer bytes and the generation they were made at.
-type Kept = (u64, Arc<[u8]>);
+/// A manifest's answer bytes, the generation they were made at, and when they must be made
+/// again (the freshness signature in them is half its lifetime old; never without one).
+type Kept = (u64, Timestamp, Arc<[u8]>);
 
 struct Entry {
     generation: u64,
@@ -132,24 +133,32 @@ impl PollCache {
     }
 
     /// The answer bytes of manifest `id`, made once per generation (its signatures only change
-    /// through an administrator's request, which bumps it).
-    pub fn answer(&self, id: u64, make: impl FnOnce() -> Result<Vec<u8>>) -> Result<Arc<[u8]>> {
+    /// through an administrator's request, which bumps it) and again once `now` reaches the
+    /// refresh time `make` returned with them (its freshness signature's half-life,
+    /// docs/design.md §4.20): every loader given the manifest shares one signature.
+    pub fn answer(
+        &self,
+        id: u64,
+        now: Timestamp,
+        make: impl FnOnce() -> Result<(Vec<u8>, Timestamp)>,
+    ) -> Result<Arc<[u8]>> {
         let generation = self.generation();
-        if let Some((g, body)) = self
+        if let Some((g, refresh_at, body)) = self
             .answers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
         {
-            if *g == generation {
+            if *g == generation && now < *refresh_at {
                 return Ok(body.clone());
             }
         }
-        let body: Arc<[u8]> = make()?.into();
+        let (body, refresh_at) = make()?;
+        let body: Arc<[u8]> = body.into();
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         // Only the current generation's answers are kept: at most one per manifest offered.
-        answers.retain(|_, (g, _)| *g == generation);
-        answers.insert(id, (generation, body.clone()));
+        answers.retain(|_, (g, _, _)| *g == generation);
+        answers.insert(id, (generation, refresh_at, body.clone()));
         Ok(body)
     }
 

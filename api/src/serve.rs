@@ -18,6 +18,7 @@ use mig_protocol::mig_v1::{self, V1Manifest};
 use mig_protocol::signature;
 use mig_protocol::statement::is_sha256_hex;
 use mig_protocol::time::Timestamp;
+use mig_protocol::Serial;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
@@ -141,6 +142,12 @@ pub fn manifest_request(
     let digest = crate::poll::digest(body);
     let now = Timestamp::now();
     if let Some(kept) = app.poll.lookup(who.id, generation, &digest, now) {
+        // The selection is kept; the answer is the manifest's current one, whose freshness
+        // signature is renewed past its half-life (docs/design.md §4.20).
+        let kept = match kept {
+            Outcome::Given(id, _) => Outcome::Given(id, answer(app, id, now)?),
+            other => other,
+        };
         app.poll.saw(who.id, now);
         app.metrics.selection(selection_label(&kept));
         return Ok(kept);
@@ -152,14 +159,7 @@ pub fn manifest_request(
     };
     // Kept until the chosen manifest expires: then an older one may be the choice.
     let (outcome, until) = match choose(app, who, &req, now, reach)? {
-        Ok(c) => (
-            Outcome::Given(
-                c.id,
-                app.poll
-                    .answer(c.id, || app.db.with(|db| answer_bytes(db, c.id)))?,
-            ),
-            c.expires,
-        ),
+        Ok(c) => (Outcome::Given(c.id, answer(app, c.id, now)?), c.expires),
         Err(not) => (not, Timestamp(u64::MAX)),
     };
     app.metrics.selection(selection_label(&outcome));
@@ -385,13 +385,39 @@ fn choose(
 
 /// The bytes of `POST loader/manifest`'s answer for manifest `id`: its statement and verified
 /// signatures as `ManifestResponse` JSON.
-pub fn answer_bytes(conn: &Conn, id: u64) -> Result<Vec<u8>> {
-    let (statement, signatures) = manifests::statement_and_signatures(conn, id)?;
-    serde_json::to_vec(&ManifestResponse {
+/// Manifest `id`'s answer, shared by every loader given it (poll.rs).
+fn answer(app: &App, id: u64, now: Timestamp) -> Result<Arc<[u8]>> {
+    app.poll.answer(id, now, || {
+        let (statement, signatures) = app
+            .db
+            .with(|db| manifests::statement_and_signatures(db, id))?;
+        answer_bytes(app.freshness.as_ref(), id, statement, signatures, now)
+    })
+}
+
+/// The answer bytes (`ManifestResponse` JSON) of manifest `id`, with a freshness signature over
+/// its statement when the API has a freshness key, and when they should be made again.
+pub fn answer_bytes(
+    freshness: Option<&crate::freshness::Signer>,
+    id: u64,
+    statement: String,
+    signatures: Vec<String>,
+    now: Timestamp,
+) -> Result<(Vec<u8>, Timestamp)> {
+    let (freshness, refresh_at) = match freshness {
+        Some(signer) => {
+            let signed = signer.sign(statement.as_bytes(), Serial::new(id), now)?;
+            (Some(signed.freshness), signed.refresh_at)
+        }
+        None => (None, Timestamp(u64::MAX)),
+    };
+    let body = serde_json::to_vec(&ManifestResponse {
         statement,
         signatures,
+        freshness,
     })
-    .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))
+    .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))?;
+    Ok((body, refresh_at))
 }
 
 fn set_given(conn: &Conn, loader: u64, manifest: Option<u64>) -> Result<()> {

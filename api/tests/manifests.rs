@@ -575,3 +575,121 @@ fn an_expired_manifest_never_shadows_an_older_valid_one() {
         "{log}"
     );
 }
+
+/// docs/design.md §4.20: every answer carries a freshness signature by the configured key over
+/// exactly its statement, made once per manifest and generation and shared by every loader (the
+/// poll cache is not undone), made again once half its lifetime has passed, and after any
+/// administrator's write. Without `[freshness] key` the field is absent.
+#[test]
+fn answers_carry_one_shared_freshness_signature_renewed_past_half_its_lifetime() {
+    let clock = tempfile::tempdir().unwrap();
+    let clock_file = clock.path().join("offset");
+    std::fs::write(&clock_file, "+0").unwrap();
+    let srv = Server::with(Settings {
+        clock_file: Some(clock_file.clone()),
+        freshness_lifetime: Some("24h"),
+        ..Settings::default()
+    });
+    let (a, b) = two_admins(&srv);
+    let (archive, _) = standard_archive("fresh");
+    let body = json!({"name": "fresh", "target": "true", "platform": host_platform(),
+        "archive": b64(&archive)});
+    let id = srv.post(&a, "manifests", body).expect(201).json()["id"]
+        .as_u64()
+        .unwrap();
+    for s in [&a, &b] {
+        srv.sign_manifest(s, id).expect(200);
+    }
+    let (_, k1) = srv.enabled_loader(&a, "one", None);
+    let (_, k2) = srv.enabled_loader(&a, "two", None);
+    let public = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dev-keys/freshness.pub.asc"),
+    )
+    .unwrap();
+    let key = mig_protocol::freshness::FreshnessKey::new(
+        "freshness.pub.asc",
+        &public,
+        &mig_protocol::signature::Keyring::from_keys(vec![]),
+    )
+    .unwrap();
+    let poll = |k: &str, name: &str| {
+        let r = srv
+            .loader(
+                k,
+                "POST",
+                "loader/manifest",
+                Some(manifest_request(name, &[])),
+            )
+            .expect(200);
+        mig_protocol::loader::ManifestResponse::parse(&r.body).unwrap()
+    };
+    let first = poll(&k1, "one");
+    let f1 = first.freshness.clone().expect("a freshness signature");
+    let doc = key
+        .check(
+            Some(&f1),
+            first.statement.as_bytes(),
+            mig_protocol::Serial::new(id),
+            Timestamp::now(),
+        )
+        .unwrap();
+    assert_eq!(doc.expires.0 - doc.issued.0, 86_400, "{doc:?}");
+    assert_eq!(
+        poll(&k1, "one").freshness.as_ref(),
+        Some(&f1),
+        "the kept answer"
+    );
+    assert_eq!(
+        poll(&k2, "two").freshness.as_ref(),
+        Some(&f1),
+        "another loader given the same manifest shares the signature"
+    );
+
+    // Past half the lifetime the answer is signed again, for kept and new selections alike.
+    std::fs::write(&clock_file, "+13h").unwrap();
+    let renewed = poll(&k1, "one").freshness.expect("a freshness signature");
+    assert_ne!(renewed, f1);
+    let later = key
+        .check(
+            Some(&renewed),
+            first.statement.as_bytes(),
+            mig_protocol::Serial::new(id),
+            Timestamp(Timestamp::now().0 + 13 * 3600),
+        )
+        .unwrap();
+    assert!(later.issued.0 >= doc.issued.0 + 13 * 3600, "{later:?}");
+    assert_eq!(poll(&k2, "two").freshness, Some(renewed));
+
+    // An API without a freshness key sends none; the answer is otherwise the same.
+    let plain = Server::with(Settings {
+        freshness: false,
+        ..Settings::default()
+    });
+    let (a, b) = two_admins(&plain);
+    let id = plain
+        .post(
+            &a,
+            "manifests",
+            json!({"name": "plain", "target": "true",
+        "platform": host_platform(), "archive": b64(&archive)}),
+        )
+        .expect(201)
+        .json()["id"]
+        .as_u64()
+        .unwrap();
+    for s in [&a, &b] {
+        plain.sign_manifest(s, id).expect(200);
+    }
+    let (_, k) = plain.enabled_loader(&a, "plain", None);
+    let r = plain
+        .loader(
+            &k,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("plain", &[])),
+        )
+        .expect(200)
+        .json();
+    assert!(r.get("freshness").is_none(), "{r}");
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 2, "{r}");
+}

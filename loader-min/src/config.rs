@@ -29,6 +29,9 @@ pub struct BuildConfig {
     pub required_signatures: u64,
     /// (file name, armored public key) of each administrator.
     pub keys: &'static [(&'static str, &'static str)],
+    /// (file name, armored public key) of the API's freshness key: when set, every statement
+    /// needs its unexpired signature (docs/design.md §4.20).
+    pub freshness_key: Option<(&'static str, &'static str)>,
     pub tags: &'static [(&'static str, &'static str)],
     pub discover_public_ip: bool,
     pub discover_aws_metadata: bool,
@@ -197,6 +200,7 @@ mod tests {
         run_timeout_secs: 3,
         required_signatures: 2,
         keys: &[],
+        freshness_key: None,
         tags: &[("operator", "myorg")],
         discover_public_ip: true,
         discover_aws_metadata: false,

@@ -86,6 +86,12 @@ fn print_version(b: &BuildConfig) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    match b.freshness_key {
+        Some((name, _)) => {
+            println!("requires a fresh signature by the API's freshness key ({name})")
+        }
+        None => println!("freshness: not required (no freshness key built in)"),
+    }
     println!(
         "pinned CA: {}",
         b.ca_pem.map(|(n, _)| n).unwrap_or("none, system roots")
@@ -133,6 +139,10 @@ mod tests {
         let ring = mig_protocol::signature::Keyring::from_armored(BUILD.keys.iter().copied())
             .expect("built-in keys parse");
         assert!(ring.len() as u64 >= BUILD.required_signatures);
+        if let Some((name, armored)) = BUILD.freshness_key {
+            mig_protocol::freshness::FreshnessKey::new(name, armored, &ring)
+                .expect("the built-in freshness key parses and is no administrator's");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::{
 };
 use mig_http::Client;
 use mig_protocol::dictionary::DictName;
+use mig_protocol::freshness::FreshnessKey;
 use mig_protocol::loader::{Have, LoaderKey, ManifestRequest, ReportResult};
 use mig_protocol::signature::Keyring;
 use mig_protocol::statement::{Expectations, Platform, Serial, Statement};
@@ -89,6 +90,13 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
         Mode::Check => run.check_agent().map(|()| Outcome::AgentChecked),
         Mode::Update | Mode::FirstInstall => run.update(),
     }
+}
+
+/// What decides whether a statement is believed: all of it from the build (docs/design.md §4.1).
+struct Trust<'a> {
+    keyring: &'a Keyring,
+    required: usize,
+    freshness: Option<&'a FreshnessKey>,
 }
 
 /// The parts of a run that exist once the API can be asked: who to report to, and about what.
@@ -165,6 +173,10 @@ impl Run {
         }
         let limits = &self.settings.limits;
         let keyring = Keyring::from_armored(build.keys.iter().copied())?;
+        let freshness = build
+            .freshness_key
+            .map(|(name, armored)| FreshnessKey::new(name, armored, &keyring))
+            .transpose()?;
         let required = usize::try_from(build.required_signatures).unwrap_or(usize::MAX);
         let key = key::load(&self.layout.key_file(), limits.key_file)?;
         let api = Client::new(&build.http(), &self.settings.api_url)?
@@ -183,7 +195,12 @@ impl Run {
             have: Have { serial: installed },
         };
         let mut offered = installed;
-        let ended = session.install(&keyring, required, &request, &mut offered);
+        let trust = Trust {
+            keyring: &keyring,
+            required,
+            freshness: freshness.as_ref(),
+        };
+        let ended = session.install(&trust, &request, &mut offered);
         self.conclude(&session, offered, ended)
     }
 
@@ -242,8 +259,7 @@ impl Session<'_> {
     /// `offered` becomes the serial of the statement once it is believed.
     fn install(
         &self,
-        keyring: &Keyring,
-        required: usize,
+        trust: &Trust<'_>,
         request: &ManifestRequest,
         offered: &mut Serial,
     ) -> std::result::Result<Update, Failure> {
@@ -262,9 +278,14 @@ impl Session<'_> {
             platform: Platform::host(),
             installed: self.installed,
         };
-        let statement = verify::verify(keyring, required, &response, &expect).map_err(
-            |Rejected { serial, error }| Failure::new(FailedIn::Verify { serial }, error),
-        )?;
+        let statement = verify::verify(
+            trust.keyring,
+            trust.required,
+            trust.freshness,
+            &response,
+            &expect,
+        )
+        .map_err(|Rejected { serial, error }| Failure::new(FailedIn::Verify { serial }, error))?;
         *offered = statement.serial;
         let plan = compare::compare(&run.layout, &statement, limits).map_err(before_swap)?;
         if plan.changes.is_empty() {

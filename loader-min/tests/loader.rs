@@ -281,6 +281,109 @@ fn expired_statement_is_refused_and_agent_keeps_running() {
     assert!(f.file_requests().is_empty());
 }
 
+/// docs/design.md §4.20: the answer a man in the middle recorded two days ago, statement,
+/// signatures and freshness signature untouched, served again after a newer manifest exists (a
+/// freeze): the statement is still valid for days, its freshness lapsed 26 h ago.
+#[test]
+fn a_frozen_answer_whose_freshness_lapsed_is_refused_and_agent_keeps_running() {
+    let f = Fixture::new();
+    let g1 = f.generation(1);
+    let st = g1.statement();
+    f.publish(&g1);
+    f.run(&[]).assert_ok();
+    f.server.clear_requests();
+    f.clear_agent_calls();
+    let now = Timestamp::now().0;
+    let recorded = common::freshness(&st.to_bytes().unwrap(), 1, now - 50 * 3600, now - 26 * 3600);
+    let old =
+        common::response_freshness(&st, &common::admin_signatures(&st, &[1, 2]), Some(recorded));
+    f.publish_response(&g1, old);
+    let run = f.run(&[]);
+    run.assert_failed_with("freshness expired 26 h ago");
+    assert!(
+        run.stdout().contains("rejecting the manifest"),
+        "{}",
+        run.all()
+    );
+    f.assert_generation(&g1);
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    assert_eq!(f.agent_calls(), vec!["v1 -q pid"]);
+    let r = &f.reports()[0];
+    assert_eq!(r["result"], "rejected");
+    assert_eq!(r["serial"], 1);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("freshness expired 26 h ago"),
+        "{r}"
+    );
+    assert!(f.file_requests().is_empty());
+}
+
+/// A loader built with a freshness key (the development configuration is) refuses an answer
+/// that carries none, as from an API without `[freshness] key`, and installs nothing.
+#[test]
+fn an_answer_without_a_freshness_signature_is_refused() {
+    let f = Fixture::new();
+    let g = f.generation(1);
+    let st = g.statement();
+    let body = common::response_freshness(&st, &common::admin_signatures(&st, &[1, 2]), None);
+    f.publish_response(&g, body);
+    f.run(&[]).assert_failed_with("freshness signature missing");
+    assert_eq!(f.read("mig-agent"), None);
+    assert_eq!(f.installed_serial(), None);
+    let r = &f.reports()[0];
+    assert_eq!(
+        (&r["result"], &r["serial"]),
+        (&"rejected".into(), &1.into())
+    );
+    assert!(f.file_requests().is_empty());
+}
+
+/// Only the freshness key's signature, over exactly the statement given, counts: neither an
+/// administrator's signature over a freshness document nor a fresh signature over another
+/// statement (a newer one's, served with an old statement).
+#[test]
+fn a_freshness_signature_by_an_administrator_or_over_another_statement_is_refused() {
+    let f = Fixture::new();
+    let g1 = installed(&f, 1);
+    let g2 = f.generation(2);
+    let st2 = g2.statement();
+    let admins = common::admin_signatures(&st2, &[1, 2]);
+    let good = common::fresh_now(&st2);
+    let by_admin = mig_protocol::freshness::Freshness {
+        signature: mig_protocol::signature::sign_detached(
+            common::admin_key(1),
+            "",
+            good.document.as_bytes(),
+        )
+        .unwrap(),
+        document: good.document.clone(),
+    };
+    f.publish_response(
+        &g2,
+        common::response_freshness(&st2, &admins, Some(by_admin)),
+    );
+    f.run(&[])
+        .assert_failed_with("freshness signature invalid")
+        .assert_failed_with("not in the keyring");
+    let mut other = g1.statement();
+    other.serial = mig_protocol::Serial::new(3);
+    f.publish_response(
+        &g2,
+        common::response_freshness(&st2, &admins, Some(common::fresh_now(&other))),
+    );
+    f.run(&[]).assert_failed_with("not the one given");
+    f.assert_generation(&g1);
+    assert_eq!(f.running_agent().as_deref(), Some("v1"));
+    assert!(f.file_requests().is_empty());
+    // The same answer with its own freshness signature installs.
+    f.publish_response(&g2, common::response_freshness(&st2, &admins, Some(good)));
+    f.run(&[]).assert_ok();
+    f.assert_generation(&g2);
+}
+
 #[test]
 fn older_serial_is_refused_and_agent_untouched() {
     let f = Fixture::new();

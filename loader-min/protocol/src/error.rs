@@ -38,6 +38,15 @@ pub enum Error {
     Config(String),
     /// A value (a status, a name) is not one the protocol allows; the message says which are.
     Value(String),
+    /// A freshness signature is missing or does not hold (docs/design.md §4.20); the message
+    /// says which.
+    Freshness(String),
+    /// The freshness document expired `ago` seconds before now (docs/design.md §4.20).
+    FreshnessExpired {
+        ago: u64,
+        expires: String,
+        now: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -72,6 +81,13 @@ impl fmt::Display for Error {
             Error::TooLarge { what, limit } => write!(f, "{what} is larger than {limit} bytes"),
             Error::Config(m) => write!(f, "configuration error: {m}"),
             Error::Value(m) => f.write_str(m),
+            Error::Freshness(m) => f.write_str(m),
+            Error::FreshnessExpired { ago, expires, now } => write!(
+                f,
+                "freshness expired {} ago (at {expires}, now {now}): the API has not vouched for \
+                 this statement since; keeping the running agent",
+                crate::freshness::ago(*ago)
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod dictionary;
 pub mod error;
+pub mod freshness;
 pub mod halt;
 pub mod ini;
 pub mod loader;

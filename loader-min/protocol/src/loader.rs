@@ -83,6 +83,10 @@ pub struct ManifestRequest {
 pub struct ManifestResponse {
     pub statement: String,
     pub signatures: Vec<String>,
+    /// The API's freshness signature over this statement (docs/design.md §4.20). Optional on the
+    /// wire: loaders built without a freshness key ignore it, an API without one sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<crate::freshness::Freshness>,
 }
 
 impl ManifestResponse {

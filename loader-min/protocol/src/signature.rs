@@ -265,6 +265,18 @@ impl Keyring {
             .collect()
     }
 
+    /// The fingerprints of every primary and subkey, upper-case hex: two keyrings that share
+    /// none share no key that could sign.
+    pub fn all_fingerprints(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .flat_map(|k| {
+                std::iter::once(fingerprint_hex(&k.primary_key))
+                    .chain(k.public_subkeys.iter().map(|s| fingerprint_hex(&s.key)))
+            })
+            .collect()
+    }
+
     /// The key whose primary fingerprint is `fp` (upper-case hex).
     pub fn key(&self, fp: &str) -> Option<&SignedPublicKey> {
         self.keys

@@ -6,6 +6,8 @@
 
 pub mod server;
 
+use mig_protocol::freshness::{Document, Freshness};
+use mig_protocol::loader::ManifestResponse;
 use mig_protocol::signature::{parse_secret_key, sign_detached};
 use mig_protocol::statement::{Entry, Platform, Serial, Statement, FORMAT};
 use mig_protocol::time::Timestamp;
@@ -36,7 +38,7 @@ pub fn loader_platform() -> Platform {
 
 pub use mig_test_support::sha256_hex;
 
-fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
+pub fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
     static KEYS: OnceLock<Vec<pgp::composed::SignedSecretKey>> = OnceLock::new();
     &KEYS.get_or_init(|| {
         (1..=3)
@@ -49,6 +51,47 @@ fn admin_key(n: usize) -> &'static pgp::composed::SignedSecretKey {
             })
             .collect()
     })[n - 1]
+}
+
+/// The development freshness key (conf/dev-keys/freshness), whose public half the loader under
+/// test is built with: the stand-in API signs every answer with it, as mig-api does.
+fn freshness_key() -> &'static pgp::composed::SignedSecretKey {
+    static KEY: OnceLock<pgp::composed::SignedSecretKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let p = format!(
+            "{}/../conf/dev-keys/freshness.sec.asc",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        parse_secret_key(&p, &std::fs::read_to_string(&p).unwrap()).unwrap()
+    })
+}
+
+/// A freshness signature by the development freshness key over `statement` (serial `serial`),
+/// issued at `issued` and good until `expires`.
+pub fn freshness(statement: &[u8], serial: u64, issued: u64, expires: u64) -> Freshness {
+    let doc = Document {
+        statement: mig_protocol::Sha256::of(statement),
+        serial: Serial::new(serial),
+        issued: Timestamp(issued),
+        expires: Timestamp(expires),
+    }
+    .to_text()
+    .unwrap();
+    Freshness {
+        signature: sign_detached(freshness_key(), "", doc.as_bytes()).unwrap(),
+        document: doc,
+    }
+}
+
+/// A freshness signature over `st` as mig-api makes one now: issued a minute ago, for a day.
+pub fn fresh_now(st: &Statement) -> Freshness {
+    let now = Timestamp::now().0;
+    freshness(
+        &st.to_bytes().unwrap(),
+        st.serial.get(),
+        now - 60,
+        now + 86_400,
+    )
 }
 
 pub use mig_test_support::agent::agent_script;
@@ -87,27 +130,40 @@ impl Generation {
     }
 }
 
-/// A manifest response body signed by the given admins (1, 2: built in; 3: unknown).
+/// A manifest response body signed by the given admins (1, 2: built in; 3: unknown), with a
+/// freshness signature made now.
 pub fn signed_response(statement: &Statement, signers: &[usize]) -> String {
-    let bytes = statement.to_bytes().unwrap();
-    let signatures: Vec<String> = signers
-        .iter()
-        .map(|&n| sign_detached(admin_key(n), "", &bytes).unwrap())
-        .collect();
-    serde_json::json!({
-        "statement": String::from_utf8(bytes).unwrap(),
-        "signatures": signatures,
-    })
-    .to_string()
+    response_with(statement, &admin_signatures(statement, signers))
 }
 
-/// A manifest response body carrying the given armored signatures over `statement`.
+/// The armored signatures of the given admins over `statement`.
+pub fn admin_signatures(statement: &Statement, signers: &[usize]) -> Vec<String> {
+    let bytes = statement.to_bytes().unwrap();
+    signers
+        .iter()
+        .map(|&n| sign_detached(admin_key(n), "", &bytes).unwrap())
+        .collect()
+}
+
+/// A manifest response body carrying the given armored signatures over `statement`, with a
+/// freshness signature made now.
 pub fn response_with(statement: &Statement, signatures: &[String]) -> String {
-    serde_json::json!({
-        "statement": String::from_utf8(statement.to_bytes().unwrap()).unwrap(),
-        "signatures": signatures,
+    response_freshness(statement, signatures, Some(fresh_now(statement)))
+}
+
+/// A manifest response body with the given signatures and `freshness` (none: the field is
+/// absent, as from an API without a freshness key).
+pub fn response_freshness(
+    statement: &Statement,
+    signatures: &[String],
+    freshness: Option<Freshness>,
+) -> String {
+    serde_json::to_string(&ManifestResponse {
+        statement: String::from_utf8(statement.to_bytes().unwrap()).unwrap(),
+        signatures: signatures.to_vec(),
+        freshness,
     })
-    .to_string()
+    .unwrap()
 }
 
 /// An armored detached signature by `keyid` over `data`, made by the real `gpg` with `extra`

@@ -55,6 +55,12 @@ pub struct ApiOptions {
     /// libfaketime, which reads the wall clock's offset from this file on every call, so a test
     /// moves a running server's clock (an expiry) without sleeping. Monotonic time is real.
     pub clock_file: Option<PathBuf>,
+    /// `[freshness] key`: a mode-0600 copy of the development freshness key
+    /// (`conf/dev-keys/freshness.sec.asc`, whose public half the development mig-loader is
+    /// built with) in the server's directory; `false`: no freshness key, answers carry none.
+    pub freshness: bool,
+    /// `[freshness] lifetime`, the API's default when `None`.
+    pub freshness_lifetime: Option<&'static str>,
 }
 
 impl Default for ApiOptions {
@@ -72,6 +78,8 @@ impl Default for ApiOptions {
             data_dir: None,
             postgres: None,
             clock_file: None,
+            freshness: true,
+            freshness_lifetime: None,
         }
     }
 }
@@ -124,13 +132,37 @@ impl ApiOptions {
             }
             cfg.push('\n');
         }
+        if self.freshness {
+            cfg.push_str(&format!(
+                "[freshness]\nkey = {}\n",
+                install_freshness_key(dir).display()
+            ));
+            if let Some(l) = self.freshness_lifetime {
+                cfg.push_str(&format!("lifetime = {l}\n"));
+            }
+            cfg.push('\n');
+        }
         cfg.push_str(&self.extra);
         cfg
     }
 }
 
-/// libfaketime's thread-safe library (Debian `faketime`, which `.ci/setup` installs).
-fn faketime_library() -> PathBuf {
+/// Copies the development freshness key into `dir` with mode 0600 (mig-api refuses a key file
+/// others can read, and git keeps no mode) and returns the copy's path.
+fn install_freshness_key(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join("freshness.key");
+    let key =
+        std::fs::read(crate::dev_key("freshness.sec.asc")).expect("the development freshness key");
+    std::fs::write(&copy, key).expect("copy the freshness key");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod 600 the freshness key");
+    copy
+}
+
+/// libfaketime's thread-safe library (Debian `faketime`, which `.ci/setup` installs); a test
+/// moves a process's wall clock with it (`LD_PRELOAD`, `FAKETIME`).
+pub fn faketime_library() -> PathBuf {
     let found = std::fs::read_dir("/usr/lib").ok().and_then(|dirs| {
         dirs.flatten()
             .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))

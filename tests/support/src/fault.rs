@@ -53,6 +53,9 @@ pub enum Fault {
     /// Relays only the request head and `after` bytes of its body to the API, then closes both
     /// connections: the upload is cut on its way.
     CutRequest { after: usize },
+    /// Asks the API, then sends `body` instead of its answer, under the API's head: a man in the
+    /// middle replaying an answer it recorded.
+    Replace { body: Vec<u8> },
 }
 
 impl Fault {
@@ -73,6 +76,7 @@ impl Fault {
             Fault::EndlessHeader => "endless-header",
             Fault::Redirect { .. } => "redirect",
             Fault::CutRequest { .. } => "cut-request",
+            Fault::Replace { .. } => "replace",
         }
     }
 }
@@ -89,7 +93,13 @@ pub struct Exchange {
     pub status: Option<u16>,
     /// The fault applied, if any.
     pub fault: Option<&'static str>,
+    /// The API's answer body as it sent it, when at most [`MAX_RECORDED`] bytes (a manifest
+    /// answer; file bodies are not kept).
+    pub answer: Vec<u8>,
 }
+
+/// The largest answer body an [`Exchange`] keeps.
+pub const MAX_RECORDED: usize = 256 * 1024;
 
 struct Rule {
     path_contains: String,
@@ -315,6 +325,7 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, shared: &Shared) -> std::i
         range: head.get("range").map(str::to_string),
         status: None,
         fault: fault.as_ref().map(Fault::name),
+        answer: Vec::new(),
     };
     let record = |e: &Exchange| lock(&shared.log).push(e.clone());
 
@@ -361,6 +372,9 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, shared: &Shared) -> std::i
         body.truncate(n);
     }
     exchange.status = answer.start.split(' ').nth(1).and_then(|c| c.parse().ok());
+    if body.len() <= MAX_RECORDED {
+        exchange.answer = body.clone();
+    }
     record(&exchange);
     let answer = answer.without(&["content-length", "transfer-encoding", "connection"]);
     respond(&mut client, answer, body, fault)
@@ -432,6 +446,7 @@ fn respond(
             client.write_all(&whole(sized(answer, n), &body))
         }
         Some(Fault::NoLength) => client.write_all(&whole(answer, &body)),
+        Some(Fault::Replace { body }) => client.write_all(&whole(sized(answer, body.len()), &body)),
         Some(Fault::GzipBomb { inflated }) => {
             let bomb = crate::archive::gzip(&vec![0u8; inflated]);
             let answer = answer

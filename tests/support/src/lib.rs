@@ -26,7 +26,7 @@ pub mod process;
 pub mod targets;
 pub mod tmpfs;
 
-pub use api::{ApiOptions, ApiServer, BASEROUTE};
+pub use api::{faketime_library, ApiOptions, ApiServer, BASEROUTE};
 pub use archive::tar_gz;
 pub use gnupg::GnupgHome;
 pub use process::{free_port, http_get, listening_ports, run, Output};

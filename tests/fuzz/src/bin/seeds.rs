@@ -147,6 +147,7 @@ fn main() {
     let response = ManifestResponse {
         statement: String::from_utf8(bytes.clone()).expect("utf-8"),
         signatures: signatures.clone(),
+        freshness: None,
     };
     let response_json = serde_json::to_vec(&response).expect("json");
     write("wire_json", "manifest-response.json", &response_json);
