@@ -34,8 +34,6 @@ pub struct Inner {
     pub metrics: Metrics,
     pub nonces: NonceCache,
     pub keyrings: KeyringCache,
-    /// Loader secrets that already passed PBKDF2.
-    pub loader_keys: VerifiedKeys,
     /// Investigator API keys that already passed PBKDF2.
     pub api_keys: VerifiedKeys,
     /// Each loader's last manifest answer (poll.rs).
@@ -91,7 +89,6 @@ impl App {
             metrics: Metrics::default(),
             nonces,
             keyrings: KeyringCache::default(),
-            loader_keys: VerifiedKeys::default(),
             api_keys: VerifiedKeys::default(),
             poll: PollCache::default(),
             report_rate: Default::default(),

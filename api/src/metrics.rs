@@ -13,6 +13,7 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     connections: Mutex<BTreeMap<&'static str, u64>>,
     reports: Mutex<BTreeMap<&'static str, u64>>,
+    pbkdf2: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -52,6 +53,11 @@ impl Metrics {
     /// One loader report, by its result (`installed`, `rolled_back`, …).
     pub fn report(&self, result: &'static str) {
         bump(&self.reports, result);
+    }
+
+    /// One PBKDF2 run checking a key: `loader` (keys::check_row) or `apikey`.
+    pub fn pbkdf2(&self, key: &'static str) {
+        bump(&self.pbkdf2, key);
     }
 
     /// The Prometheus text exposition; `engine` adds the targeting engine's own counters and
@@ -109,6 +115,12 @@ impl Metrics {
                 "Connections to the public socket by event (accepted, refused, closed by a deadline).",
                 "event",
                 &self.connections,
+            ),
+            (
+                "mig_api_key_pbkdf2_total",
+                "PBKDF2 runs checking a key, by key (loader: at most once per loader and key).",
+                "key",
+                &self.pbkdf2,
             ),
         ] {
             header(&mut out, name, help);

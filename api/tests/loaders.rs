@@ -808,3 +808,53 @@ fn a_repeated_poll_is_answered_from_memory_and_every_change_is_seen_at_once() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn pbkdf2_runs_at_most_once_per_loader_and_key_even_across_restarts() {
+    let mut srv = Server::start();
+    let a = srv.dev_admin(1, "PermAdmin,PermManifest,PermLoader");
+    let pbkdf2 = |srv: &Server| srv.metric("mig_api_key_pbkdf2_total{key=\"loader\"}");
+    let poll = |srv: &Server, key: &str| {
+        srv.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+    };
+    // A row as MIG's import writes it: its PBKDF2 hash and no fast verifier.
+    let (old, old_key) = srv.enabled_loader(&a, "from-mig", None);
+    srv.sql(&format!("UPDATE loaders SET keyfast = NULL WHERE id = {old}"));
+    // A loader enrolled here carries its verifier from the start.
+    let (new, new_key) = srv.enabled_loader(&a, "enrolled", None);
+    for _ in 0..2 {
+        poll(&srv, &old_key).expect(404);
+        poll(&srv, &new_key).expect(404);
+    }
+    assert_eq!(pbkdf2(&srv), 1, "the imported row's first check only");
+    let stored = srv.sql(&format!(
+        "SELECT COUNT(*) FROM loaders WHERE keyfast IS NOT NULL AND id IN ({old}, {new})"
+    ));
+    assert_eq!(stored[0][0], "2", "the imported row learned its verifier");
+
+    // Nothing in memory carries it: a restarted server checks both without PBKDF2.
+    srv.restart();
+    for _ in 0..2 {
+        poll(&srv, &old_key).expect(404);
+        poll(&srv, &new_key).expect(404);
+    }
+    // A wrong secret under a known prefix costs no PBKDF2 either, and is refused.
+    let last = if old_key.ends_with('x') { 'y' } else { 'x' };
+    poll(&srv, &format!("{}{last}", &old_key[..39])).expect(401);
+    // A rotated key: the new one works at once without PBKDF2, the old one is refused.
+    let rotated = srv
+        .post(&a, &format!("loaders/{old}/key"), json!({}))
+        .expect(200)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(&srv, &old_key).expect(401);
+    poll(&srv, &rotated).expect(404);
+    assert_eq!(pbkdf2(&srv), 0);
+}
