@@ -78,6 +78,8 @@ impl App {
         } else {
             0
         });
+        let api_keys = VerifiedKeys::new(cfg.limits.api_key_cache);
+        let poll = PollCache::new(cfg.limits.poll_cache);
         let app = App(Arc::new(Inner {
             cfg,
             db,
@@ -89,8 +91,8 @@ impl App {
             metrics: Metrics::default(),
             nonces,
             keyrings: KeyringCache::default(),
-            api_keys: VerifiedKeys::default(),
-            poll: PollCache::default(),
+            api_keys,
+            poll,
             report_rate: Default::default(),
             plugin_sync: std::sync::Mutex::new(()),
             plugin_failures: Default::default(),

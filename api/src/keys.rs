@@ -20,8 +20,8 @@
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use crate::clock::{Clock, Stats};
+use std::sync::{Mutex, PoisonError};
 use subtle::ConstantTimeEq;
 
 pub const PREFIX_LEN: usize = mig_protocol::loader::LOADER_PREFIX_LEN;
@@ -30,8 +30,9 @@ pub const ITERATIONS: u32 = 4096;
 pub const SALT_LEN: usize = 16;
 pub const HASH_LEN: usize = 32;
 const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-/// Entries of [`VerifiedKeys`] before it starts over.
-const VERIFIED_CAPACITY: usize = 100_000;
+/// What one entry of [`VerifiedKeys`] costs in memory: the prefix twice (slot and index), the
+/// two digests, the slot ([`VerifiedKeys::new`] divides its bytes by it).
+pub const VERIFIED_ENTRY_BYTES: usize = 200;
 
 /// `n` letters and digits from the operating system's CSPRNG.
 pub fn random_alnum(n: usize) -> String {
@@ -151,13 +152,25 @@ pub fn split(key: &str) -> Option<(&str, &str)> {
 /// For one prefix: the stored PBKDF2 hash a secret passed against, and that secret's SHA-256.
 type Verified = ([u8; HASH_LEN], [u8; 32]);
 
-/// Investigator API keys that already passed PBKDF2, keyed by prefix.
-#[derive(Default)]
+/// Investigator API keys that already passed PBKDF2, keyed by prefix, bounded in bytes: when
+/// full, the coldest key's entry goes (clock.rs), and its next request runs PBKDF2 again.
 pub struct VerifiedKeys {
-    map: Mutex<HashMap<String, Verified>>,
+    map: Mutex<Clock<String, Verified>>,
 }
 
 impl VerifiedKeys {
+    /// An empty cache of at most `bytes` (`[limits] apikeycache`).
+    pub fn new(bytes: u64) -> VerifiedKeys {
+        VerifiedKeys {
+            map: Mutex::new(Clock::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
+        }
+    }
+
+    /// Hits, misses and evictions since start, and what it holds.
+    pub fn stats(&self) -> Stats {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner).stats()
+    }
+
     /// Whether `secret` matches the stored `salt`/`hash`, in constant time (`learned` is never
     /// set: this cache is the fast path of investigator API keys, whose rows keep no verifier).
     pub fn verify(&self, prefix: &str, secret: &str, salt: &[u8], hash: &[u8]) -> Check {
@@ -169,26 +182,31 @@ impl VerifiedKeys {
             };
         }
         let quick: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        if let Ok(map) = self.map.lock() {
-            if let Some((stored, seen)) = map.get(prefix) {
-                if bool::from(stored.ct_eq(hash)) && bool::from(seen.ct_eq(&quick)) {
+        {
+            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = prefix.to_string();
+            let known = map.get(&key).map(|(stored, seen)| {
+                bool::from(stored.ct_eq(hash)) && bool::from(seen.ct_eq(&quick))
+            });
+            match known {
+                Some(true) => {
                     return Check {
                         ok: true,
                         pbkdf2: false,
                         learned: None,
-                    };
+                    }
                 }
+                Some(false) => map.stale(),
+                None => {}
             }
         }
         let computed = hash_secret(secret, salt);
         let ok = bool::from(computed.ct_eq(hash));
         if ok {
-            if let Ok(mut map) = self.map.lock() {
-                if map.len() >= VERIFIED_CAPACITY {
-                    map.clear();
-                }
-                map.insert(prefix.to_string(), (computed, quick));
-            }
+            self.map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(prefix.to_string(), (computed, quick), VERIFIED_ENTRY_BYTES);
         }
         Check {
             ok,
@@ -209,7 +227,7 @@ mod tests {
         assert!(k.key.bytes().all(|c| c.is_ascii_alphanumeric()));
         let (p, s) = split(&k.key).unwrap();
         assert_eq!(p, k.prefix);
-        let v = VerifiedKeys::default();
+        let v = VerifiedKeys::new(1 << 20);
         let first = v.verify(p, s, &k.salt, &k.hash);
         assert!(first.ok && first.pbkdf2);
         let again = v.verify(p, s, &k.salt, &k.hash);

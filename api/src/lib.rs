@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 // Foundations: the error type, the log, keys, PEM files, the database, the targeting engine.
+mod clock;
 pub mod db;
 pub mod error;
 mod keys;

@@ -858,3 +858,44 @@ fn pbkdf2_runs_at_most_once_per_loader_and_key_even_across_restarts() {
     poll(&srv, &rotated).expect(404);
     assert_eq!(pbkdf2(&srv), 0);
 }
+
+#[test]
+fn a_full_poll_cache_evicts_its_coldest_loader_not_every_loader() {
+    // Three outcomes that give a manifest (poll.rs ENTRY_BYTES = 160 bytes each).
+    let srv = Server::with(Settings {
+        limits: vec![("pollcache", 3 * 160)],
+        ..Settings::default()
+    });
+    let (a1, a2) = two_admins(&srv);
+    active_manifest(&srv, &[&a1, &a2], "one", "true");
+    let keys: Vec<String> = (1..=4)
+        .map(|n| srv.enabled_loader(&a1, &format!("l{n}"), None).1)
+        .collect();
+    let poll = |n: usize| {
+        srv.loader(
+            &keys[n - 1],
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(200)
+    };
+    let poll_metric = |name: &str| srv.metric(&format!("{name}{{cache=\"poll\"}}"));
+    for n in [1, 2, 3, 1, 3] {
+        poll(n);
+    }
+    let hits = srv.poll_cache_hits();
+    // A fourth loader makes room by evicting one entry: the cold one (2), not all.
+    poll(4);
+    assert_eq!(poll_metric("mig_api_cache_evictions_total"), 1);
+    assert_eq!(poll_metric("mig_api_cache_entries"), 3);
+    for n in [1, 3, 4] {
+        poll(n);
+    }
+    assert_eq!(srv.poll_cache_hits(), hits + 3, "1, 3 and 4 are in memory");
+    let misses = poll_metric("mig_api_cache_misses_total");
+    poll(2);
+    assert_eq!(srv.poll_cache_hits(), hits + 3, "2 was evicted");
+    assert_eq!(poll_metric("mig_api_cache_misses_total"), misses + 1);
+    assert_eq!(poll_metric("mig_api_cache_hits_total"), hits + 3);
+}
