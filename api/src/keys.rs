@@ -18,9 +18,9 @@
 //!   the stored hash they passed against, so the next request costs one SHA-256 instead of 4096
 //!   HMACs. Rotating or changing the stored hash makes the entry useless at once.
 
+use crate::clock::{Clock, Stats};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use crate::clock::{Clock, Stats};
 use std::sync::{Mutex, PoisonError};
 use subtle::ConstantTimeEq;
 
@@ -168,7 +168,10 @@ impl VerifiedKeys {
 
     /// Hits, misses and evictions since start, and what it holds.
     pub fn stats(&self) -> Stats {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).stats()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats()
     }
 
     /// Whether `secret` matches the stored `salt`/`hash`, in constant time (`learned` is never
@@ -269,7 +272,10 @@ mod tests {
         let rotated = issue(Some(&k.prefix));
         let c = check_row(s, &rotated.salt, &rotated.hash, fast);
         assert!(!c.ok);
-        assert_ne!(fast_verifier(s, &rotated.salt, &rotated.hash).to_vec(), k.fast);
+        assert_ne!(
+            fast_verifier(s, &rotated.salt, &rotated.hash).to_vec(),
+            k.fast
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   whatever it changed and whatever its answer but a refusal of its credentials or permission
 //!   (`routes::Invalidate`), so a disabled manifest, a new
 //!   expectenv or attribute, a plugin upload or delete, a halt rule takes effect on the very next
-//!   poll; a halt tripped by a report bumps it too (`serve::report`);
+//!   poll; a halt tripped by a report bumps it too (`serve::report`). The exceptions are the
+//!   writes that change nothing selection reads, only one loader's status or key, or enrol a
+//!   loader: they forget that loader's entry here and bump nothing;
 //! - a report forgets its loader's entry: whether a halted manifest is offered to a loader
 //!   depends on its latest report;
 //! - the generation is read before the database, and an entry is stored under the generation
@@ -264,11 +266,17 @@ mod tests {
         }
         // Loaders 1 and 3 poll again; 2 does not.
         for loader in [1, 3] {
-            assert_eq!(cache.lookup(loader, g, &digest(b"poll"), now), Some(given()));
+            assert_eq!(
+                cache.lookup(loader, g, &digest(b"poll"), now),
+                Some(given())
+            );
         }
         cache.store(4, g, digest(b"poll"), given(), forever);
         for loader in [1, 3, 4] {
-            assert!(cache.lookup(loader, g, &digest(b"poll"), now).is_some(), "{loader}");
+            assert!(
+                cache.lookup(loader, g, &digest(b"poll"), now).is_some(),
+                "{loader}"
+            );
         }
         assert_eq!(cache.lookup(2, g, &digest(b"poll"), now), None);
         // Another request from a kept loader is a miss, not a hit.

@@ -824,7 +824,9 @@ fn pbkdf2_runs_at_most_once_per_loader_and_key_even_across_restarts() {
     };
     // A row as MIG's import writes it: its PBKDF2 hash and no fast verifier.
     let (old, old_key) = srv.enabled_loader(&a, "from-mig", None);
-    srv.sql(&format!("UPDATE loaders SET keyfast = NULL WHERE id = {old}"));
+    srv.sql(&format!(
+        "UPDATE loaders SET keyfast = NULL WHERE id = {old}"
+    ));
     // A loader enrolled here carries its verifier from the start.
     let (new, new_key) = srv.enabled_loader(&a, "enrolled", None);
     for _ in 0..2 {
@@ -857,6 +859,68 @@ fn pbkdf2_runs_at_most_once_per_loader_and_key_even_across_restarts() {
     poll(&srv, &old_key).expect(401);
     poll(&srv, &rotated).expect(404);
     assert_eq!(pbkdf2(&srv), 0);
+}
+
+#[test]
+fn enrolling_enabling_disabling_or_rotating_a_loader_leaves_the_others_answers_in_memory() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "known", None);
+    let one = active_manifest(&srv, &[&a1, &a2], "one", "true");
+    let poll = |key: &str| {
+        srv.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+    };
+    poll(&key).expect(200);
+    let before = srv.poll_cache_hits();
+    // An enrolment and an enabling: the known loader's next poll is still answered from memory.
+    let (other, other_key) = srv.enabled_loader(&a1, "unrelated", None);
+    poll(&key).expect(200);
+    assert_eq!(srv.poll_cache_hits(), before + 1, "after enrolling another");
+    poll(&other_key).expect(200);
+    let rotated = srv
+        .post(&a1, &format!("loaders/{other}/key"), json!({}))
+        .expect(200)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(&key).expect(200);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 2,
+        "after another's rotation"
+    );
+    // The changed loader itself: its old key refused, its new one answered.
+    poll(&other_key).expect(401);
+    poll(&rotated).expect(200);
+    srv.post(
+        &a1,
+        &format!("loaders/{other}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    poll(&rotated).expect(401);
+    poll(&key).expect(200);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 3,
+        "after another's disabling"
+    );
+
+    // A manifest change can change every loader's answer: the kept one is not used.
+    srv.post(
+        &a1,
+        &format!("manifests/{one}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    poll(&key).expect(404);
+    assert_eq!(srv.poll_cache_hits(), before + 3, "after a manifest change");
 }
 
 #[test]
