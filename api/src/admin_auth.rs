@@ -116,10 +116,13 @@ fn authenticate_apikey(app: &App, key: &str) -> Result<Caller> {
                 format!("no API key with prefix {prefix}"),
             )
         })?;
-    if !app
+    let check = app
         .api_keys
-        .verify(prefix, secret, &row.apikey_salt, &row.apikey_hash)
-    {
+        .verify(prefix, secret, &row.apikey_salt, &row.apikey_hash);
+    if check.pbkdf2 {
+        app.metrics.pbkdf2("apikey");
+    }
+    if !check.ok {
         return Err(Error::unauthorized(
             "wrong_apikey",
             generic,

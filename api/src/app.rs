@@ -34,8 +34,6 @@ pub struct Inner {
     pub metrics: Metrics,
     pub nonces: NonceCache,
     pub keyrings: KeyringCache,
-    /// Loader secrets that already passed PBKDF2.
-    pub loader_keys: VerifiedKeys,
     /// Investigator API keys that already passed PBKDF2.
     pub api_keys: VerifiedKeys,
     /// The online freshness key (`[freshness]`, docs/design.md §4.20), when configured.
@@ -88,6 +86,8 @@ impl App {
         } else {
             0
         });
+        let api_keys = VerifiedKeys::new(cfg.limits.api_key_cache);
+        let poll = PollCache::new(cfg.limits.poll_cache);
         let app = App(Arc::new(Inner {
             cfg,
             db,
@@ -99,10 +99,9 @@ impl App {
             metrics: Metrics::default(),
             nonces,
             keyrings: KeyringCache::default(),
-            loader_keys: VerifiedKeys::default(),
-            api_keys: VerifiedKeys::default(),
+            api_keys,
             freshness,
-            poll: PollCache::default(),
+            poll,
             report_rate: Default::default(),
             plugin_sync: std::sync::Mutex::new(()),
             plugin_failures: Default::default(),

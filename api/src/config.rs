@@ -40,6 +40,11 @@ pub struct Limits {
     pub connections_per_peer: usize,
     /// Bytes of verified file bodies the front keeps in memory (filecache.rs); 0: none.
     pub file_cache: u64,
+    /// Bytes of loaders' last poll outcomes kept in memory (poll.rs, `ENTRY_BYTES` each); 0:
+    /// every poll takes the full path.
+    pub poll_cache: u64,
+    /// Bytes of investigator API keys that passed PBKDF2 kept in memory (keys.rs).
+    pub api_key_cache: u64,
 }
 
 /// MIG's v1 loader protocol for deployed Go `mig-loader`s (`[v1]`, docs/design.md §8.3).
@@ -161,6 +166,8 @@ impl Default for Config {
                 connections: 8192,
                 connections_per_peer: 256,
                 file_cache: 256 << 20,
+                poll_cache: 256 << 20,
+                api_key_cache: 1 << 20,
             },
             reports: Retention::default(),
             v1: V1 {
@@ -286,6 +293,12 @@ impl Config {
                 }
                 ("limits", "filecache") => {
                     cfg.limits.file_cache = parse_number(key, value, 0, 64 << 30).map_err(&at)?
+                }
+                ("limits", "pollcache") => {
+                    cfg.limits.poll_cache = parse_number(key, value, 0, 64 << 30).map_err(&at)?
+                }
+                ("limits", "apikeycache") => {
+                    cfg.limits.api_key_cache = parse_number(key, value, 0, 1 << 30).map_err(&at)?
                 }
                 ("limits", "totalsize") => {
                     cfg.limits.total_size = parse_number(key, value, 1, 64 << 30).map_err(&at)?
@@ -449,6 +462,8 @@ const SECTIONS: Schema = &[
             "connections",
             "connectionsperpeer",
             "filecache",
+            "pollcache",
+            "apikeycache",
         ],
     ),
     ("reports", &["keepdays", "maxrows"]),

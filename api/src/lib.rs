@@ -8,6 +8,7 @@
 
 // Foundations: the error type, the log, keys (the freshness key too), PEM files, the database,
 // the targeting engine.
+mod clock;
 pub mod db;
 pub mod error;
 pub mod freshness;

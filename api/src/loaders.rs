@@ -123,13 +123,15 @@ pub fn create(app: &App, name: &str, expectenv: Option<String>) -> Result<Loader
         for _ in 0..4 {
             let k = keys::issue(None);
             let r = c.query_row(
-                "INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, expectenv, created)
-                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6) RETURNING id",
+                "INSERT INTO loaders (name, keyprefix, keyhash, salt, keyfast, enabled, expectenv,
+                     created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7) RETURNING id",
                 params![
                     name,
                     k.prefix,
                     k.hash,
                     k.salt,
+                    k.fast,
                     expectenv,
                     Timestamp::now().0 as i64
                 ],
@@ -247,8 +249,8 @@ pub fn rotate_key(conn: &Conn, id: u64) -> Result<LoaderKeyIssued> {
         .ok_or_else(|| Error::NotFound(format!("loader {id} does not exist")))?;
     let k = keys::issue(Some(&prefix));
     conn.execute(
-        "UPDATE loaders SET keyhash = ?1, salt = ?2 WHERE id = ?3",
-        params![k.hash, k.salt, id as i64],
+        "UPDATE loaders SET keyhash = ?1, salt = ?2, keyfast = ?3 WHERE id = ?4",
+        params![k.hash, k.salt, k.fast, id as i64],
     )
     .map_err(Error::db("rotating a loader key"))?;
     Ok(LoaderKeyIssued {

@@ -13,6 +13,7 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<&'static str, u64>>,
     connections: Mutex<BTreeMap<&'static str, u64>>,
     reports: Mutex<BTreeMap<&'static str, u64>>,
+    pbkdf2: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -54,12 +55,18 @@ impl Metrics {
         bump(&self.reports, result);
     }
 
-    /// The Prometheus text exposition; `engine` adds the targeting engine's own counters and
-    /// `fleet` the loaders on each serial by their last result ([`crate::reports::by_serial`]).
+    /// One PBKDF2 run checking a key: `loader` (keys::check_row) or `apikey`.
+    pub fn pbkdf2(&self, key: &'static str) {
+        bump(&self.pbkdf2, key);
+    }
+
+    /// The Prometheus text exposition; `engine` adds the targeting engine's own counters,
+    /// `caches` each bounded cache's by name (`poll` first: its hits are also
+    /// `mig_api_poll_cache_hits_total`), and `fleet` the loaders on each serial by their last result ([`crate::reports::by_serial`]).
     pub fn render(
         &self,
         engine: &crate::targeting::EngineStats,
-        poll_hits: u64,
+        caches: &[(&'static str, crate::clock::Stats)],
         fleet: &[(u64, String, u64)],
         expiring: &[crate::expiry::Expiring],
         now: mig_protocol::time::Timestamp,
@@ -110,6 +117,12 @@ impl Metrics {
                 "event",
                 &self.connections,
             ),
+            (
+                "mig_api_key_pbkdf2_total",
+                "PBKDF2 runs checking a key, by key (loader: at most once per loader and key).",
+                "key",
+                &self.pbkdf2,
+            ),
         ] {
             header(&mut out, name, help);
             if let Ok(m) = map.lock() {
@@ -139,7 +152,26 @@ impl Metrics {
             "mig_api_poll_cache_hits_total",
             "Manifest requests answered from the poll cache: nothing changed since the last one.",
         );
+        let poll_hits = caches
+            .iter()
+            .find(|(name, _)| *name == "poll")
+            .map_or(0, |(_, s)| s.hits);
         let _ = writeln!(out, "mig_api_poll_cache_hits_total {poll_hits}");
+        type Pick = fn(&crate::clock::Stats) -> u64;
+        let series: [(&str, &str, &str, Pick); 6] = [
+            ("mig_api_cache_hits_total", "counter", "Lookups that found a usable entry, by cache (poll: loaders' last outcomes; apikey: API keys that passed PBKDF2).", |s| s.hits),
+            ("mig_api_cache_misses_total", "counter", "Lookups that found no usable entry, by cache.", |s| s.misses),
+            ("mig_api_cache_evictions_total", "counter", "Entries evicted to make room (the coldest first), by cache.", |s| s.evictions),
+            ("mig_api_cache_entries", "gauge", "Entries held, by cache.", |s| s.entries),
+            ("mig_api_cache_bytes", "gauge", "Bytes held by the entries, by cache, as the cache counts them.", |s| s.bytes),
+            ("mig_api_cache_capacity_bytes", "gauge", "The configured size, by cache ([limits] pollcache, apikeycache).", |s| s.capacity),
+        ];
+        for (name, kind, help, pick) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (cache, stats) in caches {
+                let _ = writeln!(out, "{name}{{cache=\"{cache}\"}} {}", pick(stats));
+            }
+        }
         let name = "mig_api_loaders";
         let _ = writeln!(
             out,

@@ -9,7 +9,9 @@
 //!   whatever it changed and whatever its answer but a refusal of its credentials or permission
 //!   (`routes::Invalidate`), so a disabled manifest, a new
 //!   expectenv or attribute, a plugin upload or delete, a halt rule takes effect on the very next
-//!   poll; a halt tripped by a report bumps it too (`serve::report`);
+//!   poll; a halt tripped by a report bumps it too (`serve::report`). The exceptions are the
+//!   writes that change nothing selection reads, only one loader's status or key, or enrol a
+//!   loader: they forget that loader's entry here and bump nothing;
 //! - a report forgets its loader's entry: whether a halted manifest is offered to a loader
 //!   depends on its latest report;
 //! - the generation is read before the database, and an entry is stored under the generation
@@ -17,7 +19,12 @@
 //!
 //! A disabled loader or a rotated key is refused by authentication, which runs before the
 //! cache on every request.
+//!
+//! The outcomes are bounded in bytes (`[limits] pollcache`, [`ENTRY_BYTES`] each plus a
+//! refusal's message): when full, CLOCK (clock.rs) evicts the coldest loader's outcome, one at a
+//! time, so a fleet larger than the cache still finds the loaders that poll most often in it.
 
+use crate::clock::{Clock, Stats};
 use crate::db::Db;
 use crate::error::Result;
 use mig_protocol::time::Timestamp;
@@ -27,9 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Loaders whose last outcome is kept; beyond it the map starts again empty (about 100 bytes
-/// each: 256 Ki loaders, some 25 MiB).
-pub const MAX_ENTRIES: usize = 256 * 1024;
+/// What one kept outcome costs in memory besides its refusal message: the entry, its slot and
+/// its index in the cache (`[limits] pollcache` is divided by it).
+pub const ENTRY_BYTES: usize = 160;
 /// How long a loader's `lastseen` may wait in memory before it is written, in one transaction
 /// with every other pending one. A crash loses at most this much `lastseen`, never a report,
 /// a reported environment or an administrator's write.
@@ -60,17 +67,16 @@ struct Entry {
 
 /// Each loader's last outcome, each manifest's answer, and the `lastseen` writes waiting to
 /// be flushed.
-#[derive(Default)]
 pub struct PollCache {
     generation: AtomicU64,
     /// The database's shared generation this replica last caught up with
     /// (`replicas::catch_up`); none at start.
     shared_seen: Mutex<Option<i64>>,
-    entries: Mutex<HashMap<u64, Entry>>,
+    /// Bounded in bytes (`[limits] pollcache`): when full, the coldest loader's entry goes.
+    entries: Mutex<Clock<u64, Entry>>,
     /// Manifest id → its answer at a generation.
     answers: Mutex<HashMap<u64, Kept>>,
     seen: Mutex<HashMap<u64, u64>>,
-    hits: AtomicU64,
 }
 
 /// The digest of a manifest request's bytes: everything the loader reports about itself.
@@ -79,6 +85,17 @@ pub fn digest(body: &[u8]) -> [u8; 32] {
 }
 
 impl PollCache {
+    /// An empty cache keeping at most `bytes` of outcomes.
+    pub fn new(bytes: u64) -> PollCache {
+        PollCache {
+            generation: AtomicU64::new(0),
+            shared_seen: Mutex::new(None),
+            entries: Mutex::new(Clock::new(usize::try_from(bytes).unwrap_or(usize::MAX))),
+            answers: Mutex::default(),
+            seen: Mutex::default(),
+        }
+    }
+
     /// The generation to read before the database and to store an outcome under.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
@@ -98,13 +115,14 @@ impl PollCache {
         digest: &[u8; 32],
         now: Timestamp,
     ) -> Option<Outcome> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let e = entries.get(&loader)?;
-        if e.generation != generation || &e.digest != digest || now >= e.until {
-            return None;
+        let fresh = (e.generation == generation && &e.digest == digest && now < e.until)
+            .then(|| e.outcome.clone());
+        if fresh.is_none() {
+            entries.stale();
         }
-        self.hits.fetch_add(1, Ordering::Relaxed);
-        Some(e.outcome.clone())
+        fresh
     }
 
     /// Keeps `outcome`, computed from the state at `generation`, until `until` (the expiry of
@@ -117,19 +135,24 @@ impl PollCache {
         outcome: Outcome,
         until: Timestamp,
     ) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&loader) {
-            entries.clear();
-        }
-        entries.insert(
-            loader,
-            Entry {
-                generation,
-                digest,
-                outcome,
-                until,
-            },
-        );
+        let bytes = ENTRY_BYTES
+            + match &outcome {
+                Outcome::Given(..) => 0,
+                Outcome::NoneMatched(m) | Outcome::Denied(m) => m.len(),
+            };
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                loader,
+                Entry {
+                    generation,
+                    digest,
+                    outcome,
+                    until,
+                },
+                bytes,
+            );
     }
 
     /// The answer bytes of manifest `id`, made once per generation (its signatures only change
@@ -170,9 +193,12 @@ impl PollCache {
             .remove(&loader);
     }
 
-    /// Polls answered from memory since start.
-    pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+    /// Polls answered from memory since start, the others, and the outcomes evicted.
+    pub fn stats(&self) -> Stats {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats()
     }
 
     /// `loader` was heard from at `now`: written by the next [`PollCache::flush`].
@@ -230,5 +256,41 @@ impl PollCache {
             }
         }
         written.map(|_| n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_poll_cache_loses_its_coldest_loader_not_every_loader() {
+        let given = || Outcome::Given(7, Arc::from(&b"answer"[..]));
+        let forever = Timestamp(u64::MAX);
+        let now = Timestamp(1);
+        let cache = PollCache::new(3 * ENTRY_BYTES as u64);
+        let g = cache.generation();
+        for loader in 1..=3 {
+            cache.store(loader, g, digest(b"poll"), given(), forever);
+        }
+        // Loaders 1 and 3 poll again; 2 does not.
+        for loader in [1, 3] {
+            assert_eq!(
+                cache.lookup(loader, g, &digest(b"poll"), now),
+                Some(given())
+            );
+        }
+        cache.store(4, g, digest(b"poll"), given(), forever);
+        for loader in [1, 3, 4] {
+            assert!(
+                cache.lookup(loader, g, &digest(b"poll"), now).is_some(),
+                "{loader}"
+            );
+        }
+        assert_eq!(cache.lookup(2, g, &digest(b"poll"), now), None);
+        // Another request from a kept loader is a miss, not a hit.
+        assert_eq!(cache.lookup(1, g, &digest(b"other"), now), None);
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses, s.evictions, s.entries), (5, 2, 1, 3));
     }
 }

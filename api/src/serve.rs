@@ -47,7 +47,18 @@ impl Authenticated {
     }
 }
 
-/// Checks `X-LOADERKEY`: unknown prefix, wrong secret and disabled loader all answer the same
+/// A loader's key row, with the shared generation read in the same query.
+struct KeyRow {
+    id: u64,
+    name: String,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+    fast: Option<Vec<u8>>,
+    enabled: bool,
+    shared_generation: i64,
+}
+
+/// Checks `X-LOADERKEY` (PBKDF2 at most once per loader and key, `keys::check_row`): unknown prefix, wrong secret and disabled loader all answer the same
 /// 401 (docs/design.md §3.7), the log line says which.
 pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
     let key = header.ok_or_else(|| {
@@ -62,32 +73,46 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
     })?;
     let row = app.db.with(|c| {
         c.query_row(
-            "SELECT id, name, salt, keyhash, enabled,
+            "SELECT id, name, salt, keyhash, keyfast, enabled,
                (SELECT value FROM shared_state WHERE name = 'generation')
              FROM loaders WHERE keyprefix = ?1",
             params![prefix],
             |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
+                Ok(KeyRow {
+                    id: r.get::<_, i64>(0)? as u64,
+                    name: r.get(1)?,
+                    salt: r.get(2)?,
+                    hash: r.get(3)?,
+                    fast: r.get(4)?,
+                    enabled: r.get(5)?,
+                    shared_generation: r.get(6)?,
+                })
             },
         )
         .optional()
         .map_err(Error::db("finding a loader key"))
     })?;
-    let Some((id, name, salt, hash, enabled, shared_generation)) = row else {
+    let Some(KeyRow {
+        id,
+        name,
+        salt,
+        hash,
+        fast,
+        enabled,
+        shared_generation,
+    }) = row
+    else {
         return Err(Error::unauthorized(
             "unknown_loader_prefix",
             GENERIC_401,
             format!("no loader key with prefix {prefix}"),
         ));
     };
-    if !app.loader_keys.verify(prefix, secret, &salt, &hash) {
+    let check = keys::check_row(secret, &salt, &hash, fast.as_deref());
+    if check.pbkdf2 {
+        app.metrics.pbkdf2("loader");
+    }
+    if !check.ok {
         return Err(Error::unauthorized(
             "wrong_loader_secret",
             GENERIC_401,
@@ -100,6 +125,20 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
             GENERIC_401,
             format!("loader {id} {name:?} is disabled"),
         ));
+    }
+    if let Some(learned) = check.learned {
+        // Only beside the hash it was made from: a rotation in between voids it.
+        let kept = app.db.with_relaxed(|c| {
+            c.execute(
+                "UPDATE loaders SET keyfast = ?1 WHERE id = ?2 AND keyhash = ?3",
+                params![learned.to_vec(), id as i64, hash],
+            )
+            .map_err(Error::db("storing a loader's fast key verifier"))
+        });
+        // The key checked out; the next request runs PBKDF2 again and retries the write.
+        if let Err(e) = kept {
+            crate::logging::event("error", "key_verifier_not_stored", &[("error", &e)]);
+        }
     }
     Ok(Authenticated {
         id,

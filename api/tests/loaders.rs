@@ -808,3 +808,158 @@ fn a_repeated_poll_is_answered_from_memory_and_every_change_is_seen_at_once() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn pbkdf2_runs_at_most_once_per_loader_and_key_even_across_restarts() {
+    let mut srv = Server::start();
+    let a = srv.dev_admin(1, "PermAdmin,PermManifest,PermLoader");
+    let pbkdf2 = |srv: &Server| srv.metric("mig_api_key_pbkdf2_total{key=\"loader\"}");
+    let poll = |srv: &Server, key: &str| {
+        srv.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+    };
+    // A row as MIG's import writes it: its PBKDF2 hash and no fast verifier.
+    let (old, old_key) = srv.enabled_loader(&a, "from-mig", None);
+    srv.sql(&format!(
+        "UPDATE loaders SET keyfast = NULL WHERE id = {old}"
+    ));
+    // A loader enrolled here carries its verifier from the start.
+    let (new, new_key) = srv.enabled_loader(&a, "enrolled", None);
+    for _ in 0..2 {
+        poll(&srv, &old_key).expect(404);
+        poll(&srv, &new_key).expect(404);
+    }
+    assert_eq!(pbkdf2(&srv), 1, "the imported row's first check only");
+    let stored = srv.sql(&format!(
+        "SELECT COUNT(*) FROM loaders WHERE keyfast IS NOT NULL AND id IN ({old}, {new})"
+    ));
+    assert_eq!(stored[0][0], "2", "the imported row learned its verifier");
+
+    // Nothing in memory carries it: a restarted server checks both without PBKDF2.
+    srv.restart();
+    for _ in 0..2 {
+        poll(&srv, &old_key).expect(404);
+        poll(&srv, &new_key).expect(404);
+    }
+    // A wrong secret under a known prefix costs no PBKDF2 either, and is refused.
+    let last = if old_key.ends_with('x') { 'y' } else { 'x' };
+    poll(&srv, &format!("{}{last}", &old_key[..39])).expect(401);
+    // A rotated key: the new one works at once without PBKDF2, the old one is refused.
+    let rotated = srv
+        .post(&a, &format!("loaders/{old}/key"), json!({}))
+        .expect(200)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(&srv, &old_key).expect(401);
+    poll(&srv, &rotated).expect(404);
+    assert_eq!(pbkdf2(&srv), 0);
+}
+
+#[test]
+fn enrolling_enabling_disabling_or_rotating_a_loader_leaves_the_others_answers_in_memory() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "known", None);
+    let one = active_manifest(&srv, &[&a1, &a2], "one", "true");
+    let poll = |key: &str| {
+        srv.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+    };
+    poll(&key).expect(200);
+    let before = srv.poll_cache_hits();
+    // An enrolment and an enabling: the known loader's next poll is still answered from memory.
+    let (other, other_key) = srv.enabled_loader(&a1, "unrelated", None);
+    poll(&key).expect(200);
+    assert_eq!(srv.poll_cache_hits(), before + 1, "after enrolling another");
+    poll(&other_key).expect(200);
+    let rotated = srv
+        .post(&a1, &format!("loaders/{other}/key"), json!({}))
+        .expect(200)
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    poll(&key).expect(200);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 2,
+        "after another's rotation"
+    );
+    // The changed loader itself: its old key refused, its new one answered.
+    poll(&other_key).expect(401);
+    poll(&rotated).expect(200);
+    srv.post(
+        &a1,
+        &format!("loaders/{other}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    poll(&rotated).expect(401);
+    poll(&key).expect(200);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 3,
+        "after another's disabling"
+    );
+
+    // A manifest change can change every loader's answer: the kept one is not used.
+    srv.post(
+        &a1,
+        &format!("manifests/{one}/status"),
+        json!({"status": "disabled"}),
+    )
+    .expect(200);
+    poll(&key).expect(404);
+    assert_eq!(srv.poll_cache_hits(), before + 3, "after a manifest change");
+}
+
+#[test]
+fn a_full_poll_cache_evicts_its_coldest_loader_not_every_loader() {
+    // Three outcomes that give a manifest (poll.rs ENTRY_BYTES = 160 bytes each).
+    let srv = Server::with(Settings {
+        limits: vec![("pollcache", 3 * 160)],
+        ..Settings::default()
+    });
+    let (a1, a2) = two_admins(&srv);
+    active_manifest(&srv, &[&a1, &a2], "one", "true");
+    let keys: Vec<String> = (1..=4)
+        .map(|n| srv.enabled_loader(&a1, &format!("l{n}"), None).1)
+        .collect();
+    let poll = |n: usize| {
+        srv.loader(
+            &keys[n - 1],
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+        .expect(200)
+    };
+    let poll_metric = |name: &str| srv.metric(&format!("{name}{{cache=\"poll\"}}"));
+    for n in [1, 2, 3, 1, 3] {
+        poll(n);
+    }
+    let hits = srv.poll_cache_hits();
+    // A fourth loader makes room by evicting one entry: the cold one (2), not all.
+    poll(4);
+    assert_eq!(poll_metric("mig_api_cache_evictions_total"), 1);
+    assert_eq!(poll_metric("mig_api_cache_entries"), 3);
+    for n in [1, 3, 4] {
+        poll(n);
+    }
+    assert_eq!(srv.poll_cache_hits(), hits + 3, "1, 3 and 4 are in memory");
+    let misses = poll_metric("mig_api_cache_misses_total");
+    poll(2);
+    assert_eq!(srv.poll_cache_hits(), hits + 3, "2 was evicted");
+    assert_eq!(poll_metric("mig_api_cache_misses_total"), misses + 1);
+    assert_eq!(poll_metric("mig_api_cache_hits_total"), hits + 3);
+}

@@ -193,6 +193,11 @@ pub const SQLITE: &[&str] = &[
     );
     INSERT INTO shared_state (name, value) VALUES ('generation', 0);
     "#,
+    // 7: a loader's fast key verifier (keys.rs): PBKDF2 at most once per loader and key. NULL
+    // until the first check passes for a row that predates it or came from MIG.
+    r#"
+    ALTER TABLE loaders ADD COLUMN keyfast BLOB;
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -339,5 +344,9 @@ pub const POSTGRES: &[&str] = &[
         size    BIGINT NOT NULL,
         created BIGINT NOT NULL
     );
+    "#,
+    // 7: SQLite's step 7.
+    r#"
+    ALTER TABLE loaders ADD COLUMN keyfast BYTEA;
     "#,
 ];

@@ -117,8 +117,13 @@ async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
         .await?;
     Ok((
         ContentType::new("text", "plain").with_params(("version", "0.0.4")),
-        app.metrics
-            .render(&app.engine.stats(), app.poll.hits(), &fleet, &expiring, now),
+        app.metrics.render(
+            &app.engine.stats(),
+            &[("poll", app.poll.stats()), ("apikey", app.api_keys.stats())],
+            &fleet,
+            &expiring,
+            now,
+        ),
     ))
 }
 

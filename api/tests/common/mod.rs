@@ -105,6 +105,20 @@ impl Server {
             .unwrap()
     }
 
+    /// The value of `series` (a metric name with its labels, as `/metrics` writes them); 0 when
+    /// the counter was never bumped, but the metric itself must be exported.
+    pub fn metric(&self, series: &str) -> u64 {
+        let m = request("GET", &self.url("metrics"), &[], None).text();
+        let name = series.split('{').next().unwrap();
+        assert!(
+            m.contains(&format!("# HELP {name} ")),
+            "no metric {name} in\n{m}"
+        );
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
+            .map_or(0, |v| v.parse().unwrap())
+    }
+
     /// Another mig-api on this server's database (ApiServer::replica).
     pub fn replica(&self) -> Server {
         Server(self.0.replica())
