@@ -227,6 +227,7 @@ mod tests {
             statement: String::new(),
             v1_text: None,
             v1_signers: vec![],
+            renews: None,
         }
     }
 

@@ -193,6 +193,10 @@ pub const SQLITE: &[&str] = &[
     );
     INSERT INTO shared_state (name, value) VALUES ('generation', 0);
     "#,
+    // 7: a renewal (manifests/renew.rs) names the manifest it renews, for its signers.
+    r#"
+    ALTER TABLE manifests ADD COLUMN renews INTEGER REFERENCES manifests (id);
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -339,5 +343,9 @@ pub const POSTGRES: &[&str] = &[
         size    BIGINT NOT NULL,
         created BIGINT NOT NULL
     );
+    "#,
+    // 7: as SQLite's.
+    r#"
+    ALTER TABLE manifests ADD COLUMN renews BIGINT REFERENCES manifests (id);
     "#,
 ];
