@@ -11,7 +11,7 @@ use mig_protocol::time::Timestamp;
 use std::time::Duration;
 
 /// How long before its expiry a manifest is called out.
-pub const WARN_BEFORE: u64 = 14 * 86_400;
+pub const WARN_BEFORE: u64 = mig_protocol::admin::EXPIRY_WARNING;
 /// How often the log repeats its warnings.
 pub const LOG_EVERY: Duration = Duration::from_secs(86_400);
 /// Most manifests listed, soonest first: the label set of `/metrics` stays bounded.

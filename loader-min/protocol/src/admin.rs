@@ -259,6 +259,10 @@ pub struct ManifestRecord {
     pub renews: Option<u64>,
 }
 
+/// How long before a manifest's expiry the API's log, `mig-console status` and its HTML report
+/// call it out (seconds): time to renew it (`POST manifests/<id>/renew`).
+pub const EXPIRY_WARNING: u64 = 14 * 86_400;
+
 /// `POST manifests/<id>/renew`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RenewManifest {
