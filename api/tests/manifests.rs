@@ -586,7 +586,13 @@ fn blob_count(srv: &Server) -> (usize, Option<String>) {
     let dir = srv.db_path().parent().unwrap().join("mig-api-files");
     let files = std::fs::read_dir(&dir)
         .unwrap()
-        .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
         .count();
     let shared = srv
         .postgres()
@@ -667,7 +673,10 @@ fn renew_makes_a_new_serial_and_expiry_over_the_same_entries_and_blobs() {
     let signed = srv.sign_manifest(&a2, new_id).expect(200).json();
     assert_eq!(signed["status"], "active");
     assert_eq!(given(&srv), new_id);
-    let old_now = srv.get(&a1, &format!("manifests/{old_id}")).expect(200).json();
+    let old_now = srv
+        .get(&a1, &format!("manifests/{old_id}"))
+        .expect(200)
+        .json();
     assert_eq!(old_now["status"], "disabled", "the renewal replaced it");
     assert_eq!(blob_count(&srv), blobs, "no blob stored");
 

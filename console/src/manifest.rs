@@ -304,10 +304,7 @@ impl Reader {
                 reason: format!(
                     "manifest {} is not a renewal of manifest {id} with the same entries{}",
                     new.id,
-                    diffs
-                        .iter()
-                        .map(|d| format!("; {d}"))
-                        .collect::<String>()
+                    diffs.iter().map(|d| format!("; {d}")).collect::<String>()
                 ),
             });
         }

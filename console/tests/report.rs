@@ -96,8 +96,7 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
     let base = d.api.base_url.clone();
     let publish = |name: &str, agent: &[u8], days: &str| {
         let archive = d.archive(name, &[("mig-agent", agent)]);
-        let id =
-            d.create_manifest_with(name, "true", &archive, platform, &["--valid-days", days]);
+        let id = d.create_manifest_with(name, "true", &archive, platform, &["--valid-days", days]);
         assert_eq!(d.sign(id, &archive, &[&d.admin1]), "active");
         id
     };
@@ -179,9 +178,7 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
         assert!(dom.contains(name), "{name} among the stale hosts");
     }
     assert!(
-        dom.contains(&format!(
-            "<tr data-manifest=\"{new}\" class=\"expiring\">"
-        )),
+        dom.contains(&format!("<tr data-manifest=\"{new}\" class=\"expiring\">")),
         "{dom}"
     );
     assert!(
@@ -190,7 +187,10 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
         )),
         "{dom}"
     );
-    assert!(dom.contains(&format!("<tr data-manifest=\"{old}\"><")), "{dom}");
+    assert!(
+        dom.contains(&format!("<tr data-manifest=\"{old}\"><")),
+        "{dom}"
+    );
     assert!(
         !dom.contains(&format!("data-manifest=\"{old}\">Manifest")),
         "{dom}"

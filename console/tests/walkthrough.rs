@@ -854,7 +854,9 @@ fn renew_makes_a_manifest_its_signers_see_is_identical_and_it_replaces_the_old_o
     let old = created["id"].as_u64().unwrap();
     let o = admin1.run(&["manifest", &old.to_string(), "renew"]);
     assert!(
-        o.failed().stderr.contains("only an active manifest is renewed"),
+        o.failed()
+            .stderr
+            .contains("only an active manifest is renewed"),
         "{o}"
     );
     admin1.run(&["manifest", &old.to_string(), "sign"]).ok();
@@ -905,7 +907,9 @@ fn renew_makes_a_manifest_its_signers_see_is_identical_and_it_replaces_the_old_o
     assert!(
         o.ok().stdout.contains(&format!(
             "renew manifest {new}: a new staged manifest with its 6 entries"
-        )) && o.stdout.contains(&format!("renews manifest {new}: the same 6 entries")),
+        )) && o
+            .stdout
+            .contains(&format!("renews manifest {new}: the same 6 entries")),
         "{o}"
     );
 }

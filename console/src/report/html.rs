@@ -152,7 +152,11 @@ fn rollout_table(h: &mut String, rollouts: &[Rollout], now: Timestamp) {
         let when = if left == 0 {
             format!("expired at {at}: no loader installs it")
         } else {
-            format!("expires in {} d {} h ({at})", left / 86_400, left % 86_400 / 3600)
+            format!(
+                "expires in {} d {} h ({at})",
+                left / 86_400,
+                left % 86_400 / 3600
+            )
         };
         let _ = writeln!(
             h,
@@ -514,12 +518,17 @@ mod tests {
             stale: &[],
             stale_limit: 1000,
         });
-        assert!(page.contains("<tr data-manifest=\"1\" class=\"expiring\">"), "{page}");
+        assert!(
+            page.contains("<tr data-manifest=\"1\" class=\"expiring\">"),
+            "{page}"
+        );
         assert!(page.contains("<tr data-manifest=\"2\"><"), "{page}");
-        assert!(page.contains("<tr data-manifest=\"3\" class=\"expiring\">"), "{page}");
-        assert!(page.contains(
-            "<p class=\"expiring\" data-manifest=\"1\">Manifest 1 expires in 3 d 2 h ("
-        ));
+        assert!(
+            page.contains("<tr data-manifest=\"3\" class=\"expiring\">"),
+            "{page}"
+        );
+        assert!(page
+            .contains("<p class=\"expiring\" data-manifest=\"1\">Manifest 1 expires in 3 d 2 h ("));
         assert!(page.contains("<p class=\"expiring\" data-manifest=\"3\">Manifest 3 expired at "));
         assert!(!page.contains("data-manifest=\"2\">Manifest 2"), "{page}");
         assert!(page.contains("data-kind=\"days_left\">15</td>"), "{page}");
