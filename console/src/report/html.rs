@@ -138,9 +138,9 @@ fn rollout_table(h: &mut String, rollouts: &[Rollout], now: Timestamp) {
         ] {
             let _ = write!(h, "<td class=\"n\" data-kind=\"{kind}\">{n}</td>");
         }
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<td class=\"n\" data-kind=\"days_left\">{}</td></tr>\n",
+            "<td class=\"n\" data-kind=\"days_left\">{}</td></tr>",
             days_left(r.expires, now)
         );
     }
