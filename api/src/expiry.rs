@@ -1,7 +1,8 @@
 //! Expiries nobody misses (docs/design.md §3.2): a manifest's statement expires, after which no
-//! loader installs it and selection passes it over. The active and halted manifests close to
-//! their expiry are shown by `rollout` (the console's `status`), exported by `/metrics` and
-//! logged once a day, so an operator renews one before the fleet stops updating.
+//! loader installs it and selection passes it over. Every active and halted manifest's expiry
+//! is in `rollout` (the console's `status` shows the days left, its HTML report marks those
+//! within 14 days) and in `/metrics`; those within 14 days are logged once a day, so an operator
+//! renews one (manifests/renew.rs) before the fleet stops updating.
 
 use crate::db::Conn;
 use crate::error::{Error, Result};
@@ -10,13 +11,13 @@ use mig_protocol::time::Timestamp;
 use std::time::Duration;
 
 /// How long before its expiry a manifest is called out.
-pub const WARN_BEFORE: u64 = 14 * 86_400;
+pub const WARN_BEFORE: u64 = mig_protocol::admin::EXPIRY_WARNING;
 /// How often the log repeats its warnings.
 pub const LOG_EVERY: Duration = Duration::from_secs(86_400);
 /// Most manifests listed, soonest first: the label set of `/metrics` stays bounded.
 const MAX_LISTED: i64 = 100;
 
-/// An active or halted manifest that expires within [`WARN_BEFORE`] of now, or has expired.
+/// An active or halted manifest and when its statement expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiring {
     pub id: u64,
@@ -31,9 +32,15 @@ impl Expiring {
     }
 }
 
-/// The active and halted manifests that expire before `now` + [`WARN_BEFORE`], soonest first.
-pub fn expiring(conn: &Conn, now: Timestamp) -> Result<Vec<Expiring>> {
-    let what = || Error::db("listing manifests close to their expiry");
+/// The active and halted manifests, soonest expiry first, at most [`MAX_LISTED`]: each of them
+/// (`within` `None`: `/metrics`), or those that expire before `now` + `within` seconds (the
+/// log, with [`WARN_BEFORE`]).
+pub fn listed(conn: &Conn, now: Timestamp, within: Option<u64>) -> Result<Vec<Expiring>> {
+    let what = || Error::db("listing the expiries of active manifests");
+    let before = match within {
+        Some(w) => now.0.saturating_add(w).min(i64::MAX as u64) as i64,
+        None => i64::MAX,
+    };
     let mut st = conn
         .prepare_cached(
             "SELECT id, name, expires FROM manifests
@@ -41,16 +48,13 @@ pub fn expiring(conn: &Conn, now: Timestamp) -> Result<Vec<Expiring>> {
              ORDER BY expires, id LIMIT ?2",
         )
         .map_err(what())?;
-    st.query_map(
-        params![now.0.saturating_add(WARN_BEFORE) as i64, MAX_LISTED],
-        |r| {
-            Ok(Expiring {
-                id: r.get::<_, i64>(0)? as u64,
-                name: r.get(1)?,
-                expires: Timestamp(r.get::<_, i64>(2)?.max(0) as u64),
-            })
-        },
-    )
+    st.query_map(params![before, MAX_LISTED], |r| {
+        Ok(Expiring {
+            id: r.get::<_, i64>(0)? as u64,
+            name: r.get(1)?,
+            expires: Timestamp(r.get::<_, i64>(2)?.max(0) as u64),
+        })
+    })
     .and_then(|rows| rows.collect())
     .map_err(what())
 }

@@ -703,6 +703,7 @@ fn import_manifests(
                     creator: 0,
                     halt: None,
                     v1_text: Some(&v1_text),
+                    renews: None,
                 },
             )?;
             for g in &sigs {

@@ -187,7 +187,7 @@ impl Metrics {
         let name = "mig_api_manifest_expiry_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} Seconds until the statement of an active or halted manifest expires (negative: expired), for those within 14 days.\n# TYPE {name} gauge"
+            "# HELP {name} Seconds until the statement of each active or halted manifest expires (negative: expired), the 100 soonest.\n# TYPE {name} gauge"
         );
         for m in expiring {
             let _ = writeln!(

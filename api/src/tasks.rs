@@ -50,7 +50,8 @@ pub async fn lastseen_flusher(app: App, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Logs a warning for each manifest of [`expiry::expiring`] at start and every [`expiry::LOG_EVERY`], until
+/// Logs a warning for each manifest that [`expiry::listed`] finds within
+/// [`expiry::WARN_BEFORE`] of its expiry (or expired) at start and every [`expiry::LOG_EVERY`], until
 /// `stop` says the server stops.
 pub async fn expiry_log(app: App, mut stop: rocket::tokio::sync::watch::Receiver<bool>) {
     let mut every = rocket::tokio::time::interval(expiry::LOG_EVERY);
@@ -61,7 +62,9 @@ pub async fn expiry_log(app: App, mut stop: rocket::tokio::sync::watch::Receiver
         }
         let now = Timestamp::now();
         match app
-            .run(move |a| a.db.with(|c| expiry::expiring(c, now)))
+            .run(move |a| {
+                a.db.with(|c| expiry::listed(c, now, Some(expiry::WARN_BEFORE)))
+            })
             .await
         {
             Ok(list) => {

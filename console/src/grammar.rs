@@ -116,6 +116,10 @@ pub enum ManifestAction {
     Resume,
     /// `halt-after 5%|3 [--min N]`, or `halt-after off` (`None`).
     HaltAfter(Option<HaltRule>),
+    /// `renew [--valid-days D]`: a new manifest with the same entries, a new serial and expiry.
+    Renew {
+        valid_days: Option<u32>,
+    },
     Reload,
     Help,
     Exit,
@@ -312,19 +316,7 @@ fn parse_create(w: &Words) -> Result<(Command, Opts)> {
         "manifest" => {
             let mut f = command_flags(rest, Place::Top, &["create", "manifest"])?;
             no_extra(&f, &command)?;
-            let valid_days = f
-                .take("--valid-days")
-                .map(|d| {
-                    d.parse::<u32>()
-                        .ok()
-                        .filter(|d| (1..=MAX_VALID_DAYS).contains(d))
-                        .ok_or_else(|| {
-                            usage(format!(
-                                "--valid-days {d:?} is not a number of days from 1 to {MAX_VALID_DAYS}"
-                            ))
-                        })
-                })
-                .transpose()?;
+            let valid_days = valid_days(f.take("--valid-days"))?;
             let halt = match (f.take("--halt-after"), f.take("--halt-min")) {
                 (Some(after), min) => Some(halt_rule(&after, min.as_deref(), "--halt-min")?),
                 (None, Some(_)) => return Err(usage("--halt-min needs --halt-after")),
@@ -509,6 +501,21 @@ fn parse_plugin(rest: &[String]) -> Result<(Command, Opts)> {
     Ok((cmd, Opts::from(&f)))
 }
 
+/// `--valid-days D` of `create manifest` and `manifest 34 renew`: 1 to [`MAX_VALID_DAYS`].
+fn valid_days(d: Option<String>) -> Result<Option<u32>> {
+    d.map(|d| {
+        d.parse::<u32>()
+            .ok()
+            .filter(|d| (1..=MAX_VALID_DAYS).contains(d))
+            .ok_or_else(|| {
+                usage(format!(
+                    "--valid-days {d:?} is not a number of days from 1 to {MAX_VALID_DAYS}"
+                ))
+            })
+    })
+    .transpose()
+}
+
 /// A halt rule from `--halt-after` and its minimum (`flag` names the minimum's flag).
 fn halt_rule(after: &str, min: Option<&str>, flag: &str) -> Result<HaltRule> {
     let after = HaltAfter::parse(after).map_err(|e| usage(e.to_string()))?;
@@ -566,6 +573,9 @@ pub fn parse_manifest_action(w: &Words, from: usize) -> Result<(ManifestAction, 
                 ManifestAction::HaltAfter(Some(halt_rule(&after, min.as_deref(), "--min")?))
             }
         }
+        "renew" => ManifestAction::Renew {
+            valid_days: valid_days(f.take("--valid-days"))?,
+        },
         "r" | "reload" => ManifestAction::Reload,
         "help" | "?" => ManifestAction::Help,
         "exit" | "quit" => ManifestAction::Exit,
@@ -720,6 +730,24 @@ mod tests {
                 id: 12,
                 action: None
             }
+        );
+    }
+
+    #[test]
+    fn renew_parses_with_and_without_its_validity() {
+        let reader = |s: &str| match line(s).unwrap().0 {
+            Command::Manifest { action, .. } => action,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reader("manifest 34 renew"),
+            Some(ManifestAction::Renew { valid_days: None })
+        );
+        assert_eq!(
+            reader("manifest 34 renew --valid-days 30"),
+            Some(ManifestAction::Renew {
+                valid_days: Some(30)
+            })
         );
     }
 
@@ -916,6 +944,8 @@ mod tests {
             ("create thing", "create what?"),
             ("create manifest --name", "--name needs a value"),
             ("create manifest --valid-days 0", "from 1 to 3650"),
+            ("manifest 3 renew --valid-days 3651", "from 1 to 3650"),
+            ("manifest 3 renew extra", "renew: unexpected \"extra\""),
             ("frobnicate", "unknown command"),
             ("plugin upload x", "plugin upload NAME"),
         ] {

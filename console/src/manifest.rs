@@ -1,5 +1,5 @@
 //! `create manifest` and the manifest reader (`manifest 34>`): sign with care, inspect, fetch,
-//! disable, reset.
+//! renew, disable, reset.
 
 use crate::api::typed;
 use crate::archive;
@@ -10,10 +10,11 @@ use crate::session::{Flow, Session};
 use crate::table::{self, clean, clean_text, pretty};
 use base64::Engine;
 use mig_protocol::admin::{
-    HaltChange, LoaderRecord, ManifestRecord, NewManifest, NewSignature, StatusChange,
+    HaltChange, LoaderRecord, ManifestRecord, NewManifest, NewSignature, RenewManifest,
+    StatusChange,
 };
 use mig_protocol::dictionary::{self, DictName};
-use mig_protocol::statement::{Platform, Statement, MAX_STATEMENT_BYTES};
+use mig_protocol::statement::{Entry, Platform, Statement, MAX_STATEMENT_BYTES};
 use mig_protocol::time::Timestamp;
 use serde_json::Value;
 use std::path::Path;
@@ -127,6 +128,20 @@ fn v1_signature(signer: &crate::signer::Signer, text: &str, statement_sig: &str)
         sig = signer.sign(text.as_bytes())?;
     }
     Ok(sig)
+}
+
+/// How the entries of a renewal differ from those of the manifest it renews: nothing when they
+/// are the same names, hashes and sizes in the same order.
+fn entry_differences(renewed: &[Entry], renewal: &[Entry]) -> Vec<String> {
+    if renewed == renewal {
+        return Vec::new();
+    }
+    let diffs = archive::differences(renewed, renewal);
+    if diffs.is_empty() {
+        vec!["the same entries in another order".into()]
+    } else {
+        diffs
+    }
 }
 
 /// An open manifest.
@@ -254,6 +269,7 @@ impl Reader {
                 };
                 self.report(s, message);
             }
+            ManifestAction::Renew { valid_days } => self.renew(s, valid_days)?,
             ManifestAction::Reload => {
                 self.reload(s)?;
                 self.report(s, "reloaded".into());
@@ -262,6 +278,50 @@ impl Reader {
             ManifestAction::Exit => return Ok(Flow::Leave),
         }
         Ok(Flow::Continue)
+    }
+
+    /// `POST manifests/<id>/renew`: a new staged manifest over the same entries. The answer is
+    /// checked to renew this manifest with exactly its entries before it is reported.
+    fn renew(&mut self, s: &mut Session, valid_days: Option<u32>) -> Result<()> {
+        let id = self.id;
+        let validity = match valid_days {
+            Some(d) => format!("{d} days"),
+            None => "the API's default validity".to_string(),
+        };
+        s.ui.confirm(&format!(
+            "renew manifest {id}: a new staged manifest with its {} entries, target, platform \
+             and halt rule, valid for {validity}?",
+            self.record.entries.len()
+        ))?;
+        let path = format!("manifests/{id}/renew");
+        let v = s.api()?.post(&path, &RenewManifest { valid_days })?;
+        let what = format!("POST {path}");
+        let new: ManifestRecord = typed(&v, &what)?;
+        let diffs = entry_differences(&self.record.entries, &new.entries);
+        if new.renews != Some(id) || !diffs.is_empty() {
+            return Err(Error::BadAnswer {
+                what,
+                reason: format!(
+                    "manifest {} is not a renewal of manifest {id} with the same entries{}",
+                    new.id,
+                    diffs.iter().map(|d| format!("; {d}")).collect::<String>()
+                ),
+            });
+        }
+        if s.ui.opts.json {
+            s.ui.json(&v);
+        } else {
+            s.ui.say(format!(
+                "Manifest {} renews manifest {id}: the same {} entries, expires {} (status {}). \
+                 Once signed by the threshold (`manifest {} sign`) it replaces manifest {id}.",
+                new.id,
+                new.entries.len(),
+                new.expires,
+                clean(new.status.as_str()),
+                new.id
+            ));
+        }
+        Ok(())
     }
 
     /// The record in JSON mode, otherwise `message`.
@@ -312,6 +372,9 @@ impl Reader {
             });
         }
         self.show_statement(s, &st, &bytes);
+        if let Some(renewed) = self.record.renews {
+            self.check_renewal(s, &st, renewed)?;
+        }
         // Asking gpg (a smartcard touch, a PIN) for a signature the API must refuse helps nobody.
         if self.record.status == mig_protocol::ManifestStatus::Disabled {
             return Err(Error::Usage(format!(
@@ -411,6 +474,51 @@ impl Reader {
         Ok(Some(text.clone()))
     }
 
+    /// A renewal is signed only when its statement has exactly the entries, and its record the
+    /// target, platform and halt rule, of the manifest it renews; the signer is shown so.
+    fn check_renewal(&self, s: &mut Session, st: &Statement, renewed: u64) -> Result<()> {
+        let id = self.id;
+        let path = format!("manifests/{renewed}/statement");
+        let bytes = s.api()?.get_bytes(&path, MAX_STATEMENT_BYTES as u64)?;
+        let old = Statement::parse(&bytes).map_err(|e| Error::BadAnswer {
+            what: format!("GET {path}"),
+            reason: e.to_string(),
+        })?;
+        let raw = s.api()?.get(&format!("manifests/{renewed}"))?;
+        let record: ManifestRecord = typed(&raw, &format!("GET manifests/{renewed}"))?;
+        let mut diffs = entry_differences(&old.entries, &st.entries);
+        if old.platform != st.platform {
+            diffs.push(format!(
+                "platform {} instead of {}",
+                clean(&st.platform.to_string()),
+                clean(&old.platform.to_string())
+            ));
+        }
+        if record.target != self.record.target {
+            diffs.push("another target".into());
+        }
+        if record.halt != self.record.halt {
+            diffs.push("another halt rule".into());
+        }
+        if !diffs.is_empty() {
+            return Err(Error::BadAnswer {
+                what: format!("GET manifests/{id}"),
+                reason: format!(
+                    "manifest {id} says it renews manifest {renewed}, but differs from it; not \
+                     signing:\n  {}",
+                    diffs.join("\n  ")
+                ),
+            });
+        }
+        s.ui.say(format!(
+            "Manifest {id} renews manifest {renewed} (expires {}): every one of its {} entries \
+             is identical, byte for byte, and so are its target, platform and halt rule.",
+            old.expires,
+            st.entries.len()
+        ));
+        Ok(())
+    }
+
     fn show_statement(&self, s: &mut Session, st: &Statement, bytes: &[u8]) {
         let digest = mig_protocol::Sha256::of(bytes);
         s.ui.say(format!(
@@ -424,6 +532,9 @@ impl Reader {
         s.ui.say(format!("  issued:   {}", st.issued));
         s.ui.say(format!("  expires:  {}", st.expires));
         s.ui.say(format!("  target:   {}", clean(&self.record.target)));
+        if let Some(renewed) = self.record.renews {
+            s.ui.say(format!("  renews:   manifest {renewed}"));
+        }
         let signers = if self.record.signers.is_empty() {
             "nobody yet".to_string()
         } else {

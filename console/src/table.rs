@@ -76,14 +76,18 @@ pub fn loaders(rows: &[LoaderRecord]) -> String {
     out
 }
 
-/// Rollouts: one line per manifest, then its commonest failures.
+/// How long before its expiry a manifest is called out, as the API's log does.
+pub use mig_protocol::admin::EXPIRY_WARNING as WARN_BEFORE;
+
+/// Rollouts: one line per manifest with the days left before its expiry, then its halt, its
+/// expiry when within [`WARN_BEFORE`], and its commonest failures.
 pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
     let mut out = String::from(
-        "- ID - + ----      Name      ---- + -- Status -- + Given + On it + Older + Failed + Rolled back + Rejected + Stale\n",
+        "- ID - + ----      Name      ---- + -- Status -- + Given + On it + Older + Failed + Rolled back + Rejected + Stale + Days left\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{:>6}   {}   {}   {:>5}   {:>5}   {:>5}   {:>6}   {:>11}   {:>8}   {:>5}\n",
+            "{:>6}   {}   {}   {:>5}   {:>5}   {:>5}   {:>6}   {:>11}   {:>8}   {:>5}   {:>9}\n",
             r.manifest,
             cell(&r.name, 24),
             cell(r.status.as_str(), 12),
@@ -93,7 +97,8 @@ pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
             r.failed,
             r.rolled_back,
             r.rejected,
-            r.stale
+            r.stale,
+            days_left(r.expires, now)
         ));
     }
     for r in rows {
@@ -137,25 +142,39 @@ pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
     out
 }
 
-/// A line for a manifest whose statement expired or expires within 14 days (the API's
-/// `expiry::WARN_BEFORE`): after that no loader installs it.
-fn expiry_line(r: &Rollout, now: Timestamp) -> Option<String> {
-    const WARN_BEFORE: u64 = 14 * 86_400;
-    let expires = r.expires?;
-    if expires <= now {
-        return Some(format!(
-            "Manifest {} EXPIRED at {expires}: no loader installs it; make a new manifest.\n",
-            r.manifest
-        ));
+/// Whole days until `expires` (`0` in its last day), `expired` after it, `-` when the API did not
+/// say.
+pub fn days_left(expires: Option<Timestamp>, now: Timestamp) -> String {
+    match expires {
+        None => "-".into(),
+        Some(e) if e <= now => "expired".into(),
+        Some(e) => ((e.0 - now.0) / 86_400).to_string(),
     }
-    let left = expires.0 - now.0;
-    (left < WARN_BEFORE).then(|| {
-        format!(
-            "Manifest {} expires in {} d {} h ({expires}): make a new manifest before then.\n",
+}
+
+/// The seconds left before `expires` (0 once expired) when that is within [`WARN_BEFORE`] of
+/// `now`: a manifest to renew now (`status` and the HTML report call it out).
+pub fn called_out(expires: Option<Timestamp>, now: Timestamp) -> Option<u64> {
+    let left = expires?.0.saturating_sub(now.0);
+    (left < WARN_BEFORE).then_some(left)
+}
+
+/// A line for a manifest whose statement expired or expires within [`WARN_BEFORE`]: after that
+/// no loader installs it.
+fn expiry_line(r: &Rollout, now: Timestamp) -> Option<String> {
+    let expires = r.expires?;
+    Some(match called_out(r.expires, now)? {
+        0 => format!(
+            "Manifest {} EXPIRED at {expires}: no loader installs it; `manifest {} renew`.\n",
+            r.manifest, r.manifest
+        ),
+        left => format!(
+            "Manifest {} expires in {} d {} h ({expires}): `manifest {} renew` before then.\n",
             r.manifest,
             left / 86_400,
-            left % 86_400 / 3600
-        )
+            left % 86_400 / 3600,
+            r.manifest
+        ),
     })
 }
 
@@ -227,6 +246,7 @@ mod tests {
             statement: String::new(),
             v1_text: None,
             v1_signers: vec![],
+            renews: None,
         }
     }
 
@@ -331,6 +351,13 @@ mod tests {
             ],
             now,
         );
+        let days: Vec<&str> = t
+            .lines()
+            .skip(1)
+            .take(4)
+            .map(|l| l.split_whitespace().last().unwrap())
+            .collect();
+        assert_eq!(days, ["90", "3", "expired", "-"], "{t}");
         assert!(!t.contains("Manifest 1 "), "{t}");
         assert!(t.contains("Manifest 2 expires in 3 d 2 h ("), "{t}");
         assert!(t.contains("Manifest 3 EXPIRED at "), "{t}");

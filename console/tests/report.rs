@@ -94,13 +94,13 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
     let host = mig_protocol::statement::Platform::host();
     let platform = (host.os.as_str(), host.arch.as_str());
     let base = d.api.base_url.clone();
-    let publish = |name: &str, agent: &[u8]| {
+    let publish = |name: &str, agent: &[u8], days: &str| {
         let archive = d.archive(name, &[("mig-agent", agent)]);
-        let id = d.create_manifest(name, "true", &archive, platform);
+        let id = d.create_manifest_with(name, "true", &archive, platform, &["--valid-days", days]);
         assert_eq!(d.sign(id, &archive, &[&d.admin1]), "active");
         id
     };
-    let old = publish("steady", b"agent v1\n");
+    let old = publish("steady", b"agent v1\n", "90");
     let fleet: Vec<String> = (0..24)
         .map(|i| d.enrol_loader(&format!("host{i:02}.example.net"), None).1)
         .collect();
@@ -108,7 +108,8 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
         assert_eq!(loader_asks(&base, key), 200);
         assert_eq!(loader_reports(&base, key, old, "installed", ""), 200);
     }
-    let new = publish("canary", b"agent v2\n");
+    // The canary expires in 10 days: the page marks it, and not the steady one.
+    let new = publish("canary", b"agent v2\n", "10");
     // 16 of the 24 are given the canary: 10 install it, 3 fail, 2 roll back (saying something
     // hostile), 1 rejects it; the other 8 stay on the old one.
     for (i, key) in fleet[..16].iter().enumerate() {
@@ -176,6 +177,24 @@ fn the_html_report_renders_in_chromium_with_the_apis_numbers() {
     for name in ["quiet1.example.net", "quiet2.example.net"] {
         assert!(dom.contains(name), "{name} among the stale hosts");
     }
+    assert!(
+        dom.contains(&format!("<tr data-manifest=\"{new}\" class=\"expiring\">")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "<p class=\"expiring\" data-manifest=\"{new}\">Manifest {new} expires in 9 d "
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!("<tr data-manifest=\"{old}\"><")),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains(&format!("data-manifest=\"{old}\">Manifest")),
+        "{dom}"
+    );
 
     // The picture: the newest serial's line (drawn over the older ones) and the installed bars.
     let shot = work.path().join("fleet.png");

@@ -672,7 +672,8 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
         .find(|l| l.contains("canary"))
         .unwrap_or_else(|| panic!("no row: {o}"));
     let numbers: Vec<&str> = row.split_whitespace().skip(3).collect();
-    assert_eq!(numbers, ["2", "1", "0", "0", "1", "0", "0"], "{o}");
+    // The last column: whole days left before the 90-day statement expires.
+    assert_eq!(numbers, ["2", "1", "0", "0", "1", "0", "0", "89"], "{o}");
     assert!(
         out.contains(&format!("Commonest failures of manifest {id}:")),
         "{o}"
@@ -826,4 +827,89 @@ fn manifests_for_windows_and_macos_are_created_and_offered_only_to_their_platfor
             assert_eq!(r.status, 404, "{os}/{arch}");
         }
     }
+}
+
+/// issue 28 item 3: `manifest N renew` in a script and in the manifest reader makes a staged
+/// manifest over the same entries; its signer is shown that it renews N with every entry
+/// identical, and once signed it is active and N disabled.
+#[test]
+fn renew_makes_a_manifest_its_signers_see_is_identical_and_it_replaces_the_old_one() {
+    let api = api_with_admin1(1);
+    let admin1 = key_file_admin(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "renewed", b"agent v1\n");
+    let created = json(&admin1.run(&[
+        "--json",
+        "create",
+        "manifest",
+        "--name",
+        "to renew",
+        "--target",
+        "true",
+        "--valid-days",
+        "5",
+        "--content",
+        archive.to_str().unwrap(),
+    ]));
+    let old = created["id"].as_u64().unwrap();
+    let o = admin1.run(&["manifest", &old.to_string(), "renew"]);
+    assert!(
+        o.failed()
+            .stderr
+            .contains("only an active manifest is renewed"),
+        "{o}"
+    );
+    admin1.run(&["manifest", &old.to_string(), "sign"]).ok();
+    let o = admin1.run(&["status"]);
+    assert!(
+        o.ok()
+            .stdout
+            .contains(&format!("`manifest {old} renew` before then")),
+        "{o}"
+    );
+
+    // Scriptable.
+    let o = admin1.run(&["manifest", &old.to_string(), "renew", "--valid-days", "30"]);
+    let new = old + 1;
+    assert!(
+        o.ok().stdout.contains(&format!(
+            "Manifest {new} renews manifest {old}: the same 6 entries, expires "
+        )),
+        "{o}"
+    );
+    let rec = json(&admin1.run(&["--json", "manifest", &new.to_string()]));
+    assert_eq!(rec["renews"], old);
+    assert_eq!(rec["status"], "staged");
+    assert_eq!(rec["entries"], created["entries"]);
+
+    // Interactive: the reader of the renewal shows what it renews before signing.
+    let session = format!("manifest {new}\nsign\ny\nexit\n");
+    let o = admin1.session(&session);
+    let out = &o.ok().stdout;
+    for expected in [
+        &format!("  renews:   manifest {old}"),
+        &format!(
+            "Manifest {new} renews manifest {old} (expires {}): every one of its 6 entries is \
+             identical, byte for byte, and so are its target, platform and halt rule.",
+            created["expires"].as_str().unwrap()
+        ),
+        "Status 'active', signed by: admin1",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?}: {o}");
+    }
+    let old_rec = json(&admin1.run(&["--json", "manifest", &old.to_string()]));
+    assert_eq!(old_rec["status"], "disabled", "the renewal replaced it");
+    let o = admin1.run(&["status"]);
+    assert!(!o.ok().stdout.contains("renew` before then"), "{o}");
+
+    // In the reader, renew asks first and takes the API's default validity.
+    let o = admin1.session(&format!("manifest {new}\nrenew\ny\nexit\n"));
+    assert!(
+        o.ok().stdout.contains(&format!(
+            "renew manifest {new}: a new staged manifest with its 6 entries"
+        )) && o
+            .stdout
+            .contains(&format!("renews manifest {new}: the same 6 entries")),
+        "{o}"
+    );
 }

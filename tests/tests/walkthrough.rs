@@ -219,3 +219,75 @@ fn manifest_for_another_platform_is_refused_and_agent_untouched() {
     assert_eq!(report["result"], "rejected", "{report}");
     assert_eq!(report["serial"], id);
 }
+
+/// `GET /loader/files/<sha256>` requests the API counted (its /metrics), whatever the answer.
+fn file_requests(w: &World) -> u64 {
+    let (status, body) = e2e::http_get(
+        w.d.api.addr,
+        "/api/v2/metrics",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| l.starts_with("mig_api_requests_total{endpoint=\"GET /loader/files/"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// issue 28 item 3: `manifest N renew` and two signatures move a loader on manifest N to the
+/// renewal (a new serial and expiry over the same entries) with no file fetched and the agent
+/// left running; before the threshold signs, the loader stays on N.
+#[test]
+fn a_renewal_signed_by_the_threshold_reaches_the_loader_with_no_file_fetched() {
+    let w = World::new(ApiOptions::default());
+    let (id, files) = w.installed_v1();
+    let fetched = file_requests(&w);
+    assert!(fetched > 0, "the first install fetched its files");
+
+    let o =
+        w.d.admin1
+            .run(&["manifest", &id.to_string(), "renew", "--valid-days", "30"]);
+    let renewal = id + 1;
+    assert!(
+        o.ok()
+            .stdout
+            .contains(&format!("Manifest {renewal} renews manifest {id}")),
+        "{o}"
+    );
+    let r = renewal.to_string();
+    let o = w.d.admin1.run(&["manifest", &r, "sign"]);
+    assert!(
+        o.ok().stdout.contains(&format!(
+            "Manifest {renewal} renews manifest {id} (expires "
+        )) && o.stdout.contains("every one of its 6 entries is identical"),
+        "{o}"
+    );
+    // One signature of two: the loader stays on the manifest it has.
+    w.run_loader().ok();
+    assert_eq!(w.last_report()["serial"], id);
+
+    let o = w.d.admin2.run(&["manifest", &r, "sign"]);
+    assert!(o.ok().stdout.contains("Status 'active'"), "{o}");
+    let calls_before = w.host.agent_calls().len();
+    let out = w.run_loader();
+    out.ok();
+    assert!(
+        !out.stdout.contains("refreshing"),
+        "nothing to refresh:\n{out}"
+    );
+    let report = w.last_report();
+    assert_eq!(report["serial"], renewal, "{report}");
+    assert_eq!(file_requests(&w), fetched, "no file was fetched:\n{out}");
+    check_installed(&w.host.root, &files);
+    assert_eq!(w.host.running_agent().as_deref(), Some("v1"));
+    assert!(
+        w.host.agent_calls()[calls_before..]
+            .iter()
+            .all(|c| c.ends_with("-q pid")),
+        "the agent was only checked"
+    );
+    let old = w.d.admin1.json(&["manifest", &id.to_string(), "json"]);
+    assert_eq!(old["status"], "disabled", "the renewal replaced it");
+}

@@ -198,6 +198,10 @@ pub const SQLITE: &[&str] = &[
     r#"
     ALTER TABLE loaders ADD COLUMN keyfast BLOB;
     "#,
+    // 8: a renewal (manifests/renew.rs) names the manifest it renews, for its signers.
+    r#"
+    ALTER TABLE manifests ADD COLUMN renews INTEGER REFERENCES manifests (id);
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -348,5 +352,9 @@ pub const POSTGRES: &[&str] = &[
     // 7: SQLite's step 7.
     r#"
     ALTER TABLE loaders ADD COLUMN keyfast BYTEA;
+    "#,
+    // 8: SQLite's step 8.
+    r#"
+    ALTER TABLE manifests ADD COLUMN renews BIGINT REFERENCES manifests (id);
     "#,
 ];

@@ -1,14 +1,17 @@
 //! Manifests: the stored record and its reads, status changes (reset, resume, disable), and
 //! the blobs they name; upload (`upload.rs`: safe archive → statement made once, serial = id →
 //! `staged`), verified signatures (`signing.rs`: → `active` at `[manifest] requiredsignatures`
-//! distinct investigators), search (`search.rs`) and what selection picks from
+//! distinct investigators), renewal (`renew.rs`: the same entries under a new serial and
+//! expiry, no blob copied), search (`search.rs`) and what selection picks from
 //! (`selection.rs`).
 
+mod renew;
 mod search;
 mod selection;
 mod signing;
 mod upload;
 
+pub use renew::renew;
 pub use search::{search, Search};
 pub use selection::{
     candidates, statement_and_signatures, v1_text_and_signatures, Candidate, Reach,
@@ -33,7 +36,7 @@ pub const MAX_TARGET_BYTES: usize = 2048;
 
 const SELECT_RECORD: &str =
     "SELECT id, name, target, status, os, arch, created, issued, expires, statement,
-       halt_after, halt_min, halted_at, halted_reason, v1_text
+       halt_after, halt_min, halted_at, halted_reason, v1_text, renews
      FROM manifests";
 
 fn record_row(r: &crate::db::Row) -> crate::db::SqlResult<ManifestRecord> {
@@ -56,6 +59,7 @@ fn record_row(r: &crate::db::Row) -> crate::db::SqlResult<ManifestRecord> {
         halted: halt::stored_halted(r, 12)?,
         v1_text: r.get(14)?,
         v1_signers: Vec::new(),
+        renews: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
     })
 }
 

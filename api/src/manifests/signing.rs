@@ -170,11 +170,23 @@ pub fn add_signature(
             )
             .map_err(Error::db("counting signatures"))?;
         if count >= required {
-            tx.execute(
-                "UPDATE manifests SET status = 'active' WHERE id = ?1 AND status = 'staged'",
-                params![id as i64],
-            )
-            .map_err(Error::db("activating a manifest"))?;
+            let activated = tx
+                .execute(
+                    "UPDATE manifests SET status = 'active' WHERE id = ?1 AND status = 'staged'",
+                    params![id as i64],
+                )
+                .map_err(Error::db("activating a manifest"))?;
+            // A renewal in force replaces the manifest it renews (renew.rs): that one is
+            // offered to no loader and warned about no more.
+            if activated > 0 {
+                tx.execute(
+                    "UPDATE manifests SET status = 'disabled'
+                     WHERE id = (SELECT renews FROM manifests WHERE id = ?1)
+                       AND status IN ('active', 'halted')",
+                    params![id as i64],
+                )
+                .map_err(Error::db("disabling the renewed manifest"))?;
+            }
         }
         tx.commit().map_err(Error::db("signing a manifest"))?;
         get(conn, id)

@@ -21,13 +21,7 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
     check_target(app, "target", &req.target)?;
     check_platform(&req.platform)?;
     halt::check_rule(req.halt.as_ref())?;
-    let days = req.valid_days.unwrap_or(app.cfg.valid_days);
-    if !(1..=3650).contains(&days) {
-        return Err(Error::invalid(
-            "bad_manifest",
-            format!("valid_days {days} is outside 1..=3650"),
-        ));
-    }
+    let days = valid_days(app, req.valid_days)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(req.archive.as_bytes())
         .map_err(|e| Error::invalid("bad_archive", format!("archive: not standard base64: {e}")))?;
@@ -53,17 +47,30 @@ pub fn create(app: &App, caller: &Caller, req: NewManifest) -> Result<ManifestRe
                 platform: &req.platform,
                 created: now,
                 issued: now,
-                expires: now.plus(u64::from(days) * 86_400),
+                expires: now.plus(days),
                 archive: &archive,
                 creator: caller.id,
                 halt: req.halt,
                 v1_text: v1_text.as_deref(),
+                renews: None,
             },
         )?;
         tx.commit().map_err(Error::db("creating a manifest"))?;
         Ok(id)
     })?;
     app.db.with(|c| get(c, id))
+}
+
+/// `valid_days` as asked, or `[manifest] validdays`, in seconds: 1 to 3650 days.
+pub fn valid_days(app: &App, asked: Option<u32>) -> Result<u64> {
+    let days = asked.unwrap_or(app.cfg.valid_days);
+    if !(1..=3650).contains(&days) {
+        return Err(Error::invalid(
+            "bad_manifest",
+            format!("valid_days {days} is outside 1..=3650"),
+        ));
+    }
+    Ok(u64::from(days) * 86_400)
 }
 
 /// An archive read into the blob store: its entries in order, and the archive's own blob.
@@ -113,6 +120,8 @@ pub struct NewRow<'a> {
     pub creator: u64,
     pub halt: Option<HaltRule>,
     pub v1_text: Option<&'a str>,
+    /// The manifest this one renews (renew.rs).
+    pub renews: Option<u64>,
 }
 
 /// Stores a manifest inside `tx`: the row first, since the serial is the row id, then its
@@ -122,8 +131,9 @@ pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
     let id: i64 = tx
         .query_row(
             "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
-         statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
+         statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text, renews)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         RETURNING id",
             params![
                 row.name,
                 row.target,
@@ -138,7 +148,8 @@ pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
                 row.creator as i64,
                 row.halt.map(|r| r.after.to_string()),
                 row.halt.and_then(|r| r.min).map(|m| m as i64),
-                row.v1_text
+                row.v1_text,
+                row.renews.map(|r| r as i64)
             ],
             |r| r.get(0),
         )

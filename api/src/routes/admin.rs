@@ -40,6 +40,7 @@ pub fn routes() -> Vec<Route> {
         manifest_sign,
         manifest_status,
         manifest_halt,
+        manifest_renew,
         manifest_loaders,
         manifest_rollout,
         adoption,
@@ -110,7 +111,7 @@ async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
             a.db.with(|c| {
                 Ok((
                     crate::reports::by_serial(c, METRICS_SERIALS)?,
-                    crate::expiry::expiring(c, now)?,
+                    crate::expiry::listed(c, now, None)?,
                 ))
             })
         })
@@ -247,6 +248,25 @@ async fn manifest_halt(
             })
         })
         .await?)
+}
+
+/// A new staged manifest with the same entries, target, platform and halt rule, under a new
+/// serial and expiry (manifests/renew.rs).
+#[post("/manifests/<id>/renew", data = "<data>")]
+async fn manifest_renew(
+    app: &State<App>,
+    auth: Admin,
+    id: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<ManifestRecord> {
+    let caller = auth.require(Permission::ManifestNew)?;
+    let id = parse_id("manifest", id)?;
+    let req: mig_protocol::admin::RenewManifest = small_json(data, len, "RenewManifest").await?;
+    let rec = app
+        .run(move |a| manifests::renew(a, &caller, id, req.valid_days))
+        .await?;
+    created(rec)
 }
 
 #[get("/manifests/<id>/loaders")]

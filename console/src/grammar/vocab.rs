@@ -245,6 +245,15 @@ pub const MANIFEST: &[Spec] = &[
         &["resume"],
         "a halted manifest goes on; only reports from now on count",
     ),
+    Spec {
+        flags: &[value("--valid-days", "D")],
+        example: "--valid-days 90",
+        ..cmd(
+            &["renew"],
+            "a new staged manifest with the same entries, target, platform and halt rule, a new \
+             serial and expiry in D days; signed by the threshold it replaces this one",
+        )
+    },
     cmd(&["disable"], "disable the manifest (final)"),
     cmd(&["reset"], "back to staged; removes its signatures"),
     cmd(&["r"], "reload"),

@@ -2,7 +2,7 @@
 //! image and no link, and a Content-Security-Policy that forbids loading anything, so it can be
 //! mailed or opened offline. Every text from the API (names, messages, hosts) is escaped.
 
-use crate::table::clean;
+use crate::table::{called_out, clean, days_left};
 use mig_protocol::admin::{Adoption, LoaderRecord, Rollout};
 use mig_protocol::time::Timestamp;
 use std::collections::HashMap;
@@ -72,7 +72,7 @@ pub fn render(r: &Report<'_>) -> String {
         esc(r.api),
         r.stale_hours
     );
-    rollout_table(&mut h, r.rollouts);
+    rollout_table(&mut h, r.rollouts, r.generated);
     h.push_str("<h2>Adoption</h2>\n");
     adoption_chart(&mut h, r.adoption, &names(r.rollouts));
     h.push_str("<h2>Results per serial</h2>\n");
@@ -88,6 +88,7 @@ table{border-collapse:collapse;margin:8px 0 24px}\
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .halted{color:#d62728;font-weight:bold}.meta{color:#555}\
+.expiring{color:#b35900;font-weight:bold}tr.expiring td{background:#fff3e0}\
 svg text{font-family:sans-serif;font-size:12px;fill:#222}";
 
 fn names(rollouts: &[Rollout]) -> HashMap<u64, &str> {
@@ -97,7 +98,9 @@ fn names(rollouts: &[Rollout]) -> HashMap<u64, &str> {
         .collect()
 }
 
-fn rollout_table(h: &mut String, rollouts: &[Rollout]) {
+/// One row per manifest with the days left before its expiry; a manifest that expires within
+/// `table::WARN_BEFORE` (or expired) is marked, row and line.
+fn rollout_table(h: &mut String, rollouts: &[Rollout], now: Timestamp) {
     h.push_str("<h2>Rollouts</h2>\n");
     if rollouts.is_empty() {
         h.push_str("<p>No active manifest.</p>\n");
@@ -106,13 +109,18 @@ fn rollout_table(h: &mut String, rollouts: &[Rollout]) {
     h.push_str(
         "<table id=\"rollouts\"><tr><th>ID</th><th>Name</th><th>Status</th><th>Platform</th>\
          <th>Given</th><th>On it</th><th>Older</th><th>Failed</th><th>Rolled back</th>\
-         <th>Rejected</th><th>Stale</th></tr>\n",
+         <th>Rejected</th><th>Stale</th><th>Days left</th></tr>\n",
     );
     for r in rollouts {
         let _ = write!(
             h,
-            "<tr data-manifest=\"{}\"><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td>",
+            "<tr data-manifest=\"{}\"{}><td class=\"n\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td>",
             r.manifest,
+            if called_out(r.expires, now).is_some() {
+                " class=\"expiring\""
+            } else {
+                ""
+            },
             r.manifest,
             esc(&r.name),
             esc(r.status.as_str()),
@@ -130,9 +138,33 @@ fn rollout_table(h: &mut String, rollouts: &[Rollout]) {
         ] {
             let _ = write!(h, "<td class=\"n\" data-kind=\"{kind}\">{n}</td>");
         }
-        h.push_str("</tr>\n");
+        let _ = writeln!(
+            h,
+            "<td class=\"n\" data-kind=\"days_left\">{}</td></tr>",
+            days_left(r.expires, now)
+        );
     }
     h.push_str("</table>\n");
+    for r in rollouts {
+        let (Some(left), Some(at)) = (called_out(r.expires, now), r.expires) else {
+            continue;
+        };
+        let when = if left == 0 {
+            format!("expired at {at}: no loader installs it")
+        } else {
+            format!(
+                "expires in {} d {} h ({at})",
+                left / 86_400,
+                left % 86_400 / 3600
+            )
+        };
+        let _ = writeln!(
+            h,
+            "<p class=\"expiring\" data-manifest=\"{}\">Manifest {} {when}: renew it with \
+             <code>manifest {} renew</code>.</p>",
+            r.manifest, r.manifest, r.manifest
+        );
+    }
     for r in rollouts {
         if let Some(x) = &r.halted {
             let _ = writeln!(
@@ -463,6 +495,43 @@ mod tests {
         assert!(page.contains("default-src 'none'"));
         assert!(page.contains("<tspan class=\"last\" data-serial=\"34\">7</tspan>"));
         assert!(page.contains("data-kind=\"on_it\" data-count=\"7\""));
+    }
+
+    #[test]
+    fn manifests_expiring_within_14_days_are_marked() {
+        let now = Timestamp(1_700_000_000);
+        let mut soon = rollout(1, "");
+        soon.expires = Some(Timestamp(now.0 + 3 * 86_400 + 7200));
+        let mut later = rollout(2, "");
+        later.expires = Some(Timestamp(now.0 + 15 * 86_400));
+        let mut gone = rollout(3, "");
+        gone.expires = Some(Timestamp(now.0 - 1));
+        let page = render(&Report {
+            api: "https://api.example.org/api/v2/",
+            generated: now,
+            stale_hours: 24,
+            rollouts: &[soon, later, gone],
+            adoption: &Adoption {
+                times: vec![],
+                series: vec![],
+            },
+            stale: &[],
+            stale_limit: 1000,
+        });
+        assert!(
+            page.contains("<tr data-manifest=\"1\" class=\"expiring\">"),
+            "{page}"
+        );
+        assert!(page.contains("<tr data-manifest=\"2\"><"), "{page}");
+        assert!(
+            page.contains("<tr data-manifest=\"3\" class=\"expiring\">"),
+            "{page}"
+        );
+        assert!(page
+            .contains("<p class=\"expiring\" data-manifest=\"1\">Manifest 1 expires in 3 d 2 h ("));
+        assert!(page.contains("<p class=\"expiring\" data-manifest=\"3\">Manifest 3 expired at "));
+        assert!(!page.contains("data-manifest=\"2\">Manifest 2"), "{page}");
+        assert!(page.contains("data-kind=\"days_left\">15</td>"), "{page}");
     }
 
     #[test]

@@ -253,6 +253,22 @@ pub struct ManifestRecord {
     /// Names of the investigators whose signatures over `v1_text` verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub v1_signers: Vec<String>,
+    /// The manifest this one renews (`POST manifests/<id>/renew`): the same entries, target,
+    /// platform and halt rule under a new serial and expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<u64>,
+}
+
+/// How long before a manifest's expiry the API's log, `mig-console status` and its HTML report
+/// call it out (seconds): time to renew it (`POST manifests/<id>/renew`).
+pub const EXPIRY_WARNING: u64 = 14 * 86_400;
+
+/// `POST manifests/<id>/renew`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RenewManifest {
+    /// How long the new statement stays valid; the API's default when absent.
+    #[serde(default)]
+    pub valid_days: Option<u32>,
 }
 
 /// `POST manifests/<id>/signatures`.
