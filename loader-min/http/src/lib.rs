@@ -511,9 +511,18 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 6, "{names:?}");
         assert!(names.iter().all(|n| n.contains("_GCM_")), "{names:?}");
-        assert!(names.iter().any(|n| n == "TLS13_AES_128_GCM_SHA256"), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("TLS_ECDHE_RSA_")), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("TLS_ECDHE_ECDSA_")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "TLS13_AES_128_GCM_SHA256"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("TLS_ECDHE_RSA_")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("TLS_ECDHE_ECDSA_")),
+            "{names:?}"
+        );
         let groups = |p: &rustls::crypto::CryptoProvider| {
             p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>()
         };
