@@ -24,6 +24,17 @@ pub fn loader() -> Result<Built, String> {
     loader_for(&mig_test_support::targets::HOST)
 }
 
+/// Where [`loader_for`] leaves the stripped copy of `target`'s build, under `target_dir` (the
+/// cargo target directory).
+pub fn stripped_path(target_dir: &std::path::Path, target: &Target) -> PathBuf {
+    let out_dir = target_dir.join("size-budget");
+    if target.triple == HOST_TRIPLE {
+        out_dir.join("mig-loader.stripped")
+    } else {
+        out_dir.join(format!("mig-loader-{}.stripped", target.triple))
+    }
+}
+
 /// Builds mig-loader for `triple` on its own, so that no other member unifies features into it,
 /// with the development configuration unless `LOADERCONF` is set. A foreign target is stripped
 /// by llvm-strip (binutils' strip reads only the host's ELF; llvm-strip also reads Mach-O and
@@ -60,15 +71,13 @@ pub fn loader_for(target: &Target) -> Result<Built, String> {
         .join(triple)
         .join("loader")
         .join(target.exe("mig-loader"));
-    let out_dir = target_dir.join("size-budget");
-    let (stripped, strip) = if triple == HOST_TRIPLE {
-        (out_dir.join("mig-loader.stripped"), "strip")
+    let stripped = stripped_path(&target_dir, target);
+    let strip = if triple == HOST_TRIPLE {
+        "strip"
     } else {
-        (
-            out_dir.join(format!("mig-loader-{triple}.stripped")),
-            "llvm-strip",
-        )
+        "llvm-strip"
     };
+    let out_dir = target_dir.join("size-budget");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("mkdir {}: {e}", out_dir.display()))?;
     let st = Command::new(strip)
         .arg("-o")

@@ -176,6 +176,103 @@ fn root_certs(cfg: &HttpConfig) -> Result<Vec<Certificate<'static>>> {
     Ok(certs)
 }
 
+/// The TLS algorithms the loader and the console offer: *ring*'s, with the cipher suites limited to
+/// AES-GCM and no private keys. Every TLS 1.3 server implements TLS_AES_128_GCM_SHA256 (RFC 8446
+/// §9.1 makes it mandatory) and every TLS 1.2 server of the last decade an ECDHE AES-GCM suite, so
+/// ChaCha20-Poly1305 is never needed; neither is a client certificate (the loader authenticates
+/// with its loader key, docs/api.md). Naming only these keeps *ring*'s ChaCha20-Poly1305 and its
+/// signing code out of mig-loader (BENCHMARKS.md, mig-loader size). Certificate signature algorithms,
+/// key exchange groups and randomness are *ring*'s defaults.
+pub fn tls_provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGNATURE_ALGORITHMS,
+        secure_random: &SystemRandom,
+        key_provider: &NoPrivateKeys,
+    }
+}
+
+/// *ring*'s default certificate signature algorithms, named here because calling
+/// `rustls::crypto::ring::default_provider()` for them would link every default cipher suite
+/// (a test checks that this is exactly the default's table).
+static SIGNATURE_ALGORITHMS: rustls::crypto::WebPkiSupportedAlgorithms = {
+    use rustls::SignatureScheme as S;
+    use webpki::ring as a;
+    rustls::crypto::WebPkiSupportedAlgorithms {
+        all: &[
+            a::ECDSA_P256_SHA256,
+            a::ECDSA_P256_SHA384,
+            a::ECDSA_P384_SHA256,
+            a::ECDSA_P384_SHA384,
+            a::ED25519,
+            a::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            a::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            a::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+            a::RSA_PKCS1_2048_8192_SHA256,
+            a::RSA_PKCS1_2048_8192_SHA384,
+            a::RSA_PKCS1_2048_8192_SHA512,
+            a::RSA_PKCS1_2048_8192_SHA256_ABSENT_PARAMS,
+            a::RSA_PKCS1_2048_8192_SHA384_ABSENT_PARAMS,
+            a::RSA_PKCS1_2048_8192_SHA512_ABSENT_PARAMS,
+        ],
+        mapping: &[
+            // TLS 1.2 does not fix the curve by the scheme; TLS 1.3 does.
+            (
+                S::ECDSA_NISTP384_SHA384,
+                &[a::ECDSA_P384_SHA384, a::ECDSA_P256_SHA384],
+            ),
+            (
+                S::ECDSA_NISTP256_SHA256,
+                &[a::ECDSA_P256_SHA256, a::ECDSA_P384_SHA256],
+            ),
+            (S::ED25519, &[a::ED25519]),
+            (S::RSA_PSS_SHA512, &[a::RSA_PSS_2048_8192_SHA512_LEGACY_KEY]),
+            (S::RSA_PSS_SHA384, &[a::RSA_PSS_2048_8192_SHA384_LEGACY_KEY]),
+            (S::RSA_PSS_SHA256, &[a::RSA_PSS_2048_8192_SHA256_LEGACY_KEY]),
+            (S::RSA_PKCS1_SHA512, &[a::RSA_PKCS1_2048_8192_SHA512]),
+            (S::RSA_PKCS1_SHA384, &[a::RSA_PKCS1_2048_8192_SHA384]),
+            (S::RSA_PKCS1_SHA256, &[a::RSA_PKCS1_2048_8192_SHA256]),
+        ],
+    }
+};
+
+/// The operating system's random numbers through *ring*, as *ring*'s default provider draws them.
+#[derive(Debug)]
+struct SystemRandom;
+
+impl rustls::crypto::SecureRandom for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) -> std::result::Result<(), rustls::crypto::GetRandomFailed> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(buf)
+            .map_err(|_| rustls::crypto::GetRandomFailed)
+    }
+}
+
+/// Loads no private key: neither mig-loader nor mig-console presents a client certificate.
+#[derive(Debug)]
+struct NoPrivateKeys;
+
+impl rustls::crypto::KeyProvider for NoPrivateKeys {
+    fn load_private_key(
+        &self,
+        _key: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> std::result::Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "mig-http presents no client certificate, so it loads no private key".into(),
+        ))
+    }
+}
+
 impl Client {
     /// A client for `base_url` (which ends in `/`). Refuses `http://` unless allowed.
     pub fn new(cfg: &HttpConfig, base_url: &str) -> Result<Self> {
@@ -188,7 +285,7 @@ impl Client {
         };
         let mut tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
+            .unversioned_rustls_crypto_provider(Arc::new(tls_provider()));
         if !plain {
             tls = tls.root_certs(RootCerts::Specific(Arc::new(root_certs(cfg)?)));
         } else {
@@ -401,6 +498,48 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only AES-GCM suites are offered (TLS 1.3 and 1.2, both certificate key types), every
+    /// key exchange group of *ring*'s default stays, and no private key can be loaded.
+    #[test]
+    fn the_tls_provider_offers_aes_gcm_only_and_loads_no_key() {
+        let p = tls_provider();
+        let names: Vec<String> = p
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(names.len(), 6, "{names:?}");
+        assert!(names.iter().all(|n| n.contains("_GCM_")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "TLS13_AES_128_GCM_SHA256"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("TLS_ECDHE_RSA_")),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("TLS_ECDHE_ECDSA_")),
+            "{names:?}"
+        );
+        let groups = |p: &rustls::crypto::CryptoProvider| {
+            p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>()
+        };
+        let default = rustls::crypto::ring::default_provider();
+        assert_eq!(groups(&p), groups(&default));
+        let algorithms = |p: &rustls::crypto::CryptoProvider| {
+            let a = &p.signature_verification_algorithms;
+            format!("{:?} {:?}", a.all, a.mapping)
+        };
+        assert_eq!(algorithms(&p), algorithms(&default));
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(vec![0x30, 0].into());
+        let e = p.key_provider.load_private_key(key).err().unwrap();
+        assert!(e.to_string().contains("no client certificate"), "{e}");
+        let mut r = [0u8; 32];
+        p.secure_random.fill(&mut r).unwrap();
+        assert_ne!(r, [0u8; 32]);
+    }
 
     #[test]
     fn no_proxy_rules() {

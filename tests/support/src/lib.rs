@@ -67,7 +67,8 @@ pub fn target_dir() -> PathBuf {
         .parent()
         .expect("the executable's directory")
         .to_path_buf();
-    if dir.ends_with("deps") {
+    // Test binaries sit in `deps`, examples in `examples`, below the profile's directory.
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     dir
