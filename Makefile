@@ -33,10 +33,11 @@ run-cluster:
 # plugins' own tests, the API's suite again on PostgreSQL (a throwaway cluster), the loader's
 # suite again with the arm64 build under qemu-aarch64-static, with the ARMv7 and ARMv6 builds
 # under qemu-arm-static (the two at once: each waits on its emulated loader) and with the Windows
-# build under wine (its unit tests too), then two lanes side by side (both mostly compile, and
-# neither runs an emulated loader against a short deadline): the loader's size and memory budget (every target, the
-# macOS ones too) with the macOS universal binary (darwin-check), and every fuzz target for
-# TEST_FUZZ_SECONDS. Each lane's output is printed whole when it ends (make -O).
+# build under wine (its unit tests too) and the Windows MSI installed under wine
+# (loader-min/tests/windows_msi.rs), then two lanes side by side (both mostly compile, and neither
+# runs an emulated loader against a short deadline): the loader's size and memory budget (every
+# target, the macOS ones too) with the macOS universal binary (darwin-check), and every fuzz
+# target for TEST_FUZZ_SECONDS. Each lane's output is printed whole when it ends (make -O).
 TEST_FUZZ_SECONDS ?= 10
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
@@ -50,6 +51,8 @@ test: test-plugins
 	WINEPREFIX=$(WINE_PREFIX) wineserver -p$(WINESERVER_LINGER)
 	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all $(CARGO) test -p loader-min --lib --target x86_64-pc-windows-gnu
 	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all MIG_TEST_LOADER_TARGET=x86_64-pc-windows-gnu $(CARGO) test -p loader-min --test loader
+	WINEPREFIX=$(WINE_PREFIX) wineserver -k
+	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all MIG_TEST_LOADER_TARGET=x86_64-pc-windows-gnu $(CARGO) test -p loader-min --test windows_msi
 	$(MAKE) -j2 -Otarget size-budget fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 # Every target's release mig-loader within its budgets (size-budget/README.md): the memory budget
@@ -90,6 +93,8 @@ WINE_PREFIX ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/wine-prefix
 # often further apart (a test signs with gpg between two runs). One run in CI exited 1 with no
 # output at all (a_sha1_signature_does_not_count_toward_the_threshold; not reproduced in 5 runs of
 # the suite here): a process that starts while the server shuts down is the likeliest cause.
+# After the suite it is stopped at once (wineserver -k): the MSI test waits for it to end before
+# it starts its own.
 WINESERVER_LINGER ?= 60
 wine-prefix:
 	rm -rf $(WINE_PREFIX)
@@ -132,6 +137,7 @@ fuzz:
 #   make mig-loader LOADERCONF=conf/mig-loader-myenv.toml OS=windows    → bin/windows/amd64/mig-loader.exe
 #   make deb-loader LOADERCONF=conf/mig-loader-myenv.toml [ARCH=arm64]  → dist/mig-loader_<version>_<ARCH>.deb
 #   make mig-loader-universal LOADERCONF=conf/mig-loader-myenv.toml  → bin/darwin/universal/mig-loader
+#   make msi-loader LOADERCONF=conf/mig-loader-myenv.toml  → dist/mig-loader-<version>.msi (Windows)
 # OS and ARCH are Go's GOOS and GOARCH, as MIG names platforms: linux (default), darwin or windows;
 # amd64 (default), arm64 (linux, darwin) or arm (linux). For arm, Go's GOARM picks the CPU: 7
 # (default, ARMv7 hard float) or 6 (ARMv6, Raspberry Pi 1 and Zero) → bin/linux/armv7/ or
@@ -140,7 +146,7 @@ fuzz:
 # built with zig (targets.rs `Build`; .ci/setup installs zig and cargo-zigbuild): `zig` links
 # Mach-O without Apple's SDK, `zig-std` also builds std from rust-src. The universal macOS binary
 # joins both with llvm-lipo (Debian: llvm). Windows is linked by mingw-w64.
-.PHONY: mig-loader deb-loader mig-loader-universal
+.PHONY: mig-loader deb-loader mig-loader-universal msi-loader
 
 OS             ?= linux
 ARCH           ?= amd64
@@ -223,3 +229,13 @@ deb-loader: mig-loader
 	install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm $(DEB_ROOT)/DEBIAN/
 	mkdir -p dist
 	dpkg-deb --root-owner-group --build $(DEB_ROOT) $(DEB_FILE)
+
+# The Windows installer (docs/design.md §2.8): the Windows loader in an MSI built by wixl (Debian:
+# wixl) from packaging/windows/mig-loader.wxs. msiexec /i dist/mig-loader-<version>.msi
+# PIDKEY=<loader key> /qn installs C:\mig\mig-loader.exe, writes the key and starts the
+# mig-loader service. An MSI's version is numeric: the workspace's, without the date and commit.
+MSI_VERSION := $(shell sed -n 's/^version *= *"\([0-9]*\.[0-9]*\.[0-9]*\).*"/\1/p' Cargo.toml | head -n1)
+msi-loader:
+	$(MAKE) mig-loader OS=windows ARCH=amd64
+	packaging/windows/build-msi.sh bin/windows/amd64/mig-loader.exe $(MSI_VERSION) dist/mig-loader-$(MSI_VERSION).msi
+	msiinfo export dist/mig-loader-$(MSI_VERSION).msi ServiceInstall

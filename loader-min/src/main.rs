@@ -16,31 +16,64 @@ include!(concat!(env!("OUT_DIR"), "/config.rs"));
 // the compiler, should the generated file ever say otherwise.
 const _: () = assert!(BUILD.required_signatures >= 1);
 
-const USAGE: &str = "usage: mig-loader [-c | -i] [--root DIR]
+const USAGE: &str =
+    "usage: mig-loader [-c | -i | -s | --install-key KEY | --remove-key] [--root DIR]
   (no flag)   check for a new signed manifest and install it
   -c          only check that the agent runs, restart it if not
   -i          first install: create /etc/mig and /var/lib/mig (macOS: /Library/Preferences/mig,
               and install and load /Library/LaunchDaemons/mig-loader.plist; Windows: C:\\mig),
               then run
+  -s          Windows: run as the mig-loader service (installed by the MSI): a run every hour,
+              -c every 2 minutes, restarted after it replaced itself
+  --install-key KEY
+              check the 40-character loader key KEY and write it to the key file (Windows:
+              C:\\mig\\mig-loader.key, readable by SYSTEM and Administrators only)
+  --remove-key
+              remove the key file
   --root DIR  prefix every path with DIR (default / ; C:\\ on Windows)
   -V          print the version and the built-in configuration summary";
 
 /// The root the dictionary's paths are under: Windows paths name their drive (`C:\\mig`).
 const DEFAULT_ROOT: &str = if cfg!(windows) { "C:\\" } else { "/" };
 
+/// What the command line asks for besides a run.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    Run(Mode),
+    /// `-s`: the Windows service (docs/design.md §2.8).
+    #[cfg(windows)]
+    Service,
+    /// `--restart-service`: started by the service after it replaced itself, not by hand.
+    #[cfg(windows)]
+    RestartService,
+    InstallKey(String),
+    RemoveKey,
+}
+
 struct Args {
-    mode: Mode,
+    action: Action,
     root: PathBuf,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut mode = Mode::Update;
+    let mut action = None;
     let mut root = PathBuf::from(DEFAULT_ROOT);
+    let mut set = |a: Action| match action.replace(a) {
+        None => Ok(()),
+        Some(_) => Err("-c, -i, -s, --install-key and --remove-key exclude each other".to_string()),
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
-            "-c" if mode == Mode::Update => mode = Mode::Check,
-            "-i" if mode == Mode::Update => mode = Mode::FirstInstall,
-            "-c" | "-i" => return Err("-c and -i exclude each other".into()),
+            "-c" => set(Action::Run(Mode::Check))?,
+            "-i" => set(Action::Run(Mode::FirstInstall))?,
+            #[cfg(windows)]
+            "-s" => set(Action::Service)?,
+            #[cfg(windows)]
+            "--restart-service" => set(Action::RestartService)?,
+            "--install-key" => set(Action::InstallKey(
+                args.next().ok_or("--install-key needs the loader key")?,
+            ))?,
+            "--remove-key" => set(Action::RemoveKey)?,
             "--root" => {
                 root = PathBuf::from(args.next().ok_or("--root needs a directory")?);
             }
@@ -61,7 +94,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             .map_err(|e| format!("current directory: {e}"))?
             .join(root);
     }
-    Ok(Some(Args { mode, root }))
+    Ok(Some(Args {
+        action: action.unwrap_or(Action::Run(Mode::Update)),
+        root,
+    }))
 }
 
 fn print_version(b: &BuildConfig) {
@@ -107,7 +143,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(BUILD, args.root, args.mode) {
+    let mode = match args.action {
+        Action::Run(mode) => mode,
+        other => return other_action(other, args.root),
+    };
+    match run(BUILD, args.root, mode) {
         Ok(Outcome::Updated(Update::Installed)) => {
             log::step("done: new files installed");
             ExitCode::SUCCESS
@@ -122,6 +162,33 @@ fn main() -> ExitCode {
             log::step(format!("{e}, exiting"));
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            log::error(e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The actions that are not a run: exit 0 when done, 1 with the error.
+fn other_action(action: Action, root: PathBuf) -> ExitCode {
+    let layout = loader_min::layout::Layout::new(
+        root.clone(),
+        &mig_protocol::statement::Platform::host().os,
+    );
+    let done = match action {
+        Action::InstallKey(key) => loader_min::key::install(&layout, &key)
+            .map(|()| log::step(format!("wrote {}", layout.key_file().display()))),
+        Action::RemoveKey => loader_min::key::remove(&layout)
+            .map(|()| log::step(format!("removed {}", layout.key_file().display()))),
+        #[cfg(windows)]
+        Action::Service => loader_min::windows::service::serve(root),
+        #[cfg(windows)]
+        Action::RestartService => loader_min::windows::service::restart_after_stop(),
+        // main does a run itself.
+        Action::Run(_) => Ok(()),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error(e);
             ExitCode::FAILURE
@@ -149,10 +216,31 @@ mod tests {
     fn arguments() {
         let p = |v: &[&str]| parse_args(v.iter().map(|s| s.to_string()));
         let a = p(&["-c", "--root", "/tmp/x"]).unwrap().unwrap();
-        assert_eq!(a.mode, Mode::Check);
+        assert_eq!(a.action, Action::Run(Mode::Check));
         assert_eq!(a.root, PathBuf::from("/tmp/x"));
-        assert_eq!(p(&["-i"]).unwrap().unwrap().mode, Mode::FirstInstall);
+        assert_eq!(
+            p(&["-i"]).unwrap().unwrap().action,
+            Action::Run(Mode::FirstInstall)
+        );
+        assert_eq!(p(&[]).unwrap().unwrap().action, Action::Run(Mode::Update));
         assert!(p(&["-c", "-i"]).is_err());
+        assert_eq!(
+            p(&["--install-key", "k"]).unwrap().unwrap().action,
+            Action::InstallKey("k".into())
+        );
+        assert!(p(&["--install-key"]).is_err());
+        assert!(p(&["--remove-key", "-c"]).is_err());
+        assert_eq!(
+            p(&["--remove-key"]).unwrap().unwrap().action,
+            Action::RemoveKey
+        );
+        // The service exists on Windows only.
+        assert_eq!(p(&["-s"]).is_ok(), cfg!(windows));
+        #[cfg(windows)]
+        {
+            assert_eq!(p(&["-s"]).unwrap().unwrap().action, Action::Service);
+            assert!(p(&["-s", "-c"]).is_err());
+        }
         assert!(p(&["--root"]).is_err());
         assert!(p(&["-x"]).is_err());
     }

@@ -1,8 +1,10 @@
 //! What mig-loader does differently on Windows (docs/design.md §2.8): discovery from Win32 and
 //! the registry, MIG's `C:\mig` directory and key readable only by SYSTEM and Administrators,
-//! durable renames, and an executable that cannot be deleted while it runs.
+//! durable renames, an executable that cannot be deleted while it runs, and the service
+//! ([`service`], `mig-loader -s`).
 //! The Win32 declarations are in [`sys`], the one module allowed `unsafe`.
 
+pub mod service;
 mod sys;
 
 use crate::error::{Error, Result};

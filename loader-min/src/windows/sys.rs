@@ -54,6 +54,18 @@ extern "system" {
         owner: *mut *mut c_void,
         defaulted: *mut Bool,
     ) -> Bool;
+    fn StartServiceCtrlDispatcherW(table: *const ServiceTableEntry) -> Bool;
+    fn RegisterServiceCtrlHandlerExW(
+        name: *const u16,
+        handler: unsafe extern "system" fn(u32, u32, *mut c_void, *mut c_void) -> u32,
+        context: *mut c_void,
+    ) -> isize;
+    fn SetServiceStatus(handle: isize, status: *const RawServiceStatus) -> Bool;
+    fn OpenSCManagerW(machine: *const u16, database: *const u16, access: u32) -> isize;
+    fn OpenServiceW(manager: isize, name: *const u16, access: u32) -> isize;
+    fn QueryServiceStatus(service: isize, status: *mut RawServiceStatus) -> Bool;
+    fn StartServiceW(service: isize, argc: u32, argv: *const *const u16) -> Bool;
+    fn CloseServiceHandle(handle: isize) -> Bool;
     fn SetNamedSecurityInfoW(
         name: *const u16,
         object_type: u32,
@@ -369,4 +381,210 @@ pub fn unicast_addresses() -> io::Result<Vec<(IpAddr, u8)>> {
         return Ok(out);
     }
     Err(io::Error::other("the adapter list kept growing"))
+}
+
+/// `SERVICE_TABLE_ENTRYW`.
+#[repr(C)]
+struct ServiceTableEntry {
+    name: *const u16,
+    main: Option<unsafe extern "system" fn(u32, *mut *mut u16)>,
+}
+
+/// `SERVICE_STATUS`.
+#[repr(C)]
+#[derive(Default)]
+struct RawServiceStatus {
+    service_type: u32,
+    current_state: u32,
+    controls_accepted: u32,
+    win32_exit_code: u32,
+    service_specific_exit_code: u32,
+    check_point: u32,
+    wait_hint: u32,
+}
+
+const SERVICE_WIN32_OWN_PROCESS: u32 = 0x10;
+const SERVICE_ACCEPT_STOP: u32 = 0x1;
+const SERVICE_ACCEPT_SHUTDOWN: u32 = 0x4;
+const SERVICE_CONTROL_STOP: u32 = 1;
+const SERVICE_CONTROL_INTERROGATE: u32 = 4;
+const SERVICE_CONTROL_SHUTDOWN: u32 = 5;
+const ERROR_CALL_NOT_IMPLEMENTED: u32 = 120;
+const SC_MANAGER_CONNECT: u32 = 0x1;
+const SERVICE_QUERY_STATUS: u32 = 0x4;
+const SERVICE_START: u32 = 0x10;
+
+/// A service's state (`SERVICE_STOPPED` … `SERVICE_RUNNING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    Stopped = 1,
+    StopPending = 3,
+    Running = 4,
+}
+
+/// What `ServiceMain` runs, set once by [`run_service_dispatcher`].
+static SERVICE_MAIN: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+/// What the control handler calls on a stop or shutdown request, set once by
+/// [`register_service_handler`].
+static ON_STOP: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>> = std::sync::OnceLock::new();
+
+unsafe extern "system" fn service_main(_argc: u32, _argv: *mut *mut u16) {
+    if let Some(main) = SERVICE_MAIN.get() {
+        main();
+    }
+}
+
+unsafe extern "system" fn service_handler(
+    control: u32,
+    _event_type: u32,
+    _event_data: *mut c_void,
+    _context: *mut c_void,
+) -> u32 {
+    match control {
+        SERVICE_CONTROL_STOP | SERVICE_CONTROL_SHUTDOWN => {
+            if let Some(stop) = ON_STOP.get() {
+                stop();
+            }
+            0
+        }
+        SERVICE_CONTROL_INTERROGATE => 0,
+        _ => ERROR_CALL_NOT_IMPLEMENTED,
+    }
+}
+
+/// Connects this process to the service control manager as the service `name` and runs `main` as
+/// its `ServiceMain` (on a thread of the dispatcher); returns when the service has stopped. Fails
+/// with `ERROR_FAILED_SERVICE_CONTROLLER_CONNECT` (1063) when the process was not started by the
+/// service control manager.
+pub fn run_service_dispatcher(
+    name: &str,
+    main: impl Fn() + Send + Sync + 'static,
+) -> io::Result<()> {
+    if SERVICE_MAIN.set(Box::new(main)).is_err() {
+        return Err(io::Error::other(
+            "the service dispatcher runs once per process",
+        ));
+    }
+    let name = wide(OsStr::new(name))?;
+    let table = [
+        ServiceTableEntry {
+            name: name.as_ptr(),
+            main: Some(service_main),
+        },
+        ServiceTableEntry {
+            name: std::ptr::null(),
+            main: None,
+        },
+    ];
+    // SAFETY: the table ends with a null entry; `name` outlives the call, which returns only
+    // after every service of the table has stopped.
+    if unsafe { StartServiceCtrlDispatcherW(table.as_ptr()) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The handle through which a running service reports its state.
+pub struct StatusHandle(isize);
+
+/// Registers the control handler of the service `name` (from its `ServiceMain`): a stop or
+/// shutdown request calls `on_stop`.
+pub fn register_service_handler(
+    name: &str,
+    on_stop: impl Fn() + Send + Sync + 'static,
+) -> io::Result<StatusHandle> {
+    if ON_STOP.set(Box::new(on_stop)).is_err() {
+        return Err(io::Error::other(
+            "the service handler is registered once per process",
+        ));
+    }
+    let name = wide(OsStr::new(name))?;
+    // SAFETY: `name` is NUL-terminated; the handler is a function that lives for the process.
+    let h = unsafe {
+        RegisterServiceCtrlHandlerExW(name.as_ptr(), service_handler, std::ptr::null_mut())
+    };
+    if h == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(StatusHandle(h))
+}
+
+impl StatusHandle {
+    /// Reports `state` to the service control manager; a pending state carries a checkpoint that
+    /// grows while work goes on, and the time to wait for the next one. `exit_code` is the Win32
+    /// error a stopped service ends with (0: none).
+    pub fn report(
+        &self,
+        state: ServiceState,
+        check_point: u32,
+        wait_hint_ms: u32,
+        exit_code: u32,
+    ) -> io::Result<()> {
+        let controls_accepted = match state {
+            ServiceState::Running => SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN,
+            _ => 0,
+        };
+        let status = RawServiceStatus {
+            service_type: SERVICE_WIN32_OWN_PROCESS,
+            current_state: state as u32,
+            controls_accepted,
+            win32_exit_code: exit_code,
+            service_specific_exit_code: 0,
+            check_point,
+            wait_hint: wait_hint_ms,
+        };
+        // SAFETY: the handle came from RegisterServiceCtrlHandlerExW; `status` is a valid struct.
+        if unsafe { SetServiceStatus(self.0, &status) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// A handle of the service control manager, closed on drop.
+struct ScHandle(isize);
+
+impl Drop for ScHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from OpenSCManagerW or OpenServiceW and is closed once.
+        unsafe { CloseServiceHandle(self.0) };
+    }
+}
+
+/// The installed service `name`, opened with `access`.
+fn open_service(name: &str, access: u32) -> io::Result<(ScHandle, ScHandle)> {
+    let name = wide(OsStr::new(name))?;
+    // SAFETY: null machine and database: the local service control manager's active database.
+    let manager = unsafe { OpenSCManagerW(std::ptr::null(), std::ptr::null(), SC_MANAGER_CONNECT) };
+    if manager == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let manager = ScHandle(manager);
+    // SAFETY: `manager` is open; `name` is NUL-terminated.
+    let service = unsafe { OpenServiceW(manager.0, name.as_ptr(), access) };
+    if service == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((manager, ScHandle(service)))
+}
+
+/// The current state of the installed service `name`, as a `SERVICE_*` state number.
+pub fn service_state(name: &str) -> io::Result<u32> {
+    let (_manager, service) = open_service(name, SERVICE_QUERY_STATUS)?;
+    let mut status = RawServiceStatus::default();
+    // SAFETY: `service` is open with SERVICE_QUERY_STATUS; `status` is writable.
+    if unsafe { QueryServiceStatus(service.0, &mut status) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(status.current_state)
+}
+
+/// Starts the installed service `name` (no arguments beyond those it was installed with).
+pub fn start_service(name: &str) -> io::Result<()> {
+    let (_manager, service) = open_service(name, SERVICE_START)?;
+    // SAFETY: `service` is open with SERVICE_START; no arguments.
+    if unsafe { StartServiceW(service.0, 0, std::ptr::null()) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
