@@ -347,6 +347,18 @@ mod tests {
         assert!(!has_module_source(None));
     }
 
+    /// This machine's kernel hostname, and what `hostname --fqdn` exits with and prints.
+    #[cfg(unix)]
+    fn machine_hostname_fqdn() -> (String, std::process::Output, String) {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let out = std::process::Command::new("hostname")
+            .arg("--fqdn")
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (name.trim().to_string(), out, printed)
+    }
+
     /// The resolver answers as `hostname --fqdn` does on this machine (the call it makes, through
     /// this build's C library), and names `localhost` by itself.
     // This machine's resolver and `hostname`: the Unix builds' (the Windows build, whose unit
@@ -354,13 +366,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn the_resolver_gives_what_hostname_fqdn_prints() {
-        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-        let name = name.trim();
-        let out = std::process::Command::new("hostname")
-            .arg("--fqdn")
-            .output()
-            .unwrap();
-        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (name, out, printed) = machine_hostname_fqdn();
+        let name = name.as_str();
         let resolved = resolver_canonical(name, Duration::from_secs(10));
         if out.status.success() {
             assert_eq!(resolved.as_deref(), Some(printed.as_str()));
@@ -382,13 +389,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn this_machine_gets_what_hostname_fqdn_gives() {
-        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-        let name = name.trim();
-        let out = std::process::Command::new("hostname")
-            .arg("--fqdn")
-            .output()
-            .unwrap();
-        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (name, out, printed) = machine_hostname_fqdn();
+        let name = name.as_str();
         let mig = if out.status.success()
             && printed.split('.').next() == Some(name)
             && printed.contains('.')

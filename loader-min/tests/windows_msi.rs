@@ -121,19 +121,8 @@ fn the_msi_installs_the_loader_to_c_mig_takes_pidkey_and_registers_the_service()
 /// the suite (the service's runs get wine's environment).
 fn wine(args: &[&str]) -> std::process::Output {
     let mut c = Command::new("wine");
-    c.args(args)
-        .env("WINEDEBUG", "-all")
-        .env("NO_PROXY", "127.0.0.1");
-    for v in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        c.env_remove(v);
-    }
+    c.args(args).env("WINEDEBUG", "-all");
+    common::without_proxies(&mut c);
     c.output().unwrap()
 }
 

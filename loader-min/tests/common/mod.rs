@@ -19,6 +19,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+/// Removes the proxy variables a developer's or CI's environment may set, and names the loopback
+/// stand-in API in NO_PROXY: every loader run of the suites talks to 127.0.0.1 directly.
+pub fn without_proxies(c: &mut Command) {
+    for v in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        c.env_remove(v);
+    }
+    c.env("NO_PROXY", "127.0.0.1");
+}
+
 pub const LOADER_KEY: &str = "AbCdEfGh0123456789abcdefghijklmnopqrstuv";
 
 /// The mig-loader under test: this host's build, or with `MIG_TEST_LOADER_TARGET` another
@@ -331,18 +347,8 @@ impl Fixture {
         let l = loader();
         let mut c = l.command(&l.path);
         c.args(args).arg("--root").arg(&self.root);
-        for v in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-            "MIG_LOADER_CRASH_AT",
-        ] {
-            c.env_remove(v);
-        }
-        c.env("NO_PROXY", "127.0.0.1");
+        without_proxies(&mut c);
+        c.env_remove("MIG_LOADER_CRASH_AT");
         c
     }
 
