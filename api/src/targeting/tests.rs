@@ -887,10 +887,20 @@ fn called_functions_spend_the_callers_fuel() {
         .collect();
     candidates.push((1, "env->>'os' = 'linux'"));
     assert_eq!(shared().select(&loader("linux"), &candidates), Some(1));
-    let results = shared().evaluate(
-        &loader("linux"),
-        &candidates.iter().map(|c| c.1).collect::<Vec<_>>(),
-    );
+    let sources = candidates.iter().map(|c| c.1).collect::<Vec<_>>();
+    // The wall-clock deadline (limits.rs) is the backstop for what fuel does not count; on a
+    // loaded machine a thread descheduled mid-spin can reach it before 10 M instructions. Such
+    // a run measured the scheduler, not fuel: it is repeated (a few times at most).
+    let deadline = |r: &Result<bool, TargetingError>| {
+        matches!(r, Err(TargetingError::Evaluation(m)) if m.contains("wall-clock deadline"))
+    };
+    let mut results = shared().evaluate(&loader("linux"), &sources);
+    for _ in 0..4 {
+        if !results.iter().any(deadline) {
+            break;
+        }
+        results = shared().evaluate(&loader("linux"), &sources);
+    }
     assert_eq!(results.len(), 31);
     for r in &results[..30] {
         assert!(
