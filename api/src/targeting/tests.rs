@@ -891,9 +891,7 @@ fn called_functions_spend_the_callers_fuel() {
     // The wall-clock deadline (limits.rs) is the backstop for what fuel does not count; on a
     // loaded machine a thread descheduled mid-spin can reach it before 10 M instructions. Such
     // a run measured the scheduler, not fuel: it is repeated (a few times at most).
-    let deadline = |r: &Result<bool, TargetingError>| {
-        matches!(r, Err(TargetingError::Evaluation(m)) if m.contains("wall-clock deadline"))
-    };
+    let deadline = |r: &Result<bool, TargetingError>| matches!(r, Err(TargetingError::Evaluation(m)) if m.contains("wall-clock deadline"));
     let mut results = shared().evaluate(&loader("linux"), &sources);
     for _ in 0..4 {
         if !results.iter().any(deadline) {
