@@ -69,6 +69,19 @@ impl Build {
     }
 }
 
+/// What cargo sets, besides `CARGO_PKG_*`, for the package whose build script, test or program
+/// it runs.
+const PACKAGE_VARS: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "OUT_DIR",
+];
+
 impl Target {
     /// The key of this target's rows in the Makefile (`LOADER_TRIPLE_<key> := <triple>`): Go's
     /// `<GOOS>_<GOARCH><GOARM>`, which `make mig-loader OS=… ARCH=… [GOARM=…]` spells.
@@ -80,6 +93,17 @@ impl Target {
     /// built from source), without the package or profile arguments.
     pub fn cargo_build(&self, cargo: &str) -> Command {
         let mut c = Command::new(cargo);
+        // A test or `cargo run` inherits what cargo sets for the package it runs (its manifest
+        // directory, name and version). Build scripts that read them declare them (ring:
+        // `rerun-if-env-changed=CARGO_MANIFEST_DIR`…), and cargo compares them with its own
+        // environment: from a test, every dependency of ring would be rebuilt, a whole release
+        // build again (tests/tests/budget.rs after `make size-budget-builds`).
+        for (name, _) in std::env::vars_os() {
+            let n = name.to_string_lossy();
+            if n.starts_with("CARGO_PKG_") || PACKAGE_VARS.contains(&n.as_ref()) {
+                c.env_remove(&name);
+            }
+        }
         match self.build {
             Build::Cargo => c.arg("build"),
             Build::Zig => c.arg("zigbuild"),
