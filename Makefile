@@ -1,7 +1,7 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` installs what the
 # suite needs (.ci/setup) and runs every test; `make run-cluster` starts a throwaway PostgreSQL and
 # two replicas on it.
-.PHONY: run run-cluster setup test test-plugins test-loader-arm size-budget bench fuzz darwin-check wine-prefix
+.PHONY: run run-cluster setup test test-suites test-plugins test-loader-arm size-budget size-budget-builds bench fuzz darwin-check wine-prefix
 
 CARGO ?= cargo
 , := ,
@@ -34,15 +34,32 @@ run-cluster:
 # suite again with the arm64 build under qemu-aarch64-static, with the ARMv7 and ARMv6 builds
 # under qemu-arm-static (the two at once: each waits on its emulated loader) and with the Windows
 # build under wine (its unit tests too) and the Windows MSI installed under wine
-# (loader-min/tests/windows_msi.rs), then two lanes side by side (both mostly compile, and neither
-# runs an emulated loader against a short deadline): the loader's size and memory budget (every
-# target, the macOS ones too) with the macOS universal binary (darwin-check), and every fuzz
-# target for TEST_FUZZ_SECONDS. Each lane's output is printed whole when it ends (make -O).
+# (loader-min/tests/windows_msi.rs); every target's release build within its size budget and the
+# macOS universal binary (darwin-check); the memory budget; every fuzz target for
+# TEST_FUZZ_SECONDS.
+#
+# The suites run test binaries that mostly wait (on loaders, servers, gpg, qemu, wine): they keep
+# about one of CI's two cores busy. The release builds of every target (size-budget-builds) and
+# the fuzz lane compile from the start beside them, at the lowest CPU priority (nice 19), so they
+# take the core the suites leave idle and never slow a suite that runs a loader against a short
+# deadline. Each background lane writes its own log (TEST_LANES), printed when it ends. The
+# memory budget runs last, on an idle machine, from the release build the lane made.
 TEST_FUZZ_SECONDS ?= 10
+TEST_LANES := $(abspath $(or $(CARGO_TARGET_DIR),target))/test-lanes
 test: test-plugins
 	$(CARGO) build --workspace --bins --all-features
+	rm -rf $(TEST_LANES) && mkdir -p $(TEST_LANES)
+	{ nice -n 19 $(MAKE) size-budget-builds >$(TEST_LANES)/size-budget.log 2>&1; echo $$? >$(TEST_LANES)/size-budget.rc; } & \
+	{ nice -n 19 $(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) >$(TEST_LANES)/fuzz.log 2>&1; echo $$? >$(TEST_LANES)/fuzz.rc; } & \
+	$(MAKE) test-suites; suites=$$?; \
+	wait; \
+	for lane in size-budget fuzz; do echo "== $$lane lane (in the background; exit status $$(cat $(TEST_LANES)/$$lane.rc))"; cat $(TEST_LANES)/$$lane.log; done; \
+	test $$suites = 0 && test "$$(cat $(TEST_LANES)/size-budget.rc)" = 0 && test "$$(cat $(TEST_LANES)/fuzz.rc)" = 0
+	$(CARGO) test --workspace --all-features --test budget
+
+test-suites:
 	$(CARGO) test --workspace --all-features
-	MIG_TEST_DATABASE=postgres $(CARGO) test -p api --tests
+	MIG_TEST_DATABASE=postgres $(CARGO) test -p api --tests --all-features
 	$(CARGO) build -p loader-min --bin mig-loader --target aarch64-unknown-linux-musl
 	MIG_TEST_LOADER_TARGET=aarch64-unknown-linux-musl $(CARGO) test -p loader-min --test loader
 	$(MAKE) test-loader-arm
@@ -53,14 +70,18 @@ test: test-plugins
 	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all MIG_TEST_LOADER_TARGET=x86_64-pc-windows-gnu $(CARGO) test -p loader-min --test loader
 	WINEPREFIX=$(WINE_PREFIX) wineserver -k
 	WINEPREFIX=$(WINE_PREFIX) WINEDEBUG=-all MIG_TEST_LOADER_TARGET=x86_64-pc-windows-gnu $(CARGO) test -p loader-min --test windows_msi
-	$(MAKE) -j2 -Otarget size-budget fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
-# Every target's release mig-loader within its budgets (size-budget/README.md): the memory budget
-# (tests/tests/budget.rs, kept out of the workspace's tests by tests/Cargo.toml) and every
-# target's size; and the macOS builds joined into one universal binary.
-size-budget:
-	$(CARGO) test -p e2e --test budget
-	$(CARGO) run -p size-budget
+# Every target's release mig-loader within its budgets (size-budget/README.md): every target's
+# size and the macOS builds joined into one universal binary (size-budget-builds), and the memory
+# budget (tests/tests/budget.rs, kept out of the workspace's tests by tests/Cargo.toml).
+size-budget: size-budget-builds
+	$(CARGO) test --workspace --all-features --test budget
+
+# The size-budget tool as the workspace's build makes it (--workspace --all-features: the same
+# artifacts as the suites', so that none is compiled twice with other features).
+size-budget-builds:
+	$(CARGO) build --workspace --bins --all-features
+	$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/size-budget
 	$(MAKE) darwin-check
 
 # The suite runs debug builds (its crash injection is debug-only, loader-min/src/crash.rs), here
@@ -106,7 +127,7 @@ wine-prefix:
 
 # The system packages, toolchains and targets the suite uses (.ci/setup: as root it installs the
 # missing ones; otherwise it names the command that does). The fuzz lane installs its own nightly
-# and cargo-fuzz (`.ci/setup fuzz`), beside the size-budget lane rather than before everything.
+# and cargo-fuzz (`.ci/setup fuzz`), in the background of `make test` rather than before it.
 setup:
 	.ci/setup
 
