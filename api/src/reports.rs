@@ -121,40 +121,45 @@ pub fn history(conn: &Conn, loader: u64, limit: u64) -> Result<Vec<ReportRecord>
 /// Deletes history older than `keep_days` before `now`, then the oldest rows beyond
 /// `max_rows`, in batches. Returns the rows deleted. The latest report of each loader is kept
 /// apart (`loader_reports`) and never pruned.
+///
+/// Each batch visits only the rows it deletes, whatever the table's size: the old rows are
+/// found through the `time` index in its order, and the cap is one key range, every id at or
+/// below the newest id less `max_rows` (ids only grow, so that keeps at most `max_rows` rows),
+/// read once and deleted from the primary key's start (docs/design.md §3.6).
 pub fn prune(conn: &Conn, now: Timestamp, keep: Retention) -> Result<u64> {
     let what = || Error::db("pruning report history");
     let cutoff = now.0.saturating_sub(keep.keep_days * 86_400) as i64;
+    let mut deleted = in_batches(conn, PRUNE_OLD, cutoff)?;
+    let newest: Option<i64> = conn
+        .query_row("SELECT MAX(id) FROM report_history", [], |r| r.get(0))
+        .map_err(what())?;
+    let cap = i64::try_from(keep.max_rows).unwrap_or(i64::MAX);
+    if let Some(last) = newest.and_then(|n| n.checked_sub(cap)) {
+        deleted += in_batches(conn, PRUNE_UPTO, last)?;
+    }
+    Ok(deleted)
+}
+
+/// One batch of history rows with `time` before ?1, oldest first by the `time` index.
+const PRUNE_OLD: &str = "DELETE FROM report_history WHERE id IN
+    (SELECT id FROM report_history WHERE time < ?1 ORDER BY time LIMIT ?2)";
+/// One batch of history rows with an id at most ?1, from the first.
+const PRUNE_UPTO: &str = "DELETE FROM report_history WHERE id IN
+    (SELECT id FROM report_history WHERE id <= ?1 ORDER BY id LIMIT ?2)";
+
+/// Runs the delete `sql` of one batch, bounded by `bound`, until a batch finds fewer than
+/// [`PRUNE_BATCH`] rows: each its own short transaction, so loaders' writes never wait long.
+fn in_batches(conn: &Conn, sql: &str, bound: i64) -> Result<u64> {
     let mut deleted = 0u64;
     loop {
         let n = conn
-            .execute(
-                "DELETE FROM report_history WHERE id IN
-               (SELECT id FROM report_history WHERE time < ?1 ORDER BY id LIMIT ?2)",
-                params![cutoff, PRUNE_BATCH],
-            )
-            .map_err(what())?;
+            .execute(sql, params![bound, PRUNE_BATCH])
+            .map_err(Error::db("pruning report history"))?;
         deleted += n as u64;
         if (n as i64) < PRUNE_BATCH {
-            break;
+            return Ok(deleted);
         }
     }
-    loop {
-        // The id of the newest row that is too many: it and everything older go.
-        let n = conn
-            .execute(
-                "DELETE FROM report_history WHERE id IN
-               (SELECT id FROM report_history
-                WHERE id <= (SELECT id FROM report_history ORDER BY id DESC LIMIT 1 OFFSET ?1)
-                ORDER BY id LIMIT ?2)",
-                params![keep.max_rows as i64, PRUNE_BATCH],
-            )
-            .map_err(what())?;
-        deleted += n as u64;
-        if (n as i64) < PRUNE_BATCH {
-            break;
-        }
-    }
-    Ok(deleted)
 }
 
 /// The rollout of every active or halted manifest, newest first. A loader counts as stale when
