@@ -392,3 +392,121 @@ fn adoption_replays_the_history_into_counts_per_serial_over_time() {
     })
     .unwrap();
 }
+
+/// The SQLite VM instructions one report costs when `fleet` loaders already reported
+/// `installed` about the same manifest, which has a halt rule that does not trip.
+fn report_steps(fleet: i64) -> u64 {
+    let (_d, db) = db();
+    db.with(|c| {
+        let m = manifest(c, "active") as i64;
+        c.execute(
+            "UPDATE manifests SET halt_after = '50%', halt_reported = ?2 WHERE id = ?1",
+            params![m, fleet],
+        )
+        .unwrap();
+        // The fleet and its latest reports, one statement each, whatever their number.
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, given_manifest, created)
+             SELECT 'f' || i, 'q' || i, x'00', x'00', 1, ?2, 0 FROM n",
+            params![fleet, m],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO loader_reports (loader_id, serial, result, message, time, history_id)
+             SELECT id, ?1, 'installed', '', 0, 1 FROM loaders",
+            params![m],
+        )
+        .unwrap();
+        let l = loader(c, 0, Some(m as u64), None);
+        let (halted, steps) = vm_steps(c, |c| {
+            store(c, l, m, ReportResult::Installed, "", Timestamp(1)).unwrap()
+        });
+        assert_eq!(halted, None);
+        Ok(steps)
+    })
+    .unwrap()
+}
+
+/// docs/design.md §6.4: a report applies its manifest's halt rule from kept counts, at a cost
+/// that does not grow with the loaders already on the manifest; recounting them in every
+/// report's transaction costs ten times more at 100,000 than at 10,000.
+#[test]
+fn a_report_under_a_halt_rule_costs_the_same_whatever_the_fleet_on_it() {
+    let small = report_steps(10_000);
+    let big = report_steps(100_000);
+    assert!(
+        big < small + small / 4,
+        "a report with 100,000 loaders on its manifest ran {big} VM instructions, with 10,000 {small}"
+    );
+}
+
+/// The counts a halt rule reads, as kept (`manifests.halt_reported`, `halt_bad`) and as a
+/// recount of the latest reports from `halt_since` on finds them.
+fn halt_counts(c: &Conn, m: u64) -> ((i64, i64), (i64, i64)) {
+    let kept = c
+        .query_row(
+            "SELECT halt_reported, halt_bad FROM manifests WHERE id = ?1",
+            params![m as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let counted = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(CASE WHEN r.result IN ('failed', 'rolled_back') THEN 1 END)
+             FROM loader_reports r JOIN manifests m ON m.id = r.serial
+             WHERE r.serial = ?1 AND r.history_id >= m.halt_since
+               AND r.result IN ('installed', 'unchanged', 'failed', 'rolled_back')",
+            params![m as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    (kept, counted)
+}
+
+#[test]
+fn the_kept_halt_counts_are_what_a_recount_finds() {
+    use ReportResult::*;
+    let (_d, db) = db();
+    db.with(|c| {
+        let (m1, m2) = (manifest(c, "active"), manifest(c, "active"));
+        let fleet: Vec<u64> = (0..4).map(|n| loader(c, n, None, None)).collect();
+        // (loader, manifest, result): first reports, a loader's result changing on one
+        // manifest, loaders moving between manifests, `rejected`, and serial 0 (about none).
+        let reports = [
+            (0, m1, Installed),
+            (1, m1, Failed),
+            (2, m1, RolledBack),
+            (3, m2, Unchanged),
+            (1, m1, Installed),
+            (2, m2, Failed),
+            (0, m2, Rejected),
+            (3, 0, Rejected),
+            (3, m1, Failed),
+            (1, m2, RolledBack),
+        ];
+        for (i, (l, m, result)) in reports.into_iter().enumerate() {
+            if m != 0 {
+                give(c, fleet[l], m as i64);
+            }
+            store(c, fleet[l], m as i64, result, "", Timestamp(i as u64)).unwrap();
+            // Halted and resumed halfway: what came before counts no more.
+            if i == 4 {
+                c.execute(
+                    "UPDATE manifests SET status = 'halted' WHERE id = ?1",
+                    params![m1 as i64],
+                )
+                .unwrap();
+                crate::halt::resume(c, m1).unwrap();
+            }
+            for m in [m1, m2] {
+                let (kept, counted) = halt_counts(c, m);
+                assert_eq!(kept, counted, "manifest {m} after report {i}");
+            }
+        }
+        assert_eq!(halt_counts(c, m1).0, (1, 1));
+        assert_eq!(halt_counts(c, m2).0, (2, 2));
+        Ok(())
+    })
+    .unwrap();
+}
