@@ -216,6 +216,12 @@ pub const SQLITE: &[&str] = &[
         WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
           AND r.result IN ('failed', 'rolled_back'));
     "#,
+    // 10: advanced by every write of what selection reads from a loader's own row (its
+    // expectenv and attributes, loaders.rs) and read with its key (serve::authenticate): that
+    // loader's kept poll outcome is stale on every replica, and no other loader's (poll.rs).
+    r#"
+    ALTER TABLE loaders ADD COLUMN selection_rev INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -382,5 +388,9 @@ pub const POSTGRES: &[&str] = &[
       halt_bad = (SELECT COUNT(*) FROM loader_reports r
         WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
           AND r.result IN ('failed', 'rolled_back'));
+    "#,
+    // 10: SQLite's step 10.
+    r#"
+    ALTER TABLE loaders ADD COLUMN selection_rev BIGINT NOT NULL DEFAULT 0;
     "#,
 ];
