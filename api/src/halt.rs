@@ -10,6 +10,7 @@ use crate::logging;
 use crate::params;
 use mig_protocol::admin::{HaltAfter, HaltRule, Halted};
 use mig_protocol::halt::HaltCounts;
+use mig_protocol::loader::ReportResult;
 use mig_protocol::time::Timestamp;
 use mig_protocol::ManifestStatus;
 
@@ -41,22 +42,49 @@ pub fn stored_halted(r: &crate::db::Row, col: usize) -> crate::db::SqlResult<Opt
     }))
 }
 
-/// What the rule of `manifest` counts: the latest reports about it from history row `since` on.
-pub fn counts(conn: &Conn, manifest: u64, since: i64) -> Result<HaltCounts> {
-    let (reported, bad) = conn
-        .query_row(
-            "SELECT COUNT(*), COUNT(CASE WHEN result IN ('failed', 'rolled_back') THEN 1 END)
-         FROM loader_reports
-         WHERE serial = ?1 AND history_id >= ?2
-           AND result IN ('installed', 'unchanged', 'failed', 'rolled_back')",
-            params![manifest as i64, since],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+/// A loader's latest report about manifest `serial`: its result and its history row.
+#[derive(Debug, Clone, Copy)]
+pub struct Latest {
+    pub serial: i64,
+    pub result: ReportResult,
+    pub history_id: i64,
+}
+
+/// What one latest report adds to its manifest's counts (`HaltCounts`): `rejected` is about a
+/// statement the loader refused, not a run of it, and counts for no rule.
+fn weight(result: ReportResult) -> (i64, i64) {
+    match result {
+        ReportResult::Installed | ReportResult::Unchanged => (1, 0),
+        ReportResult::Failed | ReportResult::RolledBack => (1, 1),
+        ReportResult::Rejected => (0, 0),
+    }
+}
+
+/// Keeps the counts every manifest's rule reads (`manifests.halt_reported`, `halt_bad`: the
+/// latest reports about it from history row `halt_since` on) when a loader's latest report goes
+/// from `before` to `after`, in that report's transaction, which every writer of every replica
+/// takes in turn (`Conn::transaction`). Two updates of one row each, whatever the fleet's size:
+/// the rule never recounts the reports (docs/design.md §6.4).
+pub fn recount(conn: &Conn, before: Option<Latest>, after: Latest) -> Result<()> {
+    let what = || Error::db("keeping the counts of a halt rule");
+    for (latest, sign) in before.map(|b| (b, -1)).into_iter().chain([(after, 1)]) {
+        let (reported, bad) = weight(latest.result);
+        if reported == 0 {
+            continue;
+        }
+        conn.execute(
+            "UPDATE manifests SET halt_reported = halt_reported + ?1, halt_bad = halt_bad + ?2
+             WHERE id = ?3 AND halt_since <= ?4",
+            params![
+                sign * reported,
+                sign * bad,
+                latest.serial,
+                latest.history_id
+            ],
         )
-        .map_err(Error::db("counting reports for a halt rule"))?;
-    Ok(HaltCounts {
-        reported: reported as u64,
-        bad: bad as u64,
-    })
+        .map_err(what())?;
+    }
+    Ok(())
 }
 
 /// Applies the halt rule of manifest `serial`, if it has one and is active: when the counts
@@ -65,13 +93,18 @@ pub fn apply(conn: &Conn, serial: i64, now: Timestamp) -> Result<Option<String>>
     let what = || Error::db("reading a halt rule");
     let row = conn
         .query_row(
-            "SELECT status, halt_since, halt_after, halt_min FROM manifests WHERE id = ?1",
+            "SELECT status, halt_reported, halt_bad, halt_after, halt_min FROM manifests
+             WHERE id = ?1",
             params![serial],
             |r| {
+                let count = |i| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
                 Ok((
                     parsed_column::<ManifestStatus>(r, 0)?,
-                    r.get::<_, i64>(1)?,
-                    stored_rule(r, 2)?,
+                    HaltCounts {
+                        reported: count(1)?,
+                        bad: count(2)?,
+                    },
+                    stored_rule(r, 3)?,
                 ))
             },
         )
@@ -79,11 +112,9 @@ pub fn apply(conn: &Conn, serial: i64, now: Timestamp) -> Result<Option<String>>
         .map_err(what())?;
     // A report about a serial the API never issued, or a manifest without a rule or not
     // active, changes nothing here.
-    let Some((ManifestStatus::Active, since, Some(rule))) = row else {
+    let Some((ManifestStatus::Active, c, Some(rule))) = row else {
         return Ok(None);
     };
-    let id = serial as u64;
-    let c = counts(conn, id, since)?;
     if !rule.trips(c) {
         return Ok(None);
     }
@@ -135,12 +166,15 @@ pub fn set_rule(conn: &mut Conn, id: u64, rule: Option<HaltRule>) -> Result<()> 
     tx.commit().map_err(Error::db("setting a halt rule"))
 }
 
-/// `halted` → `active`: the rule counts again from the next report on.
+/// `halted` → `active`: the rule counts again from the next report on. Called inside the
+/// status change's transaction, so no report's [`recount`] comes between.
 pub fn resume(conn: &Conn, id: u64) -> Result<()> {
+    // No latest report is at or after the new halt_since: the counts start again from none.
     conn.execute(
         "UPDATE manifests SET status = 'active', halted_at = NULL, halted_reason = NULL,
            halt_since = COALESCE(
-             (SELECT MAX(id) FROM report_history), 0) + 1
+             (SELECT MAX(id) FROM report_history), 0) + 1,
+           halt_reported = 0, halt_bad = 0
          WHERE id = ?1 AND status = 'halted'",
         params![id as i64],
     )

@@ -187,14 +187,23 @@ fn update(conn: &Conn, id: u64, sql: &str, v: impl crate::db::ToValue) -> Result
     get(conn, id)
 }
 
-/// Sets or (empty/absent) clears the expectenv expression.
+/// Sets or (empty/absent) clears the expectenv expression. Like the attributes, it advances
+/// the row's `selection_rev`: this loader's kept poll outcome is stale on every replica
+/// (poll.rs).
 pub fn set_expectenv(app: &App, id: u64, e: Option<String>) -> Result<LoaderRecord> {
     let e = normalize_expectenv(app, e)?;
-    app.db
-        .with(|c| update(c, id, "UPDATE loaders SET expectenv = ?1 WHERE id = ?2", &e))
+    app.db.with(|c| {
+        update(
+            c,
+            id,
+            "UPDATE loaders SET expectenv = ?1, selection_rev = selection_rev + 1 WHERE id = ?2",
+            &e,
+        )
+    })
 }
 
-/// Replaces the administrator-owned attributes.
+/// Replaces the administrator-owned attributes (advancing `selection_rev`, as
+/// [`set_expectenv`]).
 pub fn set_attributes(
     conn: &Conn,
     id: u64,
@@ -231,7 +240,7 @@ pub fn set_attributes(
     update(
         conn,
         id,
-        "UPDATE loaders SET attributes = ?1 WHERE id = ?2",
+        "UPDATE loaders SET attributes = ?1, selection_rev = selection_rev + 1 WHERE id = ?2",
         &text,
     )
 }

@@ -10,12 +10,17 @@
 //!   (`routes::Invalidate`), so a disabled manifest, a new
 //!   expectenv or attribute, a plugin upload or delete, a halt rule takes effect on the very next
 //!   poll; a halt tripped by a report bumps it too (`serve::report`). The exceptions are the
-//!   writes that change nothing selection reads, only one loader's status or key, or enrol a
+//!   writes that change only one loader's status, key, expectenv or attributes, or enrol a
 //!   loader: they forget that loader's entry here and bump nothing;
+//! - a write of what selection reads from one loader's own row, its expectenv or attributes,
+//!   advances that row's `selection_rev` (loaders.rs), which authentication reads with the key
+//!   on every request on every replica; an entry is kept under the `selection_rev` read, so
+//!   that loader's entry is stale everywhere at once and every other loader's stays ([`Stamp`]);
 //! - a report forgets its loader's entry: whether a halted manifest is offered to a loader
 //!   depends on its latest report;
-//! - the generation is read before the database, and an entry is stored under the generation
-//!   read, so an answer computed across a concurrent change is never reused after it.
+//! - the generation and `selection_rev` are read before the rest of the database, and an entry
+//!   is stored under those read, so an answer computed across a concurrent change is never
+//!   reused after it: both only grow.
 //!
 //! A disabled loader or a rotated key is refused by authentication, which runs before the
 //! cache on every request.
@@ -57,8 +62,17 @@ pub enum Outcome {
 /// again (the freshness signature in them is half its lifetime old; never without one).
 type Kept = (u64, Timestamp, Arc<[u8]>);
 
+/// What a kept outcome was computed from: the targeting generation and the loader's
+/// `selection_rev` (its expectenv and attributes), both read before selection. It is reused only
+/// under the same two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub generation: u64,
+    pub loader: i64,
+}
+
 struct Entry {
-    generation: u64,
+    stamp: Stamp,
     digest: [u8; 32],
     outcome: Outcome,
     /// When the manifest given expires: the outcome is not reused from then on.
@@ -106,31 +120,31 @@ impl PollCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The kept outcome of `loader`, if it reported `digest` at generation `generation` and
-    /// the manifest it gave has not expired by `now`.
+    /// The kept outcome of `loader`, if it reported `digest` under `stamp` and the manifest it
+    /// gave has not expired by `now`.
     pub fn lookup(
         &self,
         loader: u64,
-        generation: u64,
+        stamp: Stamp,
         digest: &[u8; 32],
         now: Timestamp,
     ) -> Option<Outcome> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let e = entries.get(&loader)?;
-        let fresh = (e.generation == generation && &e.digest == digest && now < e.until)
-            .then(|| e.outcome.clone());
+        let fresh =
+            (e.stamp == stamp && &e.digest == digest && now < e.until).then(|| e.outcome.clone());
         if fresh.is_none() {
             entries.stale();
         }
         fresh
     }
 
-    /// Keeps `outcome`, computed from the state at `generation`, until `until` (the expiry of
-    /// the manifest it gives).
+    /// Keeps `outcome`, computed from the state at `stamp`, until `until` (the expiry of the
+    /// manifest it gives).
     pub fn store(
         &self,
         loader: u64,
-        generation: u64,
+        stamp: Stamp,
         digest: [u8; 32],
         outcome: Outcome,
         until: Timestamp,
@@ -146,7 +160,7 @@ impl PollCache {
             .insert(
                 loader,
                 Entry {
-                    generation,
+                    stamp,
                     digest,
                     outcome,
                     until,
@@ -269,7 +283,10 @@ mod tests {
         let forever = Timestamp(u64::MAX);
         let now = Timestamp(1);
         let cache = PollCache::new(3 * ENTRY_BYTES as u64);
-        let g = cache.generation();
+        let g = Stamp {
+            generation: cache.generation(),
+            loader: 0,
+        };
         for loader in 1..=3 {
             cache.store(loader, g, digest(b"poll"), given(), forever);
         }

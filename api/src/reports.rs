@@ -35,7 +35,7 @@ pub fn store(
     let what = || Error::db("storing a report");
     let tx = conn.transaction().map_err(what())?;
     let (id, at) = (loader as i64, now.0 as i64);
-    check_given(&tx, id, serial, result)?;
+    let before = check_given(&tx, id, serial, result)?;
     let history_id: i64 = tx
         .query_row(
             "INSERT INTO report_history (loader_id, serial, result, message, time)
@@ -53,6 +53,12 @@ pub fn store(
         params![id, serial, result.as_str(), message, at, history_id],
     )
     .map_err(what())?;
+    let after = crate::halt::Latest {
+        serial,
+        result,
+        history_id,
+    };
+    crate::halt::recount(&tx, before, after)?;
     tx.execute(
         "UPDATE loaders SET lastseen = ?1 WHERE id = ?2",
         params![at, id],
@@ -70,21 +76,38 @@ pub fn store(
 /// the adoption or a halt rule: one enrolled key cannot halt or fake another rollout. Serial 0
 /// `rejected` is admitted: it is what a loader sends when it refused a statement whose
 /// signatures failed (so its serial is not believed) or was refused before anything was
-/// installed (docs/design.md §4.19); it is about no manifest and counts for none.
-fn check_given(conn: &Conn, loader: i64, serial: i64, result: ReportResult) -> Result<()> {
-    if serial == 0 && result == ReportResult::Rejected {
-        return Ok(());
-    }
-    let (given, last): (Option<i64>, Option<i64>) = conn
+/// installed (docs/design.md §4.19); it is about no manifest and counts for none. Returns the
+/// loader's latest report so far, which the halt rules' counts drop ([`crate::halt::recount`]).
+fn check_given(
+    conn: &Conn,
+    loader: i64,
+    serial: i64,
+    result: ReportResult,
+) -> Result<Option<crate::halt::Latest>> {
+    let (given, last) = conn
         .query_row(
-            "SELECT l.given_manifest, r.serial FROM loaders l
+            "SELECT l.given_manifest, r.serial, r.result, r.history_id FROM loaders l
              LEFT JOIN loader_reports r ON r.loader_id = l.id WHERE l.id = ?1",
             params![loader],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                let given: Option<i64> = r.get(0)?;
+                let last = match r.get::<_, Option<i64>>(1)? {
+                    Some(serial) => Some(crate::halt::Latest {
+                        serial,
+                        result: stored_result(r, 2)?,
+                        history_id: r.get(3)?,
+                    }),
+                    None => None,
+                };
+                Ok((given, last))
+            },
         )
         .map_err(Error::db("reading what a loader was given"))?;
-    if given == Some(serial) || last == Some(serial) {
-        return Ok(());
+    if (serial == 0 && result == ReportResult::Rejected)
+        || given == Some(serial)
+        || last.is_some_and(|l| l.serial == serial)
+    {
+        return Ok(last);
     }
     let name = |m: Option<i64>| m.map_or_else(|| "none".to_string(), |m| m.to_string());
     Err(Error::forbidden(
@@ -93,9 +116,18 @@ fn check_given(conn: &Conn, loader: i64, serial: i64, result: ReportResult) -> R
             "loader {loader} reported about manifest {serial}, which it was not given: a report \
              is about the manifest it was last given ({}) or the one it last reported on ({})",
             name(given),
-            name(last)
+            name(last.map(|l| l.serial))
         ),
     ))
+}
+
+/// The report result stored in column `i`.
+fn stored_result(r: &crate::db::Row, i: usize) -> crate::db::SqlResult<ReportResult> {
+    let text: String = r.get(i)?;
+    ReportResult::parse(&text).ok_or_else(|| crate::db::SqlError::Column {
+        index: i,
+        problem: format!("{text:?} is not a report result"),
+    })
 }
 
 /// A loader's reports, newest first.
@@ -121,40 +153,45 @@ pub fn history(conn: &Conn, loader: u64, limit: u64) -> Result<Vec<ReportRecord>
 /// Deletes history older than `keep_days` before `now`, then the oldest rows beyond
 /// `max_rows`, in batches. Returns the rows deleted. The latest report of each loader is kept
 /// apart (`loader_reports`) and never pruned.
+///
+/// Each batch visits only the rows it deletes, whatever the table's size: the old rows are
+/// found through the `time` index in its order, and the cap is one key range, every id at or
+/// below the newest id less `max_rows` (ids only grow, so that keeps at most `max_rows` rows),
+/// read once and deleted from the primary key's start (docs/design.md §3.6).
 pub fn prune(conn: &Conn, now: Timestamp, keep: Retention) -> Result<u64> {
     let what = || Error::db("pruning report history");
     let cutoff = now.0.saturating_sub(keep.keep_days * 86_400) as i64;
+    let mut deleted = in_batches(conn, PRUNE_OLD, cutoff)?;
+    let newest: Option<i64> = conn
+        .query_row("SELECT MAX(id) FROM report_history", [], |r| r.get(0))
+        .map_err(what())?;
+    let cap = i64::try_from(keep.max_rows).unwrap_or(i64::MAX);
+    if let Some(last) = newest.and_then(|n| n.checked_sub(cap)) {
+        deleted += in_batches(conn, PRUNE_UPTO, last)?;
+    }
+    Ok(deleted)
+}
+
+/// One batch of history rows with `time` before ?1, oldest first by the `time` index.
+const PRUNE_OLD: &str = "DELETE FROM report_history WHERE id IN
+    (SELECT id FROM report_history WHERE time < ?1 ORDER BY time LIMIT ?2)";
+/// One batch of history rows with an id at most ?1, from the first.
+const PRUNE_UPTO: &str = "DELETE FROM report_history WHERE id IN
+    (SELECT id FROM report_history WHERE id <= ?1 ORDER BY id LIMIT ?2)";
+
+/// Runs the delete `sql` of one batch, bounded by `bound`, until a batch finds fewer than
+/// [`PRUNE_BATCH`] rows: each its own short transaction, so loaders' writes never wait long.
+fn in_batches(conn: &Conn, sql: &str, bound: i64) -> Result<u64> {
     let mut deleted = 0u64;
     loop {
         let n = conn
-            .execute(
-                "DELETE FROM report_history WHERE id IN
-               (SELECT id FROM report_history WHERE time < ?1 ORDER BY id LIMIT ?2)",
-                params![cutoff, PRUNE_BATCH],
-            )
-            .map_err(what())?;
+            .execute(sql, params![bound, PRUNE_BATCH])
+            .map_err(Error::db("pruning report history"))?;
         deleted += n as u64;
         if (n as i64) < PRUNE_BATCH {
-            break;
+            return Ok(deleted);
         }
     }
-    loop {
-        // The id of the newest row that is too many: it and everything older go.
-        let n = conn
-            .execute(
-                "DELETE FROM report_history WHERE id IN
-               (SELECT id FROM report_history
-                WHERE id <= (SELECT id FROM report_history ORDER BY id DESC LIMIT 1 OFFSET ?1)
-                ORDER BY id LIMIT ?2)",
-                params![keep.max_rows as i64, PRUNE_BATCH],
-            )
-            .map_err(what())?;
-        deleted += n as u64;
-        if (n as i64) < PRUNE_BATCH {
-            break;
-        }
-    }
-    Ok(deleted)
 }
 
 /// The rollout of every active or halted manifest, newest first. A loader counts as stale when

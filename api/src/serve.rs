@@ -9,7 +9,7 @@ use crate::keys;
 use crate::loaders::{facts, get};
 use crate::manifests::{self, Candidate, Reach};
 use crate::params;
-use crate::poll::Outcome;
+use crate::poll::{Outcome, Stamp};
 use crate::targeting::Selection;
 use bytes::Bytes;
 use mig_protocol::dictionary::DictName;
@@ -39,6 +39,9 @@ pub struct Authenticated {
     /// The shared generation, read with the key (poll.rs): a manifest request catches up with
     /// it without another round trip to the database.
     pub shared_generation: i64,
+    /// The row's `selection_rev`, read with the key: what selection reads from this loader's
+    /// own row (expectenv, attributes) as of this request (poll.rs).
+    pub selection_rev: i64,
 }
 
 impl Authenticated {
@@ -56,6 +59,7 @@ struct KeyRow {
     fast: Option<Vec<u8>>,
     enabled: bool,
     shared_generation: i64,
+    selection_rev: i64,
 }
 
 /// Checks `X-LOADERKEY` (PBKDF2 at most once per loader and key, `keys::check_row`): unknown prefix, wrong secret and disabled loader all answer the same
@@ -74,7 +78,7 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
     let row = app.db.with(|c| {
         c.query_row(
             "SELECT id, name, salt, keyhash, keyfast, enabled,
-               (SELECT value FROM shared_state WHERE name = 'generation')
+               (SELECT value FROM shared_state WHERE name = 'generation'), selection_rev
              FROM loaders WHERE keyprefix = ?1",
             params![prefix],
             |r| {
@@ -86,6 +90,7 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
                     fast: r.get(4)?,
                     enabled: r.get(5)?,
                     shared_generation: r.get(6)?,
+                    selection_rev: r.get(7)?,
                 })
             },
         )
@@ -100,6 +105,7 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
         fast,
         enabled,
         shared_generation,
+        selection_rev,
     }) = row
     else {
         return Err(Error::unauthorized(
@@ -144,6 +150,7 @@ pub fn authenticate(app: &App, header: Option<&str>) -> Result<Authenticated> {
         id,
         name,
         shared_generation,
+        selection_rev,
     })
 }
 
@@ -180,7 +187,11 @@ pub fn manifest_request(
     let generation = app.poll.generation();
     let digest = crate::poll::digest(body);
     let now = Timestamp::now();
-    if let Some(kept) = app.poll.lookup(who.id, generation, &digest, now) {
+    let stamp = Stamp {
+        generation,
+        loader: who.selection_rev,
+    };
+    if let Some(kept) = app.poll.lookup(who.id, stamp, &digest, now) {
         // The selection is kept; the answer is the manifest's current one, whose freshness
         // signature is renewed past its half-life (docs/design.md §4.20).
         let kept = match kept {
@@ -203,7 +214,7 @@ pub fn manifest_request(
     };
     app.metrics.selection(selection_label(&outcome));
     app.poll
-        .store(who.id, generation, digest, outcome.clone(), until);
+        .store(who.id, stamp, digest, outcome.clone(), until);
     Ok(outcome)
 }
 

@@ -165,6 +165,34 @@ fn a_loader_disabled_on_one_replica_is_refused_by_another_at_its_next_request() 
     r[1].get(&a3, "investigators/me").expect(401);
 }
 
+/// A loader's expectenv or attributes changed through one replica: that loader's answer kept by
+/// another is not used at its next poll there (its row's `selection_rev`, read with the key).
+#[test]
+fn a_loaders_attributes_or_expectenv_set_on_one_replica_change_its_answer_on_another() {
+    let r = replicas(2);
+    let (a1, a2) = two_admins(&r[0]);
+    let (lid, key) = r[0].enabled_loader(&a1, "host-1", None);
+    let id = active_manifest(&r[0], &[&a1, &a2], "m", "attributes#>>'{group}'='canary'");
+    // B keeps this answer in memory: the next identical poll would be served from it.
+    poll(&r[1], &key).expect(404);
+    poll(&r[1], &key).expect(404);
+    r[0].post(
+        &a1,
+        &format!("loaders/{lid}/attributes"),
+        json!({"attributes": {"group": "canary"}}),
+    )
+    .expect(200);
+    assert_eq!(serial(poll(&r[1], &key).expect(200)), id);
+    assert_eq!(serial(poll(&r[1], &key).expect(200)), id);
+    r[0].post(
+        &a1,
+        &format!("loaders/{lid}/expectenv"),
+        json!({"expectenv": "tags#>>'{operator}'='myorg'"}),
+    )
+    .expect(200);
+    poll(&r[1], &key).expect(403);
+}
+
 #[test]
 fn a_plugin_deleted_on_one_replica_is_never_evaluated_by_another_after_the_delete() {
     let r = replicas(2);
@@ -226,7 +254,7 @@ fn replicas_starting_together_on_an_empty_database_migrate_it_once() {
     let servers: Vec<Server> = starters.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(
         db.rows("SELECT version FROM schema_version"),
-        vec![vec!["8".to_string()]]
+        vec![vec!["10".to_string()]]
     );
     for s in &servers {
         request("GET", &s.url("health"), &[], None).expect(200);

@@ -924,6 +924,65 @@ fn enrolling_enabling_disabling_or_rotating_a_loader_leaves_the_others_answers_i
 }
 
 #[test]
+fn changing_a_loaders_expectenv_or_attributes_leaves_the_others_answers_in_memory() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (_, key) = srv.enabled_loader(&a1, "known", None);
+    let (other, other_key) = srv.enabled_loader(&a1, "other", None);
+    active_manifest(&srv, &[&a1, &a2], "m", "attributes#>>'{group}'='canary'");
+    let poll = |key: &str| {
+        srv.loader(
+            key,
+            "POST",
+            "loader/manifest",
+            Some(manifest_request("h", &[])),
+        )
+    };
+    poll(&key).expect(404);
+    poll(&other_key).expect(404);
+    let before = srv.poll_cache_hits();
+    // Another loader's attributes: the known loader's answer is still the kept one, and the
+    // changed loader's is made again from its new attributes.
+    srv.post(
+        &a1,
+        &format!("loaders/{other}/attributes"),
+        json!({"attributes": {"group": "canary"}}),
+    )
+    .expect(200);
+    poll(&key).expect(404);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 1,
+        "after another's attributes"
+    );
+    poll(&other_key).expect(200);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 1,
+        "the changed loader's own answer"
+    );
+    // Another loader's expectenv: the same.
+    srv.post(
+        &a1,
+        &format!("loaders/{other}/expectenv"),
+        json!({"expectenv": "tags#>>'{operator}'='myorg'"}),
+    )
+    .expect(200);
+    poll(&key).expect(404);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 2,
+        "after another's expectenv"
+    );
+    poll(&other_key).expect(403);
+    assert_eq!(
+        srv.poll_cache_hits(),
+        before + 2,
+        "the changed loader's own answer"
+    );
+}
+
+#[test]
 fn a_full_poll_cache_evicts_its_coldest_loader_not_every_loader() {
     // Three outcomes that give a manifest (poll.rs ENTRY_BYTES = 160 bytes each).
     let srv = Server::with(Settings {

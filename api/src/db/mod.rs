@@ -245,6 +245,14 @@ impl Conn {
             Backend::Pg(_) => None,
         }
     }
+
+    /// The SQLite connection itself, for what needs it mutable (tests' progress handlers).
+    pub fn as_sqlite_mut(&mut self) -> Option<&mut Connection> {
+        match &mut self.backend {
+            Backend::Sqlite(c) => Some(c),
+            Backend::Pg(_) => None,
+        }
+    }
 }
 
 /// A statement of a connection.

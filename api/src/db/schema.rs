@@ -202,6 +202,26 @@ pub const SQLITE: &[&str] = &[
     r#"
     ALTER TABLE manifests ADD COLUMN renews INTEGER REFERENCES manifests (id);
     "#,
+    // 9: the counts each halt rule reads, kept by every report's transaction (halt::recount),
+    // so a report never recounts a rollout: the latest reports about the manifest from
+    // halt_since on, and of those the failed or rolled back.
+    r#"
+    ALTER TABLE manifests ADD COLUMN halt_reported INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE manifests ADD COLUMN halt_bad INTEGER NOT NULL DEFAULT 0;
+    UPDATE manifests SET
+      halt_reported = (SELECT COUNT(*) FROM loader_reports r
+        WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
+          AND r.result IN ('installed', 'unchanged', 'failed', 'rolled_back')),
+      halt_bad = (SELECT COUNT(*) FROM loader_reports r
+        WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
+          AND r.result IN ('failed', 'rolled_back'));
+    "#,
+    // 10: advanced by every write of what selection reads from a loader's own row (its
+    // expectenv and attributes, loaders.rs) and read with its key (serve::authenticate): that
+    // loader's kept poll outcome is stale on every replica, and no other loader's (poll.rs).
+    r#"
+    ALTER TABLE loaders ADD COLUMN selection_rev INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -356,5 +376,21 @@ pub const POSTGRES: &[&str] = &[
     // 8: SQLite's step 8.
     r#"
     ALTER TABLE manifests ADD COLUMN renews BIGINT REFERENCES manifests (id);
+    "#,
+    // 9: SQLite's step 9.
+    r#"
+    ALTER TABLE manifests ADD COLUMN halt_reported BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE manifests ADD COLUMN halt_bad BIGINT NOT NULL DEFAULT 0;
+    UPDATE manifests SET
+      halt_reported = (SELECT COUNT(*) FROM loader_reports r
+        WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
+          AND r.result IN ('installed', 'unchanged', 'failed', 'rolled_back')),
+      halt_bad = (SELECT COUNT(*) FROM loader_reports r
+        WHERE r.serial = manifests.id AND r.history_id >= manifests.halt_since
+          AND r.result IN ('failed', 'rolled_back'));
+    "#,
+    // 10: SQLite's step 10.
+    r#"
+    ALTER TABLE loaders ADD COLUMN selection_rev BIGINT NOT NULL DEFAULT 0;
     "#,
 ];

@@ -1,6 +1,8 @@
 use super::*;
 use crate::db::Db;
 use mig_protocol::ManifestStatus;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 const DAY: u64 = 86_400;
 
@@ -147,6 +149,67 @@ fn history_is_pruned_at_its_retention_and_its_row_cap() {
         Ok(())
     })
     .unwrap();
+}
+
+/// What `f` returns and how many SQLite VM instructions it ran (a progress handler called at
+/// every one): what a query visits, counted, not timed.
+fn vm_steps<T>(c: &mut Conn, f: impl FnOnce(&mut Conn) -> T) -> (T, u64) {
+    let steps = Arc::new(AtomicU64::new(0));
+    let counted = steps.clone();
+    let count = move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        false
+    };
+    let sqlite = c.as_sqlite_mut().unwrap();
+    sqlite.progress_handler(1, Some(count)).unwrap();
+    let out = f(c);
+    let sqlite = c.as_sqlite_mut().unwrap();
+    sqlite.progress_handler(0, None::<fn() -> bool>).unwrap();
+    (out, steps.load(Ordering::Relaxed))
+}
+
+/// Prunes a history of `rows` rows, one a second from time 1 on, whose first 100 are past
+/// their retention and whose next 100 are beyond the row cap; returns the rows deleted and the
+/// SQLite VM instructions the whole prune ran (a progress handler called at every one).
+fn prune_steps(rows: i64) -> (u64, u64) {
+    let (_d, db) = db();
+    db.with(|c| {
+        let l = loader(c, 1, None, None);
+        // One statement, not one per row: the table is built in a blink at any size.
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO report_history (loader_id, serial, result, message, time)
+             SELECT ?2, 1, 'unchanged', '', i FROM n",
+            params![rows, l as i64],
+        )
+        .unwrap();
+        let keep = Retention {
+            keep_days: 1,
+            max_rows: rows as u64 - 200,
+        };
+        let (deleted, steps) = vm_steps(c, |c| prune(c, Timestamp(DAY + 101), keep).unwrap());
+        let left: i64 = c
+            .query_row("SELECT COUNT(*) FROM report_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, rows - 200);
+        Ok((deleted, steps))
+    })
+    .unwrap()
+}
+
+/// docs/design.md §3.6: pruning costs what it deletes, not what it keeps. The same 200 rows go
+/// from a history of 10,000 and of 100,000 rows at nearly the same count of VM instructions; a
+/// walk past the kept rows (an `OFFSET`, a scan for the old ones) costs ten times more in the
+/// larger one.
+#[test]
+fn pruning_visits_the_rows_it_deletes_not_the_whole_history() {
+    let (small_deleted, small) = prune_steps(10_000);
+    let (big_deleted, big) = prune_steps(100_000);
+    assert_eq!((small_deleted, big_deleted), (200, 200));
+    assert!(
+        big < small + small / 4,
+        "pruning 200 rows of 100,000 ran {big} VM instructions, of 10,000 {small}"
+    );
 }
 
 #[test]
@@ -325,6 +388,124 @@ fn adoption_replays_the_history_into_counts_per_serial_over_time() {
             .map(|s| (s.serial, s.loaders))
             .collect();
         assert_eq!(series, [(b, vec![2, 2]), (a, vec![1, 1])]);
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// The SQLite VM instructions one report costs when `fleet` loaders already reported
+/// `installed` about the same manifest, which has a halt rule that does not trip.
+fn report_steps(fleet: i64) -> u64 {
+    let (_d, db) = db();
+    db.with(|c| {
+        let m = manifest(c, "active") as i64;
+        c.execute(
+            "UPDATE manifests SET halt_after = '50%', halt_reported = ?2 WHERE id = ?1",
+            params![m, fleet],
+        )
+        .unwrap();
+        // The fleet and its latest reports, one statement each, whatever their number.
+        c.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO loaders (name, keyprefix, keyhash, salt, enabled, given_manifest, created)
+             SELECT 'f' || i, 'q' || i, x'00', x'00', 1, ?2, 0 FROM n",
+            params![fleet, m],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO loader_reports (loader_id, serial, result, message, time, history_id)
+             SELECT id, ?1, 'installed', '', 0, 1 FROM loaders",
+            params![m],
+        )
+        .unwrap();
+        let l = loader(c, 0, Some(m as u64), None);
+        let (halted, steps) = vm_steps(c, |c| {
+            store(c, l, m, ReportResult::Installed, "", Timestamp(1)).unwrap()
+        });
+        assert_eq!(halted, None);
+        Ok(steps)
+    })
+    .unwrap()
+}
+
+/// docs/design.md §6.4: a report applies its manifest's halt rule from kept counts, at a cost
+/// that does not grow with the loaders already on the manifest; recounting them in every
+/// report's transaction costs ten times more at 100,000 than at 10,000.
+#[test]
+fn a_report_under_a_halt_rule_costs_the_same_whatever_the_fleet_on_it() {
+    let small = report_steps(10_000);
+    let big = report_steps(100_000);
+    assert!(
+        big < small + small / 4,
+        "a report with 100,000 loaders on its manifest ran {big} VM instructions, with 10,000 {small}"
+    );
+}
+
+/// The counts a halt rule reads, as kept (`manifests.halt_reported`, `halt_bad`) and as a
+/// recount of the latest reports from `halt_since` on finds them.
+fn halt_counts(c: &Conn, m: u64) -> ((i64, i64), (i64, i64)) {
+    let kept = c
+        .query_row(
+            "SELECT halt_reported, halt_bad FROM manifests WHERE id = ?1",
+            params![m as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let counted = c
+        .query_row(
+            "SELECT COUNT(*), COUNT(CASE WHEN r.result IN ('failed', 'rolled_back') THEN 1 END)
+             FROM loader_reports r JOIN manifests m ON m.id = r.serial
+             WHERE r.serial = ?1 AND r.history_id >= m.halt_since
+               AND r.result IN ('installed', 'unchanged', 'failed', 'rolled_back')",
+            params![m as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    (kept, counted)
+}
+
+#[test]
+fn the_kept_halt_counts_are_what_a_recount_finds() {
+    use ReportResult::*;
+    let (_d, db) = db();
+    db.with(|c| {
+        let (m1, m2) = (manifest(c, "active"), manifest(c, "active"));
+        let fleet: Vec<u64> = (0..4).map(|n| loader(c, n, None, None)).collect();
+        // (loader, manifest, result): first reports, a loader's result changing on one
+        // manifest, loaders moving between manifests, `rejected`, and serial 0 (about none).
+        let reports = [
+            (0, m1, Installed),
+            (1, m1, Failed),
+            (2, m1, RolledBack),
+            (3, m2, Unchanged),
+            (1, m1, Installed),
+            (2, m2, Failed),
+            (0, m2, Rejected),
+            (3, 0, Rejected),
+            (3, m1, Failed),
+            (1, m2, RolledBack),
+        ];
+        for (i, (l, m, result)) in reports.into_iter().enumerate() {
+            if m != 0 {
+                give(c, fleet[l], m as i64);
+            }
+            store(c, fleet[l], m as i64, result, "", Timestamp(i as u64)).unwrap();
+            // Halted and resumed halfway: what came before counts no more.
+            if i == 4 {
+                c.execute(
+                    "UPDATE manifests SET status = 'halted' WHERE id = ?1",
+                    params![m1 as i64],
+                )
+                .unwrap();
+                crate::halt::resume(c, m1).unwrap();
+            }
+            for m in [m1, m2] {
+                let (kept, counted) = halt_counts(c, m);
+                assert_eq!(kept, counted, "manifest {m} after report {i}");
+            }
+        }
+        assert_eq!(halt_counts(c, m1).0, (1, 1));
+        assert_eq!(halt_counts(c, m2).0, (2, 2));
         Ok(())
     })
     .unwrap();
