@@ -400,6 +400,38 @@ fn older_serial_is_refused_and_agent_untouched() {
     assert!(f.file_requests().is_empty());
 }
 
+/// docs/design.md §4.6: a fresh host (no installed serial) takes a long-running API's serial as
+/// it is; from then on a serial more than `MAX_SERIAL_STEP` above the installed one is refused and
+/// the state stays as it was, and one exactly at the bound installs.
+#[test]
+fn a_serial_jump_past_the_bound_is_refused_and_a_fresh_host_takes_any_serial() {
+    use mig_protocol::serial::MAX_SERIAL_STEP;
+    let f = Fixture::new();
+    let far = 500_000;
+    let g = installed(&f, far);
+    assert_eq!(f.installed_serial(), Some(far));
+
+    let jump = far + MAX_SERIAL_STEP + 1;
+    f.publish(&f.generation(jump));
+    let run = f.run(&[]);
+    run.assert_failed_with(&format!(
+        "statement serial {jump} is more than {MAX_SERIAL_STEP} above the installed serial \
+         {far}: refusing a fast-forward"
+    ));
+    f.assert_generation(&g);
+    assert_eq!(f.installed_serial(), Some(far));
+    assert_eq!(f.agent_calls(), vec![format!("v{far} -q pid")]);
+    assert_eq!(f.reports()[0]["result"], "rejected");
+    assert_eq!(f.reports()[0]["serial"], jump);
+    assert!(f.file_requests().is_empty());
+
+    let next = f.generation(far + MAX_SERIAL_STEP);
+    f.publish(&next);
+    f.run(&[]).assert_ok();
+    f.assert_generation(&next);
+    assert_eq!(f.installed_serial(), Some(far + MAX_SERIAL_STEP));
+}
+
 #[test]
 fn wrong_platform_is_refused() {
     let f = Fixture::new();
