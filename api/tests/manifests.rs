@@ -51,6 +51,43 @@ fn upload_makes_a_staged_manifest_whose_statement_serial_is_its_id() {
     );
 }
 
+/// docs/design.md §2.3, §4.6: serials grow by one. The id sequence moved on without a manifest
+/// (what a PostgreSQL transaction that rolled back after taking an id leaves, or a sequence set
+/// by hand) does not make the next serial jump: it is one above the highest manifest, for an
+/// upload and for a renewal.
+#[test]
+fn serials_are_one_above_the_highest_manifest_whatever_the_id_sequence_says() {
+    let srv = Server::start();
+    let (a1, a2) = two_admins(&srv);
+    let (archive, _) = standard_archive("v1");
+    let first = srv.create_manifest(&a1, "agent v1", TARGET, &archive);
+    let first = first["id"].as_u64().unwrap();
+    let advance = if srv.postgres().is_some() {
+        "SELECT setval(pg_get_serial_sequence('manifests', 'id'), 1000000)"
+    } else {
+        "UPDATE sqlite_sequence SET seq = 1000000 WHERE name = 'manifests'"
+    };
+    srv.sql(advance);
+    let second = srv.create_manifest(&a1, "agent v2", TARGET, &archive);
+    let second = second["id"].as_u64().unwrap();
+    assert_eq!(second, first + 1);
+    let statement = srv
+        .get(&a1, &format!("manifests/{second}/statement"))
+        .expect(200);
+    assert_eq!(
+        Statement::parse(&statement.body).unwrap().serial.get(),
+        second
+    );
+    for s in [&a1, &a2] {
+        srv.sign_manifest(s, second).expect(200);
+    }
+    let renewal = srv
+        .post(&a1, &format!("manifests/{second}/renew"), json!({}))
+        .expect(201)
+        .json();
+    assert_eq!(renewal["id"].as_u64().unwrap(), second + 1);
+}
+
 #[test]
 fn requiredsignatures_distinct_verified_signers_make_it_active() {
     let srv = Server::start();

@@ -21,6 +21,7 @@ pub mod process;
 pub mod progress;
 pub mod report;
 pub mod search;
+pub mod serials;
 pub mod session;
 pub mod signer;
 pub mod status;

@@ -404,6 +404,12 @@ impl Reader {
                 st.expires
             )));
         }
+        // docs/design.md §4.6: the API picks the serial; one far above what this console signed
+        // for this API before is a fast-forward, refused before anything is signed.
+        let state = crate::serials::default_path()?;
+        let mut seen = crate::serials::Seen::load(&state)?;
+        let api_url = s.config()?.audience.clone();
+        seen.check(&state, &api_url, st.serial)?;
         let v1_text = self.v1_text_to_sign(s, &st)?;
         let signer = s.signer()?;
         s.ui.confirm(&format!("sign manifest {id} with {}?", signer.describe()))?;
@@ -431,6 +437,13 @@ impl Reader {
             },
         )?;
         self.replace(v, &format!("POST {path}"))?;
+        // The signature is in: a state file that cannot be written only lowers the next check's
+        // floor, so it is said, not failed.
+        if let Err(e) = seen.record(&state, &api_url, st.serial) {
+            s.ui.warn(format!(
+                "signed, but the highest serial was not recorded: {e}"
+            ));
+        }
         if s.ui.opts.json {
             s.ui.json(&self.raw);
         } else {

@@ -282,6 +282,73 @@ fn sign_refuses_a_local_archive_that_differs_from_the_statement() {
     );
 }
 
+/// docs/design.md §4.6: the console refuses to sign a statement whose serial lies more than
+/// `MAX_SERIAL_STEP` above the highest it signed for that API (kept per API in
+/// `~/.mig_console_state`), so an administrator is not led to sign a fast-forward; the refusal
+/// changes nothing and names the file. A console that signed nothing yet takes any serial.
+#[test]
+fn sign_refuses_a_serial_far_above_the_highest_this_console_signed_for_the_api() {
+    use mig_protocol::serial::MAX_SERIAL_STEP;
+    let api = api_with_admin1(1);
+    let admin1 = key_file_admin(&api.base_url, "admin1");
+    let work = tempfile::tempdir().unwrap();
+    let archive = manifest_archive(work.path(), "v1", b"agent v1\n");
+    let create = |name: &str| {
+        json(&admin1.run(&[
+            "--json",
+            "create",
+            "manifest",
+            "--name",
+            name,
+            "--target",
+            "env#>>'{os}'='linux'",
+            "--content",
+            archive.to_str().unwrap(),
+        ]))["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = create("first");
+    admin1.run(&["manifest", &first.to_string(), "sign"]).ok();
+    let state = admin1.home.path().join(".mig_console_state");
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(recorded, format!("{first} {}\n", api.base_url));
+
+    // The API's database (as a compromised API would) gives the next manifest a serial far above.
+    let second = create("second");
+    let far = first + MAX_SERIAL_STEP + 1;
+    api.sql(&format!(
+        "INSERT INTO manifests (id, name, target, status, os, arch, created, issued, expires, \
+           statement, archive_sha256, archive_size, creator) \
+         SELECT {far}, name, target, status, os, arch, created, issued, expires, \
+           replace(statement, '\"serial\":{second},', '\"serial\":{far},'), archive_sha256, \
+           archive_size, creator FROM manifests WHERE id = {second}"
+    ));
+    api.sql(&format!(
+        "INSERT INTO manifest_files (manifest_id, position, name, sha256, size) \
+         SELECT {far}, position, name, sha256, size FROM manifest_files WHERE manifest_id = {second}"
+    ));
+    let o = admin1.run(&["manifest", &far.to_string(), "sign"]);
+    o.failed();
+    assert!(
+        o.stderr.contains(&format!(
+            "refusing to sign: statement serial {far} is more than {MAX_SERIAL_STEP} above the \
+             console's highest signed serial {first}: refusing a fast-forward"
+        )),
+        "{o}"
+    );
+    assert!(o.stderr.contains(".mig_console_state"), "{o}");
+    let rec = json(&admin1.run(&["--json", "manifest", &far.to_string(), "json"]));
+    assert_eq!(rec["status"], "staged", "nothing was signed");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), recorded);
+
+    // A console that signed nothing for this API yet has no floor to measure from.
+    let admin1_elsewhere = key_file_admin(&api.base_url, "admin1");
+    admin1_elsewhere
+        .run(&["manifest", &far.to_string(), "sign"])
+        .ok();
+}
+
 #[test]
 fn an_interactive_session_through_standard_input() {
     let api = api_with_admin1(1);

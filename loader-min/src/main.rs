@@ -2,10 +2,11 @@
 //! Start reading at `loader_min::run`; the built-in configuration comes from build.rs.
 #![forbid(unsafe_code)]
 
+use loader_min::config::{BuildConfig, BUILT_IN_ROOT_VERSION};
+use loader_min::log;
 use loader_min::outcome::{Outcome, Update};
 use loader_min::run::{run, Mode};
 use loader_min::Error;
-use loader_min::{config::BuildConfig, log};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +32,8 @@ const USAGE: &str =
   --remove-key
               remove the key file
   --root DIR  prefix every path with DIR (default / ; C:\\ on Windows)
-  -V          print the version and the built-in configuration summary";
+  -V          print the version, the root of trust (root version, threshold, every key's
+              fingerprint) and the built-in configuration summary";
 
 /// The root the dictionary's paths are under: Windows paths name their drive (`C:\\mig`).
 const DEFAULT_ROOT: &str = if cfg!(windows) { "C:\\" } else { "/" };
@@ -112,16 +114,21 @@ fn print_version(b: &BuildConfig) {
         }
     );
     println!("api {}", b.api_url);
+    // docs/design.md §4.1: the root of trust an administrator checks a host against.
     println!(
-        "requires {} of {} administrator signatures ({})",
+        "root version {BUILT_IN_ROOT_VERSION} (built in): requires {} of {} administrator signatures",
         b.required_signatures,
         b.keys.len(),
-        b.keys
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
     );
+    for (name, armored) in b.keys {
+        match mig_protocol::signature::parse_public_key(name, armored) {
+            Ok(key) => println!(
+                "  key {} {name}",
+                mig_protocol::signature::fingerprint_hex(&key.primary_key)
+            ),
+            Err(e) => println!("  key {name}: {e}"),
+        }
+    }
     match b.freshness_key {
         Some((name, _)) => {
             println!("requires a fresh signature by the API's freshness key ({name})")

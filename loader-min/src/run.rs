@@ -8,7 +8,7 @@
 //! running.
 
 use crate::compare::{self, Plan};
-use crate::config::{BuildConfig, RuntimeConfig, Settings};
+use crate::config::{BuildConfig, RuntimeConfig, Settings, BUILT_IN_ROOT_VERSION};
 use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
@@ -96,6 +96,8 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
 struct Trust<'a> {
     keyring: &'a Keyring,
     required: usize,
+    /// The version of the root of trust `keyring` and `required` are, for the log.
+    root_version: u64,
     freshness: Option<&'a FreshnessKey>,
 }
 
@@ -198,6 +200,7 @@ impl Run {
         let trust = Trust {
             keyring: &keyring,
             required,
+            root_version: BUILT_IN_ROOT_VERSION,
             freshness: freshness.as_ref(),
         };
         let ended = session.install(&trust, &request, &mut offered);
@@ -281,6 +284,7 @@ impl Session<'_> {
         let statement = verify::verify(
             trust.keyring,
             trust.required,
+            trust.root_version,
             trust.freshness,
             &response,
             &expect,

@@ -18,11 +18,12 @@ pub struct Rejected {
     pub error: Error,
 }
 
-/// Verifies the signatures, then parses and checks the statement, then its freshness when this
+/// Verifies the signatures (logging the root version and threshold they were counted with), then parses and checks the statement, then its freshness when this
 /// loader was built with a freshness key.
 pub fn verify(
     keyring: &Keyring,
     required: usize,
+    root_version: u64,
     freshness: Option<&FreshnessKey>,
     resp: &ManifestResponse,
     expect: &Expectations,
@@ -37,9 +38,11 @@ pub fn verify(
         error: error.into(),
     })?;
     log::step(format!(
-        "{} valid signatures in manifest ({})",
+        "{} valid signatures in manifest ({}), verified with root version {root_version}: \
+         threshold {required} of {} keys",
         verdict.valid.len(),
-        verdict.valid.join(", ")
+        verdict.valid.join(", "),
+        keyring.len()
     ));
     let statement = Statement::parse(bytes).map_err(|error| Rejected {
         serial: Serial::NONE,
@@ -132,10 +135,13 @@ mod tests {
             installed: Serial::NONE,
         };
         for resp in [&signed, &bare] {
-            assert_eq!(verify(&ring, 2, None, resp, &expect).unwrap(), st);
+            assert_eq!(verify(&ring, 2, 1, None, resp, &expect).unwrap(), st);
         }
-        assert_eq!(verify(&ring, 2, Some(&key), &signed, &expect).unwrap(), st);
-        let refused = verify(&ring, 2, Some(&key), &bare, &expect).unwrap_err();
+        assert_eq!(
+            verify(&ring, 2, 1, Some(&key), &signed, &expect).unwrap(),
+            st
+        );
+        let refused = verify(&ring, 2, 1, Some(&key), &bare, &expect).unwrap_err();
         assert_eq!(refused.serial, Serial::new(4));
         assert!(
             refused

@@ -400,6 +400,118 @@ fn older_serial_is_refused_and_agent_untouched() {
     assert!(f.file_requests().is_empty());
 }
 
+/// docs/design.md §4.1: `-V` prints the root of trust the loader was built with (root version 1:
+/// the built-in keys), its threshold and every key's fingerprint as GnuPG computes it from the key
+/// files of the configuration it was built from; a run names the root version and threshold it
+/// verified with.
+#[test]
+fn version_prints_the_root_of_trust_and_a_run_names_the_root_it_verified_with() {
+    let conf = std::fs::read_to_string(
+        mig_test_support::workspace_root().join("conf/mig-loader-dev.toml"),
+    )
+    .unwrap();
+    let keys = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("keys = "))
+        .unwrap();
+    let files: Vec<std::path::PathBuf> = keys
+        .split('"')
+        .filter(|p| p.ends_with(".asc"))
+        .map(|p| mig_test_support::workspace_root().join("conf").join(p))
+        .collect();
+    assert_eq!(files.len(), 4, "{keys}");
+    let home = mig_test_support::GnupgHome::with_keys(&files);
+    let mut list = home.gpg();
+    list.args(["--batch", "--with-colons", "--fingerprint", "--list-keys"]);
+    let listing = mig_test_support::run(list, None, std::time::Duration::from_secs(60));
+    listing.ok();
+    // The first fpr line after each pub line is the primary key's.
+    let mut fingerprints = Vec::new();
+    let mut after_pub = false;
+    for l in listing.stdout.lines() {
+        let fields: Vec<&str> = l.split(':').collect();
+        match fields[0] {
+            "pub" => after_pub = true,
+            "fpr" if after_pub => {
+                fingerprints.push(fields[9].to_string());
+                after_pub = false;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(fingerprints.len(), 4, "{}", listing.stdout);
+
+    let l = common::loader();
+    let mut c = l.command(&l.path);
+    c.arg("-V");
+    let out = mig_test_support::run(c, None, std::time::Duration::from_secs(60));
+    out.ok();
+    assert!(
+        out.stdout
+            .contains("root version 1 (built in): requires 2 of 4 administrator signatures"),
+        "{}",
+        out.stdout
+    );
+    let key_lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  key "))
+        .collect();
+    assert_eq!(key_lines.len(), 4, "{}", out.stdout);
+    for fpr in &fingerprints {
+        assert!(
+            key_lines
+                .iter()
+                .any(|l| l.starts_with(&format!("  key {fpr} "))),
+            "{fpr} missing from:\n{}",
+            out.stdout
+        );
+    }
+
+    let f = Fixture::new();
+    f.publish(&f.generation(1));
+    let run = f.run(&[]);
+    run.assert_ok();
+    assert!(
+        run.stdout()
+            .contains("verified with root version 1: threshold 2 of 4 keys"),
+        "{}",
+        run.stdout()
+    );
+}
+
+/// docs/design.md §4.6: a fresh host (no installed serial) takes a long-running API's serial as
+/// it is; from then on a serial more than `MAX_SERIAL_STEP` above the installed one is refused and
+/// the state stays as it was, and one exactly at the bound installs.
+#[test]
+fn a_serial_jump_past_the_bound_is_refused_and_a_fresh_host_takes_any_serial() {
+    use mig_protocol::serial::MAX_SERIAL_STEP;
+    let f = Fixture::new();
+    let far = 500_000;
+    let g = installed(&f, far);
+    assert_eq!(f.installed_serial(), Some(far));
+
+    let jump = far + MAX_SERIAL_STEP + 1;
+    f.publish(&f.generation(jump));
+    let run = f.run(&[]);
+    run.assert_failed_with(&format!(
+        "statement serial {jump} is more than {MAX_SERIAL_STEP} above the installed serial \
+         {far}: refusing a fast-forward"
+    ));
+    f.assert_generation(&g);
+    assert_eq!(f.installed_serial(), Some(far));
+    assert_eq!(f.agent_calls(), vec![format!("v{far} -q pid")]);
+    assert_eq!(f.reports()[0]["result"], "rejected");
+    assert_eq!(f.reports()[0]["serial"], jump);
+    assert!(f.file_requests().is_empty());
+
+    let next = f.generation(far + MAX_SERIAL_STEP);
+    f.publish(&next);
+    f.run(&[]).assert_ok();
+    f.assert_generation(&next);
+    assert_eq!(f.installed_serial(), Some(far + MAX_SERIAL_STEP));
+}
+
 #[test]
 fn wrong_platform_is_refused() {
     let f = Fixture::new();

@@ -128,11 +128,12 @@ pub struct NewRow<'a> {
 /// statement, made here once, and its entries; the row never exists without them.
 pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
     let what = || Error::db("storing a manifest");
+    let next = next_serial(tx)?;
     let id: i64 = tx
         .query_row(
-            "INSERT INTO manifests (name, target, status, os, arch, created, issued, expires,
+            "INSERT INTO manifests (id, name, target, status, os, arch, created, issued, expires,
          statement, archive_sha256, archive_size, creator, halt_after, halt_min, v1_text, renews)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         VALUES (?16, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          RETURNING id",
             params![
                 row.name,
@@ -149,7 +150,8 @@ pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
                 row.halt.map(|r| r.after.to_string()),
                 row.halt.and_then(|r| r.min).map(|m| m as i64),
                 row.v1_text,
-                row.renews.map(|r| r as i64)
+                row.renews.map(|r| r as i64),
+                next
             ],
             |r| r.get(0),
         )
@@ -189,6 +191,22 @@ pub fn insert(tx: &Tx<'_>, row: &NewRow<'_>) -> Result<u64> {
         .map_err(Error::db("storing manifest entries"))?;
     }
     Ok(id)
+}
+
+/// docs/design.md §2.3: the serial of the next manifest, one above the highest there is. Not the
+/// id sequence, which a PostgreSQL transaction that rolled back has moved on (and which can be set
+/// by hand): a serial is chosen here, inside the writers' transaction, so loaders and consoles see
+/// serials grow by one (§4.6). Manifest rows are never deleted, so no serial anyone signed is
+/// given again.
+fn next_serial(tx: &Tx<'_>) -> Result<i64> {
+    let highest: i64 = tx
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM manifests", [], |r| {
+            r.get(0)
+        })
+        .map_err(Error::db("choosing the next manifest serial"))?;
+    highest
+        .checked_add(1)
+        .ok_or_else(|| Error::Internal(format!("manifest serial {highest} is the last one")))
 }
 
 /// A target or expectenv must parse in the engine (400 with the parser's message).

@@ -24,6 +24,13 @@ pub enum Error {
     WrongPlatform { statement: String, host: String },
     /// The statement's serial is lower than the one installed: a replay or a downgrade.
     OlderSerial { offered: u64, installed: u64 },
+    /// The statement's serial lies more than `serial::MAX_SERIAL_STEP` above the `whose` serial
+    /// `floor`: a fast-forward (docs/design.md §4.6).
+    SerialJump {
+        offered: u64,
+        floor: u64,
+        whose: &'static str,
+    },
     /// A JSON document from `what` did not parse.
     Json { what: String, reason: String },
     /// A loader key is malformed.
@@ -73,6 +80,16 @@ impl fmt::Display for Error {
             Error::OlderSerial { offered, installed } => write!(
                 f,
                 "statement serial {offered} is older than installed serial {installed}: refusing a rollback"
+            ),
+            Error::SerialJump {
+                offered,
+                floor,
+                whose,
+            } => write!(
+                f,
+                "statement serial {offered} is more than {} above the {whose} serial {floor}: \
+                 refusing a fast-forward (docs/design.md §4.6)",
+                crate::serial::MAX_SERIAL_STEP
             ),
             Error::Json { what, reason } => write!(f, "malformed JSON in {what}: {reason}"),
             Error::LoaderKey(m) => write!(f, "invalid loader key: {m}"),

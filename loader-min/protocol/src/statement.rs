@@ -220,7 +220,7 @@ impl Statement {
                 installed: exp.installed.get(),
             });
         }
-        Ok(())
+        self.serial.check_step(exp.installed, "installed")
     }
 
     /// The entry for a dictionary name, if the statement lists it.
@@ -353,6 +353,34 @@ mod tests {
             "{e}"
         );
         sample(7).check(&expect(1_500_000, 7)).unwrap();
+    }
+
+    #[test]
+    fn a_serial_too_far_above_the_installed_one_is_refused_and_no_floor_bounds_nothing() {
+        let at = sample;
+        let step = crate::serial::MAX_SERIAL_STEP;
+        at(8 + step).check(&expect(1_500_000, 8)).unwrap();
+        let e = at(9 + step).check(&expect(1_500_000, 8)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::SerialJump {
+                    floor: 8,
+                    whose: "installed",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("is more than 100000 above the installed serial 8"),
+            "{e}"
+        );
+        at(u64::MAX).check(&expect(1_500_000, 0)).unwrap();
+        at(u64::MAX)
+            .check(&expect(1_500_000, u64::MAX - 1))
+            .unwrap();
     }
 
     #[test]
