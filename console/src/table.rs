@@ -1,7 +1,7 @@
 //! Readable tables, as in MIG's transcripts. Every cell comes from the API, so control
 //! characters are replaced before they reach the terminal and long cells are cut.
 
-use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord, Rollout};
+use mig_protocol::admin::{FreshnessState, LoaderRecord, ManifestRecord, PluginRecord, Rollout};
 use mig_protocol::statement::Entry;
 use mig_protocol::time::Timestamp;
 
@@ -178,6 +178,46 @@ fn expiry_line(r: &Rollout, now: Timestamp) -> Option<String> {
     })
 }
 
+/// The API's online freshness key (docs/design.md §4.20, `GET freshness`): its fingerprint and
+/// lifetime, and when the signature in each manifest's answer was made and expires. A signature
+/// the replica still keeps past its expiry means no loader was given that answer since.
+pub fn freshness(f: &FreshnessState, now: Timestamp) -> String {
+    use mig_protocol::freshness::ago;
+    let Some(fp) = &f.fingerprint else {
+        return "Freshness key: none ([freshness] key unset): answers carry no freshness \
+                signature, and a loader built with a freshness key refuses them.\n"
+            .into();
+    };
+    let mut out = format!(
+        "Freshness key {} (lifetime {}): signs each manifest's answer once, again after {}.\n",
+        clean(fp),
+        ago(f.lifetime),
+        ago(f.lifetime / 2)
+    );
+    if f.signatures.is_empty() {
+        out.push_str("  No answer signed yet by this replica.\n");
+    }
+    for s in &f.signatures {
+        let made = ago(now.0.saturating_sub(s.issued.0));
+        out.push_str(&if s.expires > now {
+            format!(
+                "  Manifest {}: signed {made} ago, expires in {} ({}).\n",
+                s.manifest,
+                ago(s.expires.0 - now.0),
+                s.expires
+            )
+        } else {
+            format!(
+                "  Manifest {}: signed {made} ago, EXPIRED {} ago ({}): signed afresh at its next poll.\n",
+                s.manifest,
+                ago(now.0 - s.expires.0),
+                s.expires
+            )
+        });
+    }
+    out
+}
+
 /// Targeting plugins.
 pub fn plugins(rows: &[PluginRecord]) -> String {
     let mut out = String::from(
@@ -248,6 +288,56 @@ mod tests {
             v1_signers: vec![],
             renews: None,
         }
+    }
+
+    #[test]
+    fn the_freshness_key_shows_its_lifetime_and_each_signature_made_and_expiring() {
+        use mig_protocol::admin::{FreshnessSignature, FreshnessState};
+        let now = Timestamp(1_800_000_000);
+        let none = FreshnessState {
+            fingerprint: None,
+            lifetime: 0,
+            signatures: vec![],
+        };
+        assert!(freshness(&none, now).starts_with("Freshness key: none"));
+        let f = FreshnessState {
+            fingerprint: Some("ABCD\u{1b}[2J".into()),
+            lifetime: 86_400,
+            signatures: vec![
+                FreshnessSignature {
+                    manifest: 3,
+                    issued: Timestamp(now.0 - 600),
+                    expires: Timestamp(now.0 - 600 + 86_400),
+                },
+                FreshnessSignature {
+                    manifest: 4,
+                    issued: Timestamp(now.0 - 26 * 3600 - 86_400),
+                    expires: Timestamp(now.0 - 26 * 3600),
+                },
+            ],
+        };
+        let t = freshness(&f, now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Freshness key ABCD?[2J (lifetime 24 h): signs each manifest's answer once, again after 12 h."
+        );
+        assert_eq!(
+            lines[1],
+            format!(
+                "  Manifest 3: signed 10 min ago, expires in 23 h ({}).",
+                Timestamp(now.0 - 600 + 86_400)
+            )
+        );
+        assert!(
+            lines[2].starts_with("  Manifest 4: signed 50 h ago, EXPIRED 26 h ago"),
+            "{t}"
+        );
+        let empty = FreshnessState {
+            signatures: vec![],
+            ..f
+        };
+        assert!(freshness(&empty, now).contains("No answer signed yet"));
     }
 
     #[test]
