@@ -122,6 +122,11 @@ pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
             out.push_str(&line);
         }
     }
+    for r in rows {
+        if let Some(line) = stale_answers(r) {
+            out.push_str(&format!("{line}\n"));
+        }
+    }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
         out.push_str(&format!("Commonest failures of manifest {}:\n", r.manifest));
         for f in &r.failures {
@@ -216,6 +221,20 @@ pub fn freshness(f: &FreshnessState, now: Timestamp) -> String {
         });
     }
     out
+}
+
+/// The hosts that refused manifest `r` because the freshness signature they were given had
+/// lapsed (docs/design.md §4.20): everything reaching them is stale. `status` and the HTML report
+/// say so in one sentence.
+pub fn stale_answers(r: &Rollout) -> Option<String> {
+    (r.freshness_expired > 0).then(|| {
+        format!(
+            "Manifest {}: {} host(s) refuse it, freshness expired: no answer the API's freshness \
+             key vouched for reached them within its lifetime (a freeze, a replay, or an API \
+             without its key); they keep their running agent.",
+            r.manifest, r.freshness_expired
+        )
+    })
 }
 
 /// Targeting plugins.
@@ -431,6 +450,7 @@ mod tests {
             halt: None,
             halted: None,
             expires: expires.map(|d| Timestamp(now.0 + d)),
+            freshness_expired: 0,
         };
         let t = rollouts(
             &[
@@ -448,6 +468,20 @@ mod tests {
             .map(|l| l.split_whitespace().last().unwrap())
             .collect();
         assert_eq!(days, ["90", "3", "expired", "-"], "{t}");
+        assert!(!t.contains("freshness expired"), "{t}");
+        let stale = Rollout {
+            rejected: 3,
+            freshness_expired: 2,
+            ..row(5, Some(90 * day))
+        };
+        let st = rollouts(&[stale], now);
+        assert!(
+            st.lines().any(|l| l.starts_with(
+                "Manifest 5: 2 host(s) refuse it, freshness expired: no answer the API's \
+                 freshness key vouched for reached them"
+            )),
+            "{st}"
+        );
         assert!(!t.contains("Manifest 1 "), "{t}");
         assert!(t.contains("Manifest 2 expires in 3 d 2 h ("), "{t}");
         assert!(t.contains("Manifest 3 EXPIRED at "), "{t}");

@@ -369,6 +369,12 @@ pub struct Rollout {
     /// over.
     #[serde(default)]
     pub expires: Option<Timestamp>,
+    /// Of `rejected`: loaders whose last report refused this serial because the freshness
+    /// signature they were given had lapsed ([`crate::freshness::EXPIRED`]): every answer reaching
+    /// them is stale (a freeze, a replay, or an API without its freshness key). They keep their
+    /// running agent.
+    #[serde(default)]
+    pub freshness_expired: u64,
 }
 
 /// `GET adoption`: how many loaders were on each recent serial over time, from the report
