@@ -139,7 +139,7 @@ test-plugins: setup
 # installs). A crash fails the run and leaves its input in tests/fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 30
 FUZZ_DIR     := $(abspath $(or $(CARGO_TARGET_DIR),target))/fuzz
-FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http mig_v1
+FUZZ_TARGETS := statement signature journal runtime_config ini admin_token wire_json expr archive loader_http mig_v1 freshness
 fuzz:
 	.ci/setup fuzz
 	cd tests/fuzz && CARGO_TARGET_DIR=$(FUZZ_DIR) cargo fuzz build --fuzz-dir .

@@ -29,6 +29,9 @@ pub const DEFAULT_LIFETIME: u64 = 86_400;
 #[derive(Debug, Clone)]
 pub struct Signed {
     pub freshness: Freshness,
+    /// The document's `issued` and `expires` (`GET freshness`, `/metrics`).
+    pub issued: Timestamp,
+    pub expires: Timestamp,
     /// Half the lifetime after signing: an answer kept past it is signed again, so a loader
     /// is never handed a signature with less than half its lifetime left.
     pub refresh_at: Timestamp,
@@ -93,6 +96,11 @@ impl Signer {
         &self.fingerprint
     }
 
+    /// `[freshness] lifetime`, seconds.
+    pub fn lifetime(&self) -> u64 {
+        self.lifetime
+    }
+
     /// Signs that `statement` (of `serial`) is current at `now`, until now + the lifetime.
     pub fn sign(&self, statement: &[u8], serial: Serial, now: Timestamp) -> Result<Signed> {
         let doc = Document {
@@ -112,6 +120,8 @@ impl Signer {
                 document: text,
                 signature,
             },
+            issued: doc.issued,
+            expires: doc.expires,
             refresh_at: now.plus(self.lifetime / 2),
         })
     }

@@ -69,6 +69,7 @@ impl Metrics {
         caches: &[(&'static str, crate::clock::Stats)],
         fleet: &[(u64, String, u64)],
         expiring: &[crate::expiry::Expiring],
+        freshness: &mig_protocol::admin::FreshnessState,
         now: mig_protocol::time::Timestamp,
     ) -> String {
         let mut out = String::new();
@@ -198,7 +199,50 @@ impl Metrics {
                 m.seconds_left(now)
             );
         }
+        freshness_series(&mut out, freshness, now);
         out
+    }
+}
+
+/// docs/design.md §4.20: the key's lifetime (only with `[freshness] key`), and the age and time
+/// left of the freshness signature in each manifest's kept answer. An age past half the lifetime
+/// means no loader was given that answer since; past the lifetime, none could use it.
+fn freshness_series(
+    out: &mut String,
+    f: &mig_protocol::admin::FreshnessState,
+    now: mig_protocol::time::Timestamp,
+) {
+    let name = "mig_api_freshness_lifetime_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} [freshness] lifetime: how long a freshness signature is good for (absent: no freshness key).\n# TYPE {name} gauge"
+    );
+    if f.fingerprint.is_some() {
+        let _ = writeln!(out, "{name} {}", f.lifetime);
+    }
+    type Pick = fn(&mig_protocol::admin::FreshnessSignature, i64) -> i64;
+    let series: [(&str, &str, Pick); 2] = [
+        (
+            "mig_api_freshness_signature_age_seconds",
+            "Seconds since the freshness signature in each manifest's kept answer was made (made once per manifest and generation, again past half the lifetime).",
+            |s, now| now - s.issued.0 as i64,
+        ),
+        (
+            "mig_api_freshness_signature_expiry_seconds",
+            "Seconds until the freshness signature in each manifest's kept answer expires (negative: expired).",
+            |s, now| s.expires.0 as i64 - now,
+        ),
+    ];
+    for (name, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in &f.signatures {
+            let _ = writeln!(
+                out,
+                "{name}{{manifest=\"{}\"}} {}",
+                s.manifest,
+                value(s, now.0 as i64)
+            );
+        }
     }
 }
 

@@ -32,6 +32,7 @@
 use crate::clock::{Clock, Stats};
 use crate::db::Db;
 use crate::error::Result;
+use mig_protocol::admin::FreshnessSignature;
 use mig_protocol::time::Timestamp;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -58,9 +59,22 @@ pub enum Outcome {
     Denied(String),
 }
 
-/// A manifest's answer bytes, the generation they were made at, and when they must be made
-/// again (the freshness signature in them is half its lifetime old; never without one).
-type Kept = (u64, Timestamp, Arc<[u8]>);
+/// A manifest's answer as made (serve::answer_bytes): its bytes, when they must be made again
+/// (the freshness signature in them is half its lifetime old; never without one), and that
+/// signature's `issued` and `expires`.
+pub struct Made {
+    pub body: Vec<u8>,
+    pub refresh_at: Timestamp,
+    pub signed: Option<(Timestamp, Timestamp)>,
+}
+
+/// A manifest's answer kept: as [`Made`], at the generation it was made at.
+struct Kept {
+    generation: u64,
+    refresh_at: Timestamp,
+    body: Arc<[u8]>,
+    signed: Option<(Timestamp, Timestamp)>,
+}
 
 /// What a kept outcome was computed from: the targeting generation and the loader's
 /// `selection_rev` (its expectenv and attributes), both read before selection. It is reused only
@@ -177,26 +191,54 @@ impl PollCache {
         &self,
         id: u64,
         now: Timestamp,
-        make: impl FnOnce() -> Result<(Vec<u8>, Timestamp)>,
+        make: impl FnOnce() -> Result<Made>,
     ) -> Result<Arc<[u8]>> {
         let generation = self.generation();
-        if let Some((g, refresh_at, body)) = self
+        if let Some(k) = self
             .answers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
         {
-            if *g == generation && now < *refresh_at {
-                return Ok(body.clone());
+            if k.generation == generation && now < k.refresh_at {
+                return Ok(k.body.clone());
             }
         }
-        let (body, refresh_at) = make()?;
-        let body: Arc<[u8]> = body.into();
+        let made = make()?;
+        let body: Arc<[u8]> = made.body.into();
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
         // Only the current generation's answers are kept: at most one per manifest offered.
-        answers.retain(|_, (g, _, _)| *g == generation);
-        answers.insert(id, (generation, refresh_at, body.clone()));
+        answers.retain(|_, k| k.generation == generation);
+        answers.insert(
+            id,
+            Kept {
+                generation,
+                refresh_at: made.refresh_at,
+                body: body.clone(),
+                signed: made.signed,
+            },
+        );
         Ok(body)
+    }
+
+    /// The freshness signature in each kept answer, by manifest: what this replica hands out
+    /// (`GET freshness`, `/metrics`).
+    pub fn signatures(&self) -> Vec<FreshnessSignature> {
+        let mut out: Vec<FreshnessSignature> = self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(&manifest, k)| {
+                k.signed.map(|(issued, expires)| FreshnessSignature {
+                    manifest,
+                    issued,
+                    expires,
+                })
+            })
+            .collect();
+        out.sort_by_key(|f| f.manifest);
+        out
     }
 
     /// Drops `loader`'s outcome (it reported).

@@ -230,37 +230,48 @@ fn counted(
                   WHERE r.serial = m.id AND r.result = 'rejected'),
                (SELECT COUNT(*) FROM loaders l
                   WHERE l.given_manifest = m.id AND (l.lastseen IS NULL OR l.lastseen < ?2)),
-               m.halt_after, m.halt_min, m.halted_at, m.halted_reason, m.expires
+               m.halt_after, m.halt_min, m.halted_at, m.halted_reason, m.expires,
+               (SELECT COUNT(*) FROM loader_reports r WHERE r.serial = m.id
+                  AND r.result = 'rejected' AND r.message LIKE ?3)
              FROM manifests m
              WHERE (?1 IS NULL AND m.status IN ('active', 'halted')) OR m.id = ?1
              ORDER BY m.id DESC",
         )
         .map_err(what())?;
     let mut out: Vec<Rollout> = st
-        .query_map(params![manifest.map(|m| m as i64), since], |r| {
-            let count = |i| r.get::<_, i64>(i).map(|n| n as u64);
-            Ok(Rollout {
-                manifest: r.get::<_, i64>(0)? as u64,
-                name: r.get(1)?,
-                status: parsed_column(r, 2)?,
-                platform: Platform {
-                    os: r.get(3)?,
-                    arch: r.get(4)?,
-                },
-                given: count(5)?,
-                on_it: count(6)?,
-                older: count(7)?,
-                failed: count(8)?,
-                rolled_back: count(9)?,
-                rejected: count(10)?,
-                stale: count(11)?,
-                stale_after,
-                failures: Vec::new(),
-                halt: crate::halt::stored_rule(r, 12)?,
-                halted: crate::halt::stored_halted(r, 14)?,
-                expires: Some(Timestamp(r.get::<_, i64>(16)?.max(0) as u64)),
-            })
-        })
+        .query_map(
+            params![
+                manifest.map(|m| m as i64),
+                since,
+                // The loader's refusal starts so; the constant has no `%` or `_`.
+                format!("{}%", mig_protocol::freshness::EXPIRED)
+            ],
+            |r| {
+                let count = |i| r.get::<_, i64>(i).map(|n| n as u64);
+                Ok(Rollout {
+                    manifest: r.get::<_, i64>(0)? as u64,
+                    name: r.get(1)?,
+                    status: parsed_column(r, 2)?,
+                    platform: Platform {
+                        os: r.get(3)?,
+                        arch: r.get(4)?,
+                    },
+                    given: count(5)?,
+                    on_it: count(6)?,
+                    older: count(7)?,
+                    failed: count(8)?,
+                    rolled_back: count(9)?,
+                    rejected: count(10)?,
+                    stale: count(11)?,
+                    stale_after,
+                    failures: Vec::new(),
+                    halt: crate::halt::stored_rule(r, 12)?,
+                    halted: crate::halt::stored_halted(r, 14)?,
+                    expires: Some(Timestamp(r.get::<_, i64>(16)?.max(0) as u64)),
+                    freshness_expired: count(17)?,
+                })
+            },
+        )
         .and_then(|rows| rows.collect())
         .map_err(what())?;
     for r in &mut out {

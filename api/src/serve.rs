@@ -453,13 +453,13 @@ pub fn answer_bytes(
     statement: String,
     signatures: Vec<String>,
     now: Timestamp,
-) -> Result<(Vec<u8>, Timestamp)> {
-    let (freshness, refresh_at) = match freshness {
+) -> Result<crate::poll::Made> {
+    let (freshness, refresh_at, signed) = match freshness {
         Some(signer) => {
-            let signed = signer.sign(statement.as_bytes(), Serial::new(id), now)?;
-            (Some(signed.freshness), signed.refresh_at)
+            let s = signer.sign(statement.as_bytes(), Serial::new(id), now)?;
+            (Some(s.freshness), s.refresh_at, Some((s.issued, s.expires)))
         }
-        None => (None, Timestamp(u64::MAX)),
+        None => (None, Timestamp(u64::MAX), None),
     };
     let body = serde_json::to_vec(&ManifestResponse {
         statement,
@@ -467,7 +467,11 @@ pub fn answer_bytes(
         freshness,
     })
     .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))?;
-    Ok((body, refresh_at))
+    Ok(crate::poll::Made {
+        body,
+        refresh_at,
+        signed,
+    })
 }
 
 fn set_given(conn: &Conn, loader: u64, manifest: Option<u64>) -> Result<()> {

@@ -687,6 +687,32 @@ fn answers_carry_one_shared_freshness_signature_renewed_past_half_its_lifetime()
         "another loader given the same manifest shares the signature"
     );
 
+    // `GET freshness` (mig-console status) and `/metrics` show the key and that one signature.
+    let state = srv.get(&a, "freshness").expect(200).json();
+    assert_eq!(
+        state,
+        json!({"fingerprint": key.fingerprint(), "lifetime": 86_400, "signatures": [
+            {"manifest": id, "issued": doc.issued.to_string(), "expires": doc.expires.to_string()}
+        ]})
+    );
+    let gauge = |metrics: &str, name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+    };
+    let metrics = srv.get(&a, "metrics").expect(200).text();
+    let age = format!("mig_api_freshness_signature_age_seconds{{manifest=\"{id}\"}} ");
+    let left = format!("mig_api_freshness_signature_expiry_seconds{{manifest=\"{id}\"}} ");
+    assert_eq!(
+        gauge(&metrics, "mig_api_freshness_lifetime_seconds "),
+        Some(86_400)
+    );
+    let age_now = gauge(&metrics, &age).unwrap_or_else(|| panic!("{metrics}"));
+    assert!((0..600).contains(&age_now), "{metrics}");
+    let left_now = gauge(&metrics, &left).unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(left_now + age_now, 86_400, "{metrics}");
+
     // Past half the lifetime the answer is signed again, for kept and new selections alike.
     std::fs::write(&clock_file, "+13h").unwrap();
     let renewed = poll(&k1, "one").freshness.expect("a freshness signature");
@@ -701,6 +727,26 @@ fn answers_carry_one_shared_freshness_signature_renewed_past_half_its_lifetime()
         .unwrap();
     assert!(later.issued.0 >= doc.issued.0 + 13 * 3600, "{later:?}");
     assert_eq!(poll(&k2, "two").freshness, Some(renewed));
+    let token = || a.token_at(Timestamp(Timestamp::now().0 + 13 * 3600), &srv.audience());
+    let at_13h = |path: &str| {
+        request(
+            "GET",
+            &srv.url(path),
+            &[("X-PGPAUTHORIZATION", token())],
+            None,
+        )
+        .expect(200)
+    };
+    let state = at_13h("freshness").json();
+    assert_eq!(
+        state["signatures"],
+        json!([{"manifest": id, "issued": later.issued.to_string(),
+            "expires": later.expires.to_string()}]),
+        "the renewed signature is the one kept"
+    );
+    let metrics = at_13h("metrics").text();
+    let age_13h = gauge(&metrics, &age).unwrap_or_else(|| panic!("{metrics}"));
+    assert!((0..600).contains(&age_13h), "signed afresh: {metrics}");
 
     // An API without a freshness key sends none; the answer is otherwise the same.
     let plain = Server::with(Settings {
@@ -734,6 +780,15 @@ fn answers_carry_one_shared_freshness_signature_renewed_past_half_its_lifetime()
         .json();
     assert!(r.get("freshness").is_none(), "{r}");
     assert_eq!(r["signatures"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(
+        plain.get(&a, "freshness").expect(200).json(),
+        json!({"fingerprint": null, "lifetime": 0, "signatures": []})
+    );
+    let metrics = plain.get(&a, "metrics").expect(200).text();
+    assert!(
+        !metrics.lines().any(|l| l.starts_with("mig_api_freshness_")),
+        "no freshness series without a key: {metrics}"
+    );
 }
 
 /// Files in the blob store beside the database, and on PostgreSQL the shared blob rows.

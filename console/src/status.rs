@@ -1,11 +1,12 @@
 //! `status` and `status manifest 34`: how far each active manifest (or one) has reached the
-//! fleet, from the API's rollout counts (docs/api.md `rollout`).
+//! fleet, from the API's rollout counts (docs/api.md `rollout`); the whole fleet's status also
+//! shows the API's freshness key (`GET freshness`).
 
 use crate::api::typed;
 use crate::error::Result;
 use crate::session::Session;
 use crate::table;
-use mig_protocol::admin::Rollout;
+use mig_protocol::admin::{FreshnessState, Rollout};
 
 /// The API path of a status.
 pub fn path(manifest: Option<u64>, stale_hours: Option<u64>) -> String {
@@ -31,13 +32,19 @@ pub fn run(s: &mut Session, manifest: Option<u64>, stale_hours: Option<u64>) -> 
     };
     if s.ui.opts.json {
         s.ui.json(&v);
-    } else if rows.is_empty() {
+        return Ok(());
+    }
+    let now = mig_protocol::time::Timestamp::now();
+    if rows.is_empty() {
         s.ui.say("No active manifest.");
     } else {
-        s.ui.say_raw(&table::rollouts(
-            &rows,
-            mig_protocol::time::Timestamp::now(),
-        ));
+        s.ui.say_raw(&table::rollouts(&rows, now));
+    }
+    // The whole fleet's status also says whether answers are vouched for (`GET freshness`).
+    if manifest.is_none() {
+        let f = s.api()?.get("freshness")?;
+        let f = typed::<FreshnessState>(&f, "GET freshness")?;
+        s.ui.say_raw(&table::freshness(&f, now));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Readable tables, as in MIG's transcripts. Every cell comes from the API, so control
 //! characters are replaced before they reach the terminal and long cells are cut.
 
-use mig_protocol::admin::{LoaderRecord, ManifestRecord, PluginRecord, Rollout};
+use mig_protocol::admin::{FreshnessState, LoaderRecord, ManifestRecord, PluginRecord, Rollout};
 use mig_protocol::statement::Entry;
 use mig_protocol::time::Timestamp;
 
@@ -122,6 +122,11 @@ pub fn rollouts(rows: &[Rollout], now: Timestamp) -> String {
             out.push_str(&line);
         }
     }
+    for r in rows {
+        if let Some(line) = stale_answers(r) {
+            out.push_str(&format!("{line}\n"));
+        }
+    }
     for r in rows.iter().filter(|r| !r.failures.is_empty()) {
         out.push_str(&format!("Commonest failures of manifest {}:\n", r.manifest));
         for f in &r.failures {
@@ -175,6 +180,60 @@ fn expiry_line(r: &Rollout, now: Timestamp) -> Option<String> {
             left % 86_400 / 3600,
             r.manifest
         ),
+    })
+}
+
+/// The API's online freshness key (docs/design.md §4.20, `GET freshness`): its fingerprint and
+/// lifetime, and when the signature in each manifest's answer was made and expires. A signature
+/// the replica still keeps past its expiry means no loader was given that answer since.
+pub fn freshness(f: &FreshnessState, now: Timestamp) -> String {
+    use mig_protocol::freshness::ago;
+    let Some(fp) = &f.fingerprint else {
+        return "Freshness key: none ([freshness] key unset): answers carry no freshness \
+                signature, and a loader built with a freshness key refuses them.\n"
+            .into();
+    };
+    let mut out = format!(
+        "Freshness key {} (lifetime {}): signs each manifest's answer once, again after {}.\n",
+        clean(fp),
+        ago(f.lifetime),
+        ago(f.lifetime / 2)
+    );
+    if f.signatures.is_empty() {
+        out.push_str("  No answer signed yet by this replica.\n");
+    }
+    for s in &f.signatures {
+        let made = ago(now.0.saturating_sub(s.issued.0));
+        out.push_str(&if s.expires > now {
+            format!(
+                "  Manifest {}: signed {made} ago, expires in {} ({}).\n",
+                s.manifest,
+                ago(s.expires.0 - now.0),
+                s.expires
+            )
+        } else {
+            format!(
+                "  Manifest {}: signed {made} ago, EXPIRED {} ago ({}): signed afresh at its next poll.\n",
+                s.manifest,
+                ago(now.0 - s.expires.0),
+                s.expires
+            )
+        });
+    }
+    out
+}
+
+/// The hosts that refused manifest `r` because the freshness signature they were given had
+/// lapsed (docs/design.md §4.20): everything reaching them is stale. `status` and the HTML report
+/// say so in one sentence.
+pub fn stale_answers(r: &Rollout) -> Option<String> {
+    (r.freshness_expired > 0).then(|| {
+        format!(
+            "Manifest {}: {} host(s) refuse it, freshness expired: no answer the API's freshness \
+             key vouched for reached them within its lifetime (a freeze, a replay, or an API \
+             without its key); they keep their running agent.",
+            r.manifest, r.freshness_expired
+        )
     })
 }
 
@@ -248,6 +307,56 @@ mod tests {
             v1_signers: vec![],
             renews: None,
         }
+    }
+
+    #[test]
+    fn the_freshness_key_shows_its_lifetime_and_each_signature_made_and_expiring() {
+        use mig_protocol::admin::{FreshnessSignature, FreshnessState};
+        let now = Timestamp(1_800_000_000);
+        let none = FreshnessState {
+            fingerprint: None,
+            lifetime: 0,
+            signatures: vec![],
+        };
+        assert!(freshness(&none, now).starts_with("Freshness key: none"));
+        let f = FreshnessState {
+            fingerprint: Some("ABCD\u{1b}[2J".into()),
+            lifetime: 86_400,
+            signatures: vec![
+                FreshnessSignature {
+                    manifest: 3,
+                    issued: Timestamp(now.0 - 600),
+                    expires: Timestamp(now.0 - 600 + 86_400),
+                },
+                FreshnessSignature {
+                    manifest: 4,
+                    issued: Timestamp(now.0 - 26 * 3600 - 86_400),
+                    expires: Timestamp(now.0 - 26 * 3600),
+                },
+            ],
+        };
+        let t = freshness(&f, now);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Freshness key ABCD?[2J (lifetime 24 h): signs each manifest's answer once, again after 12 h."
+        );
+        assert_eq!(
+            lines[1],
+            format!(
+                "  Manifest 3: signed 10 min ago, expires in 23 h ({}).",
+                Timestamp(now.0 - 600 + 86_400)
+            )
+        );
+        assert!(
+            lines[2].starts_with("  Manifest 4: signed 50 h ago, EXPIRED 26 h ago"),
+            "{t}"
+        );
+        let empty = FreshnessState {
+            signatures: vec![],
+            ..f
+        };
+        assert!(freshness(&empty, now).contains("No answer signed yet"));
     }
 
     #[test]
@@ -341,6 +450,7 @@ mod tests {
             halt: None,
             halted: None,
             expires: expires.map(|d| Timestamp(now.0 + d)),
+            freshness_expired: 0,
         };
         let t = rollouts(
             &[
@@ -358,6 +468,20 @@ mod tests {
             .map(|l| l.split_whitespace().last().unwrap())
             .collect();
         assert_eq!(days, ["90", "3", "expired", "-"], "{t}");
+        assert!(!t.contains("freshness expired"), "{t}");
+        let stale = Rollout {
+            rejected: 3,
+            freshness_expired: 2,
+            ..row(5, Some(90 * day))
+        };
+        let st = rollouts(&[stale], now);
+        assert!(
+            st.lines().any(|l| l.starts_with(
+                "Manifest 5: 2 host(s) refuse it, freshness expired: no answer the API's \
+                 freshness key vouched for reached them"
+            )),
+            "{st}"
+        );
         assert!(!t.contains("Manifest 1 "), "{t}");
         assert!(t.contains("Manifest 2 expires in 3 d 2 h ("), "{t}");
         assert!(t.contains("Manifest 3 EXPIRED at "), "{t}");

@@ -751,6 +751,21 @@ fn status_shows_what_the_fleet_reported_and_search_finds_the_hosts() {
         "{o}"
     );
     assert!(out.contains("not seen for more than 24 h"), "{o}");
+    // The API's freshness key (the development one) and the signature both hosts were given.
+    let key = out
+        .lines()
+        .find(|l| l.starts_with("Freshness key "))
+        .unwrap_or_else(|| panic!("no freshness line: {o}"));
+    assert!(
+        key.ends_with("(lifetime 24 h): signs each manifest's answer once, again after 12 h."),
+        "{o}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("  Manifest {id}: signed "))
+                && l.contains(", expires in 2")),
+        "{o}"
+    );
     let one = json(&admin1.run(&[
         "--json",
         "status",

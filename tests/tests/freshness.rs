@@ -93,6 +93,25 @@ fn the_same_answer_replayed_two_days_later_is_refused() {
             .starts_with("freshness expired"),
         "{report}"
     );
+
+    // The fleet view counts the host that gets only stale answers (docs/design.md §4.20).
+    let rollouts = w.d.admin1.json(&["status"]);
+    let r = rollouts
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["manifest"] == id1))
+        .unwrap_or_else(|| panic!("{rollouts}"));
+    assert_eq!(
+        (&r["rejected"], &r["freshness_expired"]),
+        (&1.into(), &1.into()),
+        "{r}"
+    );
+    let status = w.d.admin1.run(&["status"]);
+    assert!(
+        status.ok().stdout.contains(&format!(
+            "Manifest {id1}: 1 host(s) refuse it, freshness expired:"
+        )),
+        "{status}"
+    );
 }
 
 /// A freeze: a newer manifest is active, but a man in the middle keeps answering with the old

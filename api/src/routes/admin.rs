@@ -45,6 +45,7 @@ pub fn routes() -> Vec<Route> {
         manifest_rollout,
         adoption,
         rollout,
+        freshness,
         search,
         loader_create,
         loader_get,
@@ -123,9 +124,27 @@ async fn metrics(app: &State<App>) -> Result<(ContentType, String)> {
             &[("poll", app.poll.stats()), ("apikey", app.api_keys.stats())],
             &fleet,
             &expiring,
+            &freshness_state(app),
             now,
         ),
     ))
+}
+
+/// The freshness key as this replica holds it, and the signatures it hands out.
+fn freshness_state(app: &App) -> mig_protocol::admin::FreshnessState {
+    mig_protocol::admin::FreshnessState {
+        fingerprint: app.freshness.as_ref().map(|f| f.fingerprint().to_string()),
+        lifetime: app.freshness.as_ref().map_or(0, |f| f.lifetime()),
+        signatures: app.poll.signatures(),
+    }
+}
+
+/// `GET freshness`: the online freshness key's state (docs/design.md §4.20), for
+/// `mig-console status`.
+#[get("/freshness")]
+async fn freshness(app: &State<App>, auth: Admin) -> Answer<mig_protocol::admin::FreshnessState> {
+    auth.require(Permission::ManifestLoaders)?;
+    ok(freshness_state(app))
 }
 
 // ---- manifests ----

@@ -166,6 +166,16 @@ fn rollout_table(h: &mut String, rollouts: &[Rollout], now: Timestamp) {
         );
     }
     for r in rollouts {
+        if let Some(line) = crate::table::stale_answers(r) {
+            let _ = writeln!(
+                h,
+                "<p class=\"expiring\" data-stale-answers=\"{}\">{}</p>",
+                r.manifest,
+                esc(&line)
+            );
+        }
+    }
+    for r in rollouts {
         if let Some(x) = &r.halted {
             let _ = writeln!(
                 h,
@@ -461,6 +471,7 @@ mod tests {
             halt: None,
             halted: None,
             expires: None,
+            freshness_expired: 0,
         }
     }
 
@@ -532,6 +543,28 @@ mod tests {
         assert!(page.contains("<p class=\"expiring\" data-manifest=\"3\">Manifest 3 expired at "));
         assert!(!page.contains("data-manifest=\"2\">Manifest 2"), "{page}");
         assert!(page.contains("data-kind=\"days_left\">15</td>"), "{page}");
+        assert!(!page.contains("data-stale-answers"), "{page}");
+        let mut frozen = rollout(4, "");
+        frozen.freshness_expired = 7;
+        let page = render(&Report {
+            api: "https://api.example.org/api/v2/",
+            generated: now,
+            stale_hours: 24,
+            rollouts: &[frozen],
+            adoption: &Adoption {
+                times: vec![],
+                series: vec![],
+            },
+            stale: &[],
+            stale_limit: 1000,
+        });
+        assert!(
+            page.contains(
+                "<p class=\"expiring\" data-stale-answers=\"4\">Manifest 4: 7 host(s) refuse it, \
+                 freshness expired: "
+            ),
+            "{page}"
+        );
     }
 
     #[test]

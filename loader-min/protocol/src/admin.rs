@@ -314,6 +314,30 @@ pub struct FailureCount {
     pub loaders: u64,
 }
 
+/// `GET freshness`: the API's online freshness key (docs/design.md §4.20) as the replica that
+/// answers holds it, and the freshness signatures it hands out with its answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FreshnessState {
+    /// The key's primary fingerprint (upper-case hex); none: no `[freshness] key`, so answers
+    /// carry no freshness signature and a loader built with a freshness key refuses them.
+    pub fingerprint: Option<String>,
+    /// `[freshness] lifetime` in seconds: how long each signature is good for (0 without a key).
+    pub lifetime: u64,
+    /// The signature in each manifest's answer this replica keeps (made once per manifest and
+    /// generation, again past half its lifetime), by manifest.
+    pub signatures: Vec<FreshnessSignature>,
+}
+
+/// The freshness signature in one manifest's kept answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FreshnessSignature {
+    pub manifest: u64,
+    /// When it was made (the document's `issued`).
+    pub issued: Timestamp,
+    /// When a loader stops believing it (the document's `expires`).
+    pub expires: Timestamp,
+}
+
 /// How far one manifest has reached the fleet (`GET rollout`, `GET manifests/<id>/rollout`),
 /// from each loader's latest state: what it was last given and what it last reported.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -345,6 +369,12 @@ pub struct Rollout {
     /// over.
     #[serde(default)]
     pub expires: Option<Timestamp>,
+    /// Of `rejected`: loaders whose last report refused this serial because the freshness
+    /// signature they were given had lapsed ([`crate::freshness::EXPIRED`]): every answer reaching
+    /// them is stale (a freeze, a replay, or an API without its freshness key). They keep their
+    /// running agent.
+    #[serde(default)]
+    pub freshness_expired: u64,
 }
 
 /// `GET adoption`: how many loaders were on each recent serial over time, from the report

@@ -101,8 +101,9 @@ impl fmt::Display for Error {
             Error::Freshness(m) => f.write_str(m),
             Error::FreshnessExpired { ago, expires, now } => write!(
                 f,
-                "freshness expired {} ago (at {expires}, now {now}): the API has not vouched for \
-                 this statement since; keeping the running agent",
+                "{} {} ago (at {expires}, now {now}): the API has not vouched for this statement \
+                 since; keeping the running agent",
+                crate::freshness::EXPIRED,
                 crate::freshness::ago(*ago)
             ),
         }

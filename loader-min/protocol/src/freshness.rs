@@ -23,6 +23,10 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024;
 /// The largest armored freshness signature accepted (an Ed25519 one is about 300 bytes, an
 /// RSA-4096 one about 900).
 pub const MAX_SIGNATURE_BYTES: usize = 4096;
+/// How a refusal for a lapsed freshness signature starts ([`Error::FreshnessExpired`]): the loader
+/// reports it as its `rejected` message, and the API counts the hosts whose last report starts so
+/// (`Rollout::freshness_expired`).
+pub const EXPIRED: &str = "freshness expired";
 /// Clock skew tolerated between the API and the host, as for statements.
 pub const CLOCK_SKEW_SECS: u64 = crate::statement::CLOCK_SKEW_SECS;
 

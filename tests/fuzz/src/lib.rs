@@ -27,6 +27,25 @@ pub fn dev_keyring() -> &'static mig_protocol::signature::Keyring {
     })
 }
 
+/// The development freshness key's public half (conf/dev-keys), as the development mig-loader is
+/// built with it.
+pub fn dev_freshness_key() -> &'static mig_protocol::freshness::FreshnessKey {
+    static KEY: OnceLock<mig_protocol::freshness::FreshnessKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        mig_protocol::freshness::FreshnessKey::new(
+            "freshness.pub.asc",
+            include_str!("../../../conf/dev-keys/freshness.pub.asc"),
+            dev_keyring(),
+        )
+        .expect("the committed development freshness key parses")
+    })
+}
+
+/// The statement bytes and serial the freshness target checks its documents against; the
+/// seeds' signed document is over exactly these.
+pub const FRESHNESS_STATEMENT: &[u8] = br#"{"format":1,"serial":7}"#;
+pub const FRESHNESS_SERIAL: u64 = 7;
+
 /// A loopback HTTP "server" that reads a request head and answers with [`set_answer`]'s bytes
 /// exactly, then closes: the fuzzer plays the API.
 pub struct RawServer {

@@ -151,6 +151,42 @@ fn main() {
     };
     let response_json = serde_json::to_vec(&response).expect("json");
     write("wire_json", "manifest-response.json", &response_json);
+
+    // A freshness document as mig-api signs one (api/src/freshness.rs: `Document::to_text`, then
+    // a detached signature by the freshness key), over the freshness target's statement, and the
+    // answer that carries it.
+    let now = Timestamp::now();
+    let document = mig_protocol::freshness::Document {
+        statement: Sha256::of(mig_fuzz::FRESHNESS_STATEMENT),
+        serial: Serial::new(mig_fuzz::FRESHNESS_SERIAL),
+        issued: now,
+        expires: now.plus(86_400),
+    }
+    .to_text()
+    .expect("the seed document is valid");
+    let armored = std::fs::read_to_string(root().join("conf/dev-keys/freshness.sec.asc"))
+        .expect("development freshness key");
+    let fresh_key = parse_secret_key("freshness", &armored).expect("secret key parses");
+    let fresh_sig = sign_detached(&fresh_key, "", document.as_bytes()).expect("signs");
+    write(
+        "freshness",
+        "signed.bin",
+        format!("{document}\0{fresh_sig}").as_bytes(),
+    );
+    write("freshness", "document.txt", document.as_bytes());
+    let fresh_answer = ManifestResponse {
+        statement: String::from_utf8(mig_fuzz::FRESHNESS_STATEMENT.to_vec()).expect("utf-8"),
+        signatures: signatures.clone(),
+        freshness: Some(mig_protocol::freshness::Freshness {
+            document,
+            signature: fresh_sig,
+        }),
+    };
+    write(
+        "wire_json",
+        "manifest-response-freshness.json",
+        &serde_json::to_vec(&fresh_answer).expect("json"),
+    );
     let report = Report {
         serial: Serial::new(7),
         result: ReportResult::Installed,
