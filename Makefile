@@ -77,11 +77,10 @@ test-suites:
 size-budget: size-budget-builds
 	$(CARGO) test --workspace --all-features --test budget
 
-# The size-budget tool as the workspace's build makes it (--workspace --all-features: the same
-# artifacts as the suites', so that none is compiled twice with other features).
+# Through `cargo run`: cargo gives the tool the [env] of .cargo/config.toml, which its zig builds
+# need (MACOSX_DEPLOYMENT_TARGET; run directly, the macOS builds ask for macOS 13).
 size-budget-builds:
-	$(CARGO) build --workspace --bins --all-features
-	$(abspath $(or $(CARGO_TARGET_DIR),target))/debug/size-budget
+	$(CARGO) run -p size-budget
 	$(MAKE) darwin-check
 
 # The suite runs debug builds (its crash injection is debug-only, loader-min/src/crash.rs), here
