@@ -192,7 +192,10 @@ LOADER_BIN     := bin/$(OS)/$(ARCH)$(if $(LOADER_ARM),v$(LOADER_ARM))
 LOADER_TRIPLE  := $(LOADER_TRIPLE_$(LOADER_KEY))
 DEB_ARCH       := $(DEB_ARCH_$(LOADER_KEY))
 # tests/support/src/targets.rs `Build::cargo_build`.
-LOADER_CARGO_zig     := $(CARGO) zigbuild
+# cargo zigbuild reads the oldest macOS to link for from its own environment, which the [env] of
+# .cargo/config.toml (the one place that names it) does not reach when make starts it.
+MACOS_MIN            := $(shell sed -n 's/^MACOSX_DEPLOYMENT_TARGET *= *"\(.*\)"/\1/p' .cargo/config.toml)
+LOADER_CARGO_zig     := MACOSX_DEPLOYMENT_TARGET=$(MACOS_MIN) $(CARGO) zigbuild
 LOADER_CARGO_zig-std := RUSTC_BOOTSTRAP=1 $(CARGO) zigbuild -Z build-std=std$(,)panic_abort
 LOADER_CARGO   := $(or $(LOADER_CARGO_$(LOADER_BUILD_$(LOADER_KEY))),$(CARGO) build)
 LIPO           := $(or $(shell command -v llvm-lipo),$(shell command -v llvm-lipo-14),llvm-lipo)
