@@ -1,7 +1,7 @@
 # Entry points. `make run` starts the API on its embedded SQLite; `make test` installs what the
 # suite needs (.ci/setup) and runs every test; `make run-cluster` starts a throwaway PostgreSQL and
 # two replicas on it.
-.PHONY: run run-cluster setup test test-suites test-plugins test-loader-arm size-budget size-budget-builds bench fuzz darwin-check wine-prefix
+.PHONY: run run-cluster setup test test-suites test-plugins test-loader-arm size-budget size-budget-builds memory-budget bench fuzz darwin-check wine-prefix
 
 CARGO ?= cargo
 , := ,
@@ -55,7 +55,7 @@ test: test-plugins
 	wait; \
 	for lane in size-budget fuzz; do echo "== $$lane lane (in the background; exit status $$(cat $(TEST_LANES)/$$lane.rc))"; cat $(TEST_LANES)/$$lane.log; done; \
 	test $$suites = 0 && test "$$(cat $(TEST_LANES)/size-budget.rc)" = 0 && test "$$(cat $(TEST_LANES)/fuzz.rc)" = 0
-	$(CARGO) test --workspace --all-features --test budget
+	$(MAKE) memory-budget
 
 test-suites:
 	$(CARGO) test --workspace --all-features
@@ -75,6 +75,9 @@ test-suites:
 # size and the macOS builds joined into one universal binary (size-budget-builds), and the memory
 # budget (tests/tests/budget.rs, kept out of the workspace's tests by tests/Cargo.toml).
 size-budget: size-budget-builds
+	$(MAKE) memory-budget
+
+memory-budget:
 	$(CARGO) test --workspace --all-features --test budget
 
 # Through `cargo run`: cargo gives the tool the [env] of .cargo/config.toml, which its zig builds
