@@ -4,6 +4,7 @@
 //!     cargo build --release -p api -p console --bins
 //!     cargo bench -p e2e --bench system             # every table
 //!     cargo bench -p e2e --bench system -- replicas # only SQLite / PostgreSQL / two replicas
+//!     cargo bench -p e2e --bench system -- freshness # only with and without a freshness key
 //!
 //! Needs nginx, wrk and GNU time (`apt-get install nginx wrk time`). Prints markdown tables.
 
@@ -36,14 +37,19 @@ const WRK: &[&str] = &["-c8", "-d5s", "--latency"];
 
 fn main() {
     // `cargo bench -p e2e --bench system -- replicas`: only the replicas' table.
-    let only_replicas = std::env::args().any(|a| a == "replicas");
-    let done = if only_replicas {
+    let only = |mode: &str| std::env::args().any(|a| a == mode);
+    let alone = |table: fn(&Path, &[u8], &[u8]) -> Result<(), String>| {
         tempfile::tempdir()
             .map_err(|e| e.to_string())
             .and_then(|dir| {
                 let host = Host::new("http://127.0.0.1:1/api/v2/", "unused");
-                replicas(dir.path(), &host.agent_script("v1", true), &noise(BODY))
+                table(dir.path(), &host.agent_script("v1", true), &noise(BODY))
             })
+    };
+    let done = if only("replicas") {
+        alone(replicas)
+    } else if only("freshness") {
+        alone(freshness)
     } else {
         run()
     };
@@ -654,7 +660,98 @@ fn run() -> Result<(), String> {
             n.wrk_cpu
         );
     }
-    replicas(work.path(), &agent, &body)
+    replicas(work.path(), &agent, &body)?;
+    freshness(work.path(), &agent, &body)
+}
+
+/// docs/design.md §4.20: what the freshness signature costs a poll. Two deployments on SQLite,
+/// one with the development freshness key and one without, one manifest each; their polls are
+/// measured in alternation (without, with, without, with) after one unmeasured round each, so
+/// both see the same machine. The answer is fetched before and after each measured round: with
+/// the key its signature must not have changed (signed once per answer and generation, never
+/// per poll), or the benchmark fails.
+fn freshness(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
+    println!(
+        "\n## The freshness signature per poll: without and with a freshness key (same run; wrk -t1 {})\n",
+        WRK.join(" ")
+    );
+    println!("| what | freshness key | round | requests/s | p50 | p99 | server CPU | requests per CPU-second | answer bytes |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let request = serde_json::json!({
+        "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}},
+        "have": {"serial": 0}
+    })
+    .to_string();
+    let mut sides = Vec::new();
+    for with_key in [false, true] {
+        let d = Deployment::start(ApiOptions {
+            freshness: with_key,
+            ..ApiOptions::default()
+        });
+        let admins = vec![
+            admin_api(&d.api.base_url, "admin1")?,
+            admin_api(&d.api.base_url, "admin2")?,
+        ];
+        let (_, key) = d.enrol_loader("bench.internal", None);
+        let ours = d.archive("ours", &[("mig-agent", agent), ("configuration", body)]);
+        publish(&admins, "ours", "env#>>'{os}'='linux'", &ours, false)?;
+        let client = plain_client(&d.api.base_url)?;
+        let answer = ask_manifest(&client, &key, &request)?;
+        let has_field = String::from_utf8_lossy(&answer).contains("\"freshness\"");
+        if has_field != with_key {
+            return Err(format!(
+                "an answer {} a freshness signature",
+                if with_key { "without" } else { "with" }
+            ));
+        }
+        let tag = if with_key { "with" } else { "without" };
+        let post = lua(dir, &format!("freshness-{tag}.lua"), "POST", &key, &request)?;
+        let changing = dir.join(format!("freshness-{tag}-changing.lua"));
+        std::fs::write(
+            &changing,
+            format!(
+                "{}local n = 0\nrequest = function()\n  n = n + 1\n  \
+                 return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '\"bench\"', '\"bench' .. n .. '\"')))\nend\n",
+                std::fs::read_to_string(&post).map_err(|e| e.to_string())?
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        sides.push((d, key, client, answer, post, changing));
+    }
+    for (what, changed) in [
+        ("POST loader/manifest, nothing changed (poll cache)", false),
+        ("POST loader/manifest, facts changed every request", true),
+    ] {
+        for round in 0..3 {
+            for (d, key, client, answer, post, changing) in &sides {
+                let with_key = String::from_utf8_lossy(answer).contains("\"freshness\"");
+                let script = if changed { changing } else { post };
+                let pid = d.api.pid().ok_or("the API's process id is unknown")?;
+                let w = wrk(&d.api.url("loader/manifest"), script, 1, pid)?;
+                let after = ask_manifest(client, key, &request)?;
+                if with_key && &after != answer {
+                    return Err(format!(
+                        "{what}: the answer changed during the round (a freshness signature made \
+                         per poll?)"
+                    ));
+                }
+                // Round 0 warms each side up (caches, the evaluator's instances); not shown.
+                if round > 0 {
+                    println!(
+                        "| {what} | {} | {round} | {:.0} | {} | {} | {:.2} | {:.0} | {} |",
+                        if with_key { "yes" } else { "no" },
+                        w.rps,
+                        w.p50,
+                        w.p99,
+                        w.server_cpu,
+                        w.rps / w.server_cpu.max(1e-9),
+                        answer.len()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// docs/design.md §6.6: the loader's two requests against one replica on SQLite, one on
