@@ -35,10 +35,13 @@ const BODY: usize = 1024 * 1024;
 /// one wrk thread would be the bottleneck (large bodies), from two.
 const WRK: &[&str] = &["-c8", "-d5s", "--latency"];
 
+/// One table that can run on its own: its work directory, the agent script and the file body.
+type Table = fn(&Path, &[u8], &[u8]) -> Result<(), String>;
+
 fn main() {
     // `cargo bench -p e2e --bench system -- replicas`: only the replicas' table.
     let only = |mode: &str| std::env::args().any(|a| a == mode);
-    let alone = |table: fn(&Path, &[u8], &[u8]) -> Result<(), String>| {
+    let alone = |table: Table| {
         tempfile::tempdir()
             .map_err(|e| e.to_string())
             .and_then(|dir| {
