@@ -385,6 +385,48 @@ fn lua(dir: &Path, name: &str, method: &str, key: &str, body: &str) -> Result<Pa
     Ok(path)
 }
 
+/// `post` with a request function that reports another agent name on every request: never the
+/// poll cache, always the WASM engine. Written to `out`.
+fn changing_lua(post: &Path, out: &Path) -> Result<PathBuf, String> {
+    std::fs::write(
+        out,
+        format!(
+            "{}local n = 0\nrequest = function()\n  n = n + 1\n  \
+             return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '\"bench\"', '\"bench' .. n .. '\"')))\nend\n",
+            std::fs::read_to_string(post).map_err(|e| e.to_string())?
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(out.to_path_buf())
+}
+
+/// A loader's request that matches every manifest targeting `env#>>'{os}'='linux'`.
+fn linux_request() -> String {
+    serde_json::json!({
+        "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}},
+        "have": {"serial": 0}
+    })
+    .to_string()
+}
+
+/// A deployment with one enrolled loader and one manifest for Linux (`agent` and `body`) signed
+/// by admin1 and admin2; the loader's key.
+fn one_manifest(
+    options: ApiOptions,
+    agent: &[u8],
+    body: &[u8],
+) -> Result<(Deployment, String), String> {
+    let d = Deployment::start(options);
+    let admins = vec![
+        admin_api(&d.api.base_url, "admin1")?,
+        admin_api(&d.api.base_url, "admin2")?,
+    ];
+    let (_, key) = d.enrol_loader("bench.internal", None);
+    let ours = d.archive("ours", &[("mig-agent", agent), ("configuration", body)]);
+    publish(&admins, "ours", "env#>>'{os}'='linux'", &ours, false)?;
+    Ok((d, key))
+}
+
 fn run() -> Result<(), String> {
     for t in ["nginx", "wrk", "/usr/bin/time"] {
         require(t)?;
@@ -565,17 +607,7 @@ fn run() -> Result<(), String> {
     let nginx = nginx_serving(&www)?;
     let post = lua(work.path(), "post.lua", "POST", &key, &request)?;
     let get = lua(work.path(), "get.lua", "GET", &key, "")?;
-    // Every request reports another agent name: never the poll cache, always the WASM engine.
-    let changing = work.path().join("changing.lua");
-    std::fs::write(
-        &changing,
-        format!(
-            "{}local n = 0\nrequest = function()\n  n = n + 1\n  \
-             return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '\"bench\"', '\"bench' .. n .. '\"')))\nend\n",
-            std::fs::read_to_string(&post).map_err(|e| e.to_string())?
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    let changing = changing_lua(&post, &work.path().join("changing.lua"))?;
     let ngx = format!("http://127.0.0.1:{}/api/v2/", nginx.port);
 
     println!(
@@ -680,24 +712,14 @@ fn freshness(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
     );
     println!("| what | freshness key | round | requests/s | p50 | p99 | server CPU | requests per CPU-second | answer bytes |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    let request = serde_json::json!({
-        "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}},
-        "have": {"serial": 0}
-    })
-    .to_string();
+    let request = linux_request();
     let mut sides = Vec::new();
     for with_key in [false, true] {
-        let d = Deployment::start(ApiOptions {
+        let options = ApiOptions {
             freshness: with_key,
             ..ApiOptions::default()
-        });
-        let admins = vec![
-            admin_api(&d.api.base_url, "admin1")?,
-            admin_api(&d.api.base_url, "admin2")?,
-        ];
-        let (_, key) = d.enrol_loader("bench.internal", None);
-        let ours = d.archive("ours", &[("mig-agent", agent), ("configuration", body)]);
-        publish(&admins, "ours", "env#>>'{os}'='linux'", &ours, false)?;
+        };
+        let (d, key) = one_manifest(options, agent, body)?;
         let client = plain_client(&d.api.base_url)?;
         let answer = ask_manifest(&client, &key, &request)?;
         let has_field = String::from_utf8_lossy(&answer).contains("\"freshness\"");
@@ -709,16 +731,7 @@ fn freshness(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
         }
         let tag = if with_key { "with" } else { "without" };
         let post = lua(dir, &format!("freshness-{tag}.lua"), "POST", &key, &request)?;
-        let changing = dir.join(format!("freshness-{tag}-changing.lua"));
-        std::fs::write(
-            &changing,
-            format!(
-                "{}local n = 0\nrequest = function()\n  n = n + 1\n  \
-                 return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '\"bench\"', '\"bench' .. n .. '\"')))\nend\n",
-                std::fs::read_to_string(&post).map_err(|e| e.to_string())?
-            ),
-        )
-        .map_err(|e| e.to_string())?;
+        let changing = changing_lua(&post, &dir.join(format!("freshness-{tag}-changing.lua")))?;
         sides.push((d, key, client, answer, post, changing));
     }
     for (what, changed) in [
@@ -772,25 +785,15 @@ fn replicas(dir: &Path, agent: &[u8], body: &[u8]) -> Result<(), String> {
     let mut baseline: Vec<f64> = Vec::new();
     for (database, n) in [("SQLite", 1usize), ("PostgreSQL", 1), ("PostgreSQL", 2)] {
         let postgres = (database == "PostgreSQL").then(e2e::postgres::PgDatabase::fresh);
-        let d = Deployment::start(ApiOptions {
+        let options = ApiOptions {
             postgres,
             ..ApiOptions::default()
-        });
-        let admins = vec![
-            admin_api(&d.api.base_url, "admin1")?,
-            admin_api(&d.api.base_url, "admin2")?,
-        ];
-        let (_, key) = d.enrol_loader("bench.internal", None);
-        let ours = d.archive("ours", &[("mig-agent", agent), ("configuration", body)]);
-        publish(&admins, "ours", "env#>>'{os}'='linux'", &ours, false)?;
+        };
+        let (d, key) = one_manifest(options, agent, body)?;
         let mut servers = vec![&d.api];
         let extra: Vec<e2e::ApiServer> = (1..n).map(|_| d.api.replica()).collect();
         servers.extend(extra.iter());
-        let request = serde_json::json!({
-            "agent": {"name": "bench", "environment": {"os": "linux", "arch": "amd64"}},
-            "have": {"serial": 0}
-        })
-        .to_string();
+        let request = linux_request();
         // The manifest is given on the first replica, its body fetched from every one.
         ask_manifest(&plain_client(&d.api.base_url)?, &key, &request)?;
         let post = lua(
