@@ -95,6 +95,11 @@ impl Layout {
         self.state_dir().join("mig-loader.journal")
     }
 
+    /// The sha256 last hashed per managed file, with its fingerprint (`known`, §4.9).
+    pub fn known_file(&self) -> PathBuf {
+        self.state_dir().join("mig-loader.known")
+    }
+
     pub fn report_file(&self) -> PathBuf {
         self.state_dir().join("mig-loader.reported")
     }

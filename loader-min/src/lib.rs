@@ -45,6 +45,7 @@ pub mod fetch;
 pub mod fqdn;
 pub mod fsutil;
 pub mod journal;
+pub mod known;
 pub mod layout;
 pub mod log;
 pub mod state;

@@ -2,7 +2,7 @@
 //! never fatal. An `unchanged` report that would repeat the last accepted one is not sent, so a
 //! run with nothing to do makes exactly one request and writes nothing.
 
-use crate::compare::sha256_file;
+use crate::known::{self, Known};
 use crate::layout::Layout;
 use crate::limits::Limits;
 use crate::{log, state};
@@ -20,15 +20,21 @@ pub struct Reporter<'a> {
     pub limits: &'a Limits,
 }
 
-/// The sha256 of every managed file present now.
+/// The sha256 of every managed file present now, as compare finds them (docs/design.md §4.9).
 pub fn installed_files(layout: &Layout, limits: &Limits) -> BTreeMap<String, String> {
-    dictionary::ALL
+    let record = layout.known_file();
+    let mut known = Known::load(&record, limits.state_file, known::now());
+    let files = dictionary::ALL
         .into_iter()
         .filter_map(|n| {
-            let sha = sha256_file(&layout.target(n).ok()?, limits.io_buffer).ok()??;
+            let sha = known
+                .sha256(n, &layout.target(n).ok()?, limits.io_buffer)
+                .ok()??;
             Some((n.as_str().to_string(), String::from(sha)))
         })
-        .collect()
+        .collect();
+    known.save(&record);
+    files
 }
 
 impl Reporter<'_> {

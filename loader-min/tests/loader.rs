@@ -928,6 +928,54 @@ fn same_serial_with_a_locally_changed_file_is_repaired() {
     assert_eq!(f.installed_serial(), Some(1));
 }
 
+/// docs/design.md §4.9: a run trusts the sha256 it recorded for a file whose fingerprint did not
+/// change, and an edit that restores the size and mtime still changes the ctime.
+#[test]
+fn a_settled_file_is_not_hashed_again_until_edited_even_with_size_and_mtime_restored() {
+    let f = Fixture::new();
+    let g = installed(&f, 1);
+    // Only a file whose ctime is SETTLE_SECS old is recorded.
+    std::thread::sleep(std::time::Duration::from_secs(
+        loader_min::known::SETTLE_SECS + 1,
+    ));
+    f.run(&[]).assert_ok();
+    let before = f.snapshot();
+    let run = f.run(&[]);
+    run.assert_ok();
+    assert_eq!(f.snapshot(), before, "a no-change run wrote to the root");
+    // Windows files have no fingerprint to trust (known.rs): every run hashes them there.
+    let trusted = run
+        .stdout()
+        .contains("configuration is unchanged since it was hashed");
+    assert_eq!(
+        trusted,
+        common::loader().go_os != "windows",
+        "{}",
+        run.all()
+    );
+    let path = f.path("configuration");
+    let meta = std::fs::metadata(&path).unwrap();
+    let mut edited = std::fs::read(&path).unwrap();
+    edited[0] ^= 1;
+    std::fs::write(&path, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), meta.len());
+    let run = f.run(&[]);
+    run.assert_ok();
+    assert!(
+        run.stdout().contains("refreshing configuration"),
+        "{}",
+        run.all()
+    );
+    f.assert_generation(&g);
+    assert_eq!(f.file_requests().len(), 1);
+}
+
 #[test]
 fn malformed_loaderconfig_in_a_manifest_is_not_installed() {
     let f = Fixture::new();
