@@ -446,6 +446,7 @@ fn run() -> Result<(), String> {
         admin_api(&d.api.base_url, "admin2")?,
     ];
     let host = Host::new(&d.api.base_url, &key);
+    host.with_os_release()?;
     let body = noise(BODY);
     let agent = host.agent_script("v1", true);
     let ours = d.archive("ours", &[("mig-agent", &agent), ("configuration", &body)]);

@@ -23,6 +23,7 @@ impl Prepared {
         let d = Deployment::start(ApiOptions::default());
         let (_, key) = d.enrol_loader("measured.internal", None);
         let host = Host::new(&d.api.base_url, &key);
+        host.with_os_release()?;
         let body = noise(size);
         let agent = host.agent_script("v1", true);
         let archive = d.archive(
