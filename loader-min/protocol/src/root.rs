@@ -202,7 +202,6 @@ impl Document {
     /// the one [`Document::to_text`] makes of the result. Returns the document and its keyring.
     pub fn parse(text: &str) -> Result<(Self, Keyring)> {
         use base64::Engine as _;
-        use pgp::composed::{Deserializable as _, SignedPublicKey};
         use pgp::ser::Serialize as _;
         if text.len() > MAX_DOCUMENT_BYTES {
             return Err(Error::TooLarge {
@@ -254,20 +253,18 @@ impl Document {
                     truncate(line)
                 ))
             })?;
-            let (fp, packets) = rest.split_once(' ').ok_or_else(|| {
+            let (fp, encoded) = rest.split_once(' ').ok_or_else(|| {
                 refuse(format!(
                     "root document line {n}: expected `key <fingerprint> <base64>`"
                 ))
             })?;
             let what = format!("root document line {n} (key {})", truncate(fp));
             let packets = b64()
-                .decode(packets)
+                .decode(encoded)
                 .map_err(|e| refuse(format!("{what}: not standard base64: {e}")))?;
-            let key = SignedPublicKey::from_bytes(&packets[..]).map_err(|e| Error::Key {
-                what: what.clone(),
-                reason: e.to_string(),
-            })?;
-            let key = signature::check_public_key(&what, key)?;
+            // Read through the armor, as every other key is: a second reader type would make
+            // the loader carry a second copy of rpgp's whole packet parser (about 150 KB).
+            let key = signature::parse_public_key(&what, &armor(encoded))?;
             let real = signature::fingerprint_hex(&key.primary_key);
             if real != fp {
                 return Err(refuse(format!(
@@ -305,6 +302,18 @@ impl Document {
         }
         Ok((doc, Keyring::from_keys(parsed)))
     }
+}
+
+/// A public key armor around `base64` (already checked to be standard base64), in the 64-column
+/// lines of RFC 4880 §6.3.
+fn armor(base64: &str) -> String {
+    let mut out = String::from("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n");
+    for line in base64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END PGP PUBLIC KEY BLOCK-----\n");
+    out
 }
 
 /// A decimal without sign, leading zeros or spaces.

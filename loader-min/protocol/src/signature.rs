@@ -34,9 +34,9 @@ pub fn parse_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
     check_public_key(what, key)
 }
 
-/// The rules of [`parse_public_key`] for a key read from any encoding (a root document carries
-/// its keys in binary, `crate::root`): its bindings verify, and its RSA primary is strong.
-pub fn check_public_key(what: &str, key: SignedPublicKey) -> Result<SignedPublicKey> {
+/// The rules of [`parse_public_key`] once the key is read: its bindings verify, and its RSA
+/// primary is strong.
+fn check_public_key(what: &str, key: SignedPublicKey) -> Result<SignedPublicKey> {
     let key = check_bindings(what, key)?;
     // A weak primary can be made to bind any subkey: nothing of such a key can ever count, so it
     // is refused here, where an administrator adds it, rather than ignored at every statement.
