@@ -38,6 +38,8 @@ pub struct Inner {
     pub api_keys: VerifiedKeys,
     /// The online freshness key (`[freshness]`, docs/design.md §4.20), when configured.
     pub freshness: Option<crate::freshness::Signer>,
+    /// Root 1 of the root of trust (`[root]`, roots.rs), when configured.
+    pub root: Option<mig_protocol::root::Root>,
     /// Each loader's last manifest answer (poll.rs).
     pub poll: PollCache,
     /// How often each loader may report (reports/rate.rs).
@@ -75,6 +77,12 @@ impl App {
             .as_ref()
             .map(crate::freshness::Signer::load)
             .transpose()?;
+        let root = if cfg.root_keys.is_empty() {
+            None
+        } else {
+            let threshold = cfg.root_threshold.unwrap_or(cfg.required_signatures);
+            Some(load_root1(&cfg.root_keys, threshold)?)
+        };
         let db = Db::open(&cfg.database())?;
         let blobs = BlobStore::for_database(&cfg.db_path)?;
         let engine = Engine::new()
@@ -101,6 +109,7 @@ impl App {
             keyrings: KeyringCache::default(),
             api_keys,
             freshness,
+            root,
             poll,
             report_rate: Default::default(),
             plugin_sync: std::sync::Mutex::new(()),
@@ -138,4 +147,31 @@ impl App {
             .await
             .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
+}
+
+/// The largest key file `[root] keys` names.
+const MAX_ROOT_KEY_FILE: u64 = 256 * 1024;
+
+/// Root 1 of the root of trust from the key files `keys` and `threshold`: the keys and threshold
+/// built into the loaders (docs/design.md §4.21). The error names the file.
+fn load_root1(keys: &[std::path::PathBuf], threshold: usize) -> Result<mig_protocol::root::Root> {
+    let mut texts = Vec::new();
+    for path in keys {
+        let meta = std::fs::metadata(path).map_err(Error::io("reading the root key", path))?;
+        if meta.len() > MAX_ROOT_KEY_FILE {
+            return Err(Error::Config(format!(
+                "[root] keys: {} is larger than {MAX_ROOT_KEY_FILE} bytes",
+                path.display()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(Error::io("reading the root key", path))?;
+        texts.push((path.display().to_string(), text));
+    }
+    let ring = mig_protocol::signature::Keyring::from_armored(
+        texts.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+    )
+    .map_err(|e| Error::Config(format!("[root] keys: {e}")))?;
+    mig_protocol::root::Root::built_in(ring, threshold)
+        .map_err(|e| Error::Config(format!("[root]: {e}")))
 }

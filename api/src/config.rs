@@ -117,6 +117,11 @@ pub struct Config {
     /// The online freshness key (`[freshness]`, docs/design.md §4.20); none: answers carry no
     /// freshness signature.
     pub freshness: Option<crate::freshness::Settings>,
+    /// `[root] keys`: the armored public keys built into the loaders, root 1 of the root of
+    /// trust (roots.rs, docs/design.md §4.21). Empty: the API keeps no root chain.
+    pub root_keys: Vec<PathBuf>,
+    /// `[root] threshold`: root 1's threshold; `[manifest] requiredsignatures` when not set.
+    pub root_threshold: Option<usize>,
     /// The file this came from, if any (named in the start-up hints).
     pub source: Option<PathBuf>,
 }
@@ -176,6 +181,8 @@ impl Default for Config {
                 required_signatures: None,
             },
             freshness: None,
+            root_keys: Vec::new(),
+            root_threshold: None,
             source: None,
         }
     }
@@ -316,6 +323,17 @@ impl Config {
                 }
                 ("v1", "requiredsignatures") => {
                     cfg.v1.required_signatures =
+                        Some(parse_number(key, value, 1, 32).map_err(&at)? as usize)
+                }
+                ("root", "keys") => {
+                    cfg.root_keys = value
+                        .split(',')
+                        .map(|p| nonempty(key, p.trim()).map(|p| base.join(p)))
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(&at)?
+                }
+                ("root", "threshold") => {
+                    cfg.root_threshold =
                         Some(parse_number(key, value, 1, 32).map_err(&at)? as usize)
                 }
                 ("freshness", "key") => {
@@ -469,6 +487,7 @@ const SECTIONS: Schema = &[
     ("reports", &["keepdays", "maxrows"]),
     ("v1", &["baseroute", "fingerprints", "requiredsignatures"]),
     ("freshness", &["key", "lifetime"]),
+    ("root", &["keys", "threshold"]),
 ];
 
 /// The longest `[freshness] lifetime`: the bound on freeze and replay it sets should stay short
@@ -639,6 +658,29 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config> {
         Config::parse(text, "api.cfg", Path::new("/etc/mig"))
+    }
+
+    #[test]
+    fn root_keys_are_paths_beside_the_file_and_a_bad_list_or_threshold_is_refused() {
+        let c = parse("[root]\nkeys = admin1.asc, /abs/admin2.asc\nthreshold = 2\n").unwrap();
+        assert_eq!(
+            c.root_keys,
+            vec![
+                PathBuf::from("/etc/mig/admin1.asc"),
+                PathBuf::from("/abs/admin2.asc")
+            ]
+        );
+        assert_eq!(c.root_threshold, Some(2));
+        let c = parse("[manifest]\nrequiredsignatures = 3\n").unwrap();
+        assert!(c.root_keys.is_empty() && c.root_threshold.is_none());
+        for (text, want) in [
+            ("[root]\nkeys = a.asc, ,b.asc\n", "api.cfg:2"),
+            ("[root]\nthreshold = 0\n", "outside 1..=32"),
+            ("[root]\nkey = a.asc\n", "key"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod loaders;
 mod manifests;
 mod plugins;
 mod replicas;
+mod roots;
 mod tasks;
 
 // The loader-facing protocol, and MIG's database read into ours.

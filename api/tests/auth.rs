@@ -474,6 +474,13 @@ fn every_admin_endpoint_checks_its_own_permission_bit() {
         Case {
             bit: "PermManifest",
             method: "GET",
+            path: "roots".into(),
+            ok: 200,
+            body: none(),
+        },
+        Case {
+            bit: "PermManifest",
+            method: "GET",
             path: m("/statement"),
             ok: 200,
             body: none(),

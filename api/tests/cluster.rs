@@ -254,7 +254,7 @@ fn replicas_starting_together_on_an_empty_database_migrate_it_once() {
     let servers: Vec<Server> = starters.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(
         db.rows("SELECT version FROM schema_version"),
-        vec![vec!["10".to_string()]]
+        vec![vec!["11".to_string()]]
     );
     for s in &servers {
         request("GET", &s.url("health"), &[], None).expect(200);

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The version of the root of trust that the built-in keys and threshold are (docs/design.md
 /// §4.1): `-V` prints it and every run names it beside the signatures it counted.
-pub const BUILT_IN_ROOT_VERSION: u64 = 1;
+pub const BUILT_IN_ROOT_VERSION: u64 = mig_protocol::root::BUILT_IN_VERSION;
 
 /// The configuration baked into the binary by build.rs from the TOML named by `LOADERCONF`.
 #[derive(Debug, Clone, Copy)]

@@ -100,6 +100,11 @@ impl Layout {
         self.state_dir().join("mig-loader.known")
     }
 
+    /// The roots of trust accepted since the built-in one, one file per version (roots.rs).
+    pub fn roots_dir(&self) -> PathBuf {
+        self.state_dir().join("mig-loader.roots")
+    }
+
     pub fn report_file(&self) -> PathBuf {
         self.state_dir().join("mig-loader.reported")
     }

@@ -1,7 +1,7 @@
 //! mig-loader's engine: one module per state of a run, and [`run`] which strings them together in
 //! the order of that list:
 //!
-//! lock → recover → key → discover → statement → verify → compare → stage → swap → triggers →
+//! lock → recover → key → discover → roots → statement → verify → compare → stage → swap → triggers →
 //! health → commit | revert → report → cleanup.
 //!
 //! Everything is blocking and single-threaded. Every path comes from [`layout::Layout`] (the
@@ -24,6 +24,7 @@ pub mod lock;
 pub mod recover;
 pub mod report;
 pub mod revert;
+pub mod roots;
 pub mod stage;
 pub mod statement;
 pub mod swap;

@@ -1,6 +1,6 @@
 //! One run of mig-loader, as the states of docs/design.md §2.5, each a module of this crate:
 //!
-//! lock → recover → key → discover → statement → verify → compare → stage → swap → triggers →
+//! lock → recover → key → discover → roots → statement → verify → compare → stage → swap → triggers →
 //! health → commit | revert → report → cleanup.
 //!
 //! [`Run::update`] goes through them and ends in an [`Outcome`] or a typed [`Failure`];
@@ -8,7 +8,7 @@
 //! running.
 
 use crate::compare::{self, Plan};
-use crate::config::{BuildConfig, RuntimeConfig, Settings, BUILT_IN_ROOT_VERSION};
+use crate::config::{BuildConfig, RuntimeConfig, Settings};
 use crate::crash::{self, CrashPoint};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalEntry, Phase};
@@ -17,13 +17,14 @@ use crate::outcome::{FailedIn, Failure, Outcome, Update};
 use crate::report::Reporter;
 use crate::verify::{self, Rejected};
 use crate::{
-    cleanup, commit, discover, health, key, lock, log, recover, revert, stage, state, statement,
-    swap, triggers,
+    cleanup, commit, discover, health, key, lock, log, recover, revert, roots, stage, state,
+    statement, swap, triggers,
 };
 use mig_http::Client;
 use mig_protocol::dictionary::DictName;
 use mig_protocol::freshness::FreshnessKey;
 use mig_protocol::loader::{Have, LoaderKey, ManifestRequest, ReportResult};
+use mig_protocol::root::Root;
 use mig_protocol::signature::Keyring;
 use mig_protocol::statement::{Expectations, Platform, Serial, Statement};
 use mig_protocol::time::Timestamp;
@@ -92,13 +93,13 @@ pub fn run(build: BuildConfig, root: PathBuf, mode: Mode) -> Result<Outcome> {
     }
 }
 
-/// What decides whether a statement is believed: all of it from the build (docs/design.md §4.1).
-struct Trust<'a> {
-    keyring: &'a Keyring,
-    required: usize,
-    /// The version of the root of trust `keyring` and `required` are, for the log.
-    root_version: u64,
-    freshness: Option<&'a FreshnessKey>,
+/// What decides whether a statement is believed: the built-in root, the roots accepted since
+/// (docs/design.md §4.1, §4.21), and the built-in freshness key.
+struct Trust {
+    /// The newest root reached so far: its keys and threshold count.
+    root: Root,
+    /// (file name, armored key) of the built-in freshness key.
+    freshness: Option<(&'static str, &'static str)>,
 }
 
 /// The parts of a run that exist once the API can be asked: who to report to, and about what.
@@ -175,11 +176,13 @@ impl Run {
         }
         let limits = &self.settings.limits;
         let keyring = Keyring::from_armored(build.keys.iter().copied())?;
-        let freshness = build
-            .freshness_key
-            .map(|(name, armored)| FreshnessKey::new(name, armored, &keyring))
-            .transpose()?;
+        // Checked against the built-in keys here, and against the keys of the root the walk
+        // reaches before any statement is verified (Session::install).
+        if let Some((name, armored)) = build.freshness_key {
+            FreshnessKey::new(name, armored, &keyring)?;
+        }
         let required = usize::try_from(build.required_signatures).unwrap_or(usize::MAX);
+        let root = roots::load(&self.layout.roots_dir(), Root::built_in(keyring, required)?)?;
         let key = key::load(&self.layout.key_file(), limits.key_file)?;
         let api = Client::new(&build.http(), &self.settings.api_url)?
             .with_deadline(self.started + limits.run);
@@ -198,12 +201,10 @@ impl Run {
         };
         let mut offered = installed;
         let trust = Trust {
-            keyring: &keyring,
-            required,
-            root_version: BUILT_IN_ROOT_VERSION,
-            freshness: freshness.as_ref(),
+            root,
+            freshness: build.freshness_key,
         };
-        let ended = session.install(&trust, &request, &mut offered);
+        let ended = session.install(trust, &request, &mut offered);
         self.conclude(&session, offered, ended)
     }
 
@@ -262,12 +263,45 @@ impl Session<'_> {
     /// `offered` becomes the serial of the statement once it is believed.
     fn install(
         &self,
-        trust: &Trust<'_>,
+        trust: Trust,
         request: &ManifestRequest,
         offered: &mut Serial,
     ) -> std::result::Result<Update, Failure> {
         let run = self.run;
         let limits = &run.settings.limits;
+        let root = roots::walk(
+            &self.api,
+            &self.key,
+            &run.layout.roots_dir(),
+            trust.root,
+            limits,
+        )
+        .map_err(|stopped| match stopped {
+            roots::Stopped::Request(e) => Failure::new(FailedIn::Request, e),
+            roots::Stopped::Refused(e) => Failure::new(
+                FailedIn::Verify {
+                    serial: Serial::NONE,
+                },
+                e,
+            ),
+        })?;
+        let now = Timestamp::now();
+        let not_trusted = |e: mig_protocol::Error| {
+            Failure::new(
+                FailedIn::Verify {
+                    serial: Serial::NONE,
+                },
+                e.into(),
+            )
+        };
+        root.check_current(now).map_err(not_trusted)?;
+        // docs/design.md §4.20: the freshness key never counts toward the threshold, whichever
+        // root the walk reached.
+        let freshness = trust
+            .freshness
+            .map(|(name, armored)| FreshnessKey::new(name, armored, &root.keyring))
+            .transpose()
+            .map_err(not_trusted)?;
         let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
             let at = if e.status() == Some(403) {
                 FailedIn::Refused
@@ -277,15 +311,15 @@ impl Session<'_> {
             Failure::new(at, e)
         })?;
         let expect = Expectations {
-            now: Timestamp::now(),
+            now,
             platform: Platform::host(),
             installed: self.installed,
         };
         let statement = verify::verify(
-            trust.keyring,
-            trust.required,
-            trust.root_version,
-            trust.freshness,
+            &root.keyring,
+            root.threshold,
+            root.version,
+            freshness.as_ref(),
             &response,
             &expect,
         )

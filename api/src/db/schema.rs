@@ -222,6 +222,24 @@ pub const SQLITE: &[&str] = &[
     r#"
     ALTER TABLE loaders ADD COLUMN selection_rev INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 11: the root of trust chain after root 1 (roots.rs, docs/design.md §4.21): each proposed
+    // document, whether it is accepted (signed by the thresholds of the root before it and its
+    // own), and the signatures over it by primary fingerprint.
+    r#"
+    CREATE TABLE roots (
+        version  INTEGER PRIMARY KEY,
+        document TEXT NOT NULL,
+        accepted INTEGER NOT NULL DEFAULT 0,
+        created  INTEGER NOT NULL
+    );
+    CREATE TABLE root_signatures (
+        version     INTEGER NOT NULL REFERENCES roots (version),
+        fingerprint TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        created     INTEGER NOT NULL,
+        PRIMARY KEY (version, fingerprint)
+    );
+    "#,
 ];
 
 /// PostgreSQL's steps, the same numbering as [`SQLITE`]. Integers are BIGINT (SQLite's are 64
@@ -392,5 +410,21 @@ pub const POSTGRES: &[&str] = &[
     // 10: SQLite's step 10.
     r#"
     ALTER TABLE loaders ADD COLUMN selection_rev BIGINT NOT NULL DEFAULT 0;
+    "#,
+    // 11: SQLite's step 11.
+    r#"
+    CREATE TABLE roots (
+        version  BIGINT PRIMARY KEY,
+        document TEXT NOT NULL,
+        accepted BIGINT NOT NULL DEFAULT 0,
+        created  BIGINT NOT NULL
+    );
+    CREATE TABLE root_signatures (
+        version     BIGINT NOT NULL REFERENCES roots (version),
+        fingerprint TEXT NOT NULL,
+        signature   TEXT NOT NULL,
+        created     BIGINT NOT NULL,
+        PRIMARY KEY (version, fingerprint)
+    );
     "#,
 ];

@@ -16,7 +16,7 @@ pub use search::{search, Search};
 pub use selection::{
     candidates, statement_and_signatures, v1_text_and_signatures, Candidate, Reach,
 };
-pub use signing::add_signature;
+pub use signing::{add_signature, armored as armored_signature};
 pub use upload::{check_target, create, insert, store_archive, v1_text_of, NewRow};
 
 use crate::app::App;

@@ -14,7 +14,7 @@ use mig_protocol::time::Timestamp;
 use mig_protocol::ManifestStatus;
 
 /// A signature as sent: size-capped, armored (MIG's one-line de-armored form is accepted too).
-fn armored(what: &str, sig: &str) -> Result<String> {
+pub fn armored(what: &str, sig: &str) -> Result<String> {
     if sig.len() > mig_protocol::loader::MAX_SIGNATURE_BYTES {
         return Err(Error::TooLarge(format!(
             "{what} of {} bytes, at most {}",

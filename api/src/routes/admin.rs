@@ -7,13 +7,14 @@ use super::{
 };
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::{investigators, loaders, manifests, plugins};
+use crate::{investigators, loaders, manifests, plugins, roots};
 use base64::Engine as _;
 use mig_protocol::admin::{
     parse_permissions, ApiKeyIssued, Attributes, ExpectEnv, HaltChange, InvestigatorRecord,
     LoaderKeyIssued, LoaderRecord, ManifestRecord, NewInvestigator, NewLoader, NewManifest,
     NewPlugin, NewSignature, PermissionChange, PluginRecord, StatusChange,
 };
+use mig_protocol::root::{NewRoot, NewRootSignature, RootRecord};
 use mig_protocol::time::Timestamp;
 use mig_protocol::Permission;
 use rocket::data::Data;
@@ -24,6 +25,8 @@ use std::collections::HashMap;
 
 /// Largest body of the small JSON endpoints (status, signature, permissions…).
 const SMALL_BODY: u64 = 64 * 1024;
+/// Largest `POST roots` body: the largest document, JSON-escaped (each newline two bytes).
+const ROOT_BODY: u64 = 2 * mig_protocol::root::MAX_DOCUMENT_BYTES as u64 + 1024;
 /// Default and largest search `limit`.
 const SEARCH_DEFAULT: u64 = 100;
 const SEARCH_MAX: u64 = 1000;
@@ -63,6 +66,10 @@ pub fn routes() -> Vec<Route> {
         plugin_list,
         plugin_upload,
         plugin_delete,
+        root_list,
+        root_get,
+        root_propose,
+        root_sign,
     ]
 }
 
@@ -145,6 +152,50 @@ fn freshness_state(app: &App) -> mig_protocol::admin::FreshnessState {
 async fn freshness(app: &State<App>, auth: Admin) -> Answer<mig_protocol::admin::FreshnessState> {
     auth.require(Permission::ManifestLoaders)?;
     ok(freshness_state(app))
+}
+
+// ---- roots of trust (roots.rs) ----
+
+#[get("/roots")]
+async fn root_list(app: &State<App>, auth: Admin) -> Answer<Vec<RootRecord>> {
+    auth.require(Permission::Manifest)?;
+    ok(app.run(move |a| a.db.with(|c| roots::list(c))).await?)
+}
+
+#[get("/roots/<version>")]
+async fn root_get(app: &State<App>, auth: Admin, version: &str) -> Answer<RootRecord> {
+    auth.require(Permission::Manifest)?;
+    let version = parse_id("root", version)?;
+    ok(app
+        .run(move |a| a.db.with(|c| roots::get(c, version)))
+        .await?)
+}
+
+#[post("/roots", data = "<data>")]
+async fn root_propose(
+    app: &State<App>,
+    auth: Admin,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<RootRecord> {
+    auth.require(Permission::ManifestNew)?;
+    let body = read_body(data, len, ROOT_BODY, "NewRoot").await?;
+    let new: NewRoot = parse_json(&body, "NewRoot")?;
+    created(app.run(move |a| roots::propose(a, &new)).await?)
+}
+
+#[post("/roots/<version>/signatures", data = "<data>")]
+async fn root_sign(
+    app: &State<App>,
+    auth: Admin,
+    version: &str,
+    len: ContentLength,
+    data: Data<'_>,
+) -> Answer<RootRecord> {
+    auth.require(Permission::ManifestSign)?;
+    let version = parse_id("root", version)?;
+    let sig: NewRootSignature = small_json(data, len, "NewRootSignature").await?;
+    ok(app.run(move |a| roots::sign(a, version, &sig)).await?)
 }
 
 // ---- manifests ----

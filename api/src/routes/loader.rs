@@ -14,7 +14,7 @@ use rocket::{get, post, routes, Request, Route, State};
 use std::sync::Arc;
 
 pub fn routes() -> Vec<Route> {
-    routes![manifest, files, report]
+    routes![manifest, files, report, root]
 }
 
 /// The statement's bytes, made once per manifest and shared by every loader given it.
@@ -86,4 +86,21 @@ async fn report(
     })
     .await?;
     Ok(Json(serde_json::json!({})))
+}
+
+/// `GET loader/root/<version>`: an accepted root of trust and its signatures (roots.rs); 404
+/// when there is none, which ends a loader's walk.
+#[get("/loader/root/<version>")]
+async fn root(
+    app: &State<App>,
+    auth: Loader,
+    version: &str,
+) -> Result<Json<mig_protocol::root::Signed>> {
+    let version = super::parse_id("root", version)?;
+    app.run(move |a| {
+        auth.authenticate(a)?;
+        crate::roots::serve(a, version)
+    })
+    .await
+    .map(Json)
 }

@@ -48,6 +48,9 @@ pub enum Error {
     /// A freshness signature is missing or does not hold (docs/design.md §4.20); the message
     /// says which.
     Freshness(String),
+    /// A root of trust document, its signatures or its place in the chain is refused
+    /// (docs/design.md §4.21); the message says which rule failed.
+    Root(String),
     /// The freshness document expired `ago` seconds before now (docs/design.md §4.20).
     FreshnessExpired {
         ago: u64,
@@ -99,6 +102,7 @@ impl fmt::Display for Error {
             Error::Config(m) => write!(f, "configuration error: {m}"),
             Error::Value(m) => f.write_str(m),
             Error::Freshness(m) => f.write_str(m),
+            Error::Root(m) => f.write_str(m),
             Error::FreshnessExpired { ago, expires, now } => write!(
                 f,
                 "{} {} ago (at {expires}, now {now}): the API has not vouched for this statement \

@@ -13,6 +13,7 @@ pub mod loader;
 pub mod mig_v1;
 pub mod permission;
 pub mod plugin_name;
+pub mod root;
 pub mod serial;
 pub mod sha256;
 pub mod signature;

@@ -27,7 +27,17 @@ pub fn fingerprint_hex(key: &impl KeyDetails) -> String {
 /// Parses one armored public key; `what` names it in errors. An RSA primary below
 /// [`MIN_RSA_BITS`] is refused (docs/design.md §4.2).
 pub fn parse_public_key(what: &str, armored: &str) -> Result<SignedPublicKey> {
-    let key = parse_stored_public_key(what, armored)?;
+    let (key, _) = SignedPublicKey::from_string(armored).map_err(|e| Error::Key {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    check_public_key(what, key)
+}
+
+/// The rules of [`parse_public_key`] once the key is read: its bindings verify, and its RSA
+/// primary is strong.
+fn check_public_key(what: &str, key: SignedPublicKey) -> Result<SignedPublicKey> {
+    let key = check_bindings(what, key)?;
     // A weak primary can be made to bind any subkey: nothing of such a key can ever count, so it
     // is refused here, where an administrator adds it, rather than ignored at every statement.
     if let Some(bits) = rsa_bits(key.primary_key.public_params()) {
@@ -52,6 +62,10 @@ pub fn parse_stored_public_key(what: &str, armored: &str) -> Result<SignedPublic
         what: what.to_string(),
         reason: e.to_string(),
     })?;
+    check_bindings(what, key)
+}
+
+fn check_bindings(what: &str, key: SignedPublicKey) -> Result<SignedPublicKey> {
     // A subkey counts for its primary only when the primary really bound it.
     key.verify_bindings().map_err(|e| Error::Key {
         what: what.to_string(),
