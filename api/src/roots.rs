@@ -36,6 +36,17 @@ fn latest(conn: &Conn) -> Result<u64> {
     Ok(v.map_or(1, |v| v as u64))
 }
 
+/// The newest accepted root, which every manifest answer announces (`ManifestResponse::root`);
+/// `None` when `[root]` is not configured. Kept answers are made again after any
+/// administrator's write (routes/invalidate.rs), so a root accepted by its last signature is
+/// announced from the next poll on.
+pub fn announced(app: &App, conn: &Conn) -> Result<Option<u64>> {
+    if app.root.is_none() {
+        return Ok(None);
+    }
+    latest(conn).map(Some)
+}
+
 /// The accepted root `version`: root 1 from the configuration, a later one from the document
 /// stored when it was accepted.
 fn trusted(app: &App, conn: &Conn, version: u64) -> Result<Root> {

@@ -438,20 +438,25 @@ fn choose(
 /// Manifest `id`'s answer, shared by every loader given it (poll.rs).
 fn answer(app: &App, id: u64, now: Timestamp) -> Result<Arc<[u8]>> {
     app.poll.answer(id, now, || {
-        let (statement, signatures) = app
-            .db
-            .with(|db| manifests::statement_and_signatures(db, id))?;
-        answer_bytes(app.freshness.as_ref(), id, statement, signatures, now)
+        let ((statement, signatures), root) = app.db.with(|db| {
+            Ok((
+                manifests::statement_and_signatures(db, id)?,
+                crate::roots::announced(app, db)?,
+            ))
+        })?;
+        answer_bytes(app.freshness.as_ref(), id, statement, signatures, root, now)
     })
 }
 
 /// The answer bytes (`ManifestResponse` JSON) of manifest `id`, with a freshness signature over
-/// its statement when the API has a freshness key, and when they should be made again.
+/// its statement when the API has a freshness key and the newest root of trust when it has
+/// roots, and when they should be made again.
 pub fn answer_bytes(
     freshness: Option<&crate::freshness::Signer>,
     id: u64,
     statement: String,
     signatures: Vec<String>,
+    root: Option<u64>,
     now: Timestamp,
 ) -> Result<crate::poll::Made> {
     let (freshness, refresh_at, signed) = match freshness {
@@ -465,6 +470,7 @@ pub fn answer_bytes(
         statement,
         signatures,
         freshness,
+        root,
     })
     .map_err(|e| Error::Internal(format!("manifest {id}'s answer: {e}")))?;
     Ok(crate::poll::Made {

@@ -269,22 +269,48 @@ impl Session<'_> {
     ) -> std::result::Result<Update, Failure> {
         let run = self.run;
         let limits = &run.settings.limits;
-        let root = roots::walk(
-            &self.api,
-            &self.key,
-            &run.layout.roots_dir(),
-            trust.root,
-            limits,
-        )
-        .map_err(|stopped| match stopped {
-            roots::Stopped::Request(e) => Failure::new(FailedIn::Request, e),
-            roots::Stopped::Refused(e) => Failure::new(
-                FailedIn::Verify {
-                    serial: Serial::NONE,
-                },
-                e,
-            ),
+        let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
+            let at = if e.status() == Some(403) {
+                FailedIn::Refused
+            } else {
+                FailedIn::Request
+            };
+            Failure::new(at, e)
         })?;
+        // docs/design.md §4.21: the answer names the API's newest root; below it, the chain is
+        // walked before the statement is verified, and a walk that fails verifies nothing.
+        let root = if let Some(announced) = response.root.filter(|v| *v > trust.root.version) {
+            let root = roots::walk(
+                &self.api,
+                &self.key,
+                &run.layout.roots_dir(),
+                trust.root,
+                limits,
+            )
+            .map_err(|stopped| match stopped {
+                roots::Stopped::Request(e) => Failure::new(FailedIn::Request, e),
+                roots::Stopped::Refused(e) => Failure::new(
+                    FailedIn::Verify {
+                        serial: Serial::NONE,
+                    },
+                    e,
+                ),
+            })?;
+            // A chain that ends below the root the answer named may hide a root that removes a
+            // key: nothing is verified with the older one.
+            if root.version < announced {
+                return Err(Failure::new(
+                    FailedIn::Request,
+                    Error::Config(format!(
+                        "the API named root of trust {announced} but its chain ends at root {}",
+                        root.version
+                    )),
+                ));
+            }
+            root
+        } else {
+            trust.root
+        };
         let now = Timestamp::now();
         let not_trusted = |e: mig_protocol::Error| {
             Failure::new(
@@ -302,14 +328,6 @@ impl Session<'_> {
             .map(|(name, armored)| FreshnessKey::new(name, armored, &root.keyring))
             .transpose()
             .map_err(not_trusted)?;
-        let response = statement::request(&self.api, &self.key, request, limits).map_err(|e| {
-            let at = if e.status() == Some(403) {
-                FailedIn::Refused
-            } else {
-                FailedIn::Request
-            };
-            Failure::new(at, e)
-        })?;
         let expect = Expectations {
             now,
             platform: Platform::host(),

@@ -124,6 +124,7 @@ mod tests {
                 signature: sign_detached(&fresh, "", doc.as_bytes()).unwrap(),
                 document: doc,
             }),
+            root: None,
         };
         let bare = ManifestResponse {
             freshness: None,

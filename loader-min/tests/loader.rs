@@ -92,7 +92,7 @@ fn first_install_puts_every_file_in_place_and_starts_the_agent() {
 }
 
 #[test]
-fn no_change_run_asks_for_the_next_root_and_the_manifest_and_writes_nothing() {
+fn no_change_run_makes_one_request_and_writes_nothing() {
     let f = Fixture::new();
     installed(&f, 1);
     let before = f.snapshot();
@@ -104,13 +104,9 @@ fn no_change_run_asks_for_the_next_root_and_the_manifest_and_writes_nothing() {
         run.all()
     );
     let reqs = f.server.requests();
-    // docs/design.md §4.21: the next root first (the stand-in has none: 404), then the manifest.
+    // docs/design.md §4.21: the answer names no newer root, so no root is asked for.
     let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["/api/v2/loader/root/2", "/api/v2/loader/manifest"],
-        "{paths:?}"
-    );
+    assert_eq!(paths, ["/api/v2/loader/manifest"], "{paths:?}");
     assert_eq!(f.snapshot(), before, "a no-change run wrote to the root");
     // MIG's no-change behaviour: the agent is only asked whether it runs.
     assert_eq!(f.agent_calls(), vec!["v1 -q pid"]);
@@ -1023,6 +1019,5 @@ fn proxy_from_the_environment_is_used_unless_no_proxy_names_the_api() {
     );
     assert_eq!(run.code(), Some(1), "{}", run.all());
     assert_eq!(proxy.requests().len(), 1);
-    // The next root (none: 404), then the manifest.
-    assert_eq!(f.server.requests().len(), 2);
+    assert_eq!(f.server.requests().len(), 1);
 }

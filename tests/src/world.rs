@@ -114,11 +114,13 @@ impl World {
     }
 
     /// Every file under the root but the loader's note of what it last reported, which each
-    /// report rewrites, and the roots of trust it keeps, which a run that refuses a statement
-    /// may have walked to first (docs/design.md §4.21).
+    /// report rewrites, the record of the files' hashes, which the report of any run writes once
+    /// the installed files settled (docs/design.md §4.9), and the roots of trust it keeps, which
+    /// a run that refuses a statement may have walked to first (§4.21).
     pub fn installed_state(&self) -> std::collections::BTreeMap<PathBuf, (String, u32)> {
         let mut s = self.host.snapshot();
         s.remove(Path::new("var/lib/mig/mig-loader.reported"));
+        s.remove(Path::new("var/lib/mig/mig-loader.known"));
         s.retain(|p, _| !p.starts_with("var/lib/mig/mig-loader.roots"));
         s
     }

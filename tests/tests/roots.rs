@@ -326,6 +326,14 @@ fn a_chain_longer_than_one_run_walks_stops_at_the_bound_and_the_next_run_finishe
             ));
         }
     }
+    // Roots are accepted through an administrator's write, after which every kept answer is
+    // made again and names the newest root (docs/design.md §4.21); rows written behind the API's
+    // back are named once such a write happens (a refused proposal is one).
+    let api = AdminHttp::new(&w);
+    let announce = || {
+        assert_status(api.propose(&root_doc(2, &["admin1"], 1)), 409, "root");
+    };
+    announce();
     let out = w.refused("the root of trust chain goes on past root 257: walked 256 roots this run");
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
@@ -336,7 +344,18 @@ fn a_chain_longer_than_one_run_walks_stops_at_the_bound_and_the_next_run_finishe
     assert_eq!(report["result"], "rejected", "{report}");
     let dir = w.host.root.join("var/lib/mig/mig-loader.roots");
     assert!(dir.join("257").exists() && !dir.join("258").exists());
-    // The next run verifies the 256 kept roots again, walks the last 44 and uses root 301.
+    // A chain that ends below the root the answer names (root 300 withdrawn, 301 still named):
+    // nothing is verified with the root reached.
+    w.d.api
+        .sql("UPDATE roots SET accepted = 0 WHERE version = 300");
+    announce();
+    w.refused("the API named root of trust 301 but its chain ends at root 299");
+    assert!(dir.join("299").exists() && !dir.join("300").exists());
+    // With root 300 back, the next run verifies the 298 kept roots again, walks the last two
+    // and uses root 301.
+    w.d.api
+        .sql("UPDATE roots SET accepted = 1 WHERE version = 300");
+    announce();
     let out = w.run_loader();
     out.ok();
     let all = format!("{}{}", out.stdout, out.stderr);

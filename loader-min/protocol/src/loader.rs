@@ -87,6 +87,11 @@ pub struct ManifestResponse {
     /// wire: loaders built without a freshness key ignore it, an API without one sends none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freshness: Option<crate::freshness::Freshness>,
+    /// The newest root of trust the API has accepted (docs/design.md §4.21): a loader whose root
+    /// is older walks the chain up to it before it verifies the statement, so a run with nothing
+    /// new makes one request. Absent from an API without roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<u64>,
 }
 
 impl ManifestResponse {

@@ -178,6 +178,7 @@ pub fn response_freshness(
         statement: String::from_utf8(statement.to_bytes().unwrap()).unwrap(),
         signatures: signatures.to_vec(),
         freshness,
+        root: None,
     })
     .unwrap()
 }

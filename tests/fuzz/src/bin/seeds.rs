@@ -148,6 +148,7 @@ fn main() {
         statement: String::from_utf8(bytes.clone()).expect("utf-8"),
         signatures: signatures.clone(),
         freshness: None,
+        root: None,
     };
     let response_json = serde_json::to_vec(&response).expect("json");
     write("wire_json", "manifest-response.json", &response_json);
@@ -181,6 +182,7 @@ fn main() {
             document,
             signature: fresh_sig,
         }),
+        root: Some(2),
     };
     write(
         "wire_json",
